@@ -1,0 +1,42 @@
+# stage — PGXS build.  `make demo` and `make test` are the two entry points;
+# see README.md.
+
+EXTENSION   = stage
+MODULE_big  = stage
+OBJS        = $(patsubst %.c,%.o,$(wildcard src/*.c))
+DATA        = sql/stage--0.1.sql
+PG_CONFIG  ?= pg_config
+
+PCRE2_CFLAGS := $(shell pkg-config --cflags libpcre2-8 2>/dev/null)
+PCRE2_LIBS   := $(shell pkg-config --libs libpcre2-8 2>/dev/null || echo -lpcre2-8)
+
+PG_CPPFLAGS = -I$(srcdir)/include $(PCRE2_CFLAGS)
+PG_CFLAGS   = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare -Wno-cast-function-type
+SHLIB_LINK  = $(PCRE2_LIBS)
+
+# pg_regress suites: one topic per file, see sql/ and expected/.
+REGRESS      = pipelines rules masks mover quarantine lineage api_errors security
+REGRESS_OPTS = --temp-config=$(srcdir)/test/stage.conf --load-extension=stage
+
+# The top-level targets below work before PostgreSQL's server headers are
+# installed: the scripts install them first and then call make again.
+PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
+ifneq ($(wildcard $(PGXS)),)
+include $(PGXS)
+else
+all install installcheck:
+	@echo "PGXS not found: run 'make deps' (as root) first" >&2; exit 1
+endif
+
+.PHONY: deps demo test bench
+deps:
+	scripts/deps.sh
+
+demo:
+	scripts/demo.sh
+
+test:
+	scripts/test.sh
+
+bench:
+	scripts/bench.sh

@@ -1,0 +1,716 @@
+/* stage--0.1.sql: catalog, API and views of the stage extension */
+
+\echo Use "CREATE EXTENSION stage" to load this file. \quit
+
+/*
+ * Security model (docs/security.md):
+ *  - every function runs with search_path = pg_catalog, pg_temp and
+ *    schema-qualifies the extension's own objects;
+ *  - management functions are SECURITY INVOKER and check that the caller is
+ *    a member of the pipeline's owner role (or a superuser); row-level
+ *    security on the catalog tables enforces the same rule for direct writes;
+ *  - the landing table is created by C code that switches to the extension
+ *    owner only for that DDL, after checking the caller owns the target.
+ */
+
+CREATE SCHEMA stage_landing;
+GRANT USAGE ON SCHEMA stage TO PUBLIC;
+GRANT USAGE ON SCHEMA stage_landing TO PUBLIC;
+
+/* ---------------------------------------------------------------- catalog */
+
+CREATE TABLE stage.pipeline (
+	pipeline_id		integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	name			text NOT NULL UNIQUE
+		CHECK (name OPERATOR(pg_catalog.~) '^[a-z_][a-z0-9_]{0,62}$'),
+	target			regclass NOT NULL,
+	landing			regclass,
+	format			text NOT NULL
+		CHECK (format OPERATOR(pg_catalog.=) ANY (ARRAY['columns', 'jsonb'])),
+	key				text[],
+	on_duplicate	text NOT NULL DEFAULT 'skip'
+		CHECK (on_duplicate OPERATOR(pg_catalog.=) ANY (ARRAY['skip', 'update', 'quarantine'])),
+	enabled			boolean NOT NULL DEFAULT true,
+	paused_reason	text,
+	contract_version integer NOT NULL DEFAULT 1,
+	owner			regrole NOT NULL,
+	/* the snapshot window: rows visible in win_hi and not in win_lo */
+	win_lo			pg_snapshot NOT NULL DEFAULT '1:1:',
+	win_hi			pg_snapshot,
+	/* progress inside an open window, in (_stage_txid, _stage_id) order */
+	cur_txid		xid8,
+	cur_id			bigint,
+	created_at		timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE stage.pipeline IS 'one row per pipeline: target, landing table, policies and the open snapshot window';
+
+CREATE TABLE stage.rule (
+	pipeline_id		integer NOT NULL REFERENCES stage.pipeline ON DELETE CASCADE,
+	rule_name		text NOT NULL,
+	column_name		text NOT NULL,
+	kind			text NOT NULL,
+	args			jsonb NOT NULL DEFAULT '{}',
+	severity		text NOT NULL DEFAULT 'reject'
+		CHECK (severity OPERATOR(pg_catalog.=) ANY (ARRAY['reject', 'warn'])),
+	position		integer NOT NULL,
+	PRIMARY KEY (pipeline_id, rule_name)
+);
+
+CREATE TABLE stage.mask (
+	pipeline_id		integer NOT NULL REFERENCES stage.pipeline ON DELETE CASCADE,
+	column_name		text NOT NULL,
+	method			text NOT NULL,
+	args			jsonb NOT NULL DEFAULT '{}',
+	PRIMARY KEY (pipeline_id, column_name)
+);
+
+CREATE TABLE stage.contract_history (
+	pipeline_id		integer NOT NULL REFERENCES stage.pipeline ON DELETE CASCADE,
+	version			integer NOT NULL,
+	contract		jsonb NOT NULL,
+	created_at		timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	created_by		name NOT NULL DEFAULT CURRENT_USER,
+	PRIMARY KEY (pipeline_id, version)
+);
+
+CREATE TABLE stage.batch (
+	batch_id		bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	pipeline_id		integer NOT NULL REFERENCES stage.pipeline ON DELETE CASCADE,
+	contract_version integer NOT NULL,
+	status			text NOT NULL
+		CHECK (status OPERATOR(pg_catalog.=) ANY (ARRAY['done', 'held', 'failed'])),
+	win_lo			pg_snapshot NOT NULL,
+	win_hi			pg_snapshot NOT NULL,
+	from_txid		xid8 NOT NULL,
+	from_id			bigint NOT NULL,
+	to_txid			xid8,
+	to_id			bigint,
+	rows_in			bigint NOT NULL DEFAULT 0,
+	rows_clean		bigint NOT NULL DEFAULT 0,
+	rows_quarantined bigint NOT NULL DEFAULT 0,
+	rows_duplicate	bigint NOT NULL DEFAULT 0,
+	rows_warned		bigint NOT NULL DEFAULT 0,
+	started_at		timestamptz NOT NULL,
+	finished_at		timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+	error			text,
+	sqlstate		text,
+	backend_pid		integer NOT NULL DEFAULT pg_catalog.pg_backend_pid(),
+	run_by			name NOT NULL DEFAULT CURRENT_USER
+);
+CREATE INDEX ON stage.batch (pipeline_id, batch_id);
+
+CREATE TABLE stage.batch_rule_stat (
+	batch_id		bigint NOT NULL REFERENCES stage.batch ON DELETE CASCADE,
+	rule_name		text NOT NULL,
+	column_name		text,
+	kind			text NOT NULL,
+	severity		text NOT NULL,
+	checked			bigint NOT NULL,
+	failed			bigint NOT NULL,
+	PRIMARY KEY (batch_id, rule_name)
+);
+
+/* one row per quarantined landing row; the key makes "twice" impossible */
+CREATE TABLE stage.quarantine_log (
+	pipeline_id		integer NOT NULL REFERENCES stage.pipeline ON DELETE CASCADE,
+	landing_id		bigint NOT NULL,
+	batch_id		bigint NOT NULL REFERENCES stage.batch ON DELETE CASCADE,
+	contract_version integer NOT NULL,
+	source			text,
+	received_at		timestamptz,
+	row_data		jsonb NOT NULL,
+	reasons			jsonb NOT NULL,
+	quarantined_at	timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	PRIMARY KEY (pipeline_id, landing_id)
+);
+CREATE INDEX ON stage.quarantine_log (batch_id);
+
+/* one row per landing row resolved as a duplicate of an earlier key */
+CREATE TABLE stage.duplicate_log (
+	pipeline_id		integer NOT NULL REFERENCES stage.pipeline ON DELETE CASCADE,
+	landing_id		bigint NOT NULL,
+	batch_id		bigint NOT NULL REFERENCES stage.batch ON DELETE CASCADE,
+	PRIMARY KEY (pipeline_id, landing_id)
+);
+CREATE INDEX ON stage.duplicate_log (batch_id);
+
+/* keys for the hash mask; readable by the extension owner only */
+CREATE TABLE stage.secret (
+	name			text PRIMARY KEY,
+	key				bytea NOT NULL CHECK (pg_catalog.length(key) OPERATOR(pg_catalog.>=) 16),
+	created_at		timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+REVOKE ALL ON stage.secret FROM PUBLIC;
+
+SELECT pg_catalog.pg_extension_config_dump('stage.pipeline', '');
+SELECT pg_catalog.pg_extension_config_dump('stage.rule', '');
+SELECT pg_catalog.pg_extension_config_dump('stage.mask', '');
+SELECT pg_catalog.pg_extension_config_dump('stage.contract_history', '');
+SELECT pg_catalog.pg_extension_config_dump('stage.secret', '');
+
+/*
+ * Catalog privileges: everyone may read contracts and batch history (they
+ * hold no row values); writes are allowed to members of a pipeline's owner
+ * role only, enforced by row-level security.  Superusers bypass RLS.
+ */
+GRANT SELECT ON stage.pipeline, stage.rule, stage.mask, stage.contract_history,
+	stage.batch, stage.batch_rule_stat TO PUBLIC;
+GRANT INSERT, UPDATE, DELETE ON stage.pipeline, stage.rule, stage.mask,
+	stage.contract_history, stage.batch, stage.batch_rule_stat,
+	stage.quarantine_log, stage.duplicate_log TO PUBLIC;
+GRANT SELECT ON stage.quarantine_log, stage.duplicate_log TO PUBLIC;
+
+ALTER TABLE stage.pipeline ENABLE ROW LEVEL SECURITY;
+CREATE POLICY read_all ON stage.pipeline FOR SELECT USING (true);
+CREATE POLICY owner_insert ON stage.pipeline FOR INSERT
+	WITH CHECK (pg_catalog.pg_has_role(owner, 'MEMBER'));
+CREATE POLICY owner_update ON stage.pipeline FOR UPDATE
+	USING (pg_catalog.pg_has_role(owner, 'MEMBER'))
+	WITH CHECK (pg_catalog.pg_has_role(owner, 'MEMBER'));
+CREATE POLICY owner_delete ON stage.pipeline FOR DELETE
+	USING (pg_catalog.pg_has_role(owner, 'MEMBER'));
+
+CREATE FUNCTION stage._owns(pipeline_id integer) RETURNS boolean
+LANGUAGE sql STABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT pg_catalog.pg_has_role(p.owner, 'MEMBER')
+	  FROM stage.pipeline p
+	 WHERE p.pipeline_id OPERATOR(pg_catalog.=) $1
+$$;
+
+DO $$
+DECLARE
+	t text;
+BEGIN
+	FOREACH t IN ARRAY ARRAY['rule', 'mask', 'contract_history', 'batch',
+							 'quarantine_log', 'duplicate_log']
+	LOOP
+		EXECUTE pg_catalog.format('ALTER TABLE stage.%I ENABLE ROW LEVEL SECURITY', t);
+		EXECUTE pg_catalog.format(
+			'CREATE POLICY owner_write ON stage.%I FOR ALL
+			   USING (stage._owns(pipeline_id)) WITH CHECK (stage._owns(pipeline_id))', t);
+	END LOOP;
+	/* contract metadata and batch history are public; row values are not */
+	FOREACH t IN ARRAY ARRAY['rule', 'mask', 'contract_history', 'batch']
+	LOOP
+		EXECUTE pg_catalog.format(
+			'CREATE POLICY read_all ON stage.%I FOR SELECT USING (true)', t);
+	END LOOP;
+END
+$$;
+ALTER TABLE stage.batch_rule_stat ENABLE ROW LEVEL SECURITY;
+CREATE POLICY read_all ON stage.batch_rule_stat FOR SELECT USING (true);
+CREATE POLICY owner_write ON stage.batch_rule_stat FOR ALL
+	USING (EXISTS (SELECT 1 FROM stage.batch b
+				   WHERE b.batch_id OPERATOR(pg_catalog.=) batch_rule_stat.batch_id
+					 AND stage._owns(b.pipeline_id)))
+	WITH CHECK (EXISTS (SELECT 1 FROM stage.batch b
+				   WHERE b.batch_id OPERATOR(pg_catalog.=) batch_rule_stat.batch_id
+					 AND stage._owns(b.pipeline_id)));
+
+/* ------------------------------------------------------- C entry points */
+
+CREATE FUNCTION stage._validate_rule(target regclass, column_name text, kind text, args jsonb)
+RETURNS void LANGUAGE c STABLE
+AS 'MODULE_PATHNAME', 'stage_validate_rule';
+
+CREATE FUNCTION stage._validate_mask(target regclass, column_name text, method text, args jsonb)
+RETURNS void LANGUAGE c STABLE
+AS 'MODULE_PATHNAME', 'stage_validate_mask';
+
+CREATE FUNCTION stage._landing_ddl(pipeline_id integer, drop boolean)
+RETURNS regclass LANGUAGE c
+AS 'MODULE_PATHNAME', 'stage_landing_ddl';
+
+CREATE FUNCTION stage._landing_guard() RETURNS trigger LANGUAGE c
+AS 'MODULE_PATHNAME', 'stage_landing_guard';
+
+CREATE FUNCTION stage._random_key(len integer DEFAULT 32) RETURNS bytea
+LANGUAGE c VOLATILE STRICT
+AS 'MODULE_PATHNAME', 'stage_random_key';
+
+CREATE FUNCTION stage.run_batch(pipeline text, max_rows integer DEFAULT NULL)
+RETURNS TABLE(batch_id bigint, rows_in bigint, rows_clean bigint,
+			  rows_quarantined bigint, rows_duplicate bigint, status text)
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'stage_run_batch';
+COMMENT ON FUNCTION stage.run_batch(text, integer) IS
+	'moves the next chunk of committed landing rows to the target or to quarantine, exactly once';
+
+CREATE FUNCTION stage.regex_match(value text, pattern text, flags text DEFAULT '')
+RETURNS boolean LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'stage_regex_match';
+
+CREATE FUNCTION stage.hmac(value text, secret text DEFAULT 'default')
+RETURNS text LANGUAGE c STABLE STRICT
+AS 'MODULE_PATHNAME', 'stage_hmac';
+
+CREATE FUNCTION stage.mask_email(value text)
+RETURNS text LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'stage_mask_email';
+
+CREATE FUNCTION stage.mask_partial(value text, keep_start integer DEFAULT 1,
+								   keep_end integer DEFAULT 0, fill text DEFAULT '*')
+RETURNS text LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'stage_mask_partial';
+
+CREATE FUNCTION stage.mask_card(value text)
+RETURNS text LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'stage_mask_card';
+
+CREATE FUNCTION stage.luhn_valid(value text)
+RETURNS boolean LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'stage_luhn_valid';
+
+INSERT INTO stage.secret (name, key) VALUES ('default', stage._random_key(32));
+
+/* ------------------------------------------------------------ helpers */
+
+CREATE FUNCTION stage._pipeline(name text, for_write boolean DEFAULT false)
+RETURNS stage.pipeline
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	p stage.pipeline;
+BEGIN
+	SELECT * INTO p FROM stage.pipeline WHERE pipeline.name OPERATOR(pg_catalog.=) $1;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'pipeline "%" does not exist', $1
+			USING ERRCODE = 'undefined_object',
+				  HINT = 'See SELECT name FROM stage.pipelines for the pipelines of this database.';
+	END IF;
+	IF for_write AND NOT pg_catalog.pg_has_role(p.owner, 'MEMBER') THEN
+		RAISE EXCEPTION 'permission denied for pipeline "%"', $1
+			USING ERRCODE = 'insufficient_privilege',
+				  DETAIL = pg_catalog.format('Only members of role %s and superusers may change it.', p.owner),
+				  HINT = 'Ask the pipeline owner to make the change.';
+	END IF;
+	RETURN p;
+END
+$$;
+
+/* the whole contract of a pipeline as one jsonb document */
+CREATE FUNCTION stage.contract(pipeline text)
+RETURNS jsonb
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	p stage.pipeline := stage._pipeline(pipeline);
+BEGIN
+	RETURN pg_catalog.jsonb_build_object(
+		'version', p.contract_version,
+		'key', pg_catalog.to_jsonb(p.key),
+		'on_duplicate', p.on_duplicate,
+		'rules', COALESCE((
+			SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+						'name', r.rule_name, 'column', r.column_name,
+						'kind', r.kind, 'args', r.args, 'severity', r.severity)
+					ORDER BY r.position)
+			  FROM stage.rule r
+			 WHERE r.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id), '[]'),
+		'masks', COALESCE((
+			SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+						'column', m.column_name, 'method', m.method, 'args', m.args)
+					ORDER BY m.column_name)
+			  FROM stage.mask m
+			 WHERE m.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id), '[]'));
+END
+$$;
+
+/* bump the contract version and record the new contract; returns it */
+CREATE FUNCTION stage._new_version(pipeline_id integer)
+RETURNS integer
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v integer;
+	n text;
+BEGIN
+	UPDATE stage.pipeline p SET contract_version = p.contract_version OPERATOR(pg_catalog.+) 1
+	 WHERE p.pipeline_id OPERATOR(pg_catalog.=) _new_version.pipeline_id
+	RETURNING p.contract_version, p.name INTO v, n;
+	INSERT INTO stage.contract_history (pipeline_id, version, contract)
+	VALUES (_new_version.pipeline_id, v, stage.contract(n));
+	RETURN v;
+END
+$$;
+
+/* ---------------------------------------------------------- pipelines */
+
+CREATE FUNCTION stage.create_pipeline(name text, target regclass, key text[] DEFAULT NULL,
+									  format text DEFAULT 'columns',
+									  on_duplicate text DEFAULT 'skip')
+RETURNS regclass
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	relkind "char";
+	relowner oid;
+	k text;
+	pid integer;
+	landing regclass;
+BEGIN
+	IF name IS NULL OR target IS NULL THEN
+		RAISE EXCEPTION 'pipeline name and target must not be null'
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF name OPERATOR(pg_catalog.!~) '^[a-z_][a-z0-9_]{0,62}$' THEN
+		RAISE EXCEPTION 'invalid pipeline name "%"', name
+			USING ERRCODE = 'invalid_name',
+				  HINT = 'Use lower-case letters, digits and underscores, starting with a letter (at most 63 characters).';
+	END IF;
+	IF EXISTS (SELECT 1 FROM stage.pipeline p WHERE p.name OPERATOR(pg_catalog.=) create_pipeline.name) THEN
+		RAISE EXCEPTION 'pipeline "%" already exists', name
+			USING ERRCODE = 'duplicate_object',
+				  HINT = 'Drop it with stage.drop_pipeline() or choose another name.';
+	END IF;
+	SELECT c.relkind, c.relowner INTO relkind, relowner
+	  FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) target;
+	IF relkind IS NULL OR relkind OPERATOR(pg_catalog.<>) ALL (ARRAY['r', 'p']::"char"[]) THEN
+		RAISE EXCEPTION '"%" is not a table', target
+			USING ERRCODE = 'wrong_object_type',
+				  HINT = 'The target of a pipeline must be an ordinary or partitioned table.';
+	END IF;
+	IF NOT pg_catalog.pg_has_role(relowner, 'MEMBER') THEN
+		RAISE EXCEPTION 'must be owner of table %', target
+			USING ERRCODE = 'insufficient_privilege',
+				  HINT = 'Only the owner of the target table (or a superuser) may create a pipeline for it.';
+	END IF;
+	IF format IS NULL OR format OPERATOR(pg_catalog.<>) ALL (ARRAY['columns', 'jsonb']) THEN
+		RAISE EXCEPTION 'invalid landing format "%"', format
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Use ''columns'' (one text column per target column) or ''jsonb'' (one payload column).';
+	END IF;
+	IF on_duplicate IS NULL OR on_duplicate OPERATOR(pg_catalog.<>) ALL (ARRAY['skip', 'update', 'quarantine']) THEN
+		RAISE EXCEPTION 'invalid duplicate policy "%"', on_duplicate
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Use ''skip'', ''update'' or ''quarantine''.';
+	END IF;
+	IF key IS NOT NULL THEN
+		IF pg_catalog.cardinality(key) OPERATOR(pg_catalog.=) 0 THEN
+			RAISE EXCEPTION 'key must not be empty' USING ERRCODE = 'invalid_parameter_value',
+				HINT = 'Pass NULL for a pipeline without a key.';
+		END IF;
+		FOREACH k IN ARRAY key LOOP
+			IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a
+							WHERE a.attrelid OPERATOR(pg_catalog.=) target
+							  AND a.attname OPERATOR(pg_catalog.=) k
+							  AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped) THEN
+				RAISE EXCEPTION 'column "%" of key does not exist in table %', k, target
+					USING ERRCODE = 'undefined_column',
+						  HINT = 'The key names columns of the target table.';
+			END IF;
+		END LOOP;
+		/* ON CONFLICT needs a unique index on exactly the key columns */
+		IF NOT EXISTS (
+			SELECT 1 FROM pg_catalog.pg_index i
+			 WHERE i.indrelid OPERATOR(pg_catalog.=) target AND i.indisunique
+			   AND i.indpred IS NULL AND i.indexprs IS NULL
+			   AND (SELECT pg_catalog.array_agg(a.attname::text ORDER BY a.attname)
+					  FROM pg_catalog.pg_attribute a
+					 WHERE a.attrelid OPERATOR(pg_catalog.=) target
+					   AND a.attnum OPERATOR(pg_catalog.=) ANY (i.indkey::int2[]))
+				   OPERATOR(pg_catalog.=)
+				   (SELECT pg_catalog.array_agg(x ORDER BY x) FROM pg_catalog.unnest(key) x)) THEN
+			RAISE EXCEPTION 'table % has no unique index on the key (%)', target,
+				pg_catalog.array_to_string(key, ', ')
+				USING ERRCODE = 'invalid_object_definition',
+					  HINT = 'Create a primary key or unique index on exactly the key columns.';
+		END IF;
+	END IF;
+
+	INSERT INTO stage.pipeline (name, target, format, key, on_duplicate, owner)
+	VALUES (name, target, format, key, on_duplicate, relowner::regrole)
+	RETURNING pipeline_id INTO pid;
+	landing := stage._landing_ddl(pid, false);
+	UPDATE stage.pipeline p SET landing = create_pipeline.landing
+	 WHERE p.pipeline_id OPERATOR(pg_catalog.=) pid;
+	INSERT INTO stage.contract_history (pipeline_id, version, contract)
+	VALUES (pid, 1, stage.contract(name));
+	RETURN landing;
+END
+$$;
+
+CREATE FUNCTION stage.drop_pipeline(name text)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	p stage.pipeline := stage._pipeline(name, true);
+BEGIN
+	PERFORM stage._landing_ddl(p.pipeline_id, true);
+	DELETE FROM stage.pipeline x WHERE x.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id;
+END
+$$;
+
+CREATE FUNCTION stage.pause(name text)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	p stage.pipeline := stage._pipeline(name, true);
+BEGIN
+	UPDATE stage.pipeline x SET enabled = false, paused_reason = 'paused by ' OPERATOR(pg_catalog.||) CURRENT_USER
+	 WHERE x.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id;
+END
+$$;
+
+CREATE FUNCTION stage.resume(name text)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	p stage.pipeline := stage._pipeline(name, true);
+BEGIN
+	UPDATE stage.pipeline x SET enabled = true, paused_reason = NULL
+	 WHERE x.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id;
+END
+$$;
+
+/* ---------------------------------------------------------- contracts */
+
+CREATE FUNCTION stage.add_rule(pipeline text, column_name text, kind text,
+							   args jsonb DEFAULT '{}', severity text DEFAULT 'reject',
+							   rule_name text DEFAULT NULL)
+RETURNS integer
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	p stage.pipeline := stage._pipeline(pipeline, true);
+	rname text := COALESCE(rule_name, column_name OPERATOR(pg_catalog.||) '_' OPERATOR(pg_catalog.||) kind);
+BEGIN
+	IF severity IS NULL OR severity OPERATOR(pg_catalog.<>) ALL (ARRAY['reject', 'warn']) THEN
+		RAISE EXCEPTION 'invalid severity "%"', severity
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Use ''reject'' (quarantine the row) or ''warn'' (count it, let the row pass).';
+	END IF;
+	PERFORM stage._validate_rule(p.target, column_name, kind, COALESCE(args, '{}'));
+	IF EXISTS (SELECT 1 FROM stage.rule r
+				WHERE r.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id
+				  AND r.rule_name OPERATOR(pg_catalog.=) rname) THEN
+		RAISE EXCEPTION 'rule "%" already exists in pipeline "%"', rname, pipeline
+			USING ERRCODE = 'duplicate_object',
+				  HINT = 'Pass another rule_name, or drop the rule first with stage.drop_rule().';
+	END IF;
+	INSERT INTO stage.rule (pipeline_id, rule_name, column_name, kind, args, severity, position)
+	VALUES (p.pipeline_id, rname, column_name, kind, COALESCE(args, '{}'), severity,
+			(SELECT COALESCE(pg_catalog.max(r.position), 0) OPERATOR(pg_catalog.+) 1
+			   FROM stage.rule r WHERE r.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id));
+	RETURN stage._new_version(p.pipeline_id);
+END
+$$;
+
+CREATE FUNCTION stage.drop_rule(pipeline text, rule_name text)
+RETURNS integer
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	p stage.pipeline := stage._pipeline(pipeline, true);
+BEGIN
+	DELETE FROM stage.rule r
+	 WHERE r.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id
+	   AND r.rule_name OPERATOR(pg_catalog.=) drop_rule.rule_name;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'rule "%" does not exist in pipeline "%"', rule_name, pipeline
+			USING ERRCODE = 'undefined_object',
+				  HINT = 'See stage.contract(pipeline) for its rules.';
+	END IF;
+	RETURN stage._new_version(p.pipeline_id);
+END
+$$;
+
+CREATE FUNCTION stage.add_mask(pipeline text, column_name text, method text,
+							   args jsonb DEFAULT '{}')
+RETURNS integer
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	p stage.pipeline := stage._pipeline(pipeline, true);
+BEGIN
+	PERFORM stage._validate_mask(p.target, column_name, method, COALESCE(args, '{}'));
+	/* one mask per column: a new mask replaces the old one */
+	DELETE FROM stage.mask m
+	 WHERE m.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id
+	   AND m.column_name OPERATOR(pg_catalog.=) add_mask.column_name;
+	INSERT INTO stage.mask (pipeline_id, column_name, method, args)
+	VALUES (p.pipeline_id, column_name, method, COALESCE(args, '{}'));
+	RETURN stage._new_version(p.pipeline_id);
+END
+$$;
+
+CREATE FUNCTION stage.drop_mask(pipeline text, column_name text)
+RETURNS integer
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	p stage.pipeline := stage._pipeline(pipeline, true);
+BEGIN
+	DELETE FROM stage.mask m
+	 WHERE m.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id
+	   AND m.column_name OPERATOR(pg_catalog.=) drop_mask.column_name;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'column "%" of pipeline "%" has no mask', column_name, pipeline
+			USING ERRCODE = 'undefined_object',
+				  HINT = 'See stage.contract(pipeline) for its masks.';
+	END IF;
+	RETURN stage._new_version(p.pipeline_id);
+END
+$$;
+
+CREATE FUNCTION stage.create_secret(name text, key bytea DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	INSERT INTO stage.secret (name, key)
+	VALUES (name, COALESCE(key, stage._random_key(32)));
+EXCEPTION WHEN unique_violation THEN
+	RAISE EXCEPTION 'secret "%" already exists', name
+		USING ERRCODE = 'duplicate_object',
+			  HINT = 'Choose another name; a secret is never replaced in place.';
+END
+$$;
+REVOKE ALL ON FUNCTION stage.create_secret(text, bytea) FROM PUBLIC;
+
+/* --------------------------------------------------------------- runs */
+
+CREATE FUNCTION stage.run_all()
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	n bigint := 0;
+	p record;
+	r record;
+BEGIN
+	FOR p IN SELECT x.name FROM stage.pipeline x
+			  WHERE x.enabled AND pg_catalog.pg_has_role(x.owner, 'MEMBER')
+			  ORDER BY x.pipeline_id
+	LOOP
+		LOOP
+			SELECT * INTO r FROM stage.run_batch(p.name);
+			EXIT WHEN r.batch_id IS NULL OR r.rows_in OPERATOR(pg_catalog.=) 0;
+			n := n OPERATOR(pg_catalog.+) r.rows_in;
+			EXIT WHEN r.status OPERATOR(pg_catalog.<>) 'done';
+		END LOOP;
+	END LOOP;
+	RETURN n;
+END
+$$;
+COMMENT ON FUNCTION stage.run_all() IS 'runs batches for every enabled pipeline the caller owns until none has pending rows; returns rows processed';
+
+/* where a landing row went: target, quarantine or duplicate */
+CREATE FUNCTION stage.trace(pipeline text, landing_id bigint)
+RETURNS TABLE(landing_id bigint, batch_id bigint, outcome text, source text,
+			  received_at timestamptz, contract_version integer, target regclass)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	p stage.pipeline := stage._pipeline(pipeline, true);
+	l record;
+BEGIN
+	EXECUTE pg_catalog.format(
+		'SELECT _stage_txid, _stage_source, _stage_received_at FROM %s
+		  WHERE _stage_id OPERATOR(pg_catalog.=) $1', p.landing)
+	INTO l USING trace.landing_id;
+	IF l IS NULL THEN
+		RETURN;
+	END IF;
+	RETURN QUERY
+	SELECT trace.landing_id, b.batch_id,
+		   CASE WHEN q.landing_id IS NOT NULL THEN 'quarantine'
+				WHEN d.landing_id IS NOT NULL THEN 'duplicate'
+				ELSE 'target' END,
+		   l._stage_source, l._stage_received_at, b.contract_version, p.target
+	  FROM stage.batch b
+	  LEFT JOIN stage.quarantine_log q
+		ON q.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id
+	   AND q.landing_id OPERATOR(pg_catalog.=) trace.landing_id
+	  LEFT JOIN stage.duplicate_log d
+		ON d.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id
+	   AND d.landing_id OPERATOR(pg_catalog.=) trace.landing_id
+	 WHERE b.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id
+	   AND b.status OPERATOR(pg_catalog.=) 'done'
+	   AND pg_catalog.pg_visible_in_snapshot(l._stage_txid, b.win_hi)
+	   AND NOT pg_catalog.pg_visible_in_snapshot(l._stage_txid, b.win_lo)
+	   AND ROW(l._stage_txid, trace.landing_id) OPERATOR(pg_catalog.>) ROW(b.from_txid, b.from_id)
+	   AND ROW(l._stage_txid, trace.landing_id) OPERATOR(pg_catalog.<=) ROW(b.to_txid, b.to_id);
+END
+$$;
+
+/* -------------------------------------------------------------- views */
+
+CREATE VIEW stage.pipelines AS
+SELECT p.name AS pipeline, p.target, p.landing, p.format, p.key, p.on_duplicate,
+	   p.enabled, p.paused_reason, p.contract_version, p.owner,
+	   (SELECT pg_catalog.count(*) FROM stage.rule r
+		 WHERE r.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id) AS rules,
+	   (SELECT pg_catalog.count(*) FROM stage.mask m
+		 WHERE m.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id) AS masks,
+	   p.win_hi IS NOT NULL AS window_open,
+	   p.created_at
+  FROM stage.pipeline p;
+
+CREATE VIEW stage.batches AS
+SELECT b.batch_id, p.name AS pipeline, b.contract_version, b.status,
+	   b.rows_in, b.rows_clean, b.rows_quarantined, b.rows_duplicate, b.rows_warned,
+	   b.started_at, b.finished_at,
+	   b.finished_at OPERATOR(pg_catalog.-) b.started_at AS duration,
+	   b.error, b.sqlstate, b.backend_pid, b.run_by,
+	   b.win_lo, b.win_hi, b.from_id, b.to_id
+  FROM stage.batch b JOIN stage.pipeline p USING (pipeline_id);
+
+CREATE VIEW stage.quarantine AS
+SELECT p.name AS pipeline, q.batch_id, q.landing_id, q.contract_version,
+	   q.reasons OPERATOR(pg_catalog.->) 0 OPERATOR(pg_catalog.->>) 'rule' AS rule_name,
+	   q.reasons OPERATOR(pg_catalog.->) 0 OPERATOR(pg_catalog.->>) 'kind' AS kind,
+	   q.reasons OPERATOR(pg_catalog.->) 0 OPERATOR(pg_catalog.->>) 'column' AS column_name,
+	   q.reasons OPERATOR(pg_catalog.->) 0 OPERATOR(pg_catalog.->>) 'message' AS message,
+	   q.reasons, q.row_data, q.source, q.received_at, q.quarantined_at
+  FROM stage.quarantine_log q JOIN stage.pipeline p USING (pipeline_id);
+
+CREATE VIEW stage.rule_stats AS
+SELECT p.name AS pipeline, s.batch_id, s.rule_name, s.column_name, s.kind, s.severity,
+	   s.checked, s.failed
+  FROM stage.batch_rule_stat s
+  JOIN stage.batch b USING (batch_id)
+  JOIN stage.pipeline p USING (pipeline_id);
+
+CREATE VIEW stage.dlq_summary AS
+SELECT p.name AS pipeline, r.value OPERATOR(pg_catalog.->>) 'rule' AS rule_name,
+	   r.value OPERATOR(pg_catalog.->>) 'kind' AS kind,
+	   r.value OPERATOR(pg_catalog.->>) 'column' AS column_name,
+	   pg_catalog.date_trunc('day', q.quarantined_at) AS day,
+	   pg_catalog.count(*) AS failures,
+	   pg_catalog.count(DISTINCT q.landing_id) AS rows
+  FROM stage.quarantine_log q
+  JOIN stage.pipeline p USING (pipeline_id)
+  CROSS JOIN LATERAL pg_catalog.jsonb_array_elements(q.reasons) r
+ GROUP BY 1, 2, 3, 4, 5;
+
+/* lineage: each batch as a run, with its input, outputs and job version */
+CREATE VIEW stage.lineage AS
+SELECT p.name AS pipeline, b.batch_id, b.contract_version, p.landing AS input,
+	   p.target AS output, 'stage.quarantine_log'::regclass AS quarantine,
+	   b.from_id AS first_landing_id, b.to_id AS last_landing_id,
+	   b.win_lo, b.win_hi, b.rows_in, b.rows_clean, b.rows_quarantined,
+	   b.rows_duplicate, b.started_at, b.finished_at
+  FROM stage.batch b JOIN stage.pipeline p USING (pipeline_id)
+ WHERE b.status OPERATOR(pg_catalog.=) 'done';
+
+GRANT SELECT ON stage.pipelines, stage.batches, stage.rule_stats, stage.lineage TO PUBLIC;
