@@ -1,0 +1,264 @@
+#!/usr/bin/env bash
+# test.sh: what `make test` runs.
+#
+#   1. installs missing packages (scripts/deps.sh), builds and installs stage;
+#   2. copies the tree to a fresh temporary directory owned by `postgres`
+#      (PostgreSQL refuses to run as root) and runs, as that user:
+#        regress    pg_regress over REGRESS of the Makefile (sql/, expected/)
+#        pgtap      pg_prove over test/pgtap/*.sql, one fresh database per file
+#        isolation  pg_isolation_regress over test/isolation/specs/*.spec
+#        tap        prove over test/t/*.pl (PostgreSQL::Test::Cluster)
+#      each against a throwaway cluster with shared_preload_libraries = 'stage'.
+#
+# A suite without any test file is skipped with a message.  The last line is
+# "N passed, N failed" (N = suites); the exit status is non-zero if any failed.
+#
+#   scripts/test.sh [SUITE...]     run only the named suites
+#   STAGE_TEST_KEEP=1              keep the temporary directory
+set -euo pipefail
+
+PG_BINDIR=/usr/lib/postgresql/15/bin
+PG_CONFIG=$PG_BINDIR/pg_config
+export PATH="$PG_BINDIR:$PATH"
+ALL_SUITES=(regress pgtap isolation tap)
+
+# ===================================================== part 2: the suites
+# Runs as the cluster user, inside the temporary copy of the tree.
+
+PASSED=()
+FAILED=()
+SKIPPED=()
+
+say() { printf '\n=== %s\n' "$*"; }
+
+# show the end of a file, if it exists
+show_tail() {
+	local n=$1 f=$2
+	[ -s "$f" ] || return 0
+	echo "--- $f (last $n lines)"
+	tail -n "$n" "$f"
+}
+
+# the value of a variable of the Makefile (REGRESS, REGRESS_OPTS, ...)
+make_var() {
+	make -s --no-print-directory PG_CONFIG="$PG_CONFIG" -f Makefile -f - \
+		"print-var-$1" <<-'EOF'
+	print-var-%: ; @echo '$($*)'
+	EOF
+}
+
+suite_regress() {
+	local tests opts t n=0 rc
+	tests=$(make_var REGRESS) && opts=$(make_var REGRESS_OPTS) ||
+		{ echo "could not read REGRESS from the Makefile"; return 1; }
+	for t in $tests; do
+		[ -f "sql/$t.sql" ] && n=$((n + 1))
+	done
+	for t in sql/*.sql; do
+		[ -f "$t" ] || continue
+		case "$(basename "$t" .sql)" in stage--*) continue ;; esac
+		case " $tests " in *" $(basename "$t" .sql) "*) ;;
+		*) echo "warning: $t is not listed in REGRESS of the Makefile: not run" ;;
+		esac
+	done
+	if [ "$n" -eq 0 ]; then
+		echo "skipped: no sql/<test>.sql file for REGRESS ($tests) yet"
+		return 2
+	fi
+	rm -rf results regression.diffs regression.out tmp_check_regress
+	rc=0
+	# shellcheck disable=SC2086
+	"$PGXS_TESTS/regress/pg_regress" \
+		--temp-instance=./tmp_check_regress --port=54329 \
+		--bindir="$PG_BINDIR" --inputdir=. --outputdir=. \
+		--no-locale --encoding=UTF8 \
+		$opts $tests || rc=$?
+	if [ "$rc" -ne 0 ]; then
+		show_tail 400 regression.diffs
+		show_tail 40 tmp_check_regress/log/postmaster.log
+		return 1
+	fi
+}
+
+suite_isolation() {
+	local specs=() f rc
+	for f in test/isolation/specs/*.spec; do
+		[ -f "$f" ] && specs+=("$(basename "$f" .spec)")
+	done
+	if [ "${#specs[@]}" -eq 0 ]; then
+		echo "skipped: no test/isolation/specs/*.spec yet"
+		return 2
+	fi
+	rm -rf output_iso tmp_check_iso
+	rc=0
+	"$PGXS_TESTS/isolation/pg_isolation_regress" \
+		--temp-instance=./tmp_check_iso --port=54333 \
+		--bindir="$PG_BINDIR" --inputdir=test/isolation --outputdir=output_iso \
+		--no-locale --encoding=UTF8 \
+		--temp-config=test/stage.conf --load-extension=stage \
+		"${specs[@]}" || rc=$?
+	if [ "$rc" -ne 0 ]; then
+		show_tail 400 output_iso/regression.diffs
+		show_tail 40 tmp_check_iso/log/postmaster.log
+		return 1
+	fi
+}
+
+# a throwaway cluster: preloaded stage, socket in its own directory, no TCP
+CLUSTER_DIR=
+cluster_start() {
+	local port=$1
+	CLUSTER_DIR=$(mktemp -d "${TMPDIR:-/tmp}/stage-pg.XXXXXX")
+	initdb -D "$CLUSTER_DIR/data" -U postgres -A trust --no-locale -E UTF8 \
+		>"$CLUSTER_DIR/initdb.log" 2>&1 || { cat "$CLUSTER_DIR/initdb.log"; return 1; }
+	{
+		echo "listen_addresses = ''"
+		echo "port = $port"
+		echo "unix_socket_directories = '$CLUSTER_DIR'"
+		echo "fsync = off"
+		cat test/stage.conf
+	} >>"$CLUSTER_DIR/data/postgresql.conf"
+	pg_ctl -D "$CLUSTER_DIR/data" -l "$CLUSTER_DIR/server.log" -w -t 60 start >/dev/null ||
+		{ show_tail 40 "$CLUSTER_DIR/server.log"; return 1; }
+	export PGHOST=$CLUSTER_DIR PGPORT=$port PGUSER=postgres
+}
+cluster_stop() {
+	[ -n "$CLUSTER_DIR" ] || return 0
+	pg_ctl -D "$CLUSTER_DIR/data" -m fast -w stop >/dev/null 2>&1 ||
+		pg_ctl -D "$CLUSTER_DIR/data" -m immediate -w stop >/dev/null 2>&1 || true
+	rm -rf "$CLUSTER_DIR"
+	CLUSTER_DIR=
+	unset PGHOST PGPORT PGUSER
+}
+
+suite_pgtap() {
+	local files=() f db rc=0 i=0
+	for f in test/pgtap/*.sql; do
+		[ -f "$f" ] && files+=("$f")
+	done
+	if [ "${#files[@]}" -eq 0 ]; then
+		echo "skipped: no test/pgtap/*.sql yet"
+		return 2
+	fi
+	cluster_start 54331 || { cluster_stop; return 1; }
+	# every file gets a fresh database with pgtap and stage installed, so a
+	# test may commit without disturbing the next one
+	if ! psql -X -q -v ON_ERROR_STOP=1 -d postgres \
+		-c 'CREATE DATABASE stage_tap_template' \
+		-c '\c stage_tap_template' \
+		-c 'CREATE EXTENSION pgtap' -c 'CREATE EXTENSION stage'; then
+		show_tail 40 "$CLUSTER_DIR/server.log"
+		cluster_stop
+		return 1
+	fi
+	for f in "${files[@]}"; do
+		i=$((i + 1))
+		db="stage_tap_$i"
+		if ! createdb -T stage_tap_template "$db"; then
+			rc=1
+			continue
+		fi
+		pg_prove --dbname "$db" --ext .sql --pset pager=off "$f" || rc=1
+	done
+	[ "$rc" -eq 0 ] || show_tail 40 "$CLUSTER_DIR/server.log"
+	cluster_stop
+	return "$rc"
+}
+
+suite_tap() {
+	local files=() f n rc=0
+	for f in test/t/*.pl; do
+		[ -f "$f" ] && files+=("$f")
+	done
+	if [ "${#files[@]}" -eq 0 ]; then
+		echo "skipped: no test/t/*.pl yet"
+		return 2
+	fi
+	rm -rf tmp_check
+	mkdir -p tmp_check
+	# what PGXS's prove_installcheck sets; TEMP_CONFIG preloads stage in
+	# every node (a test may still append its own settings)
+	TESTDIR="$PWD" PG_REGRESS="$PGXS_TESTS/regress/pg_regress" \
+		TEMP_CONFIG="$PWD/test/stage.conf" PGPORT=54335 \
+		prove -I "$PGXS_TESTS/perl" -I test "${files[@]}" || rc=$?
+	if [ "$rc" -ne 0 ]; then
+		# the logs of the scripts that failed, and of their nodes
+		for f in tmp_check/log/regress_log_*; do
+			[ -f "$f" ] && grep -qE '^not ok|Bail out|died|Looks like' "$f" || continue
+			show_tail 80 "$f"
+			for n in "tmp_check/log/${f##*/regress_log_}"_*.log; do
+				show_tail 30 "$n"
+			done
+		done
+		return 1
+	fi
+}
+
+run_suites() {
+	local s rc
+	PGXS_TESTS=$(dirname "$(dirname "$("$PG_CONFIG" --pgxs)")")/test
+	trap cluster_stop EXIT
+	for s in "$@"; do
+		say "suite $s"
+		rc=0
+		"suite_$s" || rc=$?
+		case $rc in
+		0) PASSED+=("$s"); echo "--- suite $s: passed" ;;
+		2) SKIPPED+=("$s") ;;
+		*) FAILED+=("$s"); echo "--- suite $s: FAILED" ;;
+		esac
+	done
+	echo
+	echo "passed:  ${PASSED[*]:-none}"
+	echo "failed:  ${FAILED[*]:-none}"
+	echo "skipped: ${SKIPPED[*]:-none}"
+	[ "${#FAILED[@]}" -eq 0 ] || echo "(results kept in $PWD)"
+	echo "${#PASSED[@]} passed, ${#FAILED[@]} failed"
+	[ "${#FAILED[@]}" -eq 0 ]
+}
+
+if [ "${1:-}" = "--suites" ]; then
+	shift
+	cd "$1"
+	shift
+	run_suites "$@"
+	exit
+fi
+
+# ========================================= part 1: build, install, hand over
+
+suites=("$@")
+[ "${#suites[@]}" -gt 0 ] || suites=("${ALL_SUITES[@]}")
+for s in "${suites[@]}"; do
+	case " ${ALL_SUITES[*]} " in *" $s "*) ;;
+	*) echo "unknown suite '$s' (known: ${ALL_SUITES[*]})" >&2; exit 2 ;;
+	esac
+done
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo"
+
+"$repo/scripts/deps.sh"
+
+say "build and install"
+if ! make -s -j"$(nproc)" PG_CONFIG="$PG_CONFIG" || ! make -s PG_CONFIG="$PG_CONFIG" install; then
+	echo "build failed"
+	echo "0 passed, ${#suites[@]} failed"
+	exit 1
+fi
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/stage-test.XXXXXX")
+tar -C "$repo" --exclude=./.git -cf - . | tar -C "$work" -xf -
+rc=0
+if [ "$(id -u)" -eq 0 ]; then
+	chown -R postgres:postgres "$work"
+	chmod 0755 "$work"
+	(cd "$work" && runuser -u postgres -- env PATH="$PATH" \
+		bash "$work/scripts/test.sh" --suites "$work" "${suites[@]}") || rc=$?
+else
+	bash "$work/scripts/test.sh" --suites "$work" "${suites[@]}" || rc=$?
+fi
+if [ "$rc" -eq 0 ] && [ -z "${STAGE_TEST_KEEP:-}" ]; then
+	rm -rf "$work"
+fi
+exit "$rc"
