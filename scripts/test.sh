@@ -15,6 +15,7 @@
 #
 #   scripts/test.sh [SUITE...]     run only the named suites
 #   STAGE_TEST_KEEP=1              keep the temporary directory
+# shellcheck disable=SC2317  # the suite_* functions are called indirectly
 set -euo pipefail
 
 PG_BINDIR=/usr/lib/postgresql/15/bin
@@ -48,11 +49,15 @@ make_var() {
 }
 
 suite_regress() {
-	local tests opts t n=0 rc
+	local tests opts t n=0 rc missing=
 	tests=$(make_var REGRESS) && opts=$(make_var REGRESS_OPTS) ||
 		{ echo "could not read REGRESS from the Makefile"; return 1; }
 	for t in $tests; do
-		[ -f "sql/$t.sql" ] && n=$((n + 1))
+		if [ -f "sql/$t.sql" ]; then
+			n=$((n + 1))
+		else
+			missing="$missing sql/$t.sql"
+		fi
 	done
 	for t in sql/*.sql; do
 		[ -f "$t" ] || continue
@@ -65,6 +70,7 @@ suite_regress() {
 		echo "skipped: no sql/<test>.sql file for REGRESS ($tests) yet"
 		return 2
 	fi
+	[ -z "$missing" ] || echo "error: listed in REGRESS of the Makefile but missing:$missing"
 	rm -rf results regression.diffs regression.out tmp_check_regress
 	rc=0
 	# shellcheck disable=SC2086
