@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# bench.sh: the batch-throughput benchmark behind `make bench`.
+#
+# Builds and installs stage, starts a throwaway PostgreSQL 15 cluster of its
+# own (preloaded with stage, port 54350, socket and data in a temp dir under
+# /tmp), runs test/bench/bench.sql and stops the cluster again, also on error.
+# It is a benchmark, not a test: it prints what it measures (and WARNINGs for
+# result mismatches) and fails only if something could not run.
+#
+# Must run as root (it installs the extension and starts the server as the
+# postgres user, since PostgreSQL refuses to run as root).
+#
+# Environment:
+#   BENCH_ROWS     generated landing rows (default 1000000; 20000 for a quick try)
+#   BENCH_C_ROWS   rows the per-row PL/pgSQL loop (c) really processes; its time
+#                  is scaled linearly to BENCH_ROWS (default 0 = all rows: 1M
+#                  take about 20 s on 2 cores; 100000 for a sample)
+#   BENCH_BATCH    max_rows passed to stage.run_batch (default: empty = the
+#                  extension's default batch size)
+#   BENCH_STAGE    1 (default) runs variant (d); 0 skips building stage and (d),
+#                  for trying the baselines alone
+#   BENCH_PORT     server port (default 54350)
+#   BENCH_KEEP     1 keeps the temp dir (data directory and server log)
+#
+# The output is also written to test/bench/out/bench-<timestamp>.txt.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+PG_BINDIR=/usr/lib/postgresql/15/bin
+PG_CONFIG="$PG_BINDIR/pg_config"
+BENCH_ROWS="${BENCH_ROWS:-1000000}"
+BENCH_C_ROWS="${BENCH_C_ROWS:-0}"
+BENCH_BATCH="${BENCH_BATCH:-}"
+BENCH_STAGE="${BENCH_STAGE:-1}"
+BENCH_PORT="${BENCH_PORT:-54350}"
+BENCH_KEEP="${BENCH_KEEP:-0}"
+
+die() { echo "bench: $*" >&2; exit 1; }
+
+[[ "$BENCH_ROWS" =~ ^[1-9][0-9]*$ ]] || die "BENCH_ROWS must be a positive integer"
+[[ "$BENCH_C_ROWS" =~ ^[0-9]+$ ]] || die "BENCH_C_ROWS must be a non-negative integer"
+[[ -z "$BENCH_BATCH" || "$BENCH_BATCH" =~ ^[1-9][0-9]*$ ]] || die "BENCH_BATCH must be empty or a positive integer"
+[[ "$BENCH_STAGE" =~ ^[01]$ ]] || die "BENCH_STAGE must be 0 or 1"
+if [ "$BENCH_C_ROWS" -eq 0 ] || [ "$BENCH_C_ROWS" -gt "$BENCH_ROWS" ]; then
+	BENCH_C_ROWS="$BENCH_ROWS"
+fi
+[ "$(id -u)" -eq 0 ] || die "run as root (it installs the extension and runs the server as postgres)"
+
+if [ -x scripts/deps.sh ]; then
+	scripts/deps.sh
+else
+	echo "bench: scripts/deps.sh not found, assuming dependencies are installed"
+fi
+
+if [ "$BENCH_STAGE" = 1 ]; then
+	echo "bench: building and installing stage"
+	make -s PG_CONFIG="$PG_CONFIG" >/dev/null
+	make -s PG_CONFIG="$PG_CONFIG" install >/dev/null
+fi
+
+if (exec 3<>"/dev/tcp/127.0.0.1/$BENCH_PORT") 2>/dev/null; then
+	die "port $BENCH_PORT is in use; set BENCH_PORT"
+fi
+
+TMPD="$(mktemp -d /tmp/stage-bench.XXXXXX)"
+chown postgres: "$TMPD"
+chmod 700 "$TMPD"
+PGDATA="$TMPD/data"
+STARTED=0
+
+cleanup() {
+	local rc=$?
+	if [ "$STARTED" = 1 ]; then
+		runuser -u postgres -- "$PG_BINDIR/pg_ctl" -D "$PGDATA" -m fast -w stop >/dev/null 2>&1 || true
+	fi
+	if [ "$rc" -ne 0 ] && [ -f "$TMPD/server.log" ]; then
+		echo "bench: last lines of the server log:" >&2
+		tail -n 30 "$TMPD/server.log" >&2 || true
+	fi
+	if [ "$BENCH_KEEP" = 1 ]; then
+		echo "bench: kept $TMPD"
+	else
+		rm -rf "$TMPD"
+	fi
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+runuser -u postgres -- "$PG_BINDIR/initdb" -D "$PGDATA" -U postgres -A trust \
+	-E UTF8 --locale=C.UTF-8 --no-sync >"$TMPD/initdb.log" 2>&1 \
+	|| { cat "$TMPD/initdb.log" >&2; die "initdb failed"; }
+
+# The same settings for every variant.  synchronous_commit = off because the
+# chunked mover (d) commits once per chunk and (a)-(c) once in total; the
+# WAL volume is still written and counted.
+{
+	echo "port = $BENCH_PORT"
+	echo "listen_addresses = ''"
+	echo "unix_socket_directories = '$TMPD'"
+	if [ "$BENCH_STAGE" = 1 ]; then
+		echo "shared_preload_libraries = 'stage'"
+	fi
+	echo "max_worker_processes = 16"
+	echo "shared_buffers = 1GB"
+	echo "work_mem = 64MB"
+	echo "maintenance_work_mem = 256MB"
+	echo "synchronous_commit = off"
+	echo "max_wal_size = 4GB"
+	echo "checkpoint_timeout = 30min"
+	echo "autovacuum = off"
+	echo "timezone = 'UTC'"
+	echo "datestyle = 'ISO, MDY'"
+	echo "logging_collector = off"
+} >>"$PGDATA/postgresql.conf"
+
+runuser -u postgres -- "$PG_BINDIR/pg_ctl" -D "$PGDATA" -l "$TMPD/server.log" -w -t 60 start >/dev/null \
+	|| die "server did not start"
+STARTED=1
+
+mkdir -p test/bench/out
+OUT="test/bench/out/bench-$(date -u +%Y%m%dT%H%M%SZ).txt"
+
+echo "bench: $BENCH_ROWS rows (loop variant on $BENCH_C_ROWS), batch size ${BENCH_BATCH:-default}, output in $OUT"
+"$PG_BINDIR/psql" -X -q -h "$TMPD" -p "$BENCH_PORT" -U postgres -d postgres \
+	-v ON_ERROR_STOP=1 \
+	-v rows="$BENCH_ROWS" \
+	-v c_rows="$BENCH_C_ROWS" \
+	-v batch="${BENCH_BATCH:-NULL}" \
+	-v with_stage="$BENCH_STAGE" \
+	-f test/bench/bench.sql 2>&1 | tee "$OUT"
+rc=${PIPESTATUS[0]}
+[ "$rc" -eq 0 ] || die "bench.sql failed (psql exit $rc)"
