@@ -22,6 +22,8 @@ REGRESS_OPTS = --temp-config=$(srcdir)/test/stage.conf --load-extension=stage
 # installed: the scripts install them first and then call make again.
 PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
 ifneq ($(wildcard $(PGXS)),)
+# No LLVM bitcode: keeps the build independent of clang being installed.
+override with_llvm = no
 include $(PGXS)
 else
 all install installcheck:

@@ -353,7 +353,7 @@ DECLARE
 	relowner oid;
 	k text;
 	pid integer;
-	landing regclass;
+	new_landing regclass;
 BEGIN
 	IF name IS NULL OR target IS NULL THEN
 		RAISE EXCEPTION 'pipeline name and target must not be null'
@@ -427,12 +427,12 @@ BEGIN
 	INSERT INTO stage.pipeline (name, target, format, key, on_duplicate, owner)
 	VALUES (name, target, format, key, on_duplicate, relowner::regrole)
 	RETURNING pipeline_id INTO pid;
-	landing := stage._landing_ddl(pid, false);
-	UPDATE stage.pipeline p SET landing = create_pipeline.landing
+	new_landing := stage._landing_ddl(pid, false);
+	UPDATE stage.pipeline p SET landing = new_landing
 	 WHERE p.pipeline_id OPERATOR(pg_catalog.=) pid;
 	INSERT INTO stage.contract_history (pipeline_id, version, contract)
 	VALUES (pid, 1, stage.contract(name));
-	RETURN landing;
+	RETURN new_landing;
 END
 $$;
 
@@ -615,7 +615,7 @@ COMMENT ON FUNCTION stage.run_all() IS 'runs batches for every enabled pipeline 
 
 /* where a landing row went: target, quarantine or duplicate */
 CREATE FUNCTION stage.trace(pipeline text, landing_id bigint)
-RETURNS TABLE(landing_id bigint, batch_id bigint, outcome text, source text,
+RETURNS TABLE(batch_id bigint, outcome text, source text,
 			  received_at timestamptz, contract_version integer, target regclass)
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -632,7 +632,7 @@ BEGIN
 		RETURN;
 	END IF;
 	RETURN QUERY
-	SELECT trace.landing_id, b.batch_id,
+	SELECT b.batch_id,
 		   CASE WHEN q.landing_id IS NOT NULL THEN 'quarantine'
 				WHEN d.landing_id IS NOT NULL THEN 'duplicate'
 				ELSE 'target' END,

@@ -1,0 +1,198 @@
+/*-------------------------------------------------------------------------
+ *
+ * stage.h
+ *	  Shared declarations of the stage extension: GUC variables, the compiled
+ *	  contract (RuleProgram) and the entry points each module offers the
+ *	  others.
+ *
+ * Module map (one responsibility each):
+ *	  stage.c     _PG_init and GUCs
+ *	  regex.c     PCRE2 compile cache, limits, SQL regex functions
+ *	  mask.c      masking primitives and their SQL wrappers
+ *	  typecheck.c cheap C pre-checks of text against a target type
+ *	  contract.c  load a pipeline's contract and compile it, cached per backend
+ *	  landing.c   landing table DDL and the append-only guard
+ *	  mover.c     one batch, end to end
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef STAGE_H
+#define STAGE_H
+
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "nodes/pg_list.h"
+#include "utils/jsonb.h"
+#include "utils/relcache.h"
+
+/*---- GUC variables ----*/
+extern int	stage_batch_size;
+extern int	stage_regex_match_limit;
+extern int	stage_regex_depth_limit;
+
+/*---- regex.c ----*/
+typedef struct RxEntry RxEntry;
+
+/* result of rx_match */
+#define RX_NOMATCH	0
+#define RX_MATCH	1
+#define RX_LIMIT	2			/* match or depth limit hit */
+
+extern RxEntry *rx_compile(const char *pattern, const char *flags);
+extern int	rx_match(RxEntry *rx, const char *subject, size_t len);
+
+/*---- mask.c ----*/
+typedef enum MaskMethod
+{
+	MASK_HASH,
+	MASK_PARTIAL,
+	MASK_EMAIL,
+	MASK_CARD,
+	MASK_NULL
+} MaskMethod;
+
+typedef struct StageMask
+{
+	MaskMethod	method;
+	int			keep_start;		/* partial */
+	int			keep_end;		/* partial */
+	char	   *fill;			/* partial */
+	char	   *secret_name;	/* hash */
+	uint8	   *key;			/* hash: loaded when the program is built */
+	int			keylen;
+	int			length;			/* hash: output length in hex chars, 0 = all */
+} StageMask;
+
+extern void mask_parse(StageMask *m, const char *method, Jsonb *args);
+extern char *mask_apply(const StageMask *m, const char *value, int len);
+extern bool mask_needs_text(const StageMask *m);
+extern char *mask_email(const char *s, int len);
+extern char *mask_partial(const char *s, int len, int keep_start, int keep_end,
+						  const char *fill);
+extern char *mask_card(const char *s, int len);
+extern char *mask_hmac_hex(const uint8 *key, int keylen, const char *s, int len);
+extern bool luhn_valid(const char *s, int len);
+extern uint8 *secret_load(const char *name, int *keylen);
+
+/*---- typecheck.c ----*/
+typedef enum TypeClass
+{
+	TC_OTHER,					/* no C pre-check: input function decides */
+	TC_TEXT,					/* text, unconstrained */
+	TC_VARCHAR,					/* varchar(n) / bpchar(n): length check */
+	TC_INT2,
+	TC_INT4,
+	TC_INT8,
+	TC_NUMERIC,
+	TC_FLOAT,
+	TC_BOOL,
+	TC_DATE,
+	TC_TIMESTAMP,
+	TC_UUID
+} TypeClass;
+
+extern TypeClass tc_classify(Oid typid, int32 typmod);
+extern bool tc_precheck(TypeClass tc, int32 typmod, const char *s);
+
+/*---- contract.c ----*/
+typedef enum RuleKind
+{
+	RULE_NOT_NULL,
+	RULE_RANGE,
+	RULE_ENUM,
+	RULE_REGEX
+} RuleKind;
+
+typedef struct StageRule
+{
+	char	   *name;
+	RuleKind	kind;
+	const char *kind_name;
+	int			col;			/* index into RuleProgram.cols */
+	bool		warn;			/* severity warn: count, let the row pass */
+	/* range */
+	bool		has_min;
+	bool		has_max;
+	Datum		min;
+	Datum		max;
+	char	   *min_text;
+	char	   *max_text;
+	/* enum: sorted values for bsearch */
+	int			nvalues;
+	char	  **values;
+	char	   *values_text;	/* for reasons */
+	/* regex */
+	RxEntry    *rx;
+	char	   *pattern;
+	/* per batch counters */
+	int64		checked;
+	int64		failed;
+} StageRule;
+
+typedef struct StageColumn
+{
+	char	   *name;
+	Oid			typid;
+	int32		typmod;
+	TypeClass	tclass;
+	char	   *cast_type;		/* qualified type name used in the INSERT */
+	FmgrInfo	infunc;			/* type input function */
+	Oid			ioparam;
+	FmgrInfo	range_infunc;	/* input function of the base type (range) */
+	Oid			range_ioparam;
+	FmgrInfo	cmpfunc;		/* btree comparison, for range */
+	Oid			collation;
+	FmgrInfo	outfunc;		/* key canonicalization */
+	bool		is_key;
+	StageMask  *mask;
+} StageColumn;
+
+typedef enum OnDuplicate
+{
+	ONDUP_SKIP,
+	ONDUP_UPDATE,
+	ONDUP_QUARANTINE
+} OnDuplicate;
+
+typedef struct RuleProgram
+{
+	MemoryContext cxt;			/* owns everything below */
+	int			pipeline_id;
+	int			version;
+	Oid			target;
+	Oid			landing;
+	char	   *name;
+	bool		jsonb_format;
+	OnDuplicate on_duplicate;
+	int			ncols;
+	StageColumn *cols;
+	int			nrules;
+	StageRule  *rules;
+	int			nkeys;
+	int		   *keycols;		/* indexes into cols */
+	bool		lineage_id;		/* target has _stage_id */
+	bool		lineage_batch;	/* target has _stage_batch */
+	char	   *select_sql;		/* reads one chunk of the window */
+	char	   *insert_sql;		/* writes clean rows from arrays */
+	bool		valid;
+} RuleProgram;
+
+extern RuleProgram *contract_get(int pipeline_id, int version);
+extern void rule_compile(StageRule *r, StageColumn *col, const char *kind,
+						 Jsonb *args);
+extern void column_init(StageColumn *col, Relation rel, AttrNumber attnum);
+
+/* JSON argument helpers */
+extern bool json_get(Jsonb *args, const char *key, JsonbValue *out);
+extern void json_check_keys(Jsonb *args, const char *what,
+							const char *const *allowed);
+extern char *json_get_string(Jsonb *args, const char *key, const char *what,
+							 const char *dflt);
+extern int	json_get_int(Jsonb *args, const char *key, const char *what,
+						 int dflt, int minval, int maxval);
+
+/*---- errors that are a row's fault (quarantine) vs the batch's (abort) ----*/
+extern bool stage_row_error(int sqlerrcode);
+
+#endif							/* STAGE_H */

@@ -1,0 +1,811 @@
+/*-------------------------------------------------------------------------
+ *
+ * contract.c
+ *	  Load a pipeline's contract (rules, masks, key, policies) from the
+ *	  catalog and compile it into a RuleProgram: column positions, type
+ *	  input/output functions, parsed rule arguments, compiled regexes, hash
+ *	  keys, and the SQL text of the chunk read and the bulk write.
+ *
+ * Programs are cached per backend by pipeline id and reused while the
+ * pipeline's contract_version is unchanged, so the per-row path never
+ * touches the catalog.  A relcache invalidation of a program's target or
+ * landing table (ALTER TABLE) marks it stale; it is rebuilt on next use.
+ * Each program owns one memory context; dropping it frees everything.
+ *
+ * Also here: the validators behind stage.add_rule/stage.add_mask, which
+ * compile a single rule or mask with the same code and throw it away, so a
+ * rule that cannot run is refused when it is declared.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/relation.h"
+#include "access/table.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_attribute.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "parser/parse_relation.h"
+#include "lib/stringinfo.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/typcache.h"
+
+#include "stage.h"
+
+/* ----------------------------------------------------------------
+ *		JSON argument helpers
+ * ---------------------------------------------------------------- */
+
+bool
+json_get(Jsonb *args, const char *key, JsonbValue *out)
+{
+	JsonbValue *v;
+
+	if (args == NULL || !JB_ROOT_IS_OBJECT(args))
+		return false;
+	v = getKeyJsonValueFromContainer(&args->root, key, strlen(key), out);
+	return v != NULL && v->type != jbvNull;
+}
+
+/* refuse arguments that are not an object or carry unknown keys */
+void
+json_check_keys(Jsonb *args, const char *what, const char *const *allowed)
+{
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+
+	if (args == NULL)
+		return;
+	if (!JB_ROOT_IS_OBJECT(args) || JB_ROOT_IS_SCALAR(args))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("arguments of %s must be a JSON object", what)));
+	it = JsonbIteratorInit(&args->root);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		if (tok == WJB_KEY)
+		{
+			char	   *k = pnstrdup(v.val.string.val, v.val.string.len);
+			const char *const *a;
+			bool		ok = false;
+			StringInfoData valid;
+
+			for (a = allowed; *a; a++)
+				if (strcmp(*a, k) == 0)
+					ok = true;
+			if (ok)
+				continue;
+			initStringInfo(&valid);
+			for (a = allowed; *a; a++)
+				appendStringInfo(&valid, "%s%s", a == allowed ? "" : ", ", *a);
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("unknown argument \"%s\" for %s", k, what),
+					 allowed[0] ? errhint("Valid arguments are: %s.", valid.data) :
+					 errhint("It takes no arguments.")));
+		}
+	}
+}
+
+char *
+json_get_string(Jsonb *args, const char *key, const char *what, const char *dflt)
+{
+	JsonbValue	v;
+
+	if (!json_get(args, key, &v))
+		return dflt ? pstrdup(dflt) : NULL;
+	if (v.type != jbvString)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("argument \"%s\" of %s must be a string", key, what)));
+	return pnstrdup(v.val.string.val, v.val.string.len);
+}
+
+int
+json_get_int(Jsonb *args, const char *key, const char *what, int dflt,
+			 int minval, int maxval)
+{
+	JsonbValue	v;
+	int64		i;
+
+	if (!json_get(args, key, &v))
+		return dflt;
+	if (v.type != jbvNumeric)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("argument \"%s\" of %s must be an integer", key, what)));
+	i = DatumGetInt64(DirectFunctionCall1(numeric_int8, NumericGetDatum(v.val.numeric)));
+	if (i < minval || i > maxval)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("argument \"%s\" of %s must be between %d and %d", key, what,
+						minval, maxval)));
+	return (int) i;
+}
+
+/* a scalar JSON value as text: strings unquoted, numbers and booleans printed */
+static char *
+json_scalar_text(JsonbValue *v, const char *key, const char *what)
+{
+	switch (v->type)
+	{
+		case jbvString:
+			return pnstrdup(v->val.string.val, v->val.string.len);
+		case jbvNumeric:
+			return DatumGetCString(DirectFunctionCall1(numeric_out,
+													   NumericGetDatum(v->val.numeric)));
+		case jbvBool:
+			return pstrdup(v->val.boolean ? "true" : "false");
+		default:
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("argument \"%s\" of %s must be a string or a number", key, what)));
+	}
+	return NULL;
+}
+
+/* ----------------------------------------------------------------
+ *		columns and rules
+ * ---------------------------------------------------------------- */
+
+void
+column_init(StageColumn *col, Relation rel, AttrNumber attnum)
+{
+	Form_pg_attribute att = TupleDescAttr(RelationGetDescr(rel), attnum - 1);
+	Oid			func;
+	int32		basetypmod = att->atttypmod;
+	Oid			basetype = getBaseTypeAndTypmod(att->atttypid, &basetypmod);
+	TypeCacheEntry *tce;
+
+	memset(col, 0, sizeof(StageColumn));
+	col->name = pstrdup(NameStr(att->attname));
+	col->typid = att->atttypid;
+	col->typmod = att->atttypmod;
+	col->collation = att->attcollation;
+	/* domains carry constraints only their input function checks */
+	col->tclass = (basetype == att->atttypid) ?
+		tc_classify(att->atttypid, att->atttypmod) : TC_OTHER;
+	/* TYPEMOD_GIVEN: a bare "character" would mean character(1) */
+	col->cast_type = format_type_extended(att->atttypid, -1,
+										  FORMAT_TYPE_FORCE_QUALIFY |
+										  FORMAT_TYPE_TYPEMOD_GIVEN);
+
+	getTypeInputInfo(att->atttypid, &func, &col->ioparam);
+	fmgr_info(func, &col->infunc);
+	getTypeInputInfo(basetype, &func, &col->range_ioparam);
+	fmgr_info(func, &col->range_infunc);
+	getTypeOutputInfo(att->atttypid, &func, &col->is_key);
+	fmgr_info(func, &col->outfunc);
+	col->is_key = false;
+
+	tce = lookup_type_cache(basetype, TYPECACHE_CMP_PROC_FINFO);
+	if (OidIsValid(tce->cmp_proc_finfo.fn_oid))
+		fmgr_info_copy(&col->cmpfunc, &tce->cmp_proc_finfo, CurrentMemoryContext);
+}
+
+static bool
+rule_range_type(Oid typid)
+{
+	switch (getBaseType(typid))
+	{
+		case INT2OID:
+		case INT4OID:
+		case INT8OID:
+		case NUMERICOID:
+		case FLOAT4OID:
+		case FLOAT8OID:
+		case DATEOID:
+		case TIMESTAMPOID:
+		case TIMESTAMPTZOID:
+		case TIMEOID:
+			return true;
+		default:
+			return false;
+	}
+}
+
+static int
+rule_strcmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+static const char *const rule_no_keys[] = {NULL};
+static const char *const rule_range_keys[] = {"min", "max", NULL};
+static const char *const rule_enum_keys[] = {"values", NULL};
+static const char *const rule_regex_keys[] = {"pattern", "flags", NULL};
+
+/*
+ * Parse kind and args for a rule on col into r (in CurrentMemoryContext).
+ * Every argument error is an ERROR with errcode and hint.
+ */
+void
+rule_compile(StageRule *r, StageColumn *col, const char *kind, Jsonb *args)
+{
+	JsonbValue	v;
+
+	r->checked = r->failed = 0;
+	if (strcmp(kind, "not_null") == 0)
+	{
+		r->kind = RULE_NOT_NULL;
+		r->kind_name = "not_null";
+		json_check_keys(args, "rule not_null", rule_no_keys);
+	}
+	else if (strcmp(kind, "range") == 0)
+	{
+		r->kind = RULE_RANGE;
+		r->kind_name = "range";
+		json_check_keys(args, "rule range", rule_range_keys);
+		if (!rule_range_type(col->typid))
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("rule range does not apply to column \"%s\" of type %s",
+							col->name, format_type_be(col->typid)),
+					 errhint("range applies to numbers, dates, times and timestamps; use length for text.")));
+		if (json_get(args, "min", &v))
+		{
+			r->min_text = json_scalar_text(&v, "min", "rule range");
+			r->min = InputFunctionCall(&col->range_infunc, r->min_text,
+									   col->range_ioparam, -1);
+			r->has_min = true;
+		}
+		if (json_get(args, "max", &v))
+		{
+			r->max_text = json_scalar_text(&v, "max", "rule range");
+			r->max = InputFunctionCall(&col->range_infunc, r->max_text,
+									   col->range_ioparam, -1);
+			r->has_max = true;
+		}
+		if (!r->has_min && !r->has_max)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("rule range needs \"min\", \"max\" or both"),
+					 errhint("For example '{\"min\": 0, \"max\": 100}'.")));
+		if (r->has_min && r->has_max &&
+			DatumGetInt32(FunctionCall2Coll(&col->cmpfunc, col->collation,
+											r->min, r->max)) > 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("rule range has min %s greater than max %s",
+							r->min_text, r->max_text)));
+	}
+	else if (strcmp(kind, "enum") == 0)
+	{
+		JsonbIterator *it;
+		JsonbIteratorToken tok;
+		JsonbValue	e;
+		int			n = 0;
+		int			cap;
+
+		r->kind = RULE_ENUM;
+		r->kind_name = "enum";
+		json_check_keys(args, "rule enum", rule_enum_keys);
+		if (!json_get(args, "values", &v) || v.type != jbvBinary ||
+			!JsonContainerIsArray(v.val.binary.data) ||
+			JsonContainerSize(v.val.binary.data) == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("rule enum needs \"values\", a non-empty array"),
+					 errhint("For example '{\"values\": [\"USD\", \"EUR\"]}'.")));
+		cap = JsonContainerSize(v.val.binary.data);
+		r->values = palloc(sizeof(char *) * cap);
+		it = JsonbIteratorInit(v.val.binary.data);
+		while ((tok = JsonbIteratorNext(&it, &e, true)) != WJB_DONE)
+			if (tok == WJB_ELEM)
+				r->values[n++] = json_scalar_text(&e, "values", "rule enum");
+		r->nvalues = n;
+		qsort(r->values, n, sizeof(char *), rule_strcmp);
+		{
+			JsonbValue	whole;
+
+			(void) json_get(args, "values", &whole);
+			r->values_text = JsonbToCString(NULL, whole.val.binary.data,
+											whole.val.binary.len);
+		}
+	}
+	else if (strcmp(kind, "regex") == 0)
+	{
+		char	   *flags;
+
+		r->kind = RULE_REGEX;
+		r->kind_name = "regex";
+		json_check_keys(args, "rule regex", rule_regex_keys);
+		r->pattern = json_get_string(args, "pattern", "rule regex", NULL);
+		if (r->pattern == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("rule regex needs \"pattern\""),
+					 errhint("For example '{\"pattern\": \"^[A-Z]{3}$\", \"flags\": \"i\"}'.")));
+		flags = json_get_string(args, "flags", "rule regex", "");
+		r->rx = rx_compile(r->pattern, flags);
+	}
+	else
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unknown rule kind \"%s\"", kind),
+				 errhint("Valid kinds are not_null, range, enum and regex.")));
+}
+
+/* open the target and find a column usable by a rule or mask */
+static AttrNumber
+contract_find_column(Relation rel, const char *column_name)
+{
+	AttrNumber	attnum;
+	Form_pg_attribute att;
+
+	if (column_name == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("column name must not be null")));
+	attnum = attnameAttNum(rel, column_name, false);
+	if (attnum <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("column \"%s\" of table \"%s\" does not exist",
+						column_name, RelationGetRelationName(rel)),
+				 errhint("Rules and masks name columns of the pipeline's target table.")));
+	att = TupleDescAttr(RelationGetDescr(rel), attnum - 1);
+	if (att->attgenerated || att->attidentity == ATTRIBUTE_IDENTITY_ALWAYS)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_COLUMN_REFERENCE),
+				 errmsg("column \"%s\" is generated and never comes from landing",
+						column_name)));
+	return attnum;
+}
+
+PG_FUNCTION_INFO_V1(stage_validate_rule);
+Datum
+stage_validate_rule(PG_FUNCTION_ARGS)
+{
+	Oid			target;
+	Relation	rel;
+	StageColumn col;
+	StageRule	r;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(2))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("rule kind must not be null"),
+				 errhint("Valid kinds are not_null, range, enum and regex.")));
+	target = PG_GETARG_OID(0);
+	rel = relation_open(target, AccessShareLock);
+	column_init(&col, rel, contract_find_column(rel, PG_ARGISNULL(1) ? NULL :
+												text_to_cstring(PG_GETARG_TEXT_PP(1))));
+	memset(&r, 0, sizeof(r));
+	rule_compile(&r, &col, text_to_cstring(PG_GETARG_TEXT_PP(2)),
+				 PG_ARGISNULL(3) ? NULL : PG_GETARG_JSONB_P(3));
+	relation_close(rel, AccessShareLock);
+	PG_RETURN_VOID();
+}
+
+static bool
+contract_text_type(Oid typid)
+{
+	Oid			base = getBaseType(typid);
+
+	return base == TEXTOID || base == VARCHAROID || base == BPCHAROID;
+}
+
+PG_FUNCTION_INFO_V1(stage_validate_mask);
+Datum
+stage_validate_mask(PG_FUNCTION_ARGS)
+{
+	Oid			target;
+	Relation	rel;
+	StageColumn col;
+	StageMask	m;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(2))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("mask method must not be null"),
+				 errhint("Valid methods are hash, partial, email, card and null.")));
+	target = PG_GETARG_OID(0);
+	rel = relation_open(target, AccessShareLock);
+	column_init(&col, rel, contract_find_column(rel, PG_ARGISNULL(1) ? NULL :
+												text_to_cstring(PG_GETARG_TEXT_PP(1))));
+	mask_parse(&m, text_to_cstring(PG_GETARG_TEXT_PP(2)),
+			   PG_ARGISNULL(3) ? NULL : PG_GETARG_JSONB_P(3));
+	if (mask_needs_text(&m) && !contract_text_type(col.typid))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("mask \"%s\" writes text, but column \"%s\" is of type %s",
+						text_to_cstring(PG_GETARG_TEXT_PP(2)), col.name,
+						format_type_be(col.typid)),
+				 errhint("Mask text columns, or use the null mask.")));
+	relation_close(rel, AccessShareLock);
+	PG_RETURN_VOID();
+}
+
+/* ----------------------------------------------------------------
+ *		the program cache
+ * ---------------------------------------------------------------- */
+
+typedef struct ProgramCacheEntry
+{
+	int			pipeline_id;	/* hash key */
+	RuleProgram *prog;
+} ProgramCacheEntry;
+
+static HTAB *program_cache = NULL;
+
+static void
+contract_invalidate(Datum arg, Oid relid)
+{
+	HASH_SEQ_STATUS st;
+	ProgramCacheEntry *e;
+
+	if (program_cache == NULL)
+		return;
+	hash_seq_init(&st, program_cache);
+	while ((e = hash_seq_search(&st)) != NULL)
+		if (e->prog && (relid == InvalidOid || relid == e->prog->target ||
+						relid == e->prog->landing))
+			e->prog->valid = false;
+}
+
+static void
+contract_cache_init(void)
+{
+	HASHCTL		ctl;
+
+	if (program_cache)
+		return;
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(int);
+	ctl.entrysize = sizeof(ProgramCacheEntry);
+	program_cache = hash_create("stage contract programs", 16, &ctl,
+								HASH_ELEM | HASH_BLOBS);
+	CacheRegisterRelcacheCallback(contract_invalidate, (Datum) 0);
+}
+
+/* run a catalog query with one int4 argument */
+static void
+contract_query(const char *sql, int pipeline_id)
+{
+	Oid			argtype = INT4OID;
+	Datum		arg = Int32GetDatum(pipeline_id);
+
+	if (SPI_execute_with_args(sql, 1, &argtype, &arg, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "stage catalog query failed: %s", sql);
+}
+
+static char *
+contract_getstr(int row, int col)
+{
+	char	   *s = SPI_getvalue(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col);
+
+	return s ? pstrdup(s) : NULL;
+}
+
+static int
+contract_colindex(RuleProgram *p, const char *name)
+{
+	int			i;
+
+	for (i = 0; i < p->ncols; i++)
+		if (strcmp(p->cols[i].name, name) == 0)
+			return i;
+	ereport(ERROR,
+			(errcode(ERRCODE_UNDEFINED_COLUMN),
+			 errmsg("column \"%s\" named by the contract of pipeline \"%s\" is not a landing column",
+					name, p->name),
+			 errhint("The target table may have changed since the rule was added; drop the rule or recreate the pipeline.")));
+	return -1;
+}
+
+/* build the SQL that reads one chunk of the window */
+static void
+contract_build_select(RuleProgram *p, const char *landing)
+{
+	StringInfoData s;
+	int			i;
+
+	initStringInfo(&s);
+	appendStringInfoString(&s,
+						   "SELECT l._stage_id, l._stage_txid, l._stage_source, l._stage_received_at");
+	for (i = 0; i < p->ncols; i++)
+	{
+		if (p->jsonb_format)
+			appendStringInfo(&s, ", l.payload OPERATOR(pg_catalog.->>) %s",
+							 quote_literal_cstr(p->cols[i].name));
+		else
+			appendStringInfo(&s, ", l.%s", quote_identifier(p->cols[i].name));
+	}
+	appendStringInfo(&s,
+					 " FROM %s l"
+					 " WHERE ROW(l._stage_txid, l._stage_id) OPERATOR(pg_catalog.>) ROW($1, $2)"
+					 " AND l._stage_txid OPERATOR(pg_catalog.<) $3"
+					 " AND pg_catalog.pg_visible_in_snapshot(l._stage_txid, $4)"
+					 " AND NOT pg_catalog.pg_visible_in_snapshot(l._stage_txid, $5)"
+					 " ORDER BY l._stage_txid, l._stage_id LIMIT $6",
+					 landing);
+	p->select_sql = s.data;
+}
+
+/*
+ * Build the bulk write: one INSERT over unnest() of one text[] per column
+ * ($3...), casting each to the column's type so the target's own input
+ * functions, typmods, constraints, triggers and partitioning apply.  $1 is
+ * the landing ids (for a _stage_id lineage column), $2 the batch id.
+ */
+static void
+contract_build_insert(RuleProgram *p, const char *target)
+{
+	StringInfoData s;
+	int			i;
+	bool		first = true;
+
+	initStringInfo(&s);
+	appendStringInfo(&s, "INSERT INTO %s AS t (", target);
+	for (i = 0; i < p->ncols; i++)
+		appendStringInfo(&s, "%s%s", i ? ", " : "", quote_identifier(p->cols[i].name));
+	if (p->lineage_id)
+		appendStringInfoString(&s, ", _stage_id");
+	if (p->lineage_batch)
+		appendStringInfoString(&s, ", _stage_batch");
+	appendStringInfoString(&s, ") SELECT ");
+	for (i = 0; i < p->ncols; i++)
+		appendStringInfo(&s, "%sCAST(u.c%d AS %s)", i ? ", " : "", i, p->cols[i].cast_type);
+	if (p->lineage_id)
+		appendStringInfoString(&s, ", u.lid");
+	if (p->lineage_batch)
+		appendStringInfoString(&s, ", $2");
+	appendStringInfoString(&s, " FROM ROWS FROM (pg_catalog.unnest($1)");
+	for (i = 0; i < p->ncols; i++)
+		appendStringInfo(&s, ", pg_catalog.unnest($%d)", i + 3);
+	appendStringInfoString(&s, ") AS u(lid");
+	for (i = 0; i < p->ncols; i++)
+		appendStringInfo(&s, ", c%d", i);
+	appendStringInfoChar(&s, ')');
+
+	if (p->nkeys > 0)
+	{
+		appendStringInfoString(&s, " ON CONFLICT (");
+		for (i = 0; i < p->nkeys; i++)
+			appendStringInfo(&s, "%s%s", i ? ", " : "",
+							 quote_identifier(p->cols[p->keycols[i]].name));
+		appendStringInfoChar(&s, ')');
+		if (p->on_duplicate == ONDUP_UPDATE)
+		{
+			for (i = 0; i < p->ncols; i++)
+			{
+				const char *n;
+
+				if (p->cols[i].is_key)
+					continue;
+				n = quote_identifier(p->cols[i].name);
+				appendStringInfo(&s, "%s%s = EXCLUDED.%s",
+								 first ? " DO UPDATE SET " : ", ", n, n);
+				first = false;
+			}
+			if (!first && p->lineage_id)
+				appendStringInfoString(&s, ", _stage_id = EXCLUDED._stage_id");
+			if (!first && p->lineage_batch)
+				appendStringInfoString(&s, ", _stage_batch = EXCLUDED._stage_batch");
+		}
+		if (first)
+			appendStringInfoString(&s, " DO NOTHING");
+		/* the keys actually written tell duplicates from new rows */
+		if (p->on_duplicate != ONDUP_UPDATE)
+		{
+			appendStringInfoString(&s, " RETURNING ");
+			for (i = 0; i < p->nkeys; i++)
+				appendStringInfo(&s, "%st.%s", i ? ", " : "",
+								 quote_identifier(p->cols[p->keycols[i]].name));
+		}
+	}
+	p->insert_sql = s.data;
+}
+
+static bool
+contract_is_lineage(Form_pg_attribute att, const char *name, bool *flag)
+{
+	if (strcmp(NameStr(att->attname), name) != 0)
+		return false;
+	if (att->atttypid != INT8OID)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("lineage column \"%s\" of the target must be of type bigint", name)));
+	*flag = true;
+	return true;
+}
+
+/* compile the program of a pipeline, in a new memory context */
+static RuleProgram *
+contract_build(int pipeline_id, int version)
+{
+	MemoryContext cxt = AllocSetContextCreate(CacheMemoryContext,
+											  "stage contract",
+											  ALLOCSET_SMALL_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+	RuleProgram *p = palloc0(sizeof(RuleProgram));
+	Relation	rel;
+	Relation	lrel;
+	TupleDesc	desc;
+	int			i;
+	char	   *on_dup;
+	char	   *format;
+	ArrayType  *keyarr = NULL;
+	bool		isnull;
+
+	p->cxt = cxt;
+	p->pipeline_id = pipeline_id;
+	p->version = version;
+
+	PG_TRY();
+	{
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		contract_query("SELECT name, target::oid, landing::oid, format, on_duplicate, key"
+					   " FROM stage.pipeline WHERE pipeline_id OPERATOR(pg_catalog.=) $1",
+					   pipeline_id);
+		if (SPI_processed != 1)
+			elog(ERROR, "pipeline %d vanished", pipeline_id);
+		MemoryContextSwitchTo(cxt);
+		p->name = contract_getstr(0, 1);
+		p->target = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
+												   SPI_tuptable->tupdesc, 2, &isnull));
+		p->landing = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
+													SPI_tuptable->tupdesc, 3, &isnull));
+		format = contract_getstr(0, 4);
+		on_dup = contract_getstr(0, 5);
+		{
+			Datum		d = SPI_getbinval(SPI_tuptable->vals[0],
+										  SPI_tuptable->tupdesc, 6, &isnull);
+
+			if (!isnull)
+				keyarr = DatumGetArrayTypePCopy(d);
+		}
+		p->jsonb_format = strcmp(format, "jsonb") == 0;
+		p->on_duplicate = strcmp(on_dup, "update") == 0 ? ONDUP_UPDATE :
+			strcmp(on_dup, "quarantine") == 0 ? ONDUP_QUARANTINE : ONDUP_SKIP;
+
+		/* columns: target columns that can come from landing */
+		rel = table_open(p->target, AccessShareLock);
+		lrel = table_open(p->landing, AccessShareLock);
+		desc = RelationGetDescr(rel);
+		p->cols = palloc0(sizeof(StageColumn) * desc->natts);
+		for (i = 0; i < desc->natts; i++)
+		{
+			Form_pg_attribute att = TupleDescAttr(desc, i);
+
+			if (att->attisdropped || att->attgenerated ||
+				att->attidentity == ATTRIBUTE_IDENTITY_ALWAYS)
+				continue;
+			if (contract_is_lineage(att, "_stage_id", &p->lineage_id) ||
+				contract_is_lineage(att, "_stage_batch", &p->lineage_batch))
+				continue;
+			if (!p->jsonb_format &&
+				attnameAttNum(lrel, NameStr(att->attname), false) == InvalidAttrNumber)
+				continue;		/* added to the target later: its default applies */
+			column_init(&p->cols[p->ncols++], rel, att->attnum);
+		}
+		contract_build_select(p, quote_qualified_identifier(
+									get_namespace_name(RelationGetNamespace(lrel)),
+									RelationGetRelationName(lrel)));
+		table_close(lrel, AccessShareLock);
+
+		/* key */
+		if (keyarr)
+		{
+			Datum	   *elems;
+			int			n;
+
+			deconstruct_array(keyarr, TEXTOID, -1, false, TYPALIGN_INT,
+							  &elems, NULL, &n);
+			p->nkeys = n;
+			p->keycols = palloc(sizeof(int) * n);
+			for (i = 0; i < n; i++)
+			{
+				p->keycols[i] = contract_colindex(p, TextDatumGetCString(elems[i]));
+				p->cols[p->keycols[i]].is_key = true;
+			}
+		}
+
+		/* masks */
+		MemoryContextSwitchTo(old);
+		contract_query("SELECT column_name, method, args FROM stage.mask"
+					   " WHERE pipeline_id OPERATOR(pg_catalog.=) $1", pipeline_id);
+		MemoryContextSwitchTo(cxt);
+		{
+			SPITupleTable *tt = SPI_tuptable;
+			uint64		n = SPI_processed;
+			uint64		j;
+
+			for (j = 0; j < n; j++)
+			{
+				char	   *cname = SPI_getvalue(tt->vals[j], tt->tupdesc, 1);
+				char	   *method = SPI_getvalue(tt->vals[j], tt->tupdesc, 2);
+				Jsonb	   *args = DatumGetJsonbPCopy(SPI_getbinval(tt->vals[j], tt->tupdesc,
+																	3, &isnull));
+				StageColumn *col = &p->cols[contract_colindex(p, cname)];
+
+				col->mask = palloc0(sizeof(StageMask));
+				mask_parse(col->mask, method, args);
+			}
+		}
+
+		/* rules, in declaration order */
+		MemoryContextSwitchTo(old);
+		contract_query("SELECT rule_name, column_name, kind, args, severity FROM stage.rule"
+					   " WHERE pipeline_id OPERATOR(pg_catalog.=) $1 ORDER BY position",
+					   pipeline_id);
+		MemoryContextSwitchTo(cxt);
+		{
+			SPITupleTable *tt = SPI_tuptable;
+			uint64		n = SPI_processed;
+			uint64		j;
+
+			p->rules = palloc0(sizeof(StageRule) * (n + 1));
+			for (j = 0; j < n; j++)
+			{
+				StageRule  *r = &p->rules[j];
+				char	   *cname = SPI_getvalue(tt->vals[j], tt->tupdesc, 2);
+				char	   *kind = SPI_getvalue(tt->vals[j], tt->tupdesc, 3);
+				Jsonb	   *args = DatumGetJsonbPCopy(SPI_getbinval(tt->vals[j], tt->tupdesc,
+																	4, &isnull));
+				char	   *sev = SPI_getvalue(tt->vals[j], tt->tupdesc, 5);
+
+				r->name = SPI_getvalue(tt->vals[j], tt->tupdesc, 1);
+				r->col = contract_colindex(p, cname);
+				r->warn = strcmp(sev, "warn") == 0;
+				rule_compile(r, &p->cols[r->col], kind, args);
+			}
+			p->nrules = n;
+		}
+
+		contract_build_insert(p, quote_qualified_identifier(
+									get_namespace_name(RelationGetNamespace(rel)),
+									RelationGetRelationName(rel)));
+		table_close(rel, AccessShareLock);
+		MemoryContextSwitchTo(old);
+		SPI_finish();
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(old);
+		MemoryContextDelete(cxt);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+
+	p->valid = true;
+	return p;
+}
+
+/*
+ * The compiled program of a pipeline at a contract version, from the
+ * backend cache or freshly built.
+ */
+RuleProgram *
+contract_get(int pipeline_id, int version)
+{
+	ProgramCacheEntry *e;
+	bool		found;
+	RuleProgram *p;
+
+	contract_cache_init();
+	e = hash_search(program_cache, &pipeline_id, HASH_ENTER, &found);
+	if (!found)
+		e->prog = NULL;
+	if (e->prog && e->prog->valid && e->prog->version == version)
+		return e->prog;
+	if (e->prog)
+	{
+		MemoryContextDelete(e->prog->cxt);
+		e->prog = NULL;
+	}
+	p = contract_build(pipeline_id, version);
+	e->prog = p;
+	return p;
+}

@@ -1,0 +1,206 @@
+/*-------------------------------------------------------------------------
+ *
+ * landing.c
+ *	  Landing tables: their DDL (stage._landing_ddl) and the append-only
+ *	  guard trigger (stage._landing_guard).
+ *
+ * A landing table lives in schema stage_landing, which belongs to the
+ * extension owner.  Pipeline owners need not be able to create tables
+ * there: after checking that the caller is a member of the pipeline's owner
+ * role, this module switches to the schema owner for the DDL only, then
+ * hands the new table to the pipeline owner.  Identifiers are quoted with
+ * quote_identifier; nothing from the caller is pasted into SQL otherwise.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_attribute.h"
+#include "catalog/pg_namespace.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/syscache.h"
+
+#include "stage.h"
+
+static Oid
+landing_schema_owner(void)
+{
+	Oid			nsp = get_namespace_oid("stage_landing", false);
+	HeapTuple	tup = SearchSysCache1(NAMESPACEOID, ObjectIdGetDatum(nsp));
+	Oid			owner;
+
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for namespace %u", nsp);
+	owner = ((Form_pg_namespace) GETSTRUCT(tup))->nspowner;
+	ReleaseSysCache(tup);
+	return owner;
+}
+
+static void
+landing_exec(const char *sql)
+{
+	if (SPI_execute(sql, false, 0) != SPI_OK_UTILITY)
+		elog(ERROR, "landing DDL failed: %s", sql);
+}
+
+static void
+landing_columns(StringInfo s, Oid target, bool jsonb_format)
+{
+	Relation	rel = table_open(target, AccessShareLock);
+	TupleDesc	desc = RelationGetDescr(rel);
+	int			i;
+
+	if (jsonb_format)
+		appendStringInfoString(s, ", payload pg_catalog.jsonb");
+	for (i = 0; i < desc->natts && !jsonb_format; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		const char *n = NameStr(att->attname);
+
+		if (att->attisdropped || att->attgenerated ||
+			att->attidentity == ATTRIBUTE_IDENTITY_ALWAYS ||
+			strcmp(n, "_stage_id") == 0 || strcmp(n, "_stage_batch") == 0)
+			continue;
+		if (strncmp(n, "_stage_", 7) == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_DUPLICATE_COLUMN),
+					 errmsg("column \"%s\" of the target uses a name reserved for landing metadata", n),
+					 errhint("Rename the column; names starting with _stage_ are reserved (except the lineage columns _stage_id and _stage_batch).")));
+		appendStringInfo(s, ", %s pg_catalog.text", quote_identifier(n));
+	}
+	table_close(rel, AccessShareLock);
+}
+
+PG_FUNCTION_INFO_V1(stage_landing_ddl);
+Datum
+stage_landing_ddl(PG_FUNCTION_ARGS)
+{
+	int32		pipeline_id = PG_GETARG_INT32(0);
+	bool		drop = PG_GETARG_BOOL(1);
+	Oid			argtype = INT4OID;
+	Datum		arg = Int32GetDatum(pipeline_id);
+	char	   *name;
+	Oid			target;
+	Oid			owner;
+	bool		member;
+	bool		jsonb_format;
+	bool		isnull;
+	volatile Oid result = InvalidOid;
+	Oid			save_userid;
+	int			save_sec;
+	StringInfoData sql;
+	const char *qname;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args("SELECT name, target::oid, owner::oid, format OPERATOR(pg_catalog.=) 'jsonb',"
+							  " pg_catalog.pg_has_role(owner, 'MEMBER')"
+							  " FROM stage.pipeline WHERE pipeline_id OPERATOR(pg_catalog.=) $1",
+							  1, &argtype, &arg, NULL, false, 1) != SPI_OK_SELECT ||
+		SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("pipeline %d does not exist", pipeline_id)));
+	name = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	target = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
+	jsonb_format = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull));
+	member = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 5, &isnull));
+	if (!member)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for pipeline \"%s\"", name),
+				 errhint("Only members of the pipeline's owner role and superusers may change it.")));
+
+	qname = quote_qualified_identifier("stage_landing", name);
+	initStringInfo(&sql);
+
+	GetUserIdAndSecContext(&save_userid, &save_sec);
+	SetUserIdAndSecContext(landing_schema_owner(),
+						   save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	PG_TRY();
+	{
+		if (drop)
+		{
+			appendStringInfo(&sql, "DROP TABLE IF EXISTS %s", qname);
+			landing_exec(sql.data);
+		}
+		else
+		{
+			appendStringInfo(&sql,
+							 "CREATE TABLE %s ("
+							 "_stage_id pg_catalog.int8 GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+							 " _stage_txid pg_catalog.xid8 NOT NULL DEFAULT pg_catalog.pg_current_xact_id(),"
+							 " _stage_source pg_catalog.text DEFAULT NULLIF(pg_catalog.current_setting('application_name'), ''),"
+							 " _stage_received_at pg_catalog.timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp()",
+							 qname);
+			landing_columns(&sql, target, jsonb_format);
+			appendStringInfoChar(&sql, ')');
+			landing_exec(sql.data);
+
+			resetStringInfo(&sql);
+			appendStringInfo(&sql, "CREATE INDEX ON %s (_stage_txid, _stage_id)", qname);
+			landing_exec(sql.data);
+
+			resetStringInfo(&sql);
+			appendStringInfo(&sql,
+							 "CREATE TRIGGER stage_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON %s"
+							 " FOR EACH STATEMENT EXECUTE FUNCTION stage._landing_guard()",
+							 qname);
+			landing_exec(sql.data);
+
+			resetStringInfo(&sql);
+			appendStringInfo(&sql, "ALTER TABLE %s OWNER TO %s", qname,
+							 quote_identifier(GetUserNameFromId(owner, false)));
+			landing_exec(sql.data);
+
+			result = get_relname_relid(name, get_namespace_oid("stage_landing", false));
+		}
+	}
+	PG_FINALLY();
+	{
+		SetUserIdAndSecContext(save_userid, save_sec);
+	}
+	PG_END_TRY();
+
+	SPI_finish();
+	if (drop)
+		PG_RETURN_NULL();
+	PG_RETURN_OID(result);
+}
+
+/*
+ * The append-only guard: landing rows are never updated or deleted, so any
+ * finished batch can be replayed from landing.  Rows leave only through
+ * retention, which sets landing_purge_allowed for its own statements.
+ */
+bool		landing_purge_allowed = false;
+
+PG_FUNCTION_INFO_V1(stage_landing_guard);
+Datum
+stage_landing_guard(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		elog(ERROR, "stage._landing_guard called outside a trigger");
+	if (!landing_purge_allowed || TRIGGER_FIRED_BY_UPDATE(td->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("landing table \"%s\" is append-only",
+						RelationGetRelationName(td->tg_relation)),
+				 errdetail("Landing rows are never updated or deleted, so every batch can be replayed."),
+				 errhint("Rows leave landing through retention only, after their batch is finished.")));
+	return PointerGetDatum(NULL);
+}

@@ -1,0 +1,1235 @@
+/*-------------------------------------------------------------------------
+ *
+ * mover.c
+ *	  stage.run_batch: one batch, end to end, in the caller's transaction.
+ *
+ * A batch is one chunk of the pipeline's snapshot window: the landing rows
+ * whose inserting transaction is visible in snapshot win_hi and not in
+ * win_lo, taken in (_stage_txid, _stage_id) order after the cursor
+ * (cur_txid, cur_id), at most max_rows of them.  Exactly once follows from
+ * doing everything in one transaction:
+ *
+ *	1. lock the pipeline row (FOR UPDATE), then, in a later statement whose
+ *	   snapshot sees any batch committed while we waited, read the window
+ *	   and open it (win_hi := current snapshot) if none is open;
+ *	2. read the chunk; check every row in C against the compiled contract;
+ *	3. write clean rows to the target (masked), failing rows to
+ *	   stage.quarantine_log, duplicates to stage.duplicate_log;
+ *	4. record the batch and advance the cursor (or close the window).
+ *
+ * If the transaction aborts or the server dies, none of it happened and the
+ * same chunk is taken again.  The mover never updates or deletes landing.
+ *
+ * Errors in rows: values the C pre-checks cannot vouch for are run through
+ * the type's input function inside a subtransaction (in groups, bisected
+ * on failure); the bulk INSERT runs in a subtransaction and is bisected
+ * when the target rejects a row (CHECK, NOT NULL, FK, unique, trigger), so
+ * the offending rows are quarantined with their SQLSTATE and the rest
+ * moves.  Only errors that can be pinned on a row (stage_row_error) are
+ * caught; anything else aborts the batch.
+ *
+ * Memory: everything of one batch lives in a context that is a child of the
+ * function's call context and is deleted at the end.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "common/hashfn.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/guc.h"
+#include "utils/hsearch.h"
+#include "utils/json.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
+#include "utils/timestamp.h"
+
+#include "stage.h"
+
+typedef enum RowOutcome
+{
+	OUT_CLEAN,
+	OUT_QUARANTINE,
+	OUT_DUPLICATE
+} RowOutcome;
+
+typedef struct MoverRow
+{
+	int64		id;
+	char	   *source;
+	Datum		received_at;
+	bool		received_null;
+	char	  **vals;			/* per column cstring, NULL for SQL NULL */
+	Datum	   *datums;			/* per column text datum from landing */
+	bool	   *badtype;		/* per column: failed the type check */
+	RowOutcome	outcome;
+	bool		warned;
+	StringInfo	reasons;		/* JSON array under construction, or NULL */
+	char	   *key;			/* canonical key text, for dedupe */
+} MoverRow;
+
+typedef struct Mover
+{
+	RuleProgram *p;
+	MemoryContext cxt;
+	int			n;
+	MoverRow   *rows;
+	int64		batch_id;
+	int64		n_clean;
+	int64		n_quarantined;
+	int64		n_duplicate;
+	int64		n_warned;
+	int64	   *type_checked;	/* per column */
+	int64	   *type_failed;
+	SPIPlanPtr	insert_plan;
+	HTAB	   *written;		/* canonical keys the INSERT returned */
+} Mover;
+
+/* ----------------------------------------------------------------
+ *		small helpers
+ * ---------------------------------------------------------------- */
+
+/* JSON string or null */
+static void
+mover_json_value(StringInfo s, const char *v)
+{
+	if (v == NULL)
+		appendStringInfoString(s, "null");
+	else
+		escape_json(s, v);
+}
+
+/* the value as quarantine may show it: masked when the column is masked */
+static char *
+mover_shown(StageColumn *col, const char *raw)
+{
+	if (raw == NULL || col->mask == NULL)
+		return (char *) raw;
+	return mask_apply(col->mask, raw, strlen(raw));
+}
+
+/* replace every occurrence of needle in s by repl */
+static char *
+mover_replace(const char *s, const char *needle, const char *repl)
+{
+	StringInfoData out;
+	size_t		nl = strlen(needle);
+	const char *p;
+
+	if (nl == 0 || strstr(s, needle) == NULL)
+		return (char *) s;
+	initStringInfo(&out);
+	while ((p = strstr(s, needle)) != NULL)
+	{
+		appendBinaryStringInfo(&out, s, p - s);
+		appendStringInfoString(&out, repl);
+		s = p + nl;
+	}
+	appendStringInfoString(&out, s);
+	return out.data;
+}
+
+/* a server message about this row, with raw values of masked columns hidden */
+static char *
+mover_sanitize(Mover *m, MoverRow *row, const char *msg)
+{
+	int			c;
+	char	   *out = (char *) msg;
+
+	if (msg == NULL)
+		return NULL;
+	for (c = 0; c < m->p->ncols; c++)
+	{
+		StageColumn *col = &m->p->cols[c];
+		char	   *shown;
+
+		if (col->mask == NULL || row->vals[c] == NULL || row->vals[c][0] == '\0')
+			continue;
+		shown = mover_shown(col, row->vals[c]);
+		out = mover_replace(out, row->vals[c], shown ? shown : "NULL");
+	}
+	return out;
+}
+
+/* append one failure to the row's reasons */
+static void
+mover_reason(Mover *m, MoverRow *row, const char *rule, const char *kind,
+			 int col, const char *sqlstate, const char *message)
+{
+	StringInfo	s;
+
+	if (row->reasons == NULL)
+	{
+		row->reasons = makeStringInfo();
+		appendStringInfoChar(row->reasons, '[');
+	}
+	else
+		appendStringInfoString(row->reasons, ", ");
+	s = row->reasons;
+	appendStringInfoString(s, "{\"rule\": ");
+	mover_json_value(s, rule);
+	appendStringInfoString(s, ", \"kind\": ");
+	mover_json_value(s, kind);
+	appendStringInfoString(s, ", \"column\": ");
+	mover_json_value(s, col >= 0 ? m->p->cols[col].name : NULL);
+	appendStringInfoString(s, ", \"value\": ");
+	mover_json_value(s, col >= 0 ? mover_shown(&m->p->cols[col], row->vals[col]) : NULL);
+	appendStringInfoString(s, ", \"sqlstate\": ");
+	mover_json_value(s, sqlstate);
+	appendStringInfoString(s, ", \"message\": ");
+	mover_json_value(s, mover_sanitize(m, row, message));
+	appendStringInfoString(s, ", \"contract_version\": ");
+	appendStringInfo(s, "%d}", m->p->version);
+	row->outcome = OUT_QUARANTINE;
+}
+
+/* run fn(arg) in a subtransaction; on a row error return its data */
+typedef void (*mover_try_fn) (Mover *m, int *idx, int n);
+
+static ErrorData *
+mover_try(Mover *m, mover_try_fn fn, int *idx, int n)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	ErrorData  *volatile edata = NULL;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcxt);
+	PG_TRY();
+	{
+		fn(m, idx, n);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+		if (!stage_row_error(edata->sqlerrcode))
+			ReThrowError(edata);
+	}
+	PG_END_TRY();
+	return edata;
+}
+
+/* ----------------------------------------------------------------
+ *		type checks
+ * ---------------------------------------------------------------- */
+
+static int	mover_tc_col;		/* column of the current group */
+
+static void
+mover_tc_group(Mover *m, int *idx, int n)
+{
+	StageColumn *col = &m->p->cols[mover_tc_col];
+	int			i;
+
+	for (i = 0; i < n; i++)
+		(void) InputFunctionCall(&col->infunc, m->rows[idx[i]].vals[mover_tc_col],
+								 col->ioparam, col->typmod);
+}
+
+/*
+ * Run the input function over the values idx[0..n) of one column in one
+ * subtransaction; on failure bisect until each bad value is found.
+ */
+static void
+mover_tc_resolve(Mover *m, int c, int *idx, int n)
+{
+	ErrorData  *e;
+
+	mover_tc_col = c;
+	e = mover_try(m, mover_tc_group, idx, n);
+	if (e == NULL)
+		return;
+	if (n == 1)
+	{
+		MoverRow   *row = &m->rows[idx[0]];
+		char	   *rule = psprintf("%s_type", m->p->cols[c].name);
+
+		row->badtype[c] = true;
+		m->type_failed[c]++;
+		mover_reason(m, row, rule, "type", c, unpack_sql_state(e->sqlerrcode),
+					 e->message);
+		FreeErrorData(e);
+		return;
+	}
+	FreeErrorData(e);
+	mover_tc_resolve(m, c, idx, n / 2);
+	mover_tc_resolve(m, c, idx + n / 2, n - n / 2);
+}
+
+static void
+mover_typecheck(Mover *m)
+{
+	RuleProgram *p = m->p;
+	int		   *unsure = palloc(sizeof(int) * Max(m->n, 1));
+	int			c;
+	int			i;
+
+	for (c = 0; c < p->ncols; c++)
+	{
+		StageColumn *col = &p->cols[c];
+		int			nu = 0;
+
+		/* a masked column's raw value never reaches the target */
+		if (col->mask)
+			continue;
+		for (i = 0; i < m->n; i++)
+		{
+			const char *v = m->rows[i].vals[c];
+
+			if (v == NULL)
+				continue;
+			m->type_checked[c]++;
+			if (!tc_precheck(col->tclass, col->typmod, v))
+				unsure[nu++] = i;
+		}
+		if (nu > 0)
+			mover_tc_resolve(m, c, unsure, nu);
+	}
+}
+
+/* ----------------------------------------------------------------
+ *		rules
+ * ---------------------------------------------------------------- */
+
+static int
+mover_enum_cmp(const void *key, const void *elem)
+{
+	return strcmp((const char *) key, *(char *const *) elem);
+}
+
+static void
+mover_rules(Mover *m)
+{
+	RuleProgram *p = m->p;
+	int			i;
+	int			k;
+
+	for (i = 0; i < m->n; i++)
+	{
+		MoverRow   *row = &m->rows[i];
+
+		CHECK_FOR_INTERRUPTS();
+		for (k = 0; k < p->nrules; k++)
+		{
+			StageRule  *r = &p->rules[k];
+			StageColumn *col = &p->cols[r->col];
+			const char *v = row->vals[r->col];
+			char	   *msg = NULL;
+			const char *sqlstate = NULL;
+			const char *kind = r->kind_name;
+
+			if (v == NULL && r->kind != RULE_NOT_NULL)
+				continue;		/* NULL passes every rule but not_null */
+			if (row->badtype[r->col])
+				continue;		/* already quarantined for its type */
+			r->checked++;
+			switch (r->kind)
+			{
+				case RULE_NOT_NULL:
+					if (v == NULL)
+					{
+						msg = "value is null";
+						sqlstate = "23502";
+					}
+					break;
+				case RULE_RANGE:
+					{
+						Datum		d = InputFunctionCall(&col->range_infunc, (char *) v,
+														  col->range_ioparam, -1);
+
+						if (r->has_min &&
+							DatumGetInt32(FunctionCall2Coll(&col->cmpfunc, col->collation,
+															d, r->min)) < 0)
+							msg = psprintf("value is below the minimum %s", r->min_text);
+						else if (r->has_max &&
+								 DatumGetInt32(FunctionCall2Coll(&col->cmpfunc, col->collation,
+																 d, r->max)) > 0)
+							msg = psprintf("value is above the maximum %s", r->max_text);
+					}
+					break;
+				case RULE_ENUM:
+					if (bsearch(v, r->values, r->nvalues, sizeof(char *),
+								mover_enum_cmp) == NULL)
+						msg = psprintf("value is not one of %s", r->values_text);
+					break;
+				case RULE_REGEX:
+					switch (rx_match(r->rx, v, strlen(v)))
+					{
+						case RX_MATCH:
+							break;
+						case RX_NOMATCH:
+							msg = psprintf("value does not match %s", r->pattern);
+							break;
+						case RX_LIMIT:
+							kind = "regex_limit";
+							sqlstate = "54000";
+							msg = psprintf("pattern %s exceeded stage.regex_match_limit", r->pattern);
+							break;
+					}
+					break;
+			}
+			if (msg == NULL)
+				continue;
+			r->failed++;
+			if (r->warn)
+				row->warned = true;
+			else
+				mover_reason(m, row, r->name, kind, r->col, sqlstate, msg);
+		}
+		/* key columns are implicitly not null */
+		for (k = 0; k < p->nkeys; k++)
+			if (row->vals[p->keycols[k]] == NULL && !row->badtype[p->keycols[k]])
+				mover_reason(m, row, "key_not_null", "not_null", p->keycols[k], "23502",
+							 "key column is null");
+		if (row->warned && row->outcome == OUT_CLEAN)
+			m->n_warned++;
+	}
+}
+
+/* ----------------------------------------------------------------
+ *		keys and duplicates
+ * ---------------------------------------------------------------- */
+
+static uint32
+mover_key_hash(const void *key, Size keysize)
+{
+	const char *s = *(char *const *) key;
+
+	return string_hash(s, strlen(s) + 1);
+}
+
+static int
+mover_key_match(const void *a, const void *b, Size keysize)
+{
+	return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+static HTAB *
+mover_key_table(const char *name, int n)
+{
+	HASHCTL		ctl;
+
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(char *);
+	ctl.entrysize = sizeof(char *) + sizeof(int);
+	ctl.hash = mover_key_hash;
+	ctl.match = mover_key_match;
+	ctl.hcxt = CurrentMemoryContext;
+	return hash_create(name, Max(n, 16), &ctl,
+					   HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
+}
+
+typedef struct KeyEntry
+{
+	char	   *key;
+	int			row;
+} KeyEntry;
+
+/* canonical text of the key: each key value through input then output */
+static char *
+mover_canonical_key(Mover *m, Datum *typed)
+{
+	RuleProgram *p = m->p;
+	StringInfoData s;
+	int			k;
+
+	initStringInfo(&s);
+	for (k = 0; k < p->nkeys; k++)
+	{
+		StageColumn *col = &p->cols[p->keycols[k]];
+		char	   *out = OutputFunctionCall(&col->outfunc, typed[k]);
+
+		if (k > 0)
+			appendStringInfoChar(&s, '\x1f');
+		appendStringInfo(&s, "%zu:%s", strlen(out), out);
+	}
+	return s.data;
+}
+
+static void
+mover_dedupe(Mover *m)
+{
+	RuleProgram *p = m->p;
+	HTAB	   *seen;
+	Datum	   *typed;
+	int			i;
+	int			k;
+
+	if (p->nkeys == 0)
+		return;
+	seen = mover_key_table("stage batch keys", m->n);
+	typed = palloc(sizeof(Datum) * p->nkeys);
+	for (i = 0; i < m->n; i++)
+	{
+		MoverRow   *row = &m->rows[i];
+		KeyEntry   *e;
+		bool		found;
+
+		if (row->outcome != OUT_CLEAN)
+			continue;
+		for (k = 0; k < p->nkeys; k++)
+		{
+			StageColumn *col = &p->cols[p->keycols[k]];
+
+			typed[k] = InputFunctionCall(&col->infunc, row->vals[p->keycols[k]],
+										 col->ioparam, col->typmod);
+		}
+		row->key = mover_canonical_key(m, typed);
+		e = hash_search(seen, &row->key, HASH_ENTER, &found);
+		if (!found)
+		{
+			e->row = i;
+			continue;
+		}
+		switch (p->on_duplicate)
+		{
+			case ONDUP_SKIP:
+				row->outcome = OUT_DUPLICATE;
+				break;
+			case ONDUP_UPDATE:
+				/* the last version of a key wins; earlier ones are superseded */
+				m->rows[e->row].outcome = OUT_DUPLICATE;
+				e->row = i;
+				break;
+			case ONDUP_QUARANTINE:
+				mover_reason(m, row, "unique_key", "unique", p->keycols[0], "23505",
+							 psprintf("duplicate key: landing row %lld has the same key",
+									  (long long) m->rows[e->row].id));
+				break;
+		}
+	}
+}
+
+/* ----------------------------------------------------------------
+ *		writing clean rows
+ * ---------------------------------------------------------------- */
+
+static Datum
+mover_array(Datum *elems, bool *nulls, int n, Oid elemtype)
+{
+	int			dims[1] = {n};
+	int			lbs[1] = {1};
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+
+	get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
+	return PointerGetDatum(construct_md_array(elems, nulls, 1, dims, lbs,
+											  elemtype, typlen, typbyval, typalign));
+}
+
+/* INSERT the rows idx[0..n); collect the keys it returns */
+static void
+mover_insert(Mover *m, int *idx, int n)
+{
+	RuleProgram *p = m->p;
+	int			nparams = p->ncols + 2;
+	Datum	   *params = palloc(sizeof(Datum) * nparams);
+	char	   *pnulls = palloc(nparams);
+	Datum	   *elems = palloc(sizeof(Datum) * n);
+	bool	   *enulls = palloc(sizeof(bool) * n);
+	int			c;
+	int			i;
+	int			rc;
+
+	for (i = 0; i < n; i++)
+	{
+		elems[i] = Int64GetDatum(m->rows[idx[i]].id);
+		enulls[i] = false;
+	}
+	params[0] = mover_array(elems, enulls, n, INT8OID);
+	params[1] = Int64GetDatum(m->batch_id);
+	memset(pnulls, ' ', nparams);
+	for (c = 0; c < p->ncols; c++)
+	{
+		StageColumn *col = &p->cols[c];
+
+		for (i = 0; i < n; i++)
+		{
+			MoverRow   *row = &m->rows[idx[i]];
+
+			if (row->vals[c] == NULL)
+			{
+				enulls[i] = true;
+				elems[i] = (Datum) 0;
+			}
+			else if (col->mask)
+			{
+				char	   *mv = mask_apply(col->mask, row->vals[c], strlen(row->vals[c]));
+
+				enulls[i] = (mv == NULL);
+				elems[i] = mv ? CStringGetTextDatum(mv) : (Datum) 0;
+			}
+			else
+			{
+				enulls[i] = false;
+				elems[i] = row->datums[c];
+			}
+		}
+		params[c + 2] = mover_array(elems, enulls, n, TEXTOID);
+	}
+
+	rc = SPI_execute_plan(m->insert_plan, params, pnulls, false, 0);
+	if (rc != SPI_OK_INSERT && rc != SPI_OK_INSERT_RETURNING)
+		elog(ERROR, "stage: insert into target failed (%d)", rc);
+
+	if (rc == SPI_OK_INSERT_RETURNING && m->written)
+	{
+		Datum	   *typed = palloc(sizeof(Datum) * p->nkeys);
+		uint64		j;
+
+		for (j = 0; j < SPI_processed; j++)
+		{
+			bool		isnull;
+			int			k;
+			char	   *key;
+
+			for (k = 0; k < p->nkeys; k++)
+				typed[k] = SPI_getbinval(SPI_tuptable->vals[j], SPI_tuptable->tupdesc,
+										 k + 1, &isnull);
+			key = mover_canonical_key(m, typed);
+			(void) hash_search(m->written, &key, HASH_ENTER, NULL);
+		}
+	}
+	if (SPI_tuptable)
+		SPI_freetuptable(SPI_tuptable);
+}
+
+/* insert idx[0..n) in a subtransaction; bisect to find rejected rows */
+static void
+mover_write(Mover *m, int *idx, int n)
+{
+	ErrorData  *e;
+
+	if (n == 0)
+		return;
+	e = mover_try(m, mover_insert, idx, n);
+	if (e == NULL)
+		return;
+	if (n == 1)
+	{
+		MoverRow   *row = &m->rows[idx[0]];
+		int			col = -1;
+		int			c;
+		char	   *msg = e->detail ? psprintf("%s: %s", e->message, e->detail) :
+			pstrdup(e->message);
+
+		if (e->column_name)
+			for (c = 0; c < m->p->ncols; c++)
+				if (strcmp(m->p->cols[c].name, e->column_name) == 0)
+					col = c;
+		mover_reason(m, row, e->constraint_name ? e->constraint_name : "target",
+					 "target", col, unpack_sql_state(e->sqlerrcode), msg);
+		FreeErrorData(e);
+		return;
+	}
+	FreeErrorData(e);
+	mover_write(m, idx, n / 2);
+	mover_write(m, idx + n / 2, n - n / 2);
+}
+
+static void
+mover_write_clean(Mover *m)
+{
+	RuleProgram *p = m->p;
+	int		   *idx = palloc(sizeof(int) * Max(m->n, 1));
+	int			n = 0;
+	int			i;
+	Oid		   *argtypes = palloc(sizeof(Oid) * (p->ncols + 2));
+	int			c;
+
+	for (i = 0; i < m->n; i++)
+		if (m->rows[i].outcome == OUT_CLEAN)
+			idx[n++] = i;
+	if (n == 0)
+		return;
+
+	argtypes[0] = INT8ARRAYOID;
+	argtypes[1] = INT8OID;
+	for (c = 0; c < p->ncols; c++)
+		argtypes[c + 2] = TEXTARRAYOID;
+	m->insert_plan = SPI_prepare(p->insert_sql, p->ncols + 2, argtypes);
+	if (m->insert_plan == NULL)
+		elog(ERROR, "stage: could not prepare insert: %s", SPI_result_code_string(SPI_result));
+	if (SPI_keepplan(m->insert_plan) != 0)
+		elog(ERROR, "SPI_keepplan failed");
+
+	if (p->nkeys > 0 && p->on_duplicate != ONDUP_UPDATE)
+		m->written = mover_key_table("stage written keys", n);
+
+	PG_TRY();
+	{
+		mover_write(m, idx, n);
+	}
+	PG_FINALLY();
+	{
+		SPI_freeplan(m->insert_plan);
+		m->insert_plan = NULL;
+	}
+	PG_END_TRY();
+
+	/* rows sent but not written conflicted with a key already in the target */
+	if (m->written)
+	{
+		for (i = 0; i < n; i++)
+		{
+			MoverRow   *row = &m->rows[idx[i]];
+
+			if (row->outcome != OUT_CLEAN ||
+				hash_search(m->written, &row->key, HASH_FIND, NULL) != NULL)
+				continue;
+			if (p->on_duplicate == ONDUP_QUARANTINE)
+				mover_reason(m, row, "unique_key", "unique", p->keycols[0], "23505",
+							 "duplicate key: the key already exists in the target");
+			else
+				row->outcome = OUT_DUPLICATE;
+		}
+	}
+}
+
+/* ----------------------------------------------------------------
+ *		bookkeeping writes
+ * ---------------------------------------------------------------- */
+
+static void
+mover_exec(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls,
+		   int expect)
+{
+	int			rc = SPI_execute_with_args(sql, nargs, types, values, nulls, false, 0);
+
+	if (rc != expect)
+		elog(ERROR, "stage: bookkeeping statement failed (%s): %s",
+			 SPI_result_code_string(rc), sql);
+}
+
+static char *
+mover_row_data(Mover *m, MoverRow *row)
+{
+	StringInfoData s;
+	int			c;
+
+	initStringInfo(&s);
+	appendStringInfoChar(&s, '{');
+	for (c = 0; c < m->p->ncols; c++)
+	{
+		if (c > 0)
+			appendStringInfoString(&s, ", ");
+		escape_json(&s, m->p->cols[c].name);
+		appendStringInfoString(&s, ": ");
+		mover_json_value(&s, mover_shown(&m->p->cols[c], row->vals[c]));
+	}
+	appendStringInfoChar(&s, '}');
+	return s.data;
+}
+
+static void
+mover_write_outcomes(Mover *m)
+{
+	int			nq = 0;
+	int			nd = 0;
+	int			i;
+	Datum	   *ids = palloc(sizeof(Datum) * Max(m->n, 1));
+	Datum	   *srcs = palloc(sizeof(Datum) * Max(m->n, 1));
+	bool	   *srcnull = palloc(sizeof(bool) * Max(m->n, 1));
+	Datum	   *rcv = palloc(sizeof(Datum) * Max(m->n, 1));
+	bool	   *rcvnull = palloc(sizeof(bool) * Max(m->n, 1));
+	Datum	   *rd = palloc(sizeof(Datum) * Max(m->n, 1));
+	Datum	   *re = palloc(sizeof(Datum) * Max(m->n, 1));
+	Datum	   *dids = palloc(sizeof(Datum) * Max(m->n, 1));
+
+	for (i = 0; i < m->n; i++)
+	{
+		MoverRow   *row = &m->rows[i];
+
+		switch (row->outcome)
+		{
+			case OUT_CLEAN:
+				m->n_clean++;
+				break;
+			case OUT_DUPLICATE:
+				m->n_duplicate++;
+				dids[nd++] = Int64GetDatum(row->id);
+				break;
+			case OUT_QUARANTINE:
+				m->n_quarantined++;
+				ids[nq] = Int64GetDatum(row->id);
+				srcnull[nq] = (row->source == NULL);
+				srcs[nq] = row->source ? CStringGetTextDatum(row->source) : (Datum) 0;
+				rcvnull[nq] = row->received_null;
+				rcv[nq] = row->received_at;
+				appendStringInfoChar(row->reasons, ']');
+				re[nq] = CStringGetTextDatum(row->reasons->data);
+				rd[nq] = CStringGetTextDatum(mover_row_data(m, row));
+				nq++;
+				break;
+		}
+	}
+	if (nq > 0)
+	{
+		Oid			types[7] = {INT4OID, INT8OID, INT4OID, INT8ARRAYOID, TEXTARRAYOID,
+		TIMESTAMPTZARRAYOID, TEXTARRAYOID};
+		Datum		vals[8];
+		Oid			types8[8];
+
+		memcpy(types8, types, sizeof(types));
+		types8[7] = TEXTARRAYOID;
+		vals[0] = Int32GetDatum(m->p->pipeline_id);
+		vals[1] = Int64GetDatum(m->batch_id);
+		vals[2] = Int32GetDatum(m->p->version);
+		vals[3] = mover_array(ids, NULL, nq, INT8OID);
+		vals[4] = mover_array(srcs, srcnull, nq, TEXTOID);
+		vals[5] = mover_array(rcv, rcvnull, nq, TIMESTAMPTZOID);
+		vals[6] = mover_array(rd, NULL, nq, TEXTOID);
+		vals[7] = mover_array(re, NULL, nq, TEXTOID);
+		mover_exec("INSERT INTO stage.quarantine_log (pipeline_id, landing_id, batch_id,"
+				   " contract_version, source, received_at, row_data, reasons)"
+				   " SELECT $1, u.id, $2, $3, u.src, u.rcv, CAST(u.rd AS pg_catalog.jsonb),"
+				   " CAST(u.re AS pg_catalog.jsonb)"
+				   " FROM ROWS FROM (pg_catalog.unnest($4), pg_catalog.unnest($5),"
+				   " pg_catalog.unnest($6), pg_catalog.unnest($7), pg_catalog.unnest($8))"
+				   " AS u(id, src, rcv, rd, re)",
+				   8, types8, vals, NULL, SPI_OK_INSERT);
+	}
+	if (nd > 0)
+	{
+		Oid			types[3] = {INT4OID, INT8OID, INT8ARRAYOID};
+		Datum		vals[3];
+
+		vals[0] = Int32GetDatum(m->p->pipeline_id);
+		vals[1] = Int64GetDatum(m->batch_id);
+		vals[2] = mover_array(dids, NULL, nd, INT8OID);
+		mover_exec("INSERT INTO stage.duplicate_log (pipeline_id, landing_id, batch_id)"
+				   " SELECT $1, u.id, $2 FROM pg_catalog.unnest($3) AS u(id)",
+				   3, types, vals, NULL, SPI_OK_INSERT);
+	}
+}
+
+/* per rule (and per column type check) counters of this batch */
+static void
+mover_write_stats(Mover *m)
+{
+	RuleProgram *p = m->p;
+	int			max = p->nrules + p->ncols;
+	Datum	   *names = palloc(sizeof(Datum) * max);
+	Datum	   *cols = palloc(sizeof(Datum) * max);
+	Datum	   *kinds = palloc(sizeof(Datum) * max);
+	Datum	   *sev = palloc(sizeof(Datum) * max);
+	Datum	   *checked = palloc(sizeof(Datum) * max);
+	Datum	   *failed = palloc(sizeof(Datum) * max);
+	int			n = 0;
+	int			i;
+	Oid			types[7] = {INT8OID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
+	TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID};
+	Datum		vals[7];
+
+	for (i = 0; i < p->ncols; i++)
+	{
+		if (p->cols[i].mask)
+			continue;
+		names[n] = CStringGetTextDatum(psprintf("%s_type", p->cols[i].name));
+		cols[n] = CStringGetTextDatum(p->cols[i].name);
+		kinds[n] = CStringGetTextDatum("type");
+		sev[n] = CStringGetTextDatum("reject");
+		checked[n] = Int64GetDatum(m->type_checked[i]);
+		failed[n] = Int64GetDatum(m->type_failed[i]);
+		n++;
+	}
+	for (i = 0; i < p->nrules; i++)
+	{
+		StageRule  *r = &p->rules[i];
+
+		names[n] = CStringGetTextDatum(r->name);
+		cols[n] = CStringGetTextDatum(p->cols[r->col].name);
+		kinds[n] = CStringGetTextDatum(r->kind_name);
+		sev[n] = CStringGetTextDatum(r->warn ? "warn" : "reject");
+		checked[n] = Int64GetDatum(r->checked);
+		failed[n] = Int64GetDatum(r->failed);
+		n++;
+	}
+	if (n == 0)
+		return;
+	vals[0] = Int64GetDatum(m->batch_id);
+	vals[1] = mover_array(names, NULL, n, TEXTOID);
+	vals[2] = mover_array(cols, NULL, n, TEXTOID);
+	vals[3] = mover_array(kinds, NULL, n, TEXTOID);
+	vals[4] = mover_array(sev, NULL, n, TEXTOID);
+	vals[5] = mover_array(checked, NULL, n, INT8OID);
+	vals[6] = mover_array(failed, NULL, n, INT8OID);
+	mover_exec("INSERT INTO stage.batch_rule_stat (batch_id, rule_name, column_name, kind,"
+			   " severity, checked, failed)"
+			   " SELECT $1, u.* FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3),"
+			   " pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6),"
+			   " pg_catalog.unnest($7)) AS u"
+			   " ON CONFLICT DO NOTHING",
+			   7, types, vals, NULL, SPI_OK_INSERT);
+}
+
+/* ----------------------------------------------------------------
+ *		the batch
+ * ---------------------------------------------------------------- */
+
+typedef struct BatchResult
+{
+	bool		has_batch;
+	int64		batch_id;
+	int64		rows_in;
+	int64		clean;
+	int64		quarantined;
+	int64		duplicate;
+	const char *status;
+} BatchResult;
+
+/* the pipeline row's window state, read after the row lock is held */
+typedef struct Window
+{
+	int			pipeline_id;
+	bool		enabled;
+	int			version;
+	bool		fresh;			/* win_hi was opened by this call */
+	Datum		lo;				/* pg_snapshot */
+	Datum		hi;
+	Datum		hi_xmax;		/* xid8 */
+	Datum		cur_txid;		/* xid8 */
+	int64		cur_id;
+} Window;
+
+static void
+mover_read_window(Window *w, int pipeline_id, MemoryContext cxt)
+{
+	Oid			argtype = INT4OID;
+	Datum		arg = Int32GetDatum(pipeline_id);
+	HeapTuple	tup;
+	TupleDesc	desc;
+	bool		isnull;
+	MemoryContext old;
+
+	/* a statement of its own: its snapshot postdates the lock */
+	mover_exec("SELECT p.enabled, p.contract_version, p.win_lo,"
+			   " COALESCE(p.win_hi, pg_catalog.pg_current_snapshot()),"
+			   " p.win_hi IS NULL,"
+			   " pg_catalog.pg_snapshot_xmax(COALESCE(p.win_hi, pg_catalog.pg_current_snapshot())),"
+			   " COALESCE(p.cur_txid, pg_catalog.pg_snapshot_xmin(p.win_lo)),"
+			   " COALESCE(p.cur_id, 0)"
+			   " FROM stage.pipeline p WHERE p.pipeline_id OPERATOR(pg_catalog.=) $1",
+			   1, &argtype, &arg, NULL, SPI_OK_SELECT);
+	if (SPI_processed != 1)
+		elog(ERROR, "pipeline %d vanished", pipeline_id);
+	tup = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	old = MemoryContextSwitchTo(cxt);
+	w->pipeline_id = pipeline_id;
+	w->enabled = DatumGetBool(SPI_getbinval(tup, desc, 1, &isnull));
+	w->version = DatumGetInt32(SPI_getbinval(tup, desc, 2, &isnull));
+	w->lo = datumCopy(SPI_getbinval(tup, desc, 3, &isnull), false, -1);
+	w->hi = datumCopy(SPI_getbinval(tup, desc, 4, &isnull), false, -1);
+	w->fresh = DatumGetBool(SPI_getbinval(tup, desc, 5, &isnull));
+	w->hi_xmax = SPI_getbinval(tup, desc, 6, &isnull);
+	w->cur_txid = SPI_getbinval(tup, desc, 7, &isnull);
+	w->cur_id = DatumGetInt64(SPI_getbinval(tup, desc, 8, &isnull));
+	MemoryContextSwitchTo(old);
+	SPI_freetuptable(SPI_tuptable);
+}
+
+/* close the window: the next batch opens a new one from here */
+static void
+mover_close_window(Window *w)
+{
+	Oid			types[2] = {INT4OID, PG_SNAPSHOTOID};
+	Datum		vals[2] = {Int32GetDatum(w->pipeline_id), w->hi};
+
+	mover_exec("UPDATE stage.pipeline SET win_lo = $2, win_hi = NULL, cur_txid = NULL,"
+			   " cur_id = NULL WHERE pipeline_id OPERATOR(pg_catalog.=) $1",
+			   2, types, vals, NULL, SPI_OK_UPDATE);
+}
+
+/* read the next chunk of the window into m->rows */
+static void
+mover_read_chunk(Mover *m, Window *w, int64 limit)
+{
+	RuleProgram *p = m->p;
+	Oid			types[6] = {XID8OID, INT8OID, XID8OID, PG_SNAPSHOTOID, PG_SNAPSHOTOID, INT8OID};
+	Datum		vals[6];
+	int			ncols = p->ncols;
+	int			natts = ncols + 4;
+	Datum	   *values;
+	bool	   *nulls;
+	int			i;
+	int			c;
+	MemoryContext old;
+
+	vals[0] = w->cur_txid;
+	vals[1] = Int64GetDatum(w->cur_id);
+	vals[2] = w->hi_xmax;
+	vals[3] = w->hi;
+	vals[4] = w->lo;
+	vals[5] = Int64GetDatum(limit);
+	mover_exec(p->select_sql, 6, types, vals, NULL, SPI_OK_SELECT);
+
+	old = MemoryContextSwitchTo(m->cxt);
+	m->n = (int) SPI_processed;
+	m->rows = palloc0(sizeof(MoverRow) * Max(m->n, 1));
+	values = palloc(sizeof(Datum) * natts);
+	nulls = palloc(sizeof(bool) * natts);
+	for (i = 0; i < m->n; i++)
+	{
+		MoverRow   *row = &m->rows[i];
+
+		heap_deform_tuple(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, values, nulls);
+		row->id = DatumGetInt64(values[0]);
+		if (i == m->n - 1)
+			w->cur_txid = values[1];	/* xid8 is by value */
+		row->source = nulls[2] ? NULL : TextDatumGetCString(values[2]);
+		row->received_at = values[3];
+		row->received_null = nulls[3];
+		row->vals = palloc(sizeof(char *) * ncols);
+		row->datums = palloc(sizeof(Datum) * ncols);
+		row->badtype = palloc0(sizeof(bool) * ncols);
+		row->outcome = OUT_CLEAN;
+		for (c = 0; c < ncols; c++)
+		{
+			if (nulls[c + 4])
+			{
+				row->vals[c] = NULL;
+				row->datums[c] = (Datum) 0;
+			}
+			else
+			{
+				row->datums[c] = values[c + 4];
+				row->vals[c] = TextDatumGetCString(values[c + 4]);
+			}
+		}
+	}
+	if (m->n > 0)
+		w->cur_id = m->rows[m->n - 1].id;
+	MemoryContextSwitchTo(old);
+	/* the tuptable stays: row->datums point into it until SPI_finish */
+}
+
+static void
+mover_batch(int pipeline_id, int64 limit, BatchResult *res, MemoryContext cxt)
+{
+	Window		w;
+	Mover		m;
+	Datum		from_txid;
+	int64		from_id;
+	TimestampTz started = GetCurrentTimestamp();
+	int			attempt;
+
+	memset(&m, 0, sizeof(m));
+	m.cxt = cxt;
+	mover_read_window(&w, pipeline_id, cxt);
+	if (!w.enabled)
+	{
+		res->status = "paused";
+		return;
+	}
+	m.p = contract_get(pipeline_id, w.version);
+	m.type_checked = palloc0(sizeof(int64) * Max(m.p->ncols, 1));
+	m.type_failed = palloc0(sizeof(int64) * Max(m.p->ncols, 1));
+
+	/*
+	 * An open window may be exhausted exactly at a chunk boundary; then
+	 * close it and look at a fresh one, once.
+	 */
+	for (attempt = 0; attempt < 2; attempt++)
+	{
+		from_txid = w.cur_txid;
+		from_id = w.cur_id;
+		mover_read_chunk(&m, &w, limit);
+		if (m.n > 0 || w.fresh)
+			break;
+		mover_close_window(&w);
+		mover_read_window(&w, pipeline_id, cxt);
+	}
+	if (m.n == 0)
+	{
+		mover_close_window(&w);
+		res->status = "empty";
+		return;
+	}
+
+	/* the batch record first: outcomes reference it */
+	{
+		Oid			types[7] = {INT4OID, INT4OID, PG_SNAPSHOTOID, PG_SNAPSHOTOID,
+		XID8OID, INT8OID, TIMESTAMPTZOID};
+		Datum		vals[7] = {Int32GetDatum(pipeline_id), Int32GetDatum(w.version),
+			w.lo, w.hi, from_txid, Int64GetDatum(from_id),
+		TimestampTzGetDatum(started)};
+		bool		isnull;
+		SPITupleTable *rows_tt = SPI_tuptable;
+
+		if (SPI_execute_with_args("INSERT INTO stage.batch (pipeline_id, contract_version, status,"
+								  " win_lo, win_hi, from_txid, from_id, started_at)"
+								  " VALUES ($1, $2, 'done', $3, $4, $5, $6, $7) RETURNING batch_id",
+								  7, types, vals, NULL, false, 1) != SPI_OK_INSERT_RETURNING)
+			elog(ERROR, "stage: could not record the batch");
+		m.batch_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+												 SPI_tuptable->tupdesc, 1, &isnull));
+		SPI_freetuptable(SPI_tuptable);
+		(void) rows_tt;
+	}
+
+	mover_typecheck(&m);
+	mover_rules(&m);
+	mover_dedupe(&m);
+	mover_write_clean(&m);
+	mover_write_outcomes(&m);
+	mover_write_stats(&m);
+
+	/* advance: a short chunk means the window is done */
+	{
+		Oid			types[11] = {INT8OID, XID8OID, INT8OID, INT8OID, INT8OID, INT8OID,
+		INT8OID, INT8OID, INT4OID, BOOLOID, PG_SNAPSHOTOID};
+		Datum		vals[11];
+
+		vals[0] = Int64GetDatum(m.batch_id);
+		vals[1] = w.cur_txid;
+		vals[2] = Int64GetDatum(w.cur_id);
+		vals[3] = Int64GetDatum(m.n);
+		vals[4] = Int64GetDatum(m.n_clean);
+		vals[5] = Int64GetDatum(m.n_quarantined);
+		vals[6] = Int64GetDatum(m.n_duplicate);
+		vals[7] = Int64GetDatum(m.n_warned);
+		vals[8] = Int32GetDatum(pipeline_id);
+		vals[9] = BoolGetDatum(m.n < limit);
+		vals[10] = w.hi;
+		mover_exec("UPDATE stage.batch SET to_txid = $2, to_id = $3, rows_in = $4,"
+				   " rows_clean = $5, rows_quarantined = $6, rows_duplicate = $7,"
+				   " rows_warned = $8, finished_at = pg_catalog.clock_timestamp()"
+				   " WHERE batch_id OPERATOR(pg_catalog.=) $1",
+				   11, types, vals, NULL, SPI_OK_UPDATE);
+		mover_exec("UPDATE stage.pipeline SET"
+				   " win_lo = CASE WHEN $10 THEN $11 ELSE win_lo END,"
+				   " win_hi = CASE WHEN $10 THEN NULL ELSE $11 END,"
+				   " cur_txid = CASE WHEN $10 THEN NULL ELSE $2 END,"
+				   " cur_id = CASE WHEN $10 THEN NULL ELSE $3 END"
+				   " WHERE pipeline_id OPERATOR(pg_catalog.=) $9",
+				   11, types, vals, NULL, SPI_OK_UPDATE);
+	}
+
+	res->has_batch = true;
+	res->batch_id = m.batch_id;
+	res->rows_in = m.n;
+	res->clean = m.n_clean;
+	res->quarantined = m.n_quarantined;
+	res->duplicate = m.n_duplicate;
+	res->status = "done";
+}
+
+/*
+ * Find the pipeline, check the caller may run it, and lock its row.  The
+ * existence and permission checks come first, on a plain read, so a caller
+ * without rights gets a clear error instead of a row-level-security miss.
+ */
+static int
+mover_lock_pipeline(const char *name)
+{
+	Oid			argtype = TEXTOID;
+	Datum		arg = CStringGetTextDatum(name);
+	bool		isnull;
+	int			pipeline_id;
+	bool		member;
+
+	mover_exec("SELECT pipeline_id, pg_catalog.pg_has_role(owner, 'MEMBER') FROM stage.pipeline"
+			   " WHERE name OPERATOR(pg_catalog.=) $1",
+			   1, &argtype, &arg, NULL, SPI_OK_SELECT);
+	if (SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("pipeline \"%s\" does not exist", name),
+				 errhint("See SELECT name FROM stage.pipelines for the pipelines of this database.")));
+	pipeline_id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	member = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	if (!member)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for pipeline \"%s\"", name),
+				 errhint("Only members of the pipeline's owner role and superusers may run its batches.")));
+	arg = Int32GetDatum(pipeline_id);
+	argtype = INT4OID;
+	mover_exec("SELECT 1 FROM stage.pipeline WHERE pipeline_id OPERATOR(pg_catalog.=) $1 FOR UPDATE",
+			   1, &argtype, &arg, NULL, SPI_OK_SELECT);
+	return pipeline_id;
+}
+
+PG_FUNCTION_INFO_V1(stage_run_batch);
+Datum
+stage_run_batch(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	char	   *name;
+	int64		limit;
+	int			save_nestlevel;
+	MemoryContext cxt;
+	BatchResult res;
+	int			pipeline_id;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("pipeline name must not be null")));
+	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	limit = PG_ARGISNULL(1) ? stage_batch_size : PG_GETARG_INT32(1);
+	if (limit <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max_rows must be positive"),
+				 errhint("Pass NULL to use stage.batch_size (%d).", stage_batch_size)));
+
+	InitMaterializedSRF(fcinfo, 0);
+	memset(&res, 0, sizeof(res));
+	cxt = AllocSetContextCreate(CurrentMemoryContext, "stage batch",
+								ALLOCSET_DEFAULT_SIZES);
+
+	/* everything the mover runs resolves names in pg_catalog only */
+	save_nestlevel = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp",
+							 PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	pipeline_id = mover_lock_pipeline(name);
+	{
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+
+		mover_batch(pipeline_id, limit, &res, cxt);
+		MemoryContextSwitchTo(old);
+	}
+	SPI_finish();
+	AtEOXact_GUC(true, save_nestlevel);
+	MemoryContextDelete(cxt);
+
+	{
+		Datum		values[6];
+		bool		nulls[6] = {false, false, false, false, false, false};
+
+		values[0] = Int64GetDatum(res.batch_id);
+		nulls[0] = !res.has_batch;
+		values[1] = Int64GetDatum(res.rows_in);
+		values[2] = Int64GetDatum(res.clean);
+		values[3] = Int64GetDatum(res.quarantined);
+		values[4] = Int64GetDatum(res.duplicate);
+		values[5] = CStringGetTextDatum(res.status);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}

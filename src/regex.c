@@ -1,0 +1,279 @@
+/*-------------------------------------------------------------------------
+ *
+ * regex.c
+ *	  PCRE2 for stage: a per-backend cache of compiled (JIT) patterns, the
+ *	  match/depth limits, and the SQL functions stage.regex_*.
+ *
+ * Compiled patterns live in TopMemoryContext-owned malloc memory managed by
+ * PCRE2 itself and are kept for the life of the backend (bounded by
+ * RX_CACHE_SIZE; the oldest entry is freed when the cache is full).  A rule
+ * program holds RxEntry pointers, so entries are never freed while a program
+ * that uses them is cached: eviction only happens among entries not pinned
+ * by a program (pinned entries are simply never evicted).
+ *
+ * Subjects are PostgreSQL text in the database encoding; in a UTF-8
+ * database patterns are compiled with PCRE2_UTF and matched with
+ * PCRE2_NO_UTF_CHECK, because the server has already verified the
+ * encoding of every text value.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
+#include "fmgr.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+
+#include "stage.h"
+
+#define RX_CACHE_SIZE 256
+
+struct RxEntry
+{
+	char	   *pattern;
+	char	   *flags;
+	uint32		hash;
+	pcre2_code *code;
+	pcre2_match_data *md;
+	bool		jit;
+};
+
+static RxEntry *rx_cache[RX_CACHE_SIZE];
+static int	rx_ncached = 0;
+static pcre2_match_context *rx_mctx = NULL;
+static int	rx_mctx_match_limit = -1;
+static int	rx_mctx_depth_limit = -1;
+
+static uint32
+rx_hash(const char *pattern, const char *flags)
+{
+	uint32		h = 5381;
+	const char *p;
+
+	for (p = pattern; *p; p++)
+		h = h * 33 + (unsigned char) *p;
+	h = h * 33;
+	for (p = flags; *p; p++)
+		h = h * 33 + (unsigned char) *p;
+	return h;
+}
+
+static uint32
+rx_options(const char *flags)
+{
+	uint32		opts = 0;
+	const char *f;
+
+	if (GetDatabaseEncoding() == PG_UTF8)
+		opts |= PCRE2_UTF | PCRE2_UCP;
+	for (f = flags; *f; f++)
+	{
+		switch (*f)
+		{
+			case 'i':
+				opts |= PCRE2_CASELESS;
+				break;
+			case 'm':
+				opts |= PCRE2_MULTILINE;
+				break;
+			case 's':
+				opts |= PCRE2_DOTALL;
+				break;
+			case 'x':
+				opts |= PCRE2_EXTENDED;
+				break;
+			default:
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("invalid regular expression flag \"%c\"", *f),
+						 errhint("Valid flags are i (case-insensitive), m (multi-line), s (dot matches newline) and x (extended).")));
+		}
+	}
+	return opts;
+}
+
+/*
+ * Return the compiled form of pattern/flags, compiling it on first use.
+ * A pattern that does not compile raises ERRCODE_INVALID_REGULAR_EXPRESSION
+ * with PCRE2's message and the offset.
+ */
+RxEntry *
+rx_compile(const char *pattern, const char *flags)
+{
+	uint32		h;
+	int			i;
+	int			pcre_err;
+	PCRE2_SIZE	erroffset;
+	pcre2_code *code;
+	RxEntry    *e;
+	uint32		opts;
+
+	if (flags == NULL)
+		flags = "";
+	h = rx_hash(pattern, flags);
+	for (i = 0; i < rx_ncached; i++)
+	{
+		e = rx_cache[i];
+		if (e->hash == h && strcmp(e->pattern, pattern) == 0 &&
+			strcmp(e->flags, flags) == 0)
+			return e;
+	}
+
+	opts = rx_options(flags);
+	code = pcre2_compile((PCRE2_SPTR) pattern, PCRE2_ZERO_TERMINATED, opts,
+						 &pcre_err, &erroffset, NULL);
+	if (code == NULL)
+	{
+		PCRE2_UCHAR msg[256];
+
+		pcre2_get_error_message(pcre_err, msg, sizeof(msg));
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_REGULAR_EXPRESSION),
+				 errmsg("invalid regular expression: %s", (char *) msg),
+				 errdetail("The error is at offset %d of the pattern.", (int) erroffset),
+				 errhint("Patterns use PCRE2 (Perl-compatible) syntax.")));
+	}
+
+	e = MemoryContextAllocZero(TopMemoryContext, sizeof(RxEntry));
+	e->pattern = MemoryContextStrdup(TopMemoryContext, pattern);
+	e->flags = MemoryContextStrdup(TopMemoryContext, flags);
+	e->hash = h;
+	e->code = code;
+	e->jit = (pcre2_jit_compile(code, PCRE2_JIT_COMPLETE) == 0);
+	e->md = pcre2_match_data_create_from_pattern(code, NULL);
+	if (e->md == NULL)
+		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY),
+						errmsg("out of memory")));
+
+	if (rx_ncached < RX_CACHE_SIZE)
+		rx_cache[rx_ncached++] = e;
+	else
+	{
+		/*
+		 * Full: this entry is used uncached.  Entries are never freed while
+		 * the backend lives because compiled contracts point at them; 256
+		 * distinct patterns per backend is far beyond real contracts.
+		 */
+	}
+	return e;
+}
+
+static pcre2_match_context *
+rx_context(void)
+{
+	if (rx_mctx == NULL)
+	{
+		rx_mctx = pcre2_match_context_create(NULL);
+		if (rx_mctx == NULL)
+			ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY),
+							errmsg("out of memory")));
+	}
+	if (rx_mctx_match_limit != stage_regex_match_limit)
+	{
+		pcre2_set_match_limit(rx_mctx, stage_regex_match_limit);
+		rx_mctx_match_limit = stage_regex_match_limit;
+	}
+	if (rx_mctx_depth_limit != stage_regex_depth_limit)
+	{
+		pcre2_set_depth_limit(rx_mctx, stage_regex_depth_limit);
+		rx_mctx_depth_limit = stage_regex_depth_limit;
+	}
+	return rx_mctx;
+}
+
+/* match from the start offset; returns rc of pcre2 */
+static int
+rx_exec(RxEntry *rx, const char *subject, size_t len, size_t start)
+{
+	pcre2_match_context *mctx = rx_context();
+	uint32		mopts = (GetDatabaseEncoding() == PG_UTF8) ? PCRE2_NO_UTF_CHECK : 0;
+
+	if (rx->jit)
+		return pcre2_jit_match(rx->code, (PCRE2_SPTR) subject, len, start,
+							   mopts, rx->md, mctx);
+	return pcre2_match(rx->code, (PCRE2_SPTR) subject, len, start, mopts,
+					   rx->md, mctx);
+}
+
+static bool
+rx_is_limit(int rc)
+{
+	return rc == PCRE2_ERROR_MATCHLIMIT || rc == PCRE2_ERROR_DEPTHLIMIT ||
+		rc == PCRE2_ERROR_HEAPLIMIT || rc == PCRE2_ERROR_JIT_STACKLIMIT;
+}
+
+/*
+ * Does the subject match?  RX_MATCH, RX_NOMATCH or RX_LIMIT; any other PCRE2
+ * failure is an error.
+ */
+int
+rx_match(RxEntry *rx, const char *subject, size_t len)
+{
+	int			rc = rx_exec(rx, subject, len, 0);
+
+	if (rc >= 0)
+		return RX_MATCH;
+	if (rc == PCRE2_ERROR_NOMATCH)
+		return RX_NOMATCH;
+	if (rx_is_limit(rc))
+		return RX_LIMIT;
+	{
+		PCRE2_UCHAR msg[256];
+
+		pcre2_get_error_message(rc, msg, sizeof(msg));
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_REGULAR_EXPRESSION),
+				 errmsg("regular expression failed: %s", (char *) msg)));
+	}
+	return RX_NOMATCH;			/* keep compiler quiet */
+}
+
+static void
+rx_limit_error(void)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+			 errmsg("regular expression exceeded its match limit"),
+			 errdetail("stage.regex_match_limit is %d and stage.regex_depth_limit is %d.",
+					   stage_regex_match_limit, stage_regex_depth_limit),
+			 errhint("Simplify the pattern (avoid nested quantifiers) or raise the limits.")));
+}
+
+/*
+ * SQL-callable functions cache the last pattern in fn_extra, so a call per
+ * row over a column costs one string compare, not a lookup.
+ */
+static RxEntry *
+rx_from_args(FunctionCallInfo fcinfo, int patarg, int flagarg)
+{
+	char	   *pattern = text_to_cstring(PG_GETARG_TEXT_PP(patarg));
+	char	   *flags = (flagarg >= 0 && !PG_ARGISNULL(flagarg)) ?
+		text_to_cstring(PG_GETARG_TEXT_PP(flagarg)) : "";
+	RxEntry    *e = (RxEntry *) fcinfo->flinfo->fn_extra;
+
+	if (e && strcmp(e->pattern, pattern) == 0 && strcmp(e->flags, flags) == 0)
+		return e;
+	e = rx_compile(pattern, flags);
+	fcinfo->flinfo->fn_extra = e;
+	return e;
+}
+
+PG_FUNCTION_INFO_V1(stage_regex_match);
+Datum
+stage_regex_match(PG_FUNCTION_ARGS)
+{
+	text	   *subject = PG_GETARG_TEXT_PP(0);
+	RxEntry    *rx = rx_from_args(fcinfo, 1, 2);
+	int			r;
+
+	CHECK_FOR_INTERRUPTS();
+	r = rx_match(rx, VARDATA_ANY(subject), VARSIZE_ANY_EXHDR(subject));
+	if (r == RX_LIMIT)
+		rx_limit_error();
+	PG_RETURN_BOOL(r == RX_MATCH);
+}
