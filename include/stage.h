@@ -26,6 +26,8 @@
 #include "utils/jsonb.h"
 #include "utils/relcache.h"
 
+#include "sha256.h"
+
 /*---- GUC variables ----*/
 extern int	stage_batch_size;
 extern int	stage_regex_match_limit;
@@ -59,8 +61,7 @@ typedef struct StageMask
 	int			keep_end;		/* partial */
 	char	   *fill;			/* partial */
 	char	   *secret_name;	/* hash */
-	uint8	   *key;			/* hash: loaded when the program is built */
-	int			keylen;
+	HmacKey		hkey;			/* hash: the secret, absorbed at compile */
 	int			length;			/* hash: output length in hex chars, 0 = all */
 } StageMask;
 
@@ -71,7 +72,7 @@ extern char *mask_email(const char *s, int len);
 extern char *mask_partial(const char *s, int len, int keep_start, int keep_end,
 						  const char *fill);
 extern char *mask_card(const char *s, int len);
-extern char *mask_hmac_hex(const uint8 *key, int keylen, const char *s, int len);
+extern char *mask_hmac_hex(const HmacKey *key, const char *s, int len);
 extern bool luhn_valid(const char *s, int len);
 extern uint8 *secret_load(const char *name, int *keylen);
 
@@ -175,6 +176,10 @@ typedef struct RuleProgram
 	bool		lineage_batch;	/* target has _stage_batch */
 	char	   *select_sql;		/* reads one chunk of the window */
 	char	   *insert_sql;		/* writes clean rows from arrays */
+	char	   *upsert_sql;		/* the same with ON CONFLICT on the key */
+	bool		conflicts_seen; /* last chunk met keys already in the target */
+	void	   *insert_plan;	/* SPIPlanPtr, prepared on first use, kept */
+	void	   *upsert_plan;
 	bool		valid;
 } RuleProgram;
 

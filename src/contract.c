@@ -538,8 +538,8 @@ contract_build_select(RuleProgram *p, const char *landing)
  * functions, typmods, constraints, triggers and partitioning apply.  $1 is
  * the landing ids (for a _stage_id lineage column), $2 the batch id.
  */
-static void
-contract_build_insert(RuleProgram *p, const char *target)
+static char *
+contract_build_insert(RuleProgram *p, const char *target, bool on_conflict)
 {
 	StringInfoData s;
 	int			i;
@@ -568,7 +568,7 @@ contract_build_insert(RuleProgram *p, const char *target)
 		appendStringInfo(&s, ", c%d", i);
 	appendStringInfoChar(&s, ')');
 
-	if (p->nkeys > 0)
+	if (on_conflict)
 	{
 		appendStringInfoString(&s, " ON CONFLICT (");
 		for (i = 0; i < p->nkeys; i++)
@@ -604,7 +604,7 @@ contract_build_insert(RuleProgram *p, const char *target)
 								 quote_identifier(p->cols[p->keycols[i]].name));
 		}
 	}
-	p->insert_sql = s.data;
+	return s.data;
 }
 
 static bool
@@ -764,9 +764,21 @@ contract_build(int pipeline_id, int version)
 			p->nrules = n;
 		}
 
-		contract_build_insert(p, quote_qualified_identifier(
-									get_namespace_name(RelationGetNamespace(rel)),
-									RelationGetRelationName(rel)));
+		{
+			char	   *qtarget = quote_qualified_identifier(
+												 get_namespace_name(RelationGetNamespace(rel)),
+												 RelationGetRelationName(rel));
+
+			/*
+			 * A keyed pipeline writes with a plain INSERT while no key
+			 * conflicts with the target (the common case, and the cheapest
+			 * write), and with ON CONFLICT on the key otherwise; "update"
+			 * always needs the upsert.
+			 */
+			p->insert_sql = contract_build_insert(p, qtarget, false);
+			if (p->nkeys > 0)
+				p->upsert_sql = contract_build_insert(p, qtarget, true);
+		}
 		table_close(rel, AccessShareLock);
 		MemoryContextSwitchTo(old);
 		SPI_finish();
@@ -802,6 +814,10 @@ contract_get(int pipeline_id, int version)
 		return e->prog;
 	if (e->prog)
 	{
+		if (e->prog->insert_plan)
+			SPI_freeplan(e->prog->insert_plan);
+		if (e->prog->upsert_plan)
+			SPI_freeplan(e->prog->upsert_plan);
 		MemoryContextDelete(e->prog->cxt);
 		e->prog = NULL;
 	}

@@ -18,9 +18,6 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
-#include "common/cryptohash.h"
-#include "common/hmac.h"
-#include "common/sha2.h"
 #include "executor/spi.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
@@ -188,34 +185,20 @@ luhn_valid(const char *s, int len)
 
 /* HMAC-SHA256 of s under key, as lower-case hex */
 char *
-mask_hmac_hex(const uint8 *key, int keylen, const char *s, int len)
+mask_hmac_hex(const HmacKey *key, const char *s, int len)
 {
-	pg_hmac_ctx *ctx = pg_hmac_create(PG_SHA256);
-	uint8		digest[PG_SHA256_DIGEST_LENGTH];
-	char	   *hex;
+	uint8		digest[SHA256_DIGEST];
+	char	   *hex = palloc(SHA256_DIGEST * 2 + 1);
 	int			i;
 	static const char hexd[] = "0123456789abcdef";
 
-	if (ctx == NULL)
-		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY),
-						errmsg("out of memory")));
-	if (pg_hmac_init(ctx, key, keylen) < 0 ||
-		pg_hmac_update(ctx, (const uint8 *) s, len) < 0 ||
-		pg_hmac_final(ctx, digest, sizeof(digest)) < 0)
-	{
-		pg_hmac_free(ctx);
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("could not compute HMAC-SHA256")));
-	}
-	pg_hmac_free(ctx);
-	hex = palloc(PG_SHA256_DIGEST_LENGTH * 2 + 1);
-	for (i = 0; i < PG_SHA256_DIGEST_LENGTH; i++)
+	hmac_sha256(key, (const uint8 *) s, len, digest);
+	for (i = 0; i < SHA256_DIGEST; i++)
 	{
 		hex[2 * i] = hexd[digest[i] >> 4];
 		hex[2 * i + 1] = hexd[digest[i] & 0xF];
 	}
-	hex[PG_SHA256_DIGEST_LENGTH * 2] = '\0';
+	hex[SHA256_DIGEST * 2] = '\0';
 	return hex;
 }
 
@@ -310,7 +293,14 @@ mask_parse(StageMask *m, const char *method, Jsonb *args)
 		json_check_keys(args, "mask hash", mask_hash_keys);
 		m->secret_name = json_get_string(args, "secret", "mask hash", "default");
 		m->length = json_get_int(args, "length", "mask hash", 0, 0, 64);
-		m->key = secret_load(m->secret_name, &m->keylen);
+		{
+			int			keylen;
+			uint8	   *key = secret_load(m->secret_name, &keylen);
+
+			hmac_prepare(&m->hkey, key, keylen);
+			memset(key, 0, keylen);
+			pfree(key);
+		}
 	}
 	else if (strcmp(method, "partial") == 0)
 	{
@@ -357,7 +347,7 @@ mask_apply(const StageMask *m, const char *value, int len)
 	{
 		case MASK_HASH:
 			{
-				char	   *h = mask_hmac_hex(m->key, m->keylen, value, len);
+				char	   *h = mask_hmac_hex(&m->hkey, value, len);
 
 				if (m->length > 0)
 					h[m->length] = '\0';
@@ -426,8 +416,7 @@ stage_luhn_valid(PG_FUNCTION_ARGS)
 typedef struct HmacCache
 {
 	char	   *name;
-	uint8	   *key;
-	int			keylen;
+	HmacKey		key;
 } HmacCache;
 
 /* stage.hmac(value, secret name): HMAC-SHA256 hex under a named secret */
@@ -442,14 +431,18 @@ stage_hmac(PG_FUNCTION_ARGS)
 	if (c == NULL || strcmp(c->name, name) != 0)
 	{
 		MemoryContext old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
+		int			keylen;
+		uint8	   *key;
 
 		c = palloc0(sizeof(HmacCache));
 		c->name = pstrdup(name);
-		c->key = secret_load(name, &c->keylen);
+		key = secret_load(name, &keylen);
+		hmac_prepare(&c->key, key, keylen);
+		memset(key, 0, keylen);
 		MemoryContextSwitchTo(old);
 		fcinfo->flinfo->fn_extra = c;
 	}
-	PG_RETURN_TEXT_P(cstring_to_text(mask_hmac_hex(c->key, c->keylen,
+	PG_RETURN_TEXT_P(cstring_to_text(mask_hmac_hex(&c->key,
 												   VARDATA_ANY(t),
 												   VARSIZE_ANY_EXHDR(t))));
 }

@@ -485,14 +485,19 @@ mover_dedupe(Mover *m)
 
 		if (row->outcome != OUT_CLEAN)
 			continue;
-		for (k = 0; k < p->nkeys; k++)
+		if (p->nkeys == 1 && p->cols[p->keycols[0]].tclass == TC_TEXT)
+			row->key = row->vals[p->keycols[0]];	/* text is its own canonical form */
+		else
 		{
-			StageColumn *col = &p->cols[p->keycols[k]];
+			for (k = 0; k < p->nkeys; k++)
+			{
+				StageColumn *col = &p->cols[p->keycols[k]];
 
-			typed[k] = InputFunctionCall(&col->infunc, row->vals[p->keycols[k]],
-										 col->ioparam, col->typmod);
+				typed[k] = InputFunctionCall(&col->infunc, row->vals[p->keycols[k]],
+											 col->ioparam, col->typmod);
+			}
+			row->key = mover_canonical_key(m, typed);
 		}
-		row->key = mover_canonical_key(m, typed);
 		e = hash_search(seen, &row->key, HASH_ENTER, &found);
 		if (!found)
 		{
@@ -605,7 +610,10 @@ mover_insert(Mover *m, int *idx, int n)
 			for (k = 0; k < p->nkeys; k++)
 				typed[k] = SPI_getbinval(SPI_tuptable->vals[j], SPI_tuptable->tupdesc,
 										 k + 1, &isnull);
-			key = mover_canonical_key(m, typed);
+			if (p->nkeys == 1 && p->cols[p->keycols[0]].tclass == TC_TEXT)
+				key = TextDatumGetCString(typed[0]);
+			else
+				key = mover_canonical_key(m, typed);
 			(void) hash_search(m->written, &key, HASH_ENTER, NULL);
 		}
 	}
@@ -646,6 +654,39 @@ mover_write(Mover *m, int *idx, int n)
 	mover_write(m, idx + n / 2, n - n / 2);
 }
 
+/* the program's INSERT plan, prepared once and kept with the program */
+static SPIPlanPtr
+mover_plan(RuleProgram *p, bool upsert)
+{
+	void	  **slot = upsert ? &p->upsert_plan : &p->insert_plan;
+
+	if (*slot == NULL)
+	{
+		Oid		   *argtypes = palloc(sizeof(Oid) * (p->ncols + 2));
+		SPIPlanPtr	plan;
+		int			c;
+
+		argtypes[0] = INT8ARRAYOID;
+		argtypes[1] = INT8OID;
+		for (c = 0; c < p->ncols; c++)
+			argtypes[c + 2] = TEXTARRAYOID;
+		plan = SPI_prepare(upsert ? p->upsert_sql : p->insert_sql, p->ncols + 2, argtypes);
+		if (plan == NULL)
+			elog(ERROR, "stage: could not prepare insert: %s",
+				 SPI_result_code_string(SPI_result));
+		if (SPI_keepplan(plan) != 0)
+			elog(ERROR, "SPI_keepplan failed");
+		*slot = plan;
+	}
+	return (SPIPlanPtr) *slot;
+}
+
+/*
+ * Write the clean rows.  Keyed pipelines first try a plain INSERT of the
+ * whole chunk (no key can be in the batch twice: mover_dedupe saw to that);
+ * only when it fails, or the previous chunk met conflicts, do they use the
+ * ON CONFLICT form, whose RETURNING tells new keys from existing ones.
+ */
 static void
 mover_write_clean(Mover *m)
 {
@@ -653,8 +694,8 @@ mover_write_clean(Mover *m)
 	int		   *idx = palloc(sizeof(int) * Max(m->n, 1));
 	int			n = 0;
 	int			i;
-	Oid		   *argtypes = palloc(sizeof(Oid) * (p->ncols + 2));
-	int			c;
+	bool		upsert = (p->nkeys > 0 &&
+						  (p->on_duplicate == ONDUP_UPDATE || p->conflicts_seen));
 
 	for (i = 0; i < m->n; i++)
 		if (m->rows[i].outcome == OUT_CLEAN)
@@ -662,33 +703,29 @@ mover_write_clean(Mover *m)
 	if (n == 0)
 		return;
 
-	argtypes[0] = INT8ARRAYOID;
-	argtypes[1] = INT8OID;
-	for (c = 0; c < p->ncols; c++)
-		argtypes[c + 2] = TEXTARRAYOID;
-	m->insert_plan = SPI_prepare(p->insert_sql, p->ncols + 2, argtypes);
-	if (m->insert_plan == NULL)
-		elog(ERROR, "stage: could not prepare insert: %s", SPI_result_code_string(SPI_result));
-	if (SPI_keepplan(m->insert_plan) != 0)
-		elog(ERROR, "SPI_keepplan failed");
+	if (!upsert)
+	{
+		ErrorData  *e;
 
-	if (p->nkeys > 0 && p->on_duplicate != ONDUP_UPDATE)
+		m->insert_plan = mover_plan(p, false);
+		e = mover_try(m, mover_insert, idx, n);
+		if (e == NULL)
+			return;
+		FreeErrorData(e);
+		/* something was rejected: find it row by row below */
+		upsert = (p->nkeys > 0);
+	}
+
+	m->insert_plan = mover_plan(p, upsert);
+	if (upsert && p->on_duplicate != ONDUP_UPDATE)
 		m->written = mover_key_table("stage written keys", n);
-
-	PG_TRY();
-	{
-		mover_write(m, idx, n);
-	}
-	PG_FINALLY();
-	{
-		SPI_freeplan(m->insert_plan);
-		m->insert_plan = NULL;
-	}
-	PG_END_TRY();
+	mover_write(m, idx, n);
 
 	/* rows sent but not written conflicted with a key already in the target */
 	if (m->written)
 	{
+		int			conflicts = 0;
+
 		for (i = 0; i < n; i++)
 		{
 			MoverRow   *row = &m->rows[idx[i]];
@@ -696,12 +733,14 @@ mover_write_clean(Mover *m)
 			if (row->outcome != OUT_CLEAN ||
 				hash_search(m->written, &row->key, HASH_FIND, NULL) != NULL)
 				continue;
+			conflicts++;
 			if (p->on_duplicate == ONDUP_QUARANTINE)
 				mover_reason(m, row, "unique_key", "unique", p->keycols[0], "23505",
 							 "duplicate key: the key already exists in the target");
 			else
 				row->outcome = OUT_DUPLICATE;
 		}
+		p->conflicts_seen = (conflicts > 0);
 	}
 }
 
