@@ -12,7 +12,7 @@ PCRE2_LIBS   := $(shell pkg-config --libs libpcre2-8 2>/dev/null || echo -lpcre2
 
 PG_CPPFLAGS = -I$(srcdir)/include $(PCRE2_CFLAGS)
 PG_CFLAGS   = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare -Wno-cast-function-type
-SHLIB_LINK  = $(PCRE2_LIBS)
+SHLIB_LINK  = $(PCRE2_LIBS) -lcrypto
 
 # pg_regress suites: one topic per file, see sql/ and expected/.
 REGRESS      = pipelines rules masks mover quarantine lineage api_errors security

@@ -99,8 +99,15 @@ CREATE TABLE stage.batch (
 );
 CREATE INDEX ON stage.batch (pipeline_id, batch_id);
 
+/*
+ * The outcome tables below are written by the mover in bulk, once per
+ * landing row; they carry no foreign keys (a per-row RI check would cost
+ * more than the row itself).  Their rows are only ever written together
+ * with their batch, in one transaction, and stage.drop_pipeline deletes
+ * them with the pipeline.
+ */
 CREATE TABLE stage.batch_rule_stat (
-	batch_id		bigint NOT NULL REFERENCES stage.batch ON DELETE CASCADE,
+	batch_id		bigint NOT NULL,
 	rule_name		text NOT NULL,
 	column_name		text,
 	kind			text NOT NULL,
@@ -112,9 +119,9 @@ CREATE TABLE stage.batch_rule_stat (
 
 /* one row per quarantined landing row; the key makes "twice" impossible */
 CREATE TABLE stage.quarantine_log (
-	pipeline_id		integer NOT NULL REFERENCES stage.pipeline ON DELETE CASCADE,
+	pipeline_id		integer NOT NULL,
 	landing_id		bigint NOT NULL,
-	batch_id		bigint NOT NULL REFERENCES stage.batch ON DELETE CASCADE,
+	batch_id		bigint NOT NULL,
 	contract_version integer NOT NULL,
 	source			text,
 	received_at		timestamptz,
@@ -127,9 +134,9 @@ CREATE INDEX ON stage.quarantine_log (batch_id);
 
 /* one row per landing row resolved as a duplicate of an earlier key */
 CREATE TABLE stage.duplicate_log (
-	pipeline_id		integer NOT NULL REFERENCES stage.pipeline ON DELETE CASCADE,
+	pipeline_id		integer NOT NULL,
 	landing_id		bigint NOT NULL,
-	batch_id		bigint NOT NULL REFERENCES stage.batch ON DELETE CASCADE,
+	batch_id		bigint NOT NULL,
 	PRIMARY KEY (pipeline_id, landing_id)
 );
 CREATE INDEX ON stage.duplicate_log (batch_id);
@@ -445,6 +452,12 @@ DECLARE
 	p stage.pipeline := stage._pipeline(name, true);
 BEGIN
 	PERFORM stage._landing_ddl(p.pipeline_id, true);
+	DELETE FROM stage.quarantine_log x WHERE x.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id;
+	DELETE FROM stage.duplicate_log x WHERE x.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id;
+	DELETE FROM stage.batch_rule_stat x
+	 WHERE x.batch_id OPERATOR(pg_catalog.=) ANY (
+		SELECT b.batch_id FROM stage.batch b
+		 WHERE b.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id);
 	DELETE FROM stage.pipeline x WHERE x.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id;
 END
 $$;

@@ -560,13 +560,14 @@ contract_build_insert(RuleProgram *p, const char *target, bool on_conflict)
 		appendStringInfoString(&s, ", u.lid");
 	if (p->lineage_batch)
 		appendStringInfoString(&s, ", $2");
-	appendStringInfoString(&s, " FROM ROWS FROM (pg_catalog.unnest($1)");
+	/*
+	 * unnest() in the select list runs the arrays in lock-step through a
+	 * ProjectSet node, streaming; in FROM each would be materialized.
+	 */
+	appendStringInfoString(&s, " FROM (SELECT pg_catalog.unnest($1) AS lid");
 	for (i = 0; i < p->ncols; i++)
-		appendStringInfo(&s, ", pg_catalog.unnest($%d)", i + 3);
-	appendStringInfoString(&s, ") AS u(lid");
-	for (i = 0; i < p->ncols; i++)
-		appendStringInfo(&s, ", c%d", i);
-	appendStringInfoChar(&s, ')');
+		appendStringInfo(&s, ", pg_catalog.unnest($%d) AS c%d", i + 3, i);
+	appendStringInfoString(&s, ") AS u");
 
 	if (on_conflict)
 	{

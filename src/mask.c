@@ -49,13 +49,14 @@ char *
 mask_partial(const char *s, int len, int keep_start, int keep_end,
 			 const char *fill)
 {
-	StringInfoData out;
 	int			nchars = mask_nchars(s, len);
-	int			fill_chars = pg_mbstrlen(fill);
+	int			fill_len = strlen(fill);
+	bool		fill_each = (pg_mbstrlen(fill) == 1);
+	char	   *out = palloc(len + (fill_each ? nchars * fill_len : fill_len) + 1);
+	char	   *o = out;
 	int			i;
 	const char *p = s;
 
-	initStringInfo(&out);
 	if (keep_start < 0)
 		keep_start = 0;
 	if (keep_end < 0)
@@ -70,12 +71,19 @@ mask_partial(const char *s, int len, int keep_start, int keep_end,
 		int			l = pg_mblen(p);
 
 		if (i < keep_start || i >= nchars - keep_end)
-			appendBinaryStringInfo(&out, p, l);
-		else if (fill_chars == 1 || i == keep_start)
-			appendStringInfoString(&out, fill);
+		{
+			memcpy(o, p, l);
+			o += l;
+		}
+		else if (fill_each || i == keep_start)
+		{
+			memcpy(o, fill, fill_len);
+			o += fill_len;
+		}
 		p += l;
 	}
-	return out.data;
+	*o = '\0';
+	return out;
 }
 
 /*
@@ -87,7 +95,9 @@ mask_email(const char *s, int len)
 {
 	const char *at = NULL;
 	int			i;
-	StringInfoData out;
+	int			first;
+	char	   *out;
+	char	   *o;
 
 	for (i = len - 1; i >= 0; i--)
 		if (s[i] == '@')
@@ -95,23 +105,19 @@ mask_email(const char *s, int len)
 			at = s + i;
 			break;
 		}
-	initStringInfo(&out);
-	if (len > 0)
-	{
-		int			l = pg_mblen(s);
-
-		if (at == NULL || at == s)
-		{
-			/* not an email: keep the first character only */
-			appendBinaryStringInfo(&out, s, l);
-			appendStringInfoString(&out, "***");
-			return out.data;
-		}
-		appendBinaryStringInfo(&out, s, l);
-	}
-	appendStringInfoString(&out, "***");
-	appendBinaryStringInfo(&out, at, len - (at - s));
-	return out.data;
+	first = (len > 0) ? pg_mblen(s) : 0;
+	/* not an email (no @, or nothing before it): keep the first character */
+	if (at == NULL || at == s)
+		at = s + len;
+	out = palloc(first + 3 + (len - (at - s)) + 1);
+	memcpy(out, s, first);
+	o = out + first;
+	memcpy(o, "***", 3);
+	o += 3;
+	memcpy(o, at, len - (at - s));
+	o += len - (at - s);
+	*o = '\0';
+	return out;
 }
 
 /*
