@@ -252,6 +252,8 @@ AS 'MODULE_PATHNAME', 'stage_regex_match';
 CREATE FUNCTION stage.hmac(value text, secret text DEFAULT 'default')
 RETURNS text LANGUAGE c STABLE STRICT
 AS 'MODULE_PATHNAME', 'stage_hmac';
+/* whoever can call it can test guesses against hashed columns */
+REVOKE ALL ON FUNCTION stage.hmac(text, text) FROM PUBLIC;
 
 CREATE FUNCTION stage.mask_email(value text)
 RETURNS text LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
@@ -551,6 +553,11 @@ AS $$
 DECLARE
 	p stage.pipeline := stage._pipeline(pipeline, true);
 BEGIN
+	IF column_name OPERATOR(pg_catalog.=) ANY (p.key) THEN
+		RAISE EXCEPTION 'column "%" is part of the key of pipeline "%" and cannot be masked', column_name, pipeline
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Key values must reach the target unchanged to detect duplicates; mask another column or change the key.';
+	END IF;
 	PERFORM stage._validate_mask(p.target, column_name, method, COALESCE(args, '{}'));
 	/* one mask per column: a new mask replaces the old one */
 	DELETE FROM stage.mask m
@@ -668,7 +675,7 @@ $$;
 
 /* -------------------------------------------------------------- views */
 
-CREATE VIEW stage.pipelines AS
+CREATE VIEW stage.pipelines WITH (security_invoker = true) AS
 SELECT p.name AS pipeline, p.target, p.landing, p.format, p.key, p.on_duplicate,
 	   p.enabled, p.paused_reason, p.contract_version, p.owner,
 	   (SELECT pg_catalog.count(*) FROM stage.rule r
@@ -679,7 +686,7 @@ SELECT p.name AS pipeline, p.target, p.landing, p.format, p.key, p.on_duplicate,
 	   p.created_at
   FROM stage.pipeline p;
 
-CREATE VIEW stage.batches AS
+CREATE VIEW stage.batches WITH (security_invoker = true) AS
 SELECT b.batch_id, p.name AS pipeline, b.contract_version, b.status,
 	   b.rows_in, b.rows_clean, b.rows_quarantined, b.rows_duplicate, b.rows_warned,
 	   b.started_at, b.finished_at,
@@ -688,7 +695,7 @@ SELECT b.batch_id, p.name AS pipeline, b.contract_version, b.status,
 	   b.win_lo, b.win_hi, b.from_id, b.to_id
   FROM stage.batch b JOIN stage.pipeline p USING (pipeline_id);
 
-CREATE VIEW stage.quarantine AS
+CREATE VIEW stage.quarantine WITH (security_invoker = true) AS
 SELECT p.name AS pipeline, q.batch_id, q.landing_id, q.contract_version,
 	   q.reasons OPERATOR(pg_catalog.->) 0 OPERATOR(pg_catalog.->>) 'rule' AS rule_name,
 	   q.reasons OPERATOR(pg_catalog.->) 0 OPERATOR(pg_catalog.->>) 'kind' AS kind,
@@ -697,14 +704,14 @@ SELECT p.name AS pipeline, q.batch_id, q.landing_id, q.contract_version,
 	   q.reasons, q.row_data, q.source, q.received_at, q.quarantined_at
   FROM stage.quarantine_log q JOIN stage.pipeline p USING (pipeline_id);
 
-CREATE VIEW stage.rule_stats AS
+CREATE VIEW stage.rule_stats WITH (security_invoker = true) AS
 SELECT p.name AS pipeline, s.batch_id, s.rule_name, s.column_name, s.kind, s.severity,
 	   s.checked, s.failed
   FROM stage.batch_rule_stat s
   JOIN stage.batch b USING (batch_id)
   JOIN stage.pipeline p USING (pipeline_id);
 
-CREATE VIEW stage.dlq_summary AS
+CREATE VIEW stage.dlq_summary WITH (security_invoker = true) AS
 SELECT p.name AS pipeline, r.value OPERATOR(pg_catalog.->>) 'rule' AS rule_name,
 	   r.value OPERATOR(pg_catalog.->>) 'kind' AS kind,
 	   r.value OPERATOR(pg_catalog.->>) 'column' AS column_name,
@@ -717,7 +724,7 @@ SELECT p.name AS pipeline, r.value OPERATOR(pg_catalog.->>) 'rule' AS rule_name,
  GROUP BY 1, 2, 3, 4, 5;
 
 /* lineage: each batch as a run, with its input, outputs and job version */
-CREATE VIEW stage.lineage AS
+CREATE VIEW stage.lineage WITH (security_invoker = true) AS
 SELECT p.name AS pipeline, b.batch_id, b.contract_version, p.landing AS input,
 	   p.target AS output, 'stage.quarantine_log'::regclass AS quarantine,
 	   b.from_id AS first_landing_id, b.to_id AS last_landing_id,
