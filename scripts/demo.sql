@@ -24,6 +24,9 @@ CREATE TABLE public.orders (
 \echo '== 2. A pipeline into it, with its contract: rules and masks'
 SELECT stage.create_pipeline('orders', 'public.orders', key => '{order_id}') AS landing_table;
 
+-- each call returns the new contract version; the result is shown below
+\o /dev/null
+
 SELECT stage.add_rule('orders', 'customer_email', 'not_null',
 		rule_name => 'email_required') AS contract_version;
 SELECT stage.add_rule('orders', 'customer_email', 'regex',
@@ -41,8 +44,18 @@ SELECT stage.add_mask('orders', 'card_number', 'card') AS contract_version;
 SELECT stage.add_mask('orders', 'phone', 'partial',
 		'{"keep_start": 0, "keep_end": 4, "fill": "*"}') AS contract_version;
 
+\o
+
 SELECT pipeline, target, landing, key, on_duplicate, contract_version, rules, masks
   FROM stage.pipelines;
+
+SELECT r.name AS rule_name, r."column", r.kind, r.args, r.severity
+  FROM jsonb_to_recordset(stage.contract('orders') -> 'rules')
+	   AS r(name text, "column" text, kind text, args jsonb, severity text);
+
+SELECT m."column", m.method, m.args
+  FROM jsonb_to_recordset(stage.contract('orders') -> 'masks')
+	   AS m("column" text, method text, args jsonb);
 
 \echo
 \echo '== 3. Two partners land 5000 orders (every column is text: nothing is refused at the door)'
@@ -123,8 +136,9 @@ SELECT rule_name, kind, column_name, sum(rows) AS rows
  GROUP BY 1, 2, 3 ORDER BY 4 DESC, 1;
 
 \echo
-\echo '== 7. One quarantined row per reason (stage.quarantine: the landing row and why)'
-SELECT DISTINCT ON (rule_name) landing_id, source, rule_name, column_name, message,
+\echo '== 7. One quarantined row per reason (stage.quarantine; masked columns stay masked here too)'
+SELECT DISTINCT ON (rule_name) landing_id, source, rule_name, column_name,
+	   CASE WHEN length(message) > 60 THEN left(message, 57) || '...' ELSE message END AS message,
 	   row_data ->> 'customer_email' AS customer_email, row_data ->> 'amount' AS amount
   FROM stage.quarantine WHERE pipeline = 'orders'
  ORDER BY rule_name, landing_id;
@@ -144,7 +158,13 @@ SELECT l._stage_id AS landing_id, l.order_id, l._stage_source AS sent_by,
  ORDER BY l._stage_id;
 
 \echo
-\echo '== 10. The books balance: every landing row is in exactly one place'
+\echo '== 10. Lineage: each batch is a run with its input, outputs and contract version (stage.lineage)'
+SELECT batch_id, input, output, quarantine, contract_version,
+	   rows_in, rows_clean, rows_quarantined, rows_duplicate
+  FROM stage.lineage WHERE pipeline = 'orders' ORDER BY batch_id;
+
+\echo
+\echo '== 11. The books balance: every landing row is in exactly one place'
 SELECT landing, clean, quarantined, duplicates,
 	   landing = clean + quarantined + duplicates AS balanced
   FROM (SELECT
