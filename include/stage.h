@@ -23,6 +23,7 @@
 
 #include "fmgr.h"
 #include "nodes/pg_list.h"
+#include "utils/hsearch.h"
 #include "utils/jsonb.h"
 #include "utils/relcache.h"
 
@@ -95,6 +96,46 @@ typedef enum TypeClass
 
 extern TypeClass tc_classify(Oid typid, int32 typmod);
 extern bool tc_precheck(TypeClass tc, int32 typmod, const char *s);
+extern int	tc_isodate(const char *s);
+extern int	tc_isotime(const char *s);
+extern bool tc_isozone(const char *s);
+
+/*---- format.c ----*/
+typedef enum FormatKind
+{
+	FMT_EMAIL,
+	FMT_UUID,
+	FMT_E164,
+	FMT_CARD,
+	FMT_IBAN,
+	FMT_IPV4,
+	FMT_IPV6,
+	FMT_ISO_DATE,
+	FMT_ISO_TIMESTAMP,
+	FMT_URL
+} FormatKind;
+
+extern bool format_lookup(const char *name, FormatKind *kind);
+extern const char *format_name(FormatKind kind);
+extern bool format_valid(FormatKind kind, const char *s, int len);
+extern bool iban_valid(const char *s, int len);
+extern bool email_valid(const char *s, int len);
+
+/*---- pii.c ----*/
+#define PII_EMAIL	0x01
+#define PII_CARD	0x02
+#define PII_ALL		(PII_EMAIL | PII_CARD)
+
+typedef struct PiiHit
+{
+	int			kind;			/* one PII_* bit */
+	int			start;			/* byte offset */
+	int			len;			/* bytes */
+} PiiHit;
+
+extern int	pii_scan(const char *s, int len, int kinds, PiiHit *hits, int maxhits);
+extern const char *pii_kind_name(int kind);
+extern int	pii_kind_lookup(const char *name);
 
 /*---- contract.c ----*/
 typedef enum RuleKind
@@ -102,8 +143,24 @@ typedef enum RuleKind
 	RULE_NOT_NULL,
 	RULE_RANGE,
 	RULE_ENUM,
-	RULE_REGEX
+	RULE_REGEX,
+	RULE_LENGTH,
+	RULE_FORMAT,
+	RULE_NO_PII,
+	RULE_JSON,
+	RULE_REFERENCE,
+	RULE_UNIQUE
 } RuleKind;
+
+/* one check of the json rule: a path that must exist and/or have a type */
+typedef struct JsonCheck
+{
+	int			npath;
+	char	  **path;			/* keys from the root */
+	char	   *path_text;		/* $.a.b, for reasons */
+	bool		required;
+	char	   *type;			/* string|number|boolean|object|array|null or NULL */
+} JsonCheck;
 
 typedef struct StageRule
 {
@@ -126,6 +183,20 @@ typedef struct StageRule
 	/* regex */
 	RxEntry    *rx;
 	char	   *pattern;
+	/* length */
+	int			min_len;		/* -1: none */
+	int			max_len;
+	/* format */
+	FormatKind	format;
+	/* no_pii */
+	int			pii_kinds;
+	/* json */
+	int			njson;
+	JsonCheck  *json;
+	/* reference: SQL returning the distinct values of $1 found there */
+	char	   *ref_sql;
+	char	   *ref_name;		/* table.column, for reasons */
+	HTAB	   *ref_found;		/* per batch */
 	/* per batch counters */
 	int64		checked;
 	int64		failed;
@@ -174,6 +245,7 @@ typedef struct RuleProgram
 	int		   *keycols;		/* indexes into cols */
 	bool		lineage_id;		/* target has _stage_id */
 	bool		lineage_batch;	/* target has _stage_batch */
+	double		max_reject_ratio;	/* < 0: none */
 	char	   *select_sql;		/* reads one chunk of the window */
 	char	   *insert_sql;		/* writes clean rows from arrays */
 	char	   *upsert_sql;		/* the same with ON CONFLICT on the key */
@@ -184,6 +256,7 @@ typedef struct RuleProgram
 } RuleProgram;
 
 extern RuleProgram *contract_get(int pipeline_id, int version);
+extern RuleProgram *contract_get_by_name(const char *name, bool for_write);
 extern void rule_compile(StageRule *r, StageColumn *col, const char *kind,
 						 Jsonb *args);
 extern void column_init(StageColumn *col, Relation rel, AttrNumber attnum);

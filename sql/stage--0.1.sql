@@ -32,6 +32,11 @@ CREATE TABLE stage.pipeline (
 		CHECK (on_duplicate OPERATOR(pg_catalog.=) ANY (ARRAY['skip', 'update', 'quarantine'])),
 	enabled			boolean NOT NULL DEFAULT true,
 	paused_reason	text,
+	/* above this share of rejected rows a batch is held (NULL: never) */
+	max_reject_ratio double precision
+		CHECK (max_reject_ratio OPERATOR(pg_catalog.>=) 0 AND max_reject_ratio OPERATOR(pg_catalog.<=) 1),
+	/* contract version that held a batch; a new version lifts the hold */
+	held_version	integer,
 	contract_version integer NOT NULL DEFAULT 1,
 	owner			regrole NOT NULL,
 	/* the snapshot window: rows visible in win_hi and not in win_lo */
@@ -313,6 +318,7 @@ BEGIN
 		'version', p.contract_version,
 		'key', pg_catalog.to_jsonb(p.key),
 		'on_duplicate', p.on_duplicate,
+		'max_reject_ratio', p.max_reject_ratio,
 		'rules', COALESCE((
 			SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
 						'name', r.rule_name, 'column', r.column_name,
@@ -485,7 +491,7 @@ AS $$
 DECLARE
 	p stage.pipeline := stage._pipeline(name, true);
 BEGIN
-	UPDATE stage.pipeline x SET enabled = true, paused_reason = NULL
+	UPDATE stage.pipeline x SET enabled = true, paused_reason = NULL, held_version = NULL
 	 WHERE x.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id;
 END
 $$;
@@ -509,6 +515,11 @@ BEGIN
 				  HINT = 'Use ''reject'' (quarantine the row) or ''warn'' (count it, let the row pass).';
 	END IF;
 	PERFORM stage._validate_rule(p.target, column_name, kind, COALESCE(args, '{}'));
+	IF kind OPERATOR(pg_catalog.=) 'unique' AND NOT (column_name OPERATOR(pg_catalog.=) ANY (COALESCE(p.key, '{}'))) THEN
+		RAISE EXCEPTION 'rule unique applies to the key of the pipeline, and "%" is not in it', column_name
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Declare the key with create_pipeline(key => ...) or set_contract(); duplicates are resolved by on_duplicate.';
+	END IF;
 	IF EXISTS (SELECT 1 FROM stage.rule r
 				WHERE r.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id
 				  AND r.rule_name OPERATOR(pg_catalog.=) rname) THEN
@@ -677,7 +688,7 @@ $$;
 
 CREATE VIEW stage.pipelines WITH (security_invoker = true) AS
 SELECT p.name AS pipeline, p.target, p.landing, p.format, p.key, p.on_duplicate,
-	   p.enabled, p.paused_reason, p.contract_version, p.owner,
+	   p.enabled, p.paused_reason, p.max_reject_ratio, p.contract_version, p.owner,
 	   (SELECT pg_catalog.count(*) FROM stage.rule r
 		 WHERE r.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id) AS rules,
 	   (SELECT pg_catalog.count(*) FROM stage.mask m

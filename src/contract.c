@@ -26,9 +26,14 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_attribute.h"
 #include "catalog/pg_type.h"
+#include "nodes/makefuncs.h"
+#include "utils/regproc.h"
+#include <limits.h>
 #include "executor/spi.h"
 #include "parser/parse_relation.h"
 #include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
@@ -223,6 +228,193 @@ static const char *const rule_no_keys[] = {NULL};
 static const char *const rule_range_keys[] = {"min", "max", NULL};
 static const char *const rule_enum_keys[] = {"values", NULL};
 static const char *const rule_regex_keys[] = {"pattern", "flags", NULL};
+static const char *const rule_length_keys[] = {"min", "max", NULL};
+static const char *const rule_format_keys[] = {"format", NULL};
+static const char *const rule_no_pii_keys[] = {"kinds", NULL};
+static const char *const rule_json_keys[] = {"required", "types", NULL};
+static const char *const rule_reference_keys[] = {"table", "column", NULL};
+
+/* "a.b.c" -> {"a","b","c"} and "$.a.b.c" */
+static void
+rule_json_path(JsonCheck *c, const char *path)
+{
+	char	   *copy = pstrdup(path);
+	char	   *tok;
+	char	   *save = NULL;
+	int			cap = 8;
+
+	if (strncmp(copy, "$.", 2) == 0)
+		copy += 2;
+	c->path = palloc(sizeof(char *) * cap);
+	c->npath = 0;
+	for (tok = strtok_r(copy, ".", &save); tok; tok = strtok_r(NULL, ".", &save))
+	{
+		if (c->npath == cap)
+		{
+			cap *= 2;
+			c->path = repalloc(c->path, sizeof(char *) * cap);
+		}
+		c->path[c->npath++] = tok;
+	}
+	if (c->npath == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("empty JSON path \"%s\" in rule json", path),
+				 errhint("Paths name keys from the top, separated by dots, e.g. \"customer.id\".")));
+	c->path_text = psprintf("$.%s", strncmp(path, "$.", 2) == 0 ? path + 2 : path);
+}
+
+static JsonCheck *
+rule_json_find(StageRule *r, const char *path)
+{
+	int			i;
+	char	   *want = psprintf("$.%s", strncmp(path, "$.", 2) == 0 ? path + 2 : path);
+
+	for (i = 0; i < r->njson; i++)
+		if (strcmp(r->json[i].path_text, want) == 0)
+			return &r->json[i];
+	return NULL;
+}
+
+/* {"required": ["a", "b.c"], "types": {"a": "string", "b.c": "number"}} */
+static void
+rule_compile_json(StageRule *r, Jsonb *args)
+{
+	JsonbValue	v;
+	JsonbIterator *it;
+	JsonbIteratorToken tok;
+	JsonbValue	e;
+	int			cap = 0;
+
+	if (json_get(args, "required", &v))
+	{
+		if (v.type != jbvBinary || !JsonContainerIsArray(v.val.binary.data))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("argument \"required\" of rule json must be an array of paths")));
+		cap += JsonContainerSize(v.val.binary.data);
+	}
+	if (json_get(args, "types", &v))
+	{
+		if (v.type != jbvBinary || !JsonContainerIsObject(v.val.binary.data))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("argument \"types\" of rule json must be an object of path: type")));
+		cap += JsonContainerSize(v.val.binary.data);
+	}
+	if (cap == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("rule json needs \"required\", \"types\" or both"),
+				 errhint("For example '{\"required\": [\"id\"], \"types\": {\"id\": \"number\"}}'.")));
+	r->json = palloc0(sizeof(JsonCheck) * cap);
+	if (json_get(args, "required", &v))
+	{
+		it = JsonbIteratorInit(v.val.binary.data);
+		while ((tok = JsonbIteratorNext(&it, &e, true)) != WJB_DONE)
+			if (tok == WJB_ELEM)
+			{
+				JsonCheck  *c = &r->json[r->njson++];
+
+				if (e.type != jbvString)
+					ereport(ERROR,
+							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							 errmsg("paths in \"required\" of rule json must be strings")));
+				rule_json_path(c, pnstrdup(e.val.string.val, e.val.string.len));
+				c->required = true;
+			}
+	}
+	if (json_get(args, "types", &v))
+	{
+		char	   *key = NULL;
+
+		it = JsonbIteratorInit(v.val.binary.data);
+		while ((tok = JsonbIteratorNext(&it, &e, true)) != WJB_DONE)
+		{
+			if (tok == WJB_KEY)
+				key = pnstrdup(e.val.string.val, e.val.string.len);
+			else if (tok == WJB_VALUE)
+			{
+				char	   *t;
+				JsonCheck  *c;
+
+				if (e.type != jbvString)
+					ereport(ERROR,
+							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							 errmsg("type of \"%s\" in rule json must be a string", key)));
+				t = pnstrdup(e.val.string.val, e.val.string.len);
+				if (strcmp(t, "string") != 0 && strcmp(t, "number") != 0 &&
+					strcmp(t, "boolean") != 0 && strcmp(t, "object") != 0 &&
+					strcmp(t, "array") != 0 && strcmp(t, "null") != 0)
+					ereport(ERROR,
+							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							 errmsg("unknown JSON type \"%s\" for \"%s\" in rule json", t, key),
+							 errhint("Valid types are string, number, boolean, object, array and null.")));
+				c = rule_json_find(r, key);
+				if (c == NULL)
+				{
+					c = &r->json[r->njson++];
+					rule_json_path(c, key);
+				}
+				c->type = t;
+			}
+		}
+	}
+}
+
+/*
+ * {"table": "schema.table", "column": "col"}: resolve the table now, check
+ * the caller may read it, and prepare the set-wise lookup so a mismatch of
+ * types is refused when the rule is added.
+ */
+static void
+rule_compile_reference(StageRule *r, StageColumn *col, Jsonb *args)
+{
+	char	   *table = json_get_string(args, "table", "rule reference", NULL);
+	char	   *column = json_get_string(args, "column", "rule reference", NULL);
+	List	   *names;
+	Oid			relid;
+	Relation	rel;
+	AclResult	aclresult;
+	Oid			argtype = TEXTARRAYOID;
+	SPIPlanPtr	plan;
+
+	if (table == NULL || column == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("rule reference needs \"table\" and \"column\""),
+				 errhint("For example '{\"table\": \"public.customers\", \"column\": \"id\"}'.")));
+	names = stringToQualifiedNameList(table);
+	relid = RangeVarGetRelid(makeRangeVarFromNameList(names), AccessShareLock, false);
+	rel = relation_open(relid, NoLock);
+	if (attnameAttNum(rel, column, false) <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("column \"%s\" of table \"%s\" does not exist", column, table),
+				 errhint("The reference names a column of the referenced table.")));
+	aclresult = pg_class_aclcheck(relid, GetUserId(), ACL_SELECT);
+	if (aclresult != ACLCHECK_OK)
+		aclcheck_error(aclresult, OBJECT_TABLE, RelationGetRelationName(rel));
+	r->ref_name = psprintf("%s.%s", quote_qualified_identifier(
+													 get_namespace_name(RelationGetNamespace(rel)),
+													 RelationGetRelationName(rel)),
+						   quote_identifier(column));
+	r->ref_sql = psprintf("SELECT DISTINCT u.v FROM pg_catalog.unnest($1) AS u(v)"
+						  " WHERE EXISTS (SELECT 1 FROM %s r WHERE r.%s OPERATOR(pg_catalog.=) CAST(u.v AS %s))",
+						  quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
+													 RelationGetRelationName(rel)),
+						  quote_identifier(column), col->cast_type);
+	relation_close(rel, NoLock);
+
+	/* refuse now what could never run: incomparable types */
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	plan = SPI_prepare(r->ref_sql, 1, &argtype);
+	if (plan == NULL)
+		elog(ERROR, "stage: could not prepare reference lookup");
+	SPI_freeplan(plan);
+	SPI_finish();
+}
 
 /*
  * Parse kind and args for a rule on col into r (in CurrentMemoryContext).
@@ -328,11 +520,107 @@ rule_compile(StageRule *r, StageColumn *col, const char *kind, Jsonb *args)
 		flags = json_get_string(args, "flags", "rule regex", "");
 		r->rx = rx_compile(r->pattern, flags);
 	}
+	else if (strcmp(kind, "length") == 0)
+	{
+		r->kind = RULE_LENGTH;
+		r->kind_name = "length";
+		json_check_keys(args, "rule length", rule_length_keys);
+		r->min_len = json_get_int(args, "min", "rule length", -1, 0, INT_MAX);
+		r->max_len = json_get_int(args, "max", "rule length", -1, 0, INT_MAX);
+		if (r->min_len < 0 && r->max_len < 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("rule length needs \"min\", \"max\" or both"),
+					 errhint("Lengths count characters, e.g. '{\"min\": 1, \"max\": 80}'.")));
+		if (r->min_len >= 0 && r->max_len >= 0 && r->min_len > r->max_len)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("rule length has min %d greater than max %d",
+							r->min_len, r->max_len)));
+	}
+	else if (strcmp(kind, "format") == 0)
+	{
+		char	   *f;
+
+		r->kind = RULE_FORMAT;
+		r->kind_name = "format";
+		json_check_keys(args, "rule format", rule_format_keys);
+		f = json_get_string(args, "format", "rule format", NULL);
+		if (f == NULL || !format_lookup(f, &r->format))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 f ? errmsg("unknown format \"%s\"", f) :
+					 errmsg("rule format needs \"format\""),
+					 errhint("Valid formats are email, uuid, e164, card, iban, ipv4, ipv6, iso_date, iso_timestamp and url.")));
+	}
+	else if (strcmp(kind, "no_pii") == 0)
+	{
+		r->kind = RULE_NO_PII;
+		r->kind_name = "no_pii";
+		json_check_keys(args, "rule no_pii", rule_no_pii_keys);
+		r->pii_kinds = 0;
+		if (json_get(args, "kinds", &v))
+		{
+			JsonbIterator *it;
+			JsonbIteratorToken tok;
+			JsonbValue	e;
+
+			if (v.type != jbvBinary || !JsonContainerIsArray(v.val.binary.data))
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("argument \"kinds\" of rule no_pii must be an array")));
+			it = JsonbIteratorInit(v.val.binary.data);
+			while ((tok = JsonbIteratorNext(&it, &e, true)) != WJB_DONE)
+			{
+				char	   *k;
+				int			bit;
+
+				if (tok != WJB_ELEM)
+					continue;
+				k = json_scalar_text(&e, "kinds", "rule no_pii");
+				bit = pii_kind_lookup(k);
+				if (bit == 0)
+					ereport(ERROR,
+							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							 errmsg("unknown PII kind \"%s\"", k),
+							 errhint("Valid kinds are email and card.")));
+				r->pii_kinds |= bit;
+			}
+		}
+		if (r->pii_kinds == 0)
+			r->pii_kinds = PII_ALL;
+	}
+	else if (strcmp(kind, "json") == 0)
+	{
+		r->kind = RULE_JSON;
+		r->kind_name = "json";
+		json_check_keys(args, "rule json", rule_json_keys);
+		if (getBaseType(col->typid) != JSONBOID)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("rule json does not apply to column \"%s\" of type %s",
+							col->name, format_type_be(col->typid)),
+					 errhint("json applies to jsonb columns.")));
+		rule_compile_json(r, args);
+	}
+	else if (strcmp(kind, "reference") == 0)
+	{
+		r->kind = RULE_REFERENCE;
+		r->kind_name = "reference";
+		json_check_keys(args, "rule reference", rule_reference_keys);
+		rule_compile_reference(r, col, args);
+	}
+	else if (strcmp(kind, "unique") == 0)
+	{
+		r->kind = RULE_UNIQUE;
+		r->kind_name = "unique";
+		json_check_keys(args, "rule unique", rule_no_keys);
+	}
 	else
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("unknown rule kind \"%s\"", kind),
-				 errhint("Valid kinds are not_null, range, enum and regex.")));
+				 errhint("Valid kinds are not_null, range, length, enum, regex, format, unique, reference, json and no_pii.")));
 }
 
 /* open the target and find a column usable by a rule or mask */
@@ -647,7 +935,8 @@ contract_build(int pipeline_id, int version)
 	{
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
-		contract_query("SELECT name, target::oid, landing::oid, format, on_duplicate, key"
+		contract_query("SELECT name, target::oid, landing::oid, format, on_duplicate, key,"
+					   " COALESCE(max_reject_ratio, -1)"
 					   " FROM stage.pipeline WHERE pipeline_id OPERATOR(pg_catalog.=) $1",
 					   pipeline_id);
 		if (SPI_processed != 1)
@@ -660,6 +949,8 @@ contract_build(int pipeline_id, int version)
 													SPI_tuptable->tupdesc, 3, &isnull));
 		format = contract_getstr(0, 4);
 		on_dup = contract_getstr(0, 5);
+		p->max_reject_ratio = DatumGetFloat8(SPI_getbinval(SPI_tuptable->vals[0],
+														   SPI_tuptable->tupdesc, 7, &isnull));
 		{
 			Datum		d = SPI_getbinval(SPI_tuptable->vals[0],
 										  SPI_tuptable->tupdesc, 6, &isnull);

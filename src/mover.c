@@ -49,6 +49,8 @@
 #include "utils/guc.h"
 #include "utils/hsearch.h"
 #include "utils/json.h"
+#include "utils/jsonb.h"
+#include "mb/pg_wchar.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
@@ -94,6 +96,11 @@ typedef struct Mover
 	SPIPlanPtr	insert_plan;
 	HTAB	   *written;		/* canonical keys the INSERT returned */
 } Mover;
+
+static HTAB *mover_key_table(const char *name, int n);
+static Datum mover_array(Datum *elems, bool *nulls, int n, Oid elemtype);
+static void mover_exec(const char *sql, int nargs, Oid *types, Datum *values,
+					   const char *nulls, int expect);
 
 /* ----------------------------------------------------------------
  *		small helpers
@@ -315,6 +322,115 @@ mover_enum_cmp(const void *key, const void *elem)
 	return strcmp((const char *) key, *(char *const *) elem);
 }
 
+/* the first failing check of a json rule on a jsonb value, or NULL */
+static char *
+mover_json_check(StageRule *r, const char *v)
+{
+	Jsonb	   *jb = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(v)));
+	int			i;
+
+	for (i = 0; i < r->njson; i++)
+	{
+		JsonCheck  *c = &r->json[i];
+		JsonbContainer *cont = &jb->root;
+		JsonbValue	val;
+		JsonbValue *found = NULL;
+		int			k;
+		const char *type;
+
+		for (k = 0; k < c->npath; k++)
+		{
+			if (!JsonContainerIsObject(cont) || JsonContainerIsScalar(cont))
+			{
+				found = NULL;
+				break;
+			}
+			found = getKeyJsonValueFromContainer(cont, c->path[k], strlen(c->path[k]), &val);
+			if (found == NULL)
+				break;
+			if (found->type == jbvBinary)
+				cont = found->val.binary.data;
+			else if (k < c->npath - 1)
+			{
+				found = NULL;
+				break;
+			}
+		}
+		if (found == NULL)
+		{
+			if (c->required)
+				return psprintf("%s is missing", c->path_text);
+			continue;
+		}
+		if (c->type == NULL)
+			continue;
+		switch (found->type)
+		{
+			case jbvString:
+				type = "string";
+				break;
+			case jbvNumeric:
+				type = "number";
+				break;
+			case jbvBool:
+				type = "boolean";
+				break;
+			case jbvNull:
+				type = "null";
+				break;
+			case jbvBinary:
+				type = JsonContainerIsArray(found->val.binary.data) ? "array" : "object";
+				break;
+			default:
+				type = "unknown";
+		}
+		if (strcmp(type, c->type) != 0)
+			return psprintf("%s is %s, expected %s", c->path_text, type, c->type);
+	}
+	return NULL;
+}
+
+/*
+ * Reference rules look up the batch's distinct values in one query each,
+ * before the row loop; the loop then only probes a hash table.
+ */
+static void
+mover_references(Mover *m)
+{
+	RuleProgram *p = m->p;
+	int			k;
+
+	for (k = 0; k < p->nrules; k++)
+	{
+		StageRule  *r = &p->rules[k];
+		Datum	   *vals;
+		int			n = 0;
+		int			i;
+		Oid			argtype = TEXTARRAYOID;
+		Datum		arg;
+		uint64		j;
+
+		if (r->kind != RULE_REFERENCE)
+			continue;
+		r->ref_found = mover_key_table("stage reference values", m->n);
+		vals = palloc(sizeof(Datum) * Max(m->n, 1));
+		for (i = 0; i < m->n; i++)
+			if (m->rows[i].vals[r->col] != NULL && !m->rows[i].badtype[r->col])
+				vals[n++] = m->rows[i].datums[r->col];
+		if (n == 0)
+			continue;
+		arg = mover_array(vals, NULL, n, TEXTOID);
+		mover_exec(r->ref_sql, 1, &argtype, &arg, NULL, SPI_OK_SELECT);
+		for (j = 0; j < SPI_processed; j++)
+		{
+			char	   *f = SPI_getvalue(SPI_tuptable->vals[j], SPI_tuptable->tupdesc, 1);
+
+			(void) hash_search(r->ref_found, &f, HASH_ENTER, NULL);
+		}
+		SPI_freetuptable(SPI_tuptable);
+	}
+}
+
 static void
 mover_rules(Mover *m)
 {
@@ -322,6 +438,7 @@ mover_rules(Mover *m)
 	int			i;
 	int			k;
 
+	mover_references(m);
 	for (i = 0; i < m->n; i++)
 	{
 		MoverRow   *row = &m->rows[i];
@@ -369,6 +486,42 @@ mover_rules(Mover *m)
 					if (bsearch(v, r->values, r->nvalues, sizeof(char *),
 								mover_enum_cmp) == NULL)
 						msg = psprintf("value is not one of %s", r->values_text);
+					break;
+				case RULE_LENGTH:
+					{
+						int			nchars = pg_mbstrlen(v);
+
+						if (r->min_len >= 0 && nchars < r->min_len)
+							msg = psprintf("value has %d characters, fewer than the minimum %d",
+										   nchars, r->min_len);
+						else if (r->max_len >= 0 && nchars > r->max_len)
+							msg = psprintf("value has %d characters, more than the maximum %d",
+										   nchars, r->max_len);
+					}
+					break;
+				case RULE_FORMAT:
+					if (!format_valid(r->format, v, strlen(v)))
+						msg = psprintf("value is not a valid %s", format_name(r->format));
+					break;
+				case RULE_NO_PII:
+					{
+						PiiHit		hit;
+
+						if (pii_scan(v, strlen(v), r->pii_kinds, &hit, 1) > 0)
+							msg = psprintf("value contains %s at character %d",
+										   pii_kind_name(hit.kind),
+										   pg_mbstrlen_with_len(v, hit.start) + 1);
+					}
+					break;
+				case RULE_JSON:
+					msg = mover_json_check(r, v);
+					break;
+				case RULE_REFERENCE:
+					if (hash_search(r->ref_found, &v, HASH_FIND, NULL) == NULL)
+						msg = psprintf("value not found in %s", r->ref_name);
+					break;
+				case RULE_UNIQUE:
+					r->checked--;	/* counted by mover_dedupe */
 					break;
 				case RULE_REGEX:
 					switch (rx_match(r->rx, v, strlen(v)))
@@ -473,6 +626,9 @@ mover_dedupe(Mover *m)
 	int			i;
 	int			k;
 
+	int64		candidates = 0;
+	int64		dups = 0;
+
 	if (p->nkeys == 0)
 		return;
 	seen = mover_key_table("stage batch keys", m->n);
@@ -485,6 +641,7 @@ mover_dedupe(Mover *m)
 
 		if (row->outcome != OUT_CLEAN)
 			continue;
+		candidates++;
 		if (p->nkeys == 1 && p->cols[p->keycols[0]].tclass == TC_TEXT)
 			row->key = row->vals[p->keycols[0]];	/* text is its own canonical form */
 		else
@@ -504,6 +661,7 @@ mover_dedupe(Mover *m)
 			e->row = i;
 			continue;
 		}
+		dups++;
 		switch (p->on_duplicate)
 		{
 			case ONDUP_SKIP:
@@ -521,6 +679,12 @@ mover_dedupe(Mover *m)
 				break;
 		}
 	}
+	for (k = 0; k < p->nrules; k++)
+		if (p->rules[k].kind == RULE_UNIQUE)
+		{
+			p->rules[k].checked += candidates;
+			p->rules[k].failed += dups;
+		}
 }
 
 /* ----------------------------------------------------------------
@@ -950,6 +1114,8 @@ typedef struct Window
 	int64		cur_id;
 } Window;
 
+static bool mover_hold(Mover *m, Window *w, BatchResult *res);
+
 static void
 mover_read_window(Window *w, int pipeline_id, MemoryContext cxt)
 {
@@ -961,6 +1127,11 @@ mover_read_window(Window *w, int pipeline_id, MemoryContext cxt)
 	MemoryContext old;
 
 	/* a statement of its own: its snapshot postdates the lock */
+	/* a contract change since a batch was held is the fix: lift the hold */
+	mover_exec("UPDATE stage.pipeline SET enabled = true, paused_reason = NULL, held_version = NULL"
+			   " WHERE pipeline_id OPERATOR(pg_catalog.=) $1 AND NOT enabled"
+			   " AND held_version OPERATOR(pg_catalog.<>) contract_version",
+			   1, &argtype, &arg, NULL, SPI_OK_UPDATE);
 	mover_exec("SELECT p.enabled, p.contract_version, p.win_lo,"
 			   " COALESCE(p.win_hi, pg_catalog.pg_current_snapshot()),"
 			   " p.win_hi IS NULL,"
@@ -1081,6 +1252,9 @@ mover_batch(int pipeline_id, int64 limit, BatchResult *res, MemoryContext cxt)
 		return;
 	}
 	m.p = contract_get(pipeline_id, w.version);
+	/* the program is cached across batches; its counters are per batch */
+	for (attempt = 0; attempt < m.p->nrules; attempt++)
+		m.p->rules[attempt].checked = m.p->rules[attempt].failed = 0;
 	m.type_checked = palloc0(sizeof(int64) * Max(m.p->ncols, 1));
 	m.type_failed = palloc0(sizeof(int64) * Max(m.p->ncols, 1));
 
@@ -1129,6 +1303,8 @@ mover_batch(int pipeline_id, int64 limit, BatchResult *res, MemoryContext cxt)
 	mover_typecheck(&m);
 	mover_rules(&m);
 	mover_dedupe(&m);
+	if (mover_hold(&m, &w, res))
+		return;
 	mover_write_clean(&m);
 	mover_write_outcomes(&m);
 	mover_write_stats(&m);
@@ -1171,6 +1347,60 @@ mover_batch(int pipeline_id, int64 limit, BatchResult *res, MemoryContext cxt)
 	res->quarantined = m.n_quarantined;
 	res->duplicate = m.n_duplicate;
 	res->status = "done";
+}
+
+/*
+ * max_reject_ratio: when more of the chunk would be rejected than the
+ * pipeline allows, nothing of it moves.  The batch is recorded as held with
+ * the reason and its rule counts, the cursor stays where it was, and the
+ * pipeline is paused until a person looks: stage.resume(), or any contract
+ * change (a fix), lets the next run take the same rows again.
+ */
+static bool
+mover_hold(Mover *m, Window *w, BatchResult *res)
+{
+	int64		rejected = 0;
+	int			i;
+	char	   *reason;
+	Oid			types[5] = {INT8OID, INT8OID, INT8OID, TEXTOID, INT4OID};
+	Datum		vals[5];
+
+	if (m->p->max_reject_ratio < 0)
+		return false;
+	for (i = 0; i < m->n; i++)
+		if (m->rows[i].outcome == OUT_QUARANTINE)
+			rejected++;
+	if ((double) rejected <= m->p->max_reject_ratio * m->n)
+		return false;
+
+	reason = psprintf("batch %lld held: %lld of %d rows (%.1f%%) fail the contract, above max_reject_ratio %.1f%%",
+					  (long long) m->batch_id, (long long) rejected, m->n,
+					  100.0 * rejected / m->n, 100.0 * m->p->max_reject_ratio);
+	mover_write_stats(m);
+	vals[0] = Int64GetDatum(m->batch_id);
+	vals[1] = Int64GetDatum(m->n);
+	vals[2] = Int64GetDatum(rejected);
+	vals[3] = CStringGetTextDatum(reason);
+	vals[4] = Int32GetDatum(m->p->pipeline_id);
+	mover_exec("UPDATE stage.batch SET status = 'held', rows_in = $2, rows_quarantined = $3,"
+			   " error = $4, finished_at = pg_catalog.clock_timestamp()"
+			   " WHERE batch_id OPERATOR(pg_catalog.=) $1",
+			   5, types, vals, NULL, SPI_OK_UPDATE);
+	mover_exec("UPDATE stage.pipeline SET enabled = false, paused_reason = $4,"
+			   " held_version = contract_version"
+			   " WHERE pipeline_id OPERATOR(pg_catalog.=) $5",
+			   5, types, vals, NULL, SPI_OK_UPDATE);
+	ereport(WARNING,
+			(errcode(ERRCODE_DATA_EXCEPTION),
+			 errmsg("%s", reason),
+			 errhint("Inspect the rule counts in stage.rule_stats for batch %lld, fix the contract or the producer, then run stage.resume('%s').",
+					 (long long) m->batch_id, m->p->name)));
+	res->has_batch = true;
+	res->batch_id = m->batch_id;
+	res->rows_in = m->n;
+	res->quarantined = rejected;
+	res->status = "held";
+	return true;
 }
 
 /*

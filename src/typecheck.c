@@ -148,7 +148,7 @@ tc_leap(int y)
 }
 
 /* YYYY-MM-DD, year 1..9999; returns chars consumed or 0 */
-static int
+int
 tc_isodate(const char *s)
 {
 	static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
@@ -171,7 +171,7 @@ tc_isodate(const char *s)
 }
 
 /* HH:MM[:SS[.frac]] ; returns chars consumed or 0 */
-static int
+int
 tc_isotime(const char *s)
 {
 	int			h,
@@ -208,7 +208,7 @@ tc_isotime(const char *s)
 }
 
 /* Z | +HH | +HH:MM | +HHMM */
-static bool
+bool
 tc_isozone(const char *s)
 {
 	if (*s == '\0')

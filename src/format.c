@@ -1,0 +1,298 @@
+/*-------------------------------------------------------------------------
+ *
+ * format.c
+ *	  Validators behind the "format" rule kind and stage.is_email,
+ *	  stage.iban_valid: email, uuid, e164, card (Luhn), iban (mod 97),
+ *	  ipv4, ipv6, iso_date, iso_timestamp, url.
+ *
+ * Each validator is a pure function of the bytes it is given: no
+ * allocation, no catalog access, safe on any input (the mover calls them
+ * on raw landing text).  They check shape and checksums, not existence:
+ * an email can be well formed and undeliverable.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <arpa/inet.h>
+
+#include "stage.h"
+
+static const char *const format_names[] = {
+	"email", "uuid", "e164", "card", "iban", "ipv4", "ipv6", "iso_date",
+	"iso_timestamp", "url"
+};
+
+bool
+format_lookup(const char *name, FormatKind *kind)
+{
+	int			i;
+
+	for (i = 0; i < lengthof(format_names); i++)
+		if (strcmp(name, format_names[i]) == 0)
+		{
+			*kind = (FormatKind) i;
+			return true;
+		}
+	return false;
+}
+
+const char *
+format_name(FormatKind kind)
+{
+	return format_names[kind];
+}
+
+static bool
+fmt_alpha(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+static bool
+fmt_digit(unsigned char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+static bool
+fmt_alnum(unsigned char c)
+{
+	return fmt_alpha(c) || fmt_digit(c);
+}
+
+/*
+ * local@domain: a local part of 1..64 atom characters and single dots; a
+ * domain of two or more labels of letters, digits and inner hyphens, each
+ * at most 63 long, the last one alphabetic and at least two long.  Bytes
+ * above 0x7f count as letters (internationalized addresses).
+ */
+bool
+email_valid(const char *s, int len)
+{
+	int			at = -1;
+	int			i;
+	int			label = 0;
+	int			labels = 0;
+	bool		tld_alpha = true;
+
+	for (i = 0; i < len; i++)
+		if (s[i] == '@')
+		{
+			if (at >= 0)
+				return false;
+			at = i;
+		}
+	if (at < 1 || at > 64 || at >= len - 3 || len > 254)
+		return false;
+	for (i = 0; i < at; i++)
+	{
+		unsigned char c = s[i];
+
+		if (c == '.')
+		{
+			if (i == 0 || i == at - 1 || s[i - 1] == '.')
+				return false;
+		}
+		else if (!(fmt_alnum(c) || c >= 0x80 || strchr("!#$%&'*+/=?^_`{|}~-", c)))
+			return false;
+	}
+	for (i = at + 1; i <= len; i++)
+	{
+		unsigned char c = (i < len) ? s[i] : '.';
+
+		if (c == '.')
+		{
+			if (label == 0 || s[i - 1] == '-' || label > 63)
+				return false;
+			labels++;
+			if (i == len)
+				return labels >= 2 && tld_alpha && label >= 2;
+			label = 0;
+			tld_alpha = true;
+		}
+		else if (fmt_alnum(c) || c >= 0x80 || (c == '-' && label > 0))
+		{
+			label++;
+			if (!(fmt_alpha(c) || c >= 0x80))
+				tld_alpha = false;
+		}
+		else
+			return false;
+	}
+	return false;
+}
+
+static bool
+fmt_uuid(const char *s, int len)
+{
+	int			i;
+
+	if (len != 36)
+		return false;
+	for (i = 0; i < 36; i++)
+	{
+		if (i == 8 || i == 13 || i == 18 || i == 23)
+		{
+			if (s[i] != '-')
+				return false;
+		}
+		else if (!(fmt_digit(s[i]) || (s[i] >= 'a' && s[i] <= 'f') ||
+				   (s[i] >= 'A' && s[i] <= 'F')))
+			return false;
+	}
+	return true;
+}
+
+/* +, a non-zero digit, 1..14 more digits */
+static bool
+fmt_e164(const char *s, int len)
+{
+	int			i;
+
+	if (len < 3 || len > 16 || s[0] != '+' || s[1] < '1' || s[1] > '9')
+		return false;
+	for (i = 2; i < len; i++)
+		if (!fmt_digit(s[i]))
+			return false;
+	return true;
+}
+
+/*
+ * ISO 13616: two letters, two check digits, 11..30 letters or digits
+ * (spaces allowed between groups); the number with its first four
+ * characters moved to the end, letters as 10..35, is 1 modulo 97.
+ */
+bool
+iban_valid(const char *s, int len)
+{
+	char		buf[40];
+	int			n = 0;
+	int			i;
+	int			rem = 0;
+
+	for (i = 0; i < len; i++)
+	{
+		if (s[i] == ' ')
+			continue;
+		if (!fmt_alnum(s[i]) || n >= 34)
+			return false;
+		buf[n++] = s[i];
+	}
+	if (n < 15 || !fmt_alpha(buf[0]) || !fmt_alpha(buf[1]) ||
+		!fmt_digit(buf[2]) || !fmt_digit(buf[3]))
+		return false;
+	for (i = 0; i < n; i++)
+	{
+		char		c = buf[(i + 4) % n];
+
+		if (fmt_digit(c))
+			rem = (rem * 10 + (c - '0')) % 97;
+		else
+		{
+			int			v = (c >= 'a' ? c - 'a' : c - 'A') + 10;
+
+			rem = (rem * 100 + v) % 97;
+		}
+	}
+	return rem == 1;
+}
+
+static bool
+fmt_inet(int af, const char *s, int len)
+{
+	char		buf[64];
+	unsigned char addr[16];
+
+	if (len <= 0 || len >= (int) sizeof(buf))
+		return false;
+	memcpy(buf, s, len);
+	buf[len] = '\0';
+	return inet_pton(af, buf, addr) == 1;
+}
+
+static bool
+fmt_iso_timestamp(const char *s, int len)
+{
+	char		buf[64];
+	int			n;
+
+	if (len >= (int) sizeof(buf))
+		return false;
+	memcpy(buf, s, len);
+	buf[len] = '\0';
+	n = tc_isodate(buf);
+	if (n == 0 || (buf[n] != 'T' && buf[n] != ' '))
+		return false;
+	n++;
+	len = tc_isotime(buf + n);
+	if (len == 0)
+		return false;
+	return tc_isozone(buf + n + len);
+}
+
+/* scheme://host[:port][/path][?query][#fragment], no spaces or controls */
+static bool
+fmt_url(const char *s, int len)
+{
+	int			i = 0;
+	int			host = 0;
+
+	if (len == 0 || !fmt_alpha(s[0]))
+		return false;
+	while (i < len && (fmt_alnum(s[i]) || s[i] == '+' || s[i] == '.' || s[i] == '-'))
+		i++;
+	if (i + 3 > len || s[i] != ':' || s[i + 1] != '/' || s[i + 2] != '/')
+		return false;
+	for (i += 3; i < len && s[i] != '/' && s[i] != '?' && s[i] != '#'; i++)
+	{
+		unsigned char c = s[i];
+
+		if (!(fmt_alnum(c) || c >= 0x80 || strchr(".-:[]@_~%", c)))
+			return false;
+		host++;
+	}
+	if (host == 0)
+		return false;
+	for (; i < len; i++)
+		if ((unsigned char) s[i] <= ' ' || s[i] == 0x7f)
+			return false;
+	return true;
+}
+
+bool
+format_valid(FormatKind kind, const char *s, int len)
+{
+	switch (kind)
+	{
+		case FMT_EMAIL:
+			return email_valid(s, len);
+		case FMT_UUID:
+			return fmt_uuid(s, len);
+		case FMT_E164:
+			return fmt_e164(s, len);
+		case FMT_CARD:
+			return luhn_valid(s, len);
+		case FMT_IBAN:
+			return iban_valid(s, len);
+		case FMT_IPV4:
+			return fmt_inet(AF_INET, s, len);
+		case FMT_IPV6:
+			return fmt_inet(AF_INET6, s, len);
+		case FMT_ISO_DATE:
+			{
+				char		buf[16];
+
+				if (len != 10)
+					return false;
+				memcpy(buf, s, 10);
+				buf[10] = '\0';
+				return tc_isodate(buf) == 10;
+			}
+		case FMT_ISO_TIMESTAMP:
+			return fmt_iso_timestamp(s, len);
+		case FMT_URL:
+			return fmt_url(s, len);
+	}
+	return false;
+}
