@@ -254,6 +254,27 @@ CREATE FUNCTION stage.regex_match(value text, pattern text, flags text DEFAULT '
 RETURNS boolean LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
 AS 'MODULE_PATHNAME', 'stage_regex_match';
 
+CREATE FUNCTION stage.regex_replace(value text, pattern text, replacement text, flags text DEFAULT '')
+RETURNS text LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'stage_regex_replace';
+
+CREATE FUNCTION stage.regex_extract(value text, pattern text, flags text DEFAULT '')
+RETURNS text LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'stage_regex_extract';
+
+CREATE FUNCTION stage.is_email(value text)
+RETURNS boolean LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'stage_is_email';
+
+CREATE FUNCTION stage.iban_valid(value text)
+RETURNS boolean LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'stage_iban_valid';
+
+CREATE FUNCTION stage.scan_pii(value text)
+RETURNS TABLE(kind text, start integer, length integer)
+LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'stage_scan_pii';
+
 CREATE FUNCTION stage.hmac(value text, secret text DEFAULT 'default')
 RETURNS text LANGUAGE c STABLE STRICT
 AS 'MODULE_PATHNAME', 'stage_hmac';
@@ -354,6 +375,65 @@ BEGIN
 END
 $$;
 
+/* the key must name target columns covered exactly by a unique index */
+CREATE FUNCTION stage._check_key(target regclass, key text[])
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	k text;
+BEGIN
+	IF key IS NULL THEN
+		RETURN;
+	END IF;
+	IF pg_catalog.cardinality(key) OPERATOR(pg_catalog.=) 0 THEN
+		RAISE EXCEPTION 'key must not be empty' USING ERRCODE = 'invalid_parameter_value',
+			HINT = 'Pass NULL for a pipeline without a key.';
+	END IF;
+	FOREACH k IN ARRAY key LOOP
+		IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a
+						WHERE a.attrelid OPERATOR(pg_catalog.=) target
+						  AND a.attname OPERATOR(pg_catalog.=) k
+						  AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped) THEN
+			RAISE EXCEPTION 'column "%" of key does not exist in table %', k, target
+				USING ERRCODE = 'undefined_column',
+					  HINT = 'The key names columns of the target table.';
+		END IF;
+	END LOOP;
+	/* ON CONFLICT needs a unique index on exactly the key columns */
+	IF NOT EXISTS (
+		SELECT 1 FROM pg_catalog.pg_index i
+		 WHERE i.indrelid OPERATOR(pg_catalog.=) target AND i.indisunique
+		   AND i.indpred IS NULL AND i.indexprs IS NULL
+		   AND (SELECT pg_catalog.array_agg(a.attname::text ORDER BY a.attname)
+				  FROM pg_catalog.pg_attribute a
+				 WHERE a.attrelid OPERATOR(pg_catalog.=) target
+				   AND a.attnum OPERATOR(pg_catalog.=) ANY (i.indkey::int2[]))
+			   OPERATOR(pg_catalog.=)
+			   (SELECT pg_catalog.array_agg(x ORDER BY x) FROM pg_catalog.unnest(key) x)) THEN
+		RAISE EXCEPTION 'table % has no unique index on the key (%)', target,
+			pg_catalog.array_to_string(key, ', ')
+			USING ERRCODE = 'invalid_object_definition',
+				  HINT = 'Create a primary key or unique index on exactly the key columns.';
+	END IF;
+END
+$$;
+
+CREATE FUNCTION stage._check_on_duplicate(on_duplicate text)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF on_duplicate IS NULL OR on_duplicate OPERATOR(pg_catalog.<>) ALL (ARRAY['skip', 'update', 'quarantine']) THEN
+		RAISE EXCEPTION 'invalid duplicate policy "%"', on_duplicate
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Use ''skip'', ''update'' or ''quarantine''.';
+	END IF;
+END
+$$;
+
 /* ---------------------------------------------------------- pipelines */
 
 CREATE FUNCTION stage.create_pipeline(name text, target regclass, key text[] DEFAULT NULL,
@@ -401,43 +481,8 @@ BEGIN
 			USING ERRCODE = 'invalid_parameter_value',
 				  HINT = 'Use ''columns'' (one text column per target column) or ''jsonb'' (one payload column).';
 	END IF;
-	IF on_duplicate IS NULL OR on_duplicate OPERATOR(pg_catalog.<>) ALL (ARRAY['skip', 'update', 'quarantine']) THEN
-		RAISE EXCEPTION 'invalid duplicate policy "%"', on_duplicate
-			USING ERRCODE = 'invalid_parameter_value',
-				  HINT = 'Use ''skip'', ''update'' or ''quarantine''.';
-	END IF;
-	IF key IS NOT NULL THEN
-		IF pg_catalog.cardinality(key) OPERATOR(pg_catalog.=) 0 THEN
-			RAISE EXCEPTION 'key must not be empty' USING ERRCODE = 'invalid_parameter_value',
-				HINT = 'Pass NULL for a pipeline without a key.';
-		END IF;
-		FOREACH k IN ARRAY key LOOP
-			IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a
-							WHERE a.attrelid OPERATOR(pg_catalog.=) target
-							  AND a.attname OPERATOR(pg_catalog.=) k
-							  AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped) THEN
-				RAISE EXCEPTION 'column "%" of key does not exist in table %', k, target
-					USING ERRCODE = 'undefined_column',
-						  HINT = 'The key names columns of the target table.';
-			END IF;
-		END LOOP;
-		/* ON CONFLICT needs a unique index on exactly the key columns */
-		IF NOT EXISTS (
-			SELECT 1 FROM pg_catalog.pg_index i
-			 WHERE i.indrelid OPERATOR(pg_catalog.=) target AND i.indisunique
-			   AND i.indpred IS NULL AND i.indexprs IS NULL
-			   AND (SELECT pg_catalog.array_agg(a.attname::text ORDER BY a.attname)
-					  FROM pg_catalog.pg_attribute a
-					 WHERE a.attrelid OPERATOR(pg_catalog.=) target
-					   AND a.attnum OPERATOR(pg_catalog.=) ANY (i.indkey::int2[]))
-				   OPERATOR(pg_catalog.=)
-				   (SELECT pg_catalog.array_agg(x ORDER BY x) FROM pg_catalog.unnest(key) x)) THEN
-			RAISE EXCEPTION 'table % has no unique index on the key (%)', target,
-				pg_catalog.array_to_string(key, ', ')
-				USING ERRCODE = 'invalid_object_definition',
-					  HINT = 'Create a primary key or unique index on exactly the key columns.';
-		END IF;
-	END IF;
+	PERFORM stage._check_key(target, key);
+	PERFORM stage._check_on_duplicate(on_duplicate);
 
 	INSERT INTO stage.pipeline (name, target, format, key, on_duplicate, owner)
 	VALUES (name, target, format, key, on_duplicate, relowner::regrole)
@@ -498,15 +543,14 @@ $$;
 
 /* ---------------------------------------------------------- contracts */
 
-CREATE FUNCTION stage.add_rule(pipeline text, column_name text, kind text,
-							   args jsonb DEFAULT '{}', severity text DEFAULT 'reject',
-							   rule_name text DEFAULT NULL)
-RETURNS integer
+/* validate one rule against a pipeline's target and key, and store it */
+CREATE FUNCTION stage._insert_rule(p stage.pipeline, column_name text, kind text,
+								   args jsonb, severity text, rule_name text)
+RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	p stage.pipeline := stage._pipeline(pipeline, true);
 	rname text := COALESCE(rule_name, column_name OPERATOR(pg_catalog.||) '_' OPERATOR(pg_catalog.||) kind);
 BEGIN
 	IF severity IS NULL OR severity OPERATOR(pg_catalog.<>) ALL (ARRAY['reject', 'warn']) THEN
@@ -523,7 +567,7 @@ BEGIN
 	IF EXISTS (SELECT 1 FROM stage.rule r
 				WHERE r.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id
 				  AND r.rule_name OPERATOR(pg_catalog.=) rname) THEN
-		RAISE EXCEPTION 'rule "%" already exists in pipeline "%"', rname, pipeline
+		RAISE EXCEPTION 'rule "%" already exists in pipeline "%"', rname, p.name
 			USING ERRCODE = 'duplicate_object',
 				  HINT = 'Pass another rule_name, or drop the rule first with stage.drop_rule().';
 	END IF;
@@ -531,6 +575,42 @@ BEGIN
 	VALUES (p.pipeline_id, rname, column_name, kind, COALESCE(args, '{}'), severity,
 			(SELECT COALESCE(pg_catalog.max(r.position), 0) OPERATOR(pg_catalog.+) 1
 			   FROM stage.rule r WHERE r.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id));
+END
+$$;
+
+/* validate one mask against a pipeline's target and key, and store it */
+CREATE FUNCTION stage._insert_mask(p stage.pipeline, column_name text, method text, args jsonb)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF column_name OPERATOR(pg_catalog.=) ANY (p.key) THEN
+		RAISE EXCEPTION 'column "%" is part of the key of pipeline "%" and cannot be masked', column_name, p.name
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Key values must reach the target unchanged to detect duplicates; mask another column or change the key.';
+	END IF;
+	PERFORM stage._validate_mask(p.target, column_name, method, COALESCE(args, '{}'));
+	/* one mask per column: a new mask replaces the old one */
+	DELETE FROM stage.mask m
+	 WHERE m.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id
+	   AND m.column_name OPERATOR(pg_catalog.=) _insert_mask.column_name;
+	INSERT INTO stage.mask (pipeline_id, column_name, method, args)
+	VALUES (p.pipeline_id, column_name, method, COALESCE(args, '{}'));
+END
+$$;
+
+CREATE FUNCTION stage.add_rule(pipeline text, column_name text, kind text,
+							   args jsonb DEFAULT '{}', severity text DEFAULT 'reject',
+							   rule_name text DEFAULT NULL)
+RETURNS integer
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	p stage.pipeline := stage._pipeline(pipeline, true);
+BEGIN
+	PERFORM stage._insert_rule(p, column_name, kind, args, severity, rule_name);
 	RETURN stage._new_version(p.pipeline_id);
 END
 $$;
@@ -564,18 +644,7 @@ AS $$
 DECLARE
 	p stage.pipeline := stage._pipeline(pipeline, true);
 BEGIN
-	IF column_name OPERATOR(pg_catalog.=) ANY (p.key) THEN
-		RAISE EXCEPTION 'column "%" is part of the key of pipeline "%" and cannot be masked', column_name, pipeline
-			USING ERRCODE = 'invalid_parameter_value',
-				  HINT = 'Key values must reach the target unchanged to detect duplicates; mask another column or change the key.';
-	END IF;
-	PERFORM stage._validate_mask(p.target, column_name, method, COALESCE(args, '{}'));
-	/* one mask per column: a new mask replaces the old one */
-	DELETE FROM stage.mask m
-	 WHERE m.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id
-	   AND m.column_name OPERATOR(pg_catalog.=) add_mask.column_name;
-	INSERT INTO stage.mask (pipeline_id, column_name, method, args)
-	VALUES (p.pipeline_id, column_name, method, COALESCE(args, '{}'));
+	PERFORM stage._insert_mask(p, column_name, method, args);
 	RETURN stage._new_version(p.pipeline_id);
 END
 $$;
@@ -600,6 +669,125 @@ BEGIN
 END
 $$;
 
+/*
+ * Replace the whole contract (key, policies, rules, masks) in one version.
+ * Missing keys take their defaults; a document equal to the current
+ * contract changes nothing and returns the current version, so
+ * set_contract(p, contract(p)) is a no-op.  Any invalid part refuses the
+ * whole document and leaves the contract as it was.
+ */
+CREATE FUNCTION stage.set_contract(pipeline text, contract jsonb)
+RETURNS integer
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	p stage.pipeline := stage._pipeline(pipeline, true);
+	k text;
+	r jsonb;
+	doc jsonb;
+	new_key text[];
+	new_ratio double precision;
+BEGIN
+	IF contract IS NULL OR pg_catalog.jsonb_typeof(contract) OPERATOR(pg_catalog.<>) 'object' THEN
+		RAISE EXCEPTION 'a contract must be a JSON object'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'See SELECT stage.contract(pipeline) for the format.';
+	END IF;
+	FOR k IN SELECT pg_catalog.jsonb_object_keys(contract) LOOP
+		IF k OPERATOR(pg_catalog.<>) ALL (ARRAY['version', 'key', 'on_duplicate', 'max_reject_ratio', 'rules', 'masks']) THEN
+			RAISE EXCEPTION 'unknown contract field "%"', k
+				USING ERRCODE = 'invalid_parameter_value',
+					  HINT = 'Fields are key, on_duplicate, max_reject_ratio, rules and masks (version is ignored).';
+		END IF;
+	END LOOP;
+	FOREACH k IN ARRAY ARRAY['rules', 'masks'] LOOP
+		IF contract OPERATOR(pg_catalog.?) k
+		   AND pg_catalog.jsonb_typeof(contract OPERATOR(pg_catalog.->) k) OPERATOR(pg_catalog.<>) 'array' THEN
+			RAISE EXCEPTION 'contract field "%" must be an array', k
+				USING ERRCODE = 'invalid_parameter_value';
+		END IF;
+	END LOOP;
+
+	/* the document with every default spelled out, as contract() shows it */
+	doc := pg_catalog.jsonb_build_object(
+		'key', COALESCE(contract OPERATOR(pg_catalog.->) 'key', 'null'),
+		'on_duplicate', COALESCE(contract OPERATOR(pg_catalog.->) 'on_duplicate', '"skip"'),
+		'max_reject_ratio', COALESCE(contract OPERATOR(pg_catalog.->) 'max_reject_ratio', 'null'),
+		'rules', COALESCE((
+			SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+					'name', COALESCE(e OPERATOR(pg_catalog.->>) 'name',
+									 (e OPERATOR(pg_catalog.->>) 'column') OPERATOR(pg_catalog.||) '_'
+									 OPERATOR(pg_catalog.||) (e OPERATOR(pg_catalog.->>) 'kind')),
+					'column', e OPERATOR(pg_catalog.->) 'column',
+					'kind', e OPERATOR(pg_catalog.->) 'kind',
+					'args', COALESCE(e OPERATOR(pg_catalog.->) 'args', '{}'),
+					'severity', COALESCE(e OPERATOR(pg_catalog.->) 'severity', '"reject"')) ORDER BY o)
+			  FROM pg_catalog.jsonb_array_elements(contract OPERATOR(pg_catalog.->) 'rules') WITH ORDINALITY AS x(e, o)), '[]'),
+		'masks', COALESCE((
+			SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+					'column', e OPERATOR(pg_catalog.->) 'column',
+					'method', e OPERATOR(pg_catalog.->) 'method',
+					'args', COALESCE(e OPERATOR(pg_catalog.->) 'args', '{}'))
+					ORDER BY e OPERATOR(pg_catalog.->>) 'column')
+			  FROM pg_catalog.jsonb_array_elements(contract OPERATOR(pg_catalog.->) 'masks') AS x(e)), '[]'));
+	IF doc OPERATOR(pg_catalog.=) (stage.contract(pipeline) OPERATOR(pg_catalog.-) 'version') THEN
+		RETURN p.contract_version;
+	END IF;
+
+	IF pg_catalog.jsonb_typeof(doc OPERATOR(pg_catalog.->) 'key') OPERATOR(pg_catalog.=) 'array' THEN
+		new_key := ARRAY(SELECT pg_catalog.jsonb_array_elements_text(doc OPERATOR(pg_catalog.->) 'key'));
+	ELSIF pg_catalog.jsonb_typeof(doc OPERATOR(pg_catalog.->) 'key') OPERATOR(pg_catalog.<>) 'null' THEN
+		RAISE EXCEPTION 'contract field "key" must be an array of column names or null'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	PERFORM stage._check_key(p.target, new_key);
+	PERFORM stage._check_on_duplicate(doc OPERATOR(pg_catalog.->>) 'on_duplicate');
+	IF pg_catalog.jsonb_typeof(doc OPERATOR(pg_catalog.->) 'max_reject_ratio') OPERATOR(pg_catalog.=) 'number' THEN
+		new_ratio := (doc OPERATOR(pg_catalog.->>) 'max_reject_ratio')::double precision;
+		IF new_ratio OPERATOR(pg_catalog.<) 0 OR new_ratio OPERATOR(pg_catalog.>) 1 THEN
+			RAISE EXCEPTION 'max_reject_ratio must be between 0 and 1'
+				USING ERRCODE = 'invalid_parameter_value',
+					  HINT = 'It is the share of a batch''s rows that may be rejected, e.g. 0.05.';
+		END IF;
+	ELSIF pg_catalog.jsonb_typeof(doc OPERATOR(pg_catalog.->) 'max_reject_ratio') OPERATOR(pg_catalog.<>) 'null' THEN
+		RAISE EXCEPTION 'contract field "max_reject_ratio" must be a number or null'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+
+	UPDATE stage.pipeline x
+	   SET key = new_key, on_duplicate = doc OPERATOR(pg_catalog.->>) 'on_duplicate',
+		   max_reject_ratio = new_ratio
+	 WHERE x.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id
+	RETURNING * INTO p;
+	DELETE FROM stage.rule x WHERE x.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id;
+	DELETE FROM stage.mask x WHERE x.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id;
+	FOR r IN SELECT e FROM pg_catalog.jsonb_array_elements(doc OPERATOR(pg_catalog.->) 'rules') AS x(e) LOOP
+		PERFORM stage._insert_rule(p, r OPERATOR(pg_catalog.->>) 'column', r OPERATOR(pg_catalog.->>) 'kind',
+								   r OPERATOR(pg_catalog.->) 'args', r OPERATOR(pg_catalog.->>) 'severity',
+								   r OPERATOR(pg_catalog.->>) 'name');
+	END LOOP;
+	FOR r IN SELECT e FROM pg_catalog.jsonb_array_elements(doc OPERATOR(pg_catalog.->) 'masks') AS x(e) LOOP
+		IF EXISTS (SELECT 1 FROM stage.mask m
+					WHERE m.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id
+					  AND m.column_name OPERATOR(pg_catalog.=) (r OPERATOR(pg_catalog.->>) 'column')) THEN
+			RAISE EXCEPTION 'column "%" has two masks in the contract', r OPERATOR(pg_catalog.->>) 'column'
+				USING ERRCODE = 'invalid_parameter_value',
+					  HINT = 'A column takes one mask.';
+		END IF;
+		PERFORM stage._insert_mask(p, r OPERATOR(pg_catalog.->>) 'column', r OPERATOR(pg_catalog.->>) 'method',
+								   r OPERATOR(pg_catalog.->) 'args');
+	END LOOP;
+	RETURN stage._new_version(p.pipeline_id);
+END
+$$;
+
+CREATE FUNCTION stage.check_row(pipeline text, row_data jsonb)
+RETURNS jsonb LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'stage_check_row';
+COMMENT ON FUNCTION stage.check_row(text, jsonb) IS
+	'the failures of one candidate row under the current contract ([] when it passes); no side effects';
+
 CREATE FUNCTION stage.create_secret(name text, key bytea DEFAULT NULL)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
@@ -615,6 +803,43 @@ EXCEPTION WHEN unique_violation THEN
 END
 $$;
 REVOKE ALL ON FUNCTION stage.create_secret(text, bytea) FROM PUBLIC;
+
+/*
+ * Let a role produce into a pipeline: INSERT (and so COPY) on the landing
+ * table's data columns and _stage_source only.  The other metadata columns
+ * keep their defaults: a producer cannot choose _stage_txid, which places
+ * the row in a batch window, nor its id or arrival time.
+ */
+CREATE FUNCTION stage.grant_producer(pipeline text, role regrole)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	p stage.pipeline := stage._pipeline(pipeline, true);
+	cols text;
+BEGIN
+	SELECT pg_catalog.string_agg(pg_catalog.quote_ident(a.attname), ', ' ORDER BY a.attnum)
+	  INTO cols
+	  FROM pg_catalog.pg_attribute a
+	 WHERE a.attrelid OPERATOR(pg_catalog.=) p.landing AND a.attnum OPERATOR(pg_catalog.>) 0
+	   AND NOT a.attisdropped
+	   AND a.attname OPERATOR(pg_catalog.<>) ALL (ARRAY['_stage_id', '_stage_txid', '_stage_received_at']);
+	EXECUTE pg_catalog.format('GRANT INSERT (%s) ON %s TO %I', cols, p.landing, role);
+END
+$$;
+
+CREATE FUNCTION stage.revoke_producer(pipeline text, role regrole)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	p stage.pipeline := stage._pipeline(pipeline, true);
+BEGIN
+	EXECUTE pg_catalog.format('REVOKE ALL ON %s FROM %I', p.landing, role);
+END
+$$;
 
 /* --------------------------------------------------------------- runs */
 

@@ -16,6 +16,8 @@
 
 #include <arpa/inet.h>
 
+#include "fmgr.h"
+
 #include "stage.h"
 
 static const char *const format_names[] = {
@@ -295,4 +297,22 @@ format_valid(FormatKind kind, const char *s, int len)
 			return fmt_url(s, len);
 	}
 	return false;
+}
+
+PG_FUNCTION_INFO_V1(stage_is_email);
+Datum
+stage_is_email(PG_FUNCTION_ARGS)
+{
+	text	   *t = PG_GETARG_TEXT_PP(0);
+
+	PG_RETURN_BOOL(email_valid(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t)));
+}
+
+PG_FUNCTION_INFO_V1(stage_iban_valid);
+Datum
+stage_iban_valid(PG_FUNCTION_ARGS)
+{
+	text	   *t = PG_GETARG_TEXT_PP(0);
+
+	PG_RETURN_BOOL(iban_valid(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t)));
 }

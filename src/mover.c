@@ -95,6 +95,7 @@ typedef struct Mover
 	int64	   *type_failed;
 	SPIPlanPtr	insert_plan;
 	HTAB	   *written;		/* canonical keys the INSERT returned */
+	bool		check_only;		/* stage.check_row: report warnings too */
 } Mover;
 
 static HTAB *mover_key_table(const char *name, int n);
@@ -168,10 +169,23 @@ mover_sanitize(Mover *m, MoverRow *row, const char *msg)
 	return out;
 }
 
-/* append one failure to the row's reasons */
+static void mover_reason_sev(Mover *m, MoverRow *row, const char *rule, const char *kind,
+							 int col, const char *sqlstate, const char *message,
+							 const char *severity);
+
+/* append one failure to the row's reasons: the row is quarantined */
 static void
 mover_reason(Mover *m, MoverRow *row, const char *rule, const char *kind,
 			 int col, const char *sqlstate, const char *message)
+{
+	mover_reason_sev(m, row, rule, kind, col, sqlstate, message, "reject");
+	row->outcome = OUT_QUARANTINE;
+}
+
+static void
+mover_reason_sev(Mover *m, MoverRow *row, const char *rule, const char *kind,
+				 int col, const char *sqlstate, const char *message,
+				 const char *severity)
 {
 	StringInfo	s;
 
@@ -195,9 +209,10 @@ mover_reason(Mover *m, MoverRow *row, const char *rule, const char *kind,
 	mover_json_value(s, sqlstate);
 	appendStringInfoString(s, ", \"message\": ");
 	mover_json_value(s, mover_sanitize(m, row, message));
+	appendStringInfoString(s, ", \"severity\": ");
+	mover_json_value(s, severity);
 	appendStringInfoString(s, ", \"contract_version\": ");
 	appendStringInfo(s, "%d}", m->p->version);
-	row->outcome = OUT_QUARANTINE;
 }
 
 /* run fn(arg) in a subtransaction; on a row error return its data */
@@ -543,7 +558,11 @@ mover_rules(Mover *m)
 				continue;
 			r->failed++;
 			if (r->warn)
+			{
 				row->warned = true;
+				if (m->check_only)
+					mover_reason_sev(m, row, r->name, kind, r->col, sqlstate, msg, "warn");
+			}
 			else
 				mover_reason(m, row, r->name, kind, r->col, sqlstate, msg);
 		}
@@ -1501,4 +1520,139 @@ stage_run_batch(PG_FUNCTION_ARGS)
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;
+}
+
+/* ----------------------------------------------------------------
+ *		stage.check_row
+ * ---------------------------------------------------------------- */
+
+/* a JSON value as landing text: what ->> gives */
+static char *
+mover_json_text(JsonbValue *v)
+{
+	switch (v->type)
+	{
+		case jbvNull:
+			return NULL;
+		case jbvString:
+			return pnstrdup(v->val.string.val, v->val.string.len);
+		case jbvNumeric:
+			return DatumGetCString(DirectFunctionCall1(numeric_out,
+													   NumericGetDatum(v->val.numeric)));
+		case jbvBool:
+			return pstrdup(v->val.boolean ? "true" : "false");
+		case jbvBinary:
+			return JsonbToCString(NULL, v->val.binary.data, v->val.binary.len);
+		default:
+			return NULL;
+	}
+}
+
+/*
+ * The failures of one candidate row under the pipeline's current contract:
+ * type checks, rules (warnings included, marked "warn"), key not null, and
+ * keys of the row that are not columns.  Nothing is written; duplicates
+ * against the target are not looked for.
+ */
+PG_FUNCTION_INFO_V1(stage_check_row);
+Datum
+stage_check_row(PG_FUNCTION_ARGS)
+{
+	char	   *name;
+	Jsonb	   *row_data;
+	int			save_nestlevel;
+	Oid			argtype = TEXTOID;
+	Datum		arg;
+	bool		isnull;
+	int			pipeline_id;
+	int			version;
+	Mover		m;
+	MoverRow   *row;
+	RuleProgram *p;
+	int			c;
+	char	   *result;
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("pipeline and row_data must not be null")));
+	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	row_data = PG_GETARG_JSONB_P(1);
+	if (!JB_ROOT_IS_OBJECT(row_data) || JB_ROOT_IS_SCALAR(row_data))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("row_data must be a JSON object of column: value"),
+				 errhint("For example '{\"order_id\": 1, \"email\": \"a@example.com\"}'.")));
+
+	save_nestlevel = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp",
+							 PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	arg = CStringGetTextDatum(name);
+	mover_exec("SELECT pipeline_id, contract_version FROM stage.pipeline"
+			   " WHERE name OPERATOR(pg_catalog.=) $1",
+			   1, &argtype, &arg, NULL, SPI_OK_SELECT);
+	if (SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("pipeline \"%s\" does not exist", name),
+				 errhint("See SELECT name FROM stage.pipelines for the pipelines of this database.")));
+	pipeline_id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	version = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	p = contract_get(pipeline_id, version);
+	for (c = 0; c < p->nrules; c++)
+		p->rules[c].checked = p->rules[c].failed = 0;
+
+	memset(&m, 0, sizeof(m));
+	m.p = p;
+	m.cxt = CurrentMemoryContext;
+	m.check_only = true;
+	m.n = 1;
+	m.rows = palloc0(sizeof(MoverRow));
+	m.type_checked = palloc0(sizeof(int64) * Max(p->ncols, 1));
+	m.type_failed = palloc0(sizeof(int64) * Max(p->ncols, 1));
+	row = &m.rows[0];
+	row->vals = palloc0(sizeof(char *) * Max(p->ncols, 1));
+	row->datums = palloc0(sizeof(Datum) * Max(p->ncols, 1));
+	row->badtype = palloc0(sizeof(bool) * Max(p->ncols, 1));
+	row->outcome = OUT_CLEAN;
+	for (c = 0; c < p->ncols; c++)
+	{
+		const char *cn = p->cols[c].name;
+
+		if (getKeyJsonValueFromContainer(&row_data->root, cn, strlen(cn), &v) != NULL)
+		{
+			row->vals[c] = mover_json_text(&v);
+			if (row->vals[c])
+				row->datums[c] = CStringGetTextDatum(row->vals[c]);
+		}
+	}
+	it = JsonbIteratorInit(&row_data->root);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		char	   *k;
+		bool		known = false;
+
+		if (tok != WJB_KEY)
+			continue;
+		k = pnstrdup(v.val.string.val, v.val.string.len);
+		for (c = 0; c < p->ncols; c++)
+			if (strcmp(p->cols[c].name, k) == 0)
+				known = true;
+		if (!known)
+			mover_reason(&m, row, "unknown_column", "schema", -1, "42703",
+						 psprintf("\"%s\" is not a column of the pipeline", k));
+	}
+	mover_typecheck(&m);
+	mover_rules(&m);
+
+	result = row->reasons ? psprintf("%s]", row->reasons->data) : "[]";
+	SPI_finish();
+	AtEOXact_GUC(true, save_nestlevel);
+	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(result)));
 }

@@ -13,6 +13,11 @@
  */
 #include "postgres.h"
 
+#include "fmgr.h"
+#include "funcapi.h"
+#include "mb/pg_wchar.h"
+#include "utils/builtins.h"
+
 #include "stage.h"
 
 static bool
@@ -161,4 +166,37 @@ pii_kind_lookup(const char *name)
 	if (strcmp(name, "card") == 0)
 		return PII_CARD;
 	return 0;
+}
+
+/*
+ * stage.scan_pii(text) RETURNS TABLE(kind text, start int, length int):
+ * the PII spans of a text; start is 1-based and both count characters.
+ */
+PG_FUNCTION_INFO_V1(stage_scan_pii);
+Datum
+stage_scan_pii(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	text	   *t = PG_GETARG_TEXT_PP(0);
+	const char *s = VARDATA_ANY(t);
+	int			len = VARSIZE_ANY_EXHDR(t);
+	int			n;
+	PiiHit	   *hits;
+	int			i;
+
+	InitMaterializedSRF(fcinfo, 0);
+	n = pii_scan(s, len, PII_ALL, NULL, 0);
+	hits = palloc(sizeof(PiiHit) * Max(n, 1));
+	n = pii_scan(s, len, PII_ALL, hits, n);
+	for (i = 0; i < n; i++)
+	{
+		Datum		values[3];
+		bool		nulls[3] = {false, false, false};
+
+		values[0] = CStringGetTextDatum(pii_kind_name(hits[i].kind));
+		values[1] = Int32GetDatum(pg_mbstrlen_with_len(s, hits[i].start) + 1);
+		values[2] = Int32GetDatum(pg_mbstrlen_with_len(s + hits[i].start, hits[i].len));
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
 }

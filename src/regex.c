@@ -277,3 +277,104 @@ stage_regex_match(PG_FUNCTION_ARGS)
 		rx_limit_error();
 	PG_RETURN_BOOL(r == RX_MATCH);
 }
+
+/* the flags without 'g' (global replace is not a compile option) */
+static char *
+rx_strip_global(const char *flags, bool *global)
+{
+	char	   *out = palloc(strlen(flags) + 1);
+	char	   *o = out;
+
+	*global = false;
+	for (; *flags; flags++)
+	{
+		if (*flags == 'g')
+			*global = true;
+		else
+			*o++ = *flags;
+	}
+	*o = '\0';
+	return out;
+}
+
+/*
+ * stage.regex_replace(value, pattern, replacement, flags): the first match
+ * (every match with flag g) replaced; $1, ${name} refer to groups.
+ */
+PG_FUNCTION_INFO_V1(stage_regex_replace);
+Datum
+stage_regex_replace(PG_FUNCTION_ARGS)
+{
+	text	   *subject = PG_GETARG_TEXT_PP(0);
+	char	   *pattern = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	text	   *repl = PG_GETARG_TEXT_PP(2);
+	bool		global;
+	char	   *flags = rx_strip_global(PG_ARGISNULL(3) ? "" :
+										text_to_cstring(PG_GETARG_TEXT_PP(3)), &global);
+	RxEntry    *rx = rx_compile(pattern, flags);
+	PCRE2_SIZE	outlen = VARSIZE_ANY_EXHDR(subject) * 2 + 64;
+	uint32		opts = PCRE2_SUBSTITUTE_OVERFLOW_LENGTH |
+		(global ? PCRE2_SUBSTITUTE_GLOBAL : 0) |
+		((GetDatabaseEncoding() == PG_UTF8) ? PCRE2_NO_UTF_CHECK : 0);
+	PCRE2_UCHAR *out;
+	int			rc;
+	int			attempt;
+
+	CHECK_FOR_INTERRUPTS();
+	for (attempt = 0; attempt < 2; attempt++)
+	{
+		out = palloc(outlen + 1);
+		rc = pcre2_substitute(rx->code, (PCRE2_SPTR) VARDATA_ANY(subject),
+							  VARSIZE_ANY_EXHDR(subject), 0, opts, rx->md,
+							  rx_context(), (PCRE2_SPTR) VARDATA_ANY(repl),
+							  VARSIZE_ANY_EXHDR(repl), out, &outlen);
+		if (rc != PCRE2_ERROR_NOMEMORY)
+			break;
+		pfree(out);
+	}
+	if (rx_is_limit(rc))
+		rx_limit_error();
+	if (rc < 0)
+	{
+		PCRE2_UCHAR msg[256];
+
+		pcre2_get_error_message(rc, msg, sizeof(msg));
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("regular expression replacement failed: %s", (char *) msg),
+				 errhint("Refer to groups as $1 or ${name}; write $$ for a dollar sign.")));
+	}
+	PG_RETURN_TEXT_P(cstring_to_text_with_len((char *) out, outlen));
+}
+
+/*
+ * stage.regex_extract(value, pattern, flags): the first capture group of
+ * the first match (the whole match when the pattern has no group), or NULL.
+ */
+PG_FUNCTION_INFO_V1(stage_regex_extract);
+Datum
+stage_regex_extract(PG_FUNCTION_ARGS)
+{
+	text	   *subject = PG_GETARG_TEXT_PP(0);
+	RxEntry    *rx = rx_from_args(fcinfo, 1, 2);
+	int			rc;
+	PCRE2_SIZE *ov;
+	int			g;
+
+	CHECK_FOR_INTERRUPTS();
+	rc = rx_exec(rx, VARDATA_ANY(subject), VARSIZE_ANY_EXHDR(subject), 0);
+	if (rc == PCRE2_ERROR_NOMATCH)
+		PG_RETURN_NULL();
+	if (rx_is_limit(rc))
+		rx_limit_error();
+	if (rc < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_REGULAR_EXPRESSION),
+				 errmsg("regular expression failed (PCRE2 error %d)", rc)));
+	ov = pcre2_get_ovector_pointer(rx->md);
+	g = (rc > 1) ? 1 : 0;
+	if (ov[2 * g] == PCRE2_UNSET)
+		PG_RETURN_NULL();
+	PG_RETURN_TEXT_P(cstring_to_text_with_len(VARDATA_ANY(subject) + ov[2 * g],
+											  ov[2 * g + 1] - ov[2 * g]));
+}
