@@ -13,7 +13,7 @@ PG_BINDIR=/usr/lib/postgresql/15/bin
 PG_CONFIG=$PG_BINDIR/pg_config
 PORT=${STAGE_DEMO_PORT:-54340}
 DB=stage_demo
-export PATH="$PG_BINDIR:$PATH"
+export PATH="$PG_BINDIR:$PATH:/usr/sbin:/sbin"
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"

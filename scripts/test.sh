@@ -20,7 +20,7 @@ set -euo pipefail
 
 PG_BINDIR=/usr/lib/postgresql/15/bin
 PG_CONFIG=$PG_BINDIR/pg_config
-export PATH="$PG_BINDIR:$PATH"
+export PATH="$PG_BINDIR:$PATH:/usr/sbin:/sbin"
 ALL_SUITES=(regress pgtap isolation tap)
 
 # ===================================================== part 2: the suites
