@@ -217,8 +217,17 @@ typedef struct StageColumn
 	Oid			collation;
 	FmgrInfo	outfunc;		/* key canonicalization */
 	bool		is_key;
+	bool		required;		/* NOT NULL in the target: drift if missing */
+	const char *json_type;		/* JSON type a jsonb payload should carry */
 	StageMask  *mask;
 } StageColumn;
+
+typedef enum DriftPolicy
+{
+	DRIFT_IGNORE,
+	DRIFT_QUARANTINE,
+	DRIFT_HOLD
+} DriftPolicy;
 
 typedef enum OnDuplicate
 {
@@ -246,6 +255,7 @@ typedef struct RuleProgram
 	bool		lineage_id;		/* target has _stage_id */
 	bool		lineage_batch;	/* target has _stage_batch */
 	double		max_reject_ratio;	/* < 0: none */
+	DriftPolicy drift;
 	char	   *select_sql;		/* reads one chunk of the window */
 	char	   *insert_sql;		/* writes clean rows from arrays */
 	char	   *upsert_sql;		/* the same with ON CONFLICT on the key */

@@ -35,6 +35,9 @@ CREATE TABLE stage.pipeline (
 	/* above this share of rejected rows a batch is held (NULL: never) */
 	max_reject_ratio double precision
 		CHECK (max_reject_ratio OPERATOR(pg_catalog.>=) 0 AND max_reject_ratio OPERATOR(pg_catalog.<=) 1),
+	/* jsonb format: what to do with schema drift (unknown/missing keys, type changes) */
+	drift			text NOT NULL DEFAULT 'ignore'
+		CHECK (drift OPERATOR(pg_catalog.=) ANY (ARRAY['ignore', 'quarantine', 'hold'])),
 	/* contract version that held a batch; a new version lifts the hold */
 	held_version	integer,
 	contract_version integer NOT NULL DEFAULT 1,
@@ -95,6 +98,7 @@ CREATE TABLE stage.batch (
 	rows_quarantined bigint NOT NULL DEFAULT 0,
 	rows_duplicate	bigint NOT NULL DEFAULT 0,
 	rows_warned		bigint NOT NULL DEFAULT 0,
+	rows_drift		bigint NOT NULL DEFAULT 0,
 	started_at		timestamptz NOT NULL,
 	finished_at		timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
 	error			text,
@@ -340,6 +344,7 @@ BEGIN
 		'key', pg_catalog.to_jsonb(p.key),
 		'on_duplicate', p.on_duplicate,
 		'max_reject_ratio', p.max_reject_ratio,
+		'drift', p.drift,
 		'rules', COALESCE((
 			SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
 						'name', r.rule_name, 'column', r.column_name,
@@ -695,10 +700,10 @@ BEGIN
 				  HINT = 'See SELECT stage.contract(pipeline) for the format.';
 	END IF;
 	FOR k IN SELECT pg_catalog.jsonb_object_keys(contract) LOOP
-		IF k OPERATOR(pg_catalog.<>) ALL (ARRAY['version', 'key', 'on_duplicate', 'max_reject_ratio', 'rules', 'masks']) THEN
+		IF k OPERATOR(pg_catalog.<>) ALL (ARRAY['version', 'key', 'on_duplicate', 'max_reject_ratio', 'drift', 'rules', 'masks']) THEN
 			RAISE EXCEPTION 'unknown contract field "%"', k
 				USING ERRCODE = 'invalid_parameter_value',
-					  HINT = 'Fields are key, on_duplicate, max_reject_ratio, rules and masks (version is ignored).';
+					  HINT = 'Fields are key, on_duplicate, max_reject_ratio, drift, rules and masks (version is ignored).';
 		END IF;
 	END LOOP;
 	FOREACH k IN ARRAY ARRAY['rules', 'masks'] LOOP
@@ -714,6 +719,7 @@ BEGIN
 		'key', COALESCE(contract OPERATOR(pg_catalog.->) 'key', 'null'),
 		'on_duplicate', COALESCE(contract OPERATOR(pg_catalog.->) 'on_duplicate', '"skip"'),
 		'max_reject_ratio', COALESCE(contract OPERATOR(pg_catalog.->) 'max_reject_ratio', 'null'),
+		'drift', COALESCE(contract OPERATOR(pg_catalog.->) 'drift', '"ignore"'),
 		'rules', COALESCE((
 			SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
 					'name', COALESCE(e OPERATOR(pg_catalog.->>) 'name',
@@ -755,9 +761,16 @@ BEGIN
 			USING ERRCODE = 'invalid_parameter_value';
 	END IF;
 
+	IF (doc OPERATOR(pg_catalog.->>) 'drift') IS NULL
+	   OR (doc OPERATOR(pg_catalog.->>) 'drift') OPERATOR(pg_catalog.<>) ALL (ARRAY['ignore', 'quarantine', 'hold']) THEN
+		RAISE EXCEPTION 'invalid drift policy %', doc OPERATOR(pg_catalog.->) 'drift'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Use "ignore" (count only), "quarantine" (the drifting rows) or "hold" (the whole batch).';
+	END IF;
+
 	UPDATE stage.pipeline x
 	   SET key = new_key, on_duplicate = doc OPERATOR(pg_catalog.->>) 'on_duplicate',
-		   max_reject_ratio = new_ratio
+		   max_reject_ratio = new_ratio, drift = doc OPERATOR(pg_catalog.->>) 'drift'
 	 WHERE x.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id
 	RETURNING * INTO p;
 	DELETE FROM stage.rule x WHERE x.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id;
@@ -925,7 +938,7 @@ SELECT p.name AS pipeline, p.target, p.landing, p.format, p.key, p.on_duplicate,
 CREATE VIEW stage.batches WITH (security_invoker = true) AS
 SELECT b.batch_id, p.name AS pipeline, b.contract_version, b.status,
 	   b.rows_in, b.rows_clean, b.rows_quarantined, b.rows_duplicate, b.rows_warned,
-	   b.started_at, b.finished_at,
+	   b.rows_drift, b.started_at, b.finished_at,
 	   b.finished_at OPERATOR(pg_catalog.-) b.started_at AS duration,
 	   b.error, b.sqlstate, b.backend_pid, b.run_by,
 	   b.win_lo, b.win_hi, b.from_id, b.to_id

@@ -192,6 +192,28 @@ column_init(StageColumn *col, Relation rel, AttrNumber attnum)
 	fmgr_info(func, &col->outfunc);
 	col->is_key = false;
 
+	col->required = att->attnotnull;
+	switch (basetype)
+	{
+		case INT2OID:
+		case INT4OID:
+		case INT8OID:
+		case NUMERICOID:
+		case FLOAT4OID:
+		case FLOAT8OID:
+			col->json_type = "number";
+			break;
+		case BOOLOID:
+			col->json_type = "boolean";
+			break;
+		case JSONOID:
+		case JSONBOID:
+			col->json_type = NULL;	/* anything */
+			break;
+		default:
+			col->json_type = "string";
+	}
+
 	tce = lookup_type_cache(basetype, TYPECACHE_CMP_PROC_FINFO);
 	if (OidIsValid(tce->cmp_proc_finfo.fn_oid))
 		fmgr_info_copy(&col->cmpfunc, &tce->cmp_proc_finfo, CurrentMemoryContext);
@@ -809,6 +831,9 @@ contract_build_select(RuleProgram *p, const char *landing)
 		else
 			appendStringInfo(&s, ", l.%s", quote_identifier(p->cols[i].name));
 	}
+	/* the payload itself last, for drift detection */
+	if (p->jsonb_format)
+		appendStringInfoString(&s, ", l.payload");
 	appendStringInfo(&s,
 					 " FROM %s l"
 					 " WHERE ROW(l._stage_txid, l._stage_id) OPERATOR(pg_catalog.>) ROW($1, $2)"
@@ -936,7 +961,7 @@ contract_build(int pipeline_id, int version)
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
 		contract_query("SELECT name, target::oid, landing::oid, format, on_duplicate, key,"
-					   " COALESCE(max_reject_ratio, -1)"
+					   " COALESCE(max_reject_ratio, -1), drift"
 					   " FROM stage.pipeline WHERE pipeline_id OPERATOR(pg_catalog.=) $1",
 					   pipeline_id);
 		if (SPI_processed != 1)
@@ -951,6 +976,12 @@ contract_build(int pipeline_id, int version)
 		on_dup = contract_getstr(0, 5);
 		p->max_reject_ratio = DatumGetFloat8(SPI_getbinval(SPI_tuptable->vals[0],
 														   SPI_tuptable->tupdesc, 7, &isnull));
+		{
+			char	   *drift = contract_getstr(0, 8);
+
+			p->drift = strcmp(drift, "quarantine") == 0 ? DRIFT_QUARANTINE :
+				strcmp(drift, "hold") == 0 ? DRIFT_HOLD : DRIFT_IGNORE;
+		}
 		{
 			Datum		d = SPI_getbinval(SPI_tuptable->vals[0],
 										  SPI_tuptable->tupdesc, 6, &isnull);

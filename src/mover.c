@@ -78,6 +78,7 @@ typedef struct MoverRow
 	bool		warned;
 	StringInfo	reasons;		/* JSON array under construction, or NULL */
 	char	   *key;			/* canonical key text, for dedupe */
+	Datum		payload;		/* jsonb format: the payload, or 0 */
 } MoverRow;
 
 typedef struct Mover
@@ -91,6 +92,7 @@ typedef struct Mover
 	int64		n_quarantined;
 	int64		n_duplicate;
 	int64		n_warned;
+	int64		n_drift;		/* jsonb format: rows whose payload drifted */
 	int64	   *type_checked;	/* per column */
 	int64	   *type_failed;
 	SPIPlanPtr	insert_plan;
@@ -335,6 +337,114 @@ static int
 mover_enum_cmp(const void *key, const void *elem)
 {
 	return strcmp((const char *) key, *(char *const *) elem);
+}
+
+/* ----------------------------------------------------------------
+ *		schema drift (jsonb format)
+ * ---------------------------------------------------------------- */
+
+static const char *
+mover_json_type(JsonbValue *v)
+{
+	switch (v->type)
+	{
+		case jbvString:
+			return "string";
+		case jbvNumeric:
+			return "number";
+		case jbvBool:
+			return "boolean";
+		case jbvNull:
+			return "null";
+		case jbvBinary:
+			return JsonContainerIsArray(v->val.binary.data) ? "array" : "object";
+		default:
+			return "unknown";
+	}
+}
+
+static void
+mover_drift_issue(Mover *m, MoverRow *row, int col, char *msg, bool *drifted)
+{
+	*drifted = true;
+	if (m->p->drift == DRIFT_QUARANTINE)
+		mover_reason(m, row, "schema_drift", "drift", col, NULL, msg);
+}
+
+/*
+ * Compare each payload with the target's shape: keys that are not
+ * columns, NOT NULL columns without a key, and values whose JSON type is
+ * not the one the column takes (number for numeric columns, boolean for
+ * bool, anything for json/jsonb, string for the rest; null is never
+ * drift).  Drifting rows are counted; policy "quarantine" quarantines
+ * them, "hold" holds the batch (see mover_hold).
+ */
+static void
+mover_drift(Mover *m)
+{
+	RuleProgram *p = m->p;
+	bool	   *seen = palloc(sizeof(bool) * Max(p->ncols, 1));
+	int			i;
+
+	if (!p->jsonb_format)
+		return;
+	for (i = 0; i < m->n; i++)
+	{
+		MoverRow   *row = &m->rows[i];
+		bool		drifted = false;
+		Jsonb	   *jb;
+		JsonbIterator *it;
+		JsonbValue	v;
+		JsonbIteratorToken tok;
+		int			col = -1;
+		int			c;
+
+		if (row->payload == (Datum) 0)
+		{
+			mover_drift_issue(m, row, -1, "payload is null", &drifted);
+			m->n_drift++;
+			continue;
+		}
+		jb = DatumGetJsonbP(row->payload);
+		if (!JB_ROOT_IS_OBJECT(jb) || JB_ROOT_IS_SCALAR(jb))
+		{
+			mover_drift_issue(m, row, -1, "payload is not a JSON object", &drifted);
+			m->n_drift++;
+			continue;
+		}
+		memset(seen, 0, sizeof(bool) * Max(p->ncols, 1));
+		it = JsonbIteratorInit(&jb->root);
+		while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+		{
+			if (tok == WJB_KEY)
+			{
+				col = -1;
+				for (c = 0; c < p->ncols; c++)
+					if (strlen(p->cols[c].name) == v.val.string.len &&
+						memcmp(p->cols[c].name, v.val.string.val, v.val.string.len) == 0)
+						col = c;
+				if (col < 0)
+					mover_drift_issue(m, row, -1,
+									  psprintf("unknown key \"%s\"",
+											   pnstrdup(v.val.string.val, v.val.string.len)),
+									  &drifted);
+				else
+					seen[col] = true;
+			}
+			else if (tok == WJB_VALUE && col >= 0 && v.type != jbvNull &&
+					 p->cols[col].json_type != NULL &&
+					 strcmp(mover_json_type(&v), p->cols[col].json_type) != 0)
+				mover_drift_issue(m, row, col,
+								  psprintf("type changed: %s expected, got %s",
+										   p->cols[col].json_type, mover_json_type(&v)),
+								  &drifted);
+		}
+		for (c = 0; c < p->ncols; c++)
+			if (!seen[c] && p->cols[c].required)
+				mover_drift_issue(m, row, c, "missing required key", &drifted);
+		if (drifted)
+			m->n_drift++;
+	}
 }
 
 /* the first failing check of a json rule on a jsonb value, or NULL */
@@ -1197,7 +1307,7 @@ mover_read_chunk(Mover *m, Window *w, int64 limit)
 	Oid			types[6] = {XID8OID, INT8OID, XID8OID, PG_SNAPSHOTOID, PG_SNAPSHOTOID, INT8OID};
 	Datum		vals[6];
 	int			ncols = p->ncols;
-	int			natts = ncols + 4;
+	int			natts = ncols + 4 + (p->jsonb_format ? 1 : 0);
 	Datum	   *values;
 	bool	   *nulls;
 	int			i;
@@ -1232,6 +1342,8 @@ mover_read_chunk(Mover *m, Window *w, int64 limit)
 		row->datums = palloc(sizeof(Datum) * ncols);
 		row->badtype = palloc0(sizeof(bool) * ncols);
 		row->outcome = OUT_CLEAN;
+		if (p->jsonb_format && !nulls[ncols + 4])
+			row->payload = values[ncols + 4];
 		for (c = 0; c < ncols; c++)
 		{
 			if (nulls[c + 4])
@@ -1319,6 +1431,7 @@ mover_batch(int pipeline_id, int64 limit, BatchResult *res, MemoryContext cxt)
 		(void) rows_tt;
 	}
 
+	mover_drift(&m);
 	mover_typecheck(&m);
 	mover_rules(&m);
 	mover_dedupe(&m);
@@ -1330,9 +1443,9 @@ mover_batch(int pipeline_id, int64 limit, BatchResult *res, MemoryContext cxt)
 
 	/* advance: a short chunk means the window is done */
 	{
-		Oid			types[11] = {INT8OID, XID8OID, INT8OID, INT8OID, INT8OID, INT8OID,
-		INT8OID, INT8OID, INT4OID, BOOLOID, PG_SNAPSHOTOID};
-		Datum		vals[11];
+		Oid			types[12] = {INT8OID, XID8OID, INT8OID, INT8OID, INT8OID, INT8OID,
+		INT8OID, INT8OID, INT4OID, BOOLOID, PG_SNAPSHOTOID, INT8OID};
+		Datum		vals[12];
 
 		vals[0] = Int64GetDatum(m.batch_id);
 		vals[1] = w.cur_txid;
@@ -1345,18 +1458,19 @@ mover_batch(int pipeline_id, int64 limit, BatchResult *res, MemoryContext cxt)
 		vals[8] = Int32GetDatum(pipeline_id);
 		vals[9] = BoolGetDatum(m.n < limit);
 		vals[10] = w.hi;
+		vals[11] = Int64GetDatum(m.n_drift);
 		mover_exec("UPDATE stage.batch SET to_txid = $2, to_id = $3, rows_in = $4,"
 				   " rows_clean = $5, rows_quarantined = $6, rows_duplicate = $7,"
-				   " rows_warned = $8, finished_at = pg_catalog.clock_timestamp()"
+				   " rows_warned = $8, rows_drift = $12, finished_at = pg_catalog.clock_timestamp()"
 				   " WHERE batch_id OPERATOR(pg_catalog.=) $1",
-				   11, types, vals, NULL, SPI_OK_UPDATE);
+				   12, types, vals, NULL, SPI_OK_UPDATE);
 		mover_exec("UPDATE stage.pipeline SET"
 				   " win_lo = CASE WHEN $10 THEN $11 ELSE win_lo END,"
 				   " win_hi = CASE WHEN $10 THEN NULL ELSE $11 END,"
 				   " cur_txid = CASE WHEN $10 THEN NULL ELSE $2 END,"
 				   " cur_id = CASE WHEN $10 THEN NULL ELSE $3 END"
 				   " WHERE pipeline_id OPERATOR(pg_catalog.=) $9",
-				   11, types, vals, NULL, SPI_OK_UPDATE);
+				   12, types, vals, NULL, SPI_OK_UPDATE);
 	}
 
 	res->has_batch = true;
@@ -1381,34 +1495,37 @@ mover_hold(Mover *m, Window *w, BatchResult *res)
 	int64		rejected = 0;
 	int			i;
 	char	   *reason;
-	Oid			types[5] = {INT8OID, INT8OID, INT8OID, TEXTOID, INT4OID};
-	Datum		vals[5];
+	Oid			types[6] = {INT8OID, INT8OID, INT8OID, TEXTOID, INT4OID, INT8OID};
+	Datum		vals[6];
 
-	if (m->p->max_reject_ratio < 0)
-		return false;
 	for (i = 0; i < m->n; i++)
 		if (m->rows[i].outcome == OUT_QUARANTINE)
 			rejected++;
-	if ((double) rejected <= m->p->max_reject_ratio * m->n)
+	if (m->p->drift == DRIFT_HOLD && m->n_drift > 0)
+		reason = psprintf("batch %lld held: %lld of %d payloads drift from the target's shape (drift policy hold)",
+						  (long long) m->batch_id, (long long) m->n_drift, m->n);
+	else if (m->p->max_reject_ratio >= 0 &&
+			 (double) rejected > m->p->max_reject_ratio * m->n)
+		reason = psprintf("batch %lld held: %lld of %d rows (%.1f%%) fail the contract, above max_reject_ratio %.1f%%",
+						  (long long) m->batch_id, (long long) rejected, m->n,
+						  100.0 * rejected / m->n, 100.0 * m->p->max_reject_ratio);
+	else
 		return false;
-
-	reason = psprintf("batch %lld held: %lld of %d rows (%.1f%%) fail the contract, above max_reject_ratio %.1f%%",
-					  (long long) m->batch_id, (long long) rejected, m->n,
-					  100.0 * rejected / m->n, 100.0 * m->p->max_reject_ratio);
 	mover_write_stats(m);
 	vals[0] = Int64GetDatum(m->batch_id);
 	vals[1] = Int64GetDatum(m->n);
 	vals[2] = Int64GetDatum(rejected);
 	vals[3] = CStringGetTextDatum(reason);
 	vals[4] = Int32GetDatum(m->p->pipeline_id);
+	vals[5] = Int64GetDatum(m->n_drift);
 	mover_exec("UPDATE stage.batch SET status = 'held', rows_in = $2, rows_quarantined = $3,"
-			   " error = $4, finished_at = pg_catalog.clock_timestamp()"
+			   " rows_drift = $6, error = $4, finished_at = pg_catalog.clock_timestamp()"
 			   " WHERE batch_id OPERATOR(pg_catalog.=) $1",
-			   5, types, vals, NULL, SPI_OK_UPDATE);
+			   6, types, vals, NULL, SPI_OK_UPDATE);
 	mover_exec("UPDATE stage.pipeline SET enabled = false, paused_reason = $4,"
 			   " held_version = contract_version"
 			   " WHERE pipeline_id OPERATOR(pg_catalog.=) $5",
-			   5, types, vals, NULL, SPI_OK_UPDATE);
+			   6, types, vals, NULL, SPI_OK_UPDATE);
 	ereport(WARNING,
 			(errcode(ERRCODE_DATA_EXCEPTION),
 			 errmsg("%s", reason),
