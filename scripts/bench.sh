@@ -17,6 +17,8 @@
 #                  take about 20 s on 2 cores; 100000 for a sample)
 #   BENCH_BATCH    max_rows passed to stage.run_batch (default: empty = the
 #                  extension's default batch size)
+#   BENCH_REPEAT   timed rounds of every variant on the same data (default 1);
+#                  the report gives each variant's median
 #   BENCH_STAGE    1 (default) runs variant (d); 0 skips building stage and (d),
 #                  for trying the baselines alone
 #   BENCH_PORT     server port (default 54350)
@@ -33,6 +35,7 @@ PG_CONFIG="$PG_BINDIR/pg_config"
 BENCH_ROWS="${BENCH_ROWS:-1000000}"
 BENCH_C_ROWS="${BENCH_C_ROWS:-0}"
 BENCH_BATCH="${BENCH_BATCH:-}"
+BENCH_REPEAT="${BENCH_REPEAT:-1}"
 BENCH_STAGE="${BENCH_STAGE:-1}"
 BENCH_PORT="${BENCH_PORT:-54350}"
 BENCH_KEEP="${BENCH_KEEP:-0}"
@@ -42,6 +45,7 @@ die() { echo "bench: $*" >&2; exit 1; }
 [[ "$BENCH_ROWS" =~ ^[1-9][0-9]*$ ]] || die "BENCH_ROWS must be a positive integer"
 [[ "$BENCH_C_ROWS" =~ ^[0-9]+$ ]] || die "BENCH_C_ROWS must be a non-negative integer"
 [[ -z "$BENCH_BATCH" || "$BENCH_BATCH" =~ ^[1-9][0-9]*$ ]] || die "BENCH_BATCH must be empty or a positive integer"
+[[ "$BENCH_REPEAT" =~ ^[1-9][0-9]*$ ]] || die "BENCH_REPEAT must be a positive integer"
 [[ "$BENCH_STAGE" =~ ^[01]$ ]] || die "BENCH_STAGE must be 0 or 1"
 if [ "$BENCH_C_ROWS" -eq 0 ] || [ "$BENCH_C_ROWS" -gt "$BENCH_ROWS" ]; then
 	BENCH_C_ROWS="$BENCH_ROWS"
@@ -123,12 +127,13 @@ STARTED=1
 mkdir -p test/bench/out
 OUT="test/bench/out/bench-$(date -u +%Y%m%dT%H%M%SZ).txt"
 
-echo "bench: $BENCH_ROWS rows (loop variant on $BENCH_C_ROWS), batch size ${BENCH_BATCH:-default}, output in $OUT"
+echo "bench: $BENCH_ROWS rows ((c) on $BENCH_C_ROWS), batch size ${BENCH_BATCH:-default}, $BENCH_REPEAT round(s), output in $OUT"
 "$PG_BINDIR/psql" -X -q -h "$TMPD" -p "$BENCH_PORT" -U postgres -d postgres \
 	-v ON_ERROR_STOP=1 \
 	-v rows="$BENCH_ROWS" \
 	-v c_rows="$BENCH_C_ROWS" \
 	-v batch="${BENCH_BATCH:-NULL}" \
+	-v repeat="$BENCH_REPEAT" \
 	-v with_stage="$BENCH_STAGE" \
 	-f test/bench/bench.sql 2>&1 | tee "$OUT"
 rc=${PIPESTATUS[0]}
