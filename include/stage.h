@@ -149,7 +149,8 @@ typedef enum RuleKind
 	RULE_NO_PII,
 	RULE_JSON,
 	RULE_REFERENCE,
-	RULE_UNIQUE
+	RULE_UNIQUE,
+	RULE_EXPRESSION
 } RuleKind;
 
 /* one check of the json rule: a path that must exist and/or have a type */
@@ -197,6 +198,12 @@ typedef struct StageRule
 	char	   *ref_sql;
 	char	   *ref_name;		/* table.column, for reasons */
 	HTAB	   *ref_found;		/* per batch */
+	/* expression: validated text and the target columns it reads */
+	char	   *expr;
+	List	   *expr_cols;		/* of char * */
+	char	   *expr_sql;		/* built with the program */
+	char	  **expr_msg;		/* per batch: row index -> failure, or NULL */
+	char	  **expr_state;		/* per batch: row index -> SQLSTATE, or NULL */
 	/* per batch counters */
 	int64		checked;
 	int64		failed;
@@ -268,7 +275,7 @@ typedef struct RuleProgram
 extern RuleProgram *contract_get(int pipeline_id, int version);
 extern RuleProgram *contract_get_by_name(const char *name, bool for_write);
 extern void rule_compile(StageRule *r, StageColumn *col, const char *kind,
-						 Jsonb *args);
+						 Jsonb *args, Relation rel);
 extern void column_init(StageColumn *col, Relation rel, AttrNumber attnum);
 
 /* JSON argument helpers */

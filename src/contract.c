@@ -31,6 +31,9 @@
 #include <limits.h>
 #include "executor/spi.h"
 #include "parser/parse_relation.h"
+#include "parser/parser.h"
+#include "nodes/nodeFuncs.h"
+#include "nodes/parsenodes.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
@@ -255,6 +258,100 @@ static const char *const rule_format_keys[] = {"format", NULL};
 static const char *const rule_no_pii_keys[] = {"kinds", NULL};
 static const char *const rule_json_keys[] = {"required", "types", NULL};
 static const char *const rule_reference_keys[] = {"table", "column", NULL};
+static const char *const rule_expression_keys[] = {"sql", NULL};
+
+typedef struct ExprCheck
+{
+	Relation	rel;
+	List	   *cols;
+} ExprCheck;
+
+/*
+ * Walk a raw expression tree: every column reference must be one
+ * unqualified column of the target; subqueries, aggregates, window
+ * functions and parameters are refused.
+ */
+static bool
+rule_expr_walker(Node *node, ExprCheck *ctx)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, ColumnRef))
+	{
+		ColumnRef  *cref = (ColumnRef *) node;
+		char	   *name;
+		ListCell   *lc;
+
+		if (list_length(cref->fields) != 1 || !IsA(linitial(cref->fields), String))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("rule expression may only name columns of the row, unqualified"),
+					 errhint("Write amount > 0, not t.amount > 0 or *.")));
+		name = strVal(linitial(cref->fields));
+		if (attnameAttNum(ctx->rel, name, false) <= 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("column \"%s\" in rule expression is not a column of \"%s\"",
+							name, RelationGetRelationName(ctx->rel)),
+					 errhint("Expressions are evaluated over the row's target columns.")));
+		foreach(lc, ctx->cols)
+			if (strcmp((char *) lfirst(lc), name) == 0)
+				return false;
+		ctx->cols = lappend(ctx->cols, pstrdup(name));
+		return false;
+	}
+	if (IsA(node, SubLink) || IsA(node, ParamRef) || IsA(node, RangeSubselect))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("rule expression may not contain subqueries or parameters"),
+				 errhint("Use rule reference for lookups in other tables.")));
+	if (IsA(node, FuncCall) && (((FuncCall *) node)->agg_star ||
+								((FuncCall *) node)->over != NULL ||
+								((FuncCall *) node)->agg_order != NIL ||
+								((FuncCall *) node)->agg_filter != NULL))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("rule expression may not contain aggregates or window functions"),
+				 errhint("An expression checks one row at a time.")));
+	return raw_expression_tree_walker(node, rule_expr_walker, (void *) ctx);
+}
+
+/*
+ * Parse the expression on its own ("SELECT <sql>" must give exactly one
+ * statement with one target and nothing else), then check what it reads.
+ * Only text that parsed as a single expression over known columns is ever
+ * placed in the mover's SQL.
+ */
+static void
+rule_check_expression(StageRule *r, Relation rel)
+{
+	List	   *stmts;
+	SelectStmt *sel;
+	ResTarget  *rt;
+	ExprCheck	ctx;
+
+	stmts = raw_parser(psprintf("SELECT (%s)", r->expr), RAW_PARSE_DEFAULT);
+	if (list_length(stmts) != 1 ||
+		!IsA(((RawStmt *) linitial(stmts))->stmt, SelectStmt))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("rule expression must be a single expression")));
+	sel = (SelectStmt *) ((RawStmt *) linitial(stmts))->stmt;
+	if (list_length(sel->targetList) != 1 || sel->fromClause || sel->whereClause ||
+		sel->groupClause || sel->havingClause || sel->windowClause ||
+		sel->sortClause || sel->limitCount || sel->limitOffset || sel->withClause ||
+		sel->distinctClause || sel->valuesLists || sel->op != SETOP_NONE ||
+		sel->intoClause || sel->lockingClause)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("rule expression must be a single expression"),
+				 errhint("For example \"shipped_at >= ordered_at\".")));
+	rt = (ResTarget *) linitial(sel->targetList);
+	ctx.rel = rel;
+	ctx.cols = NIL;
+	(void) rule_expr_walker(rt->val, &ctx);
+	r->expr_cols = ctx.cols;
+}
 
 /* "a.b.c" -> {"a","b","c"} and "$.a.b.c" */
 static void
@@ -443,7 +540,8 @@ rule_compile_reference(StageRule *r, StageColumn *col, Jsonb *args)
  * Every argument error is an ERROR with errcode and hint.
  */
 void
-rule_compile(StageRule *r, StageColumn *col, const char *kind, Jsonb *args)
+rule_compile(StageRule *r, StageColumn *col, const char *kind, Jsonb *args,
+			 Relation rel)
 {
 	JsonbValue	v;
 
@@ -632,6 +730,19 @@ rule_compile(StageRule *r, StageColumn *col, const char *kind, Jsonb *args)
 		json_check_keys(args, "rule reference", rule_reference_keys);
 		rule_compile_reference(r, col, args);
 	}
+	else if (strcmp(kind, "expression") == 0)
+	{
+		r->kind = RULE_EXPRESSION;
+		r->kind_name = "expression";
+		json_check_keys(args, "rule expression", rule_expression_keys);
+		r->expr = json_get_string(args, "sql", "rule expression", NULL);
+		if (r->expr == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("rule expression needs \"sql\""),
+					 errhint("For example '{\"sql\": \"shipped_at >= ordered_at\"}'.")));
+		rule_check_expression(r, rel);
+	}
 	else if (strcmp(kind, "unique") == 0)
 	{
 		r->kind = RULE_UNIQUE;
@@ -642,7 +753,7 @@ rule_compile(StageRule *r, StageColumn *col, const char *kind, Jsonb *args)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("unknown rule kind \"%s\"", kind),
-				 errhint("Valid kinds are not_null, range, length, enum, regex, format, unique, reference, json and no_pii.")));
+				 errhint("Valid kinds are not_null, range, length, enum, regex, format, unique, reference, json, no_pii and expression.")));
 }
 
 /* open the target and find a column usable by a rule or mask */
@@ -692,7 +803,7 @@ stage_validate_rule(PG_FUNCTION_ARGS)
 												text_to_cstring(PG_GETARG_TEXT_PP(1))));
 	memset(&r, 0, sizeof(r));
 	rule_compile(&r, &col, text_to_cstring(PG_GETARG_TEXT_PP(2)),
-				 PG_ARGISNULL(3) ? NULL : PG_GETARG_JSONB_P(3));
+				 PG_ARGISNULL(3) ? NULL : PG_GETARG_JSONB_P(3), rel);
 	relation_close(rel, AccessShareLock);
 	PG_RETURN_VOID();
 }
@@ -921,6 +1032,34 @@ contract_build_insert(RuleProgram *p, const char *target, bool on_conflict)
 	return s.data;
 }
 
+/*
+ * The set-wise evaluation of an expression rule: $1 the row numbers, then
+ * one text[] per column the expression reads, cast to the column's type
+ * under the column's own name, so the validated expression text reads
+ * them unqualified.  NULL passes, as in a CHECK constraint.
+ */
+static void
+contract_build_expression(RuleProgram *p, StageRule *r)
+{
+	StringInfoData s;
+	ListCell   *lc;
+	int			i = 0;
+
+	initStringInfo(&s);
+	appendStringInfoString(&s, "SELECT u.\"?ord\" FROM (SELECT pg_catalog.unnest($1) AS \"?ord\"");
+	foreach(lc, r->expr_cols)
+	{
+		int			c = contract_colindex(p, (char *) lfirst(lc));
+
+		appendStringInfo(&s, ", CAST(pg_catalog.unnest($%d) AS %s) AS %s",
+						 i + 2, p->cols[c].cast_type, quote_identifier(p->cols[c].name));
+		i++;
+	}
+	appendStringInfo(&s, ") AS u WHERE NOT COALESCE(CAST((%s) AS pg_catalog.bool), true)",
+					 r->expr);
+	r->expr_sql = s.data;
+}
+
 static bool
 contract_is_lineage(Form_pg_attribute att, const char *name, bool *flag)
 {
@@ -1082,7 +1221,9 @@ contract_build(int pipeline_id, int version)
 				r->name = SPI_getvalue(tt->vals[j], tt->tupdesc, 1);
 				r->col = contract_colindex(p, cname);
 				r->warn = strcmp(sev, "warn") == 0;
-				rule_compile(r, &p->cols[r->col], kind, args);
+				rule_compile(r, &p->cols[r->col], kind, args, rel);
+				if (r->kind == RULE_EXPRESSION)
+					contract_build_expression(p, r);
 			}
 			p->nrules = n;
 		}

@@ -556,6 +556,125 @@ mover_references(Mover *m)
 	}
 }
 
+/* ----------------------------------------------------------------
+ *		expression rules
+ * ---------------------------------------------------------------- */
+
+static StageRule *mover_expr_rule;	/* rule of the current evaluation */
+
+static void
+mover_expr_group(Mover *m, int *idx, int n)
+{
+	StageRule  *r = mover_expr_rule;
+	int			ncols = list_length(r->expr_cols);
+	Oid		   *types = palloc(sizeof(Oid) * (ncols + 1));
+	Datum	   *vals = palloc(sizeof(Datum) * (ncols + 1));
+	Datum	   *elems = palloc(sizeof(Datum) * n);
+	bool	   *nulls = palloc(sizeof(bool) * n);
+	ListCell   *lc;
+	int			k = 1;
+	int			i;
+	uint64		j;
+
+	types[0] = INT4ARRAYOID;
+	for (i = 0; i < n; i++)
+		elems[i] = Int32GetDatum(idx[i]);
+	vals[0] = mover_array(elems, NULL, n, INT4OID);
+	foreach(lc, r->expr_cols)
+	{
+		int			c;
+
+		for (c = 0; c < m->p->ncols; c++)
+			if (strcmp(m->p->cols[c].name, (char *) lfirst(lc)) == 0)
+				break;
+		for (i = 0; i < n; i++)
+		{
+			MoverRow   *row = &m->rows[idx[i]];
+
+			nulls[i] = (row->vals[c] == NULL);
+			elems[i] = nulls[i] ? (Datum) 0 : row->datums[c];
+		}
+		types[k] = TEXTARRAYOID;
+		vals[k++] = mover_array(elems, nulls, n, TEXTOID);
+	}
+	mover_exec(r->expr_sql, k, types, vals, NULL, SPI_OK_SELECT);
+	for (j = 0; j < SPI_processed; j++)
+	{
+		bool		isnull;
+		int			ord = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[j],
+													  SPI_tuptable->tupdesc, 1, &isnull));
+
+		r->expr_msg[ord] = psprintf("expression is false: %s", r->expr);
+	}
+	SPI_freetuptable(SPI_tuptable);
+}
+
+/* evaluate idx[0..n) in a subtransaction; bisect to pin errors on rows */
+static void
+mover_expr_eval(Mover *m, StageRule *r, int *idx, int n)
+{
+	ErrorData  *e;
+
+	if (n == 0)
+		return;
+	mover_expr_rule = r;
+	e = mover_try(m, mover_expr_group, idx, n);
+	if (e == NULL)
+		return;
+	if (n == 1)
+	{
+		r->expr_msg[idx[0]] = psprintf("expression failed: %s", e->message);
+		r->expr_state[idx[0]] = pstrdup(unpack_sql_state(e->sqlerrcode));
+		FreeErrorData(e);
+		return;
+	}
+	FreeErrorData(e);
+	mover_expr_eval(m, r, idx, n / 2);
+	mover_expr_eval(m, r, idx + n / 2, n - n / 2);
+}
+
+/*
+ * Expression rules run set-wise, one statement per rule and batch, over
+ * the rows whose columns it reads all passed their type check.
+ */
+static void
+mover_expressions(Mover *m)
+{
+	RuleProgram *p = m->p;
+	int		   *idx = palloc(sizeof(int) * Max(m->n, 1));
+	int			k;
+
+	for (k = 0; k < p->nrules; k++)
+	{
+		StageRule  *r = &p->rules[k];
+		int			n = 0;
+		int			i;
+
+		if (r->kind != RULE_EXPRESSION)
+			continue;
+		r->expr_msg = palloc0(sizeof(char *) * Max(m->n, 1));
+		r->expr_state = palloc0(sizeof(char *) * Max(m->n, 1));
+		for (i = 0; i < m->n; i++)
+		{
+			ListCell   *lc;
+			bool		ok = true;
+
+			foreach(lc, r->expr_cols)
+			{
+				int			c;
+
+				for (c = 0; c < p->ncols; c++)
+					if (strcmp(p->cols[c].name, (char *) lfirst(lc)) == 0 &&
+						m->rows[i].badtype[c])
+						ok = false;
+			}
+			if (ok)
+				idx[n++] = i;
+		}
+		mover_expr_eval(m, r, idx, n);
+	}
+}
+
 static void
 mover_rules(Mover *m)
 {
@@ -564,6 +683,7 @@ mover_rules(Mover *m)
 	int			k;
 
 	mover_references(m);
+	mover_expressions(m);
 	for (i = 0; i < m->n; i++)
 	{
 		MoverRow   *row = &m->rows[i];
@@ -578,7 +698,17 @@ mover_rules(Mover *m)
 			const char *sqlstate = NULL;
 			const char *kind = r->kind_name;
 
-			if (v == NULL && r->kind != RULE_NOT_NULL)
+			if (r->kind == RULE_EXPRESSION)
+			{
+				/* evaluated set-wise above, over the whole row */
+				if (r->expr_msg[i] == NULL)
+				{
+					r->checked++;
+					continue;
+				}
+				v = row->vals[r->col];
+			}
+			else if (v == NULL && r->kind != RULE_NOT_NULL)
 				continue;		/* NULL passes every rule but not_null */
 			if (row->badtype[r->col])
 				continue;		/* already quarantined for its type */
@@ -647,6 +777,10 @@ mover_rules(Mover *m)
 					break;
 				case RULE_UNIQUE:
 					r->checked--;	/* counted by mover_dedupe */
+					break;
+				case RULE_EXPRESSION:
+					msg = r->expr_msg[i];
+					sqlstate = r->expr_state[i];
 					break;
 				case RULE_REGEX:
 					switch (rx_match(r->rx, v, strlen(v)))
