@@ -4,7 +4,10 @@
 EXTENSION   = stage
 MODULE_big  = stage
 OBJS        = $(patsubst %.c,%.o,$(wildcard src/*.c))
-DATA        = sql/stage--0.1.sql
+# The install script is built from the pieces in sql/stage--0.1/, in name
+# order: one piece per area, so each area's objects sit together.
+DATA_built  = stage--0.1.sql
+EXTRA_CLEAN = stage--0.1.sql
 PG_CONFIG  ?= pg_config
 
 PCRE2_CFLAGS := $(shell pkg-config --cflags libpcre2-8 2>/dev/null)
@@ -29,6 +32,9 @@ else
 all install installcheck:
 	@echo "PGXS not found: run 'make deps' (as root) first" >&2; exit 1
 endif
+
+stage--0.1.sql: $(sort $(wildcard $(srcdir)/sql/stage--0.1/*.sql))
+	cat $^ > $@
 
 .PHONY: deps demo test bench
 deps:
