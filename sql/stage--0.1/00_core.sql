@@ -1,4 +1,4 @@
-/* stage--0.1.sql (built from sql/stage--0.1/*.sql): catalog, API and views of the stage extension */
+/* stage--0.1.sql, built from the pieces in sql/stage--0.1/: catalog, API and views */
 
 \echo Use "CREATE EXTENSION stage" to load this file. \quit
 
