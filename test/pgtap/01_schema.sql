@@ -1,0 +1,214 @@
+-- 01_schema.sql: the objects of the stage extension and their security
+-- properties (DESIGN.md §4 and §7).
+--
+-- Run by scripts/test.sh (pg_prove, one fresh database per file, created from
+-- a template that already has the extensions pgtap and stage), or by hand:
+--   createdb tap_x && psql -d tap_x -c 'CREATE EXTENSION pgtap' -c 'CREATE EXTENSION stage'
+--   pg_prove -d tap_x test/pgtap/01_schema.sql
+-- This file creates no extension itself and leaves nothing behind.
+BEGIN;
+SELECT plan(104);
+
+-- ------------------------------------------------------------ schemas (2)
+SELECT has_schema('stage', 'schema stage exists');
+SELECT has_schema('stage_landing', 'schema stage_landing exists');
+
+-- ------------------------------------------------------ catalog tables (9)
+SELECT has_table('stage', 'pipeline', 'table stage.pipeline exists');
+SELECT has_table('stage', 'rule', 'table stage.rule exists');
+SELECT has_table('stage', 'mask', 'table stage.mask exists');
+SELECT has_table('stage', 'contract_history', 'table stage.contract_history exists');
+SELECT has_table('stage', 'batch', 'table stage.batch exists');
+SELECT has_table('stage', 'batch_rule_stat', 'table stage.batch_rule_stat exists');
+SELECT has_table('stage', 'quarantine_log', 'table stage.quarantine_log exists');
+SELECT has_table('stage', 'duplicate_log', 'table stage.duplicate_log exists');
+SELECT has_table('stage', 'secret', 'table stage.secret exists');
+
+-- --------------------------------------------------------------- views (6)
+SELECT has_view('stage', 'pipelines', 'view stage.pipelines exists');
+SELECT has_view('stage', 'batches', 'view stage.batches exists');
+SELECT has_view('stage', 'quarantine', 'view stage.quarantine exists');
+SELECT has_view('stage', 'rule_stats', 'view stage.rule_stats exists');
+SELECT has_view('stage', 'dlq_summary', 'view stage.dlq_summary exists');
+SELECT has_view('stage', 'lineage', 'view stage.lineage exists');
+
+-- ------------------------------------------- API functions, exact args (23)
+SELECT has_function('stage', 'create_pipeline', ARRAY['text', 'regclass', 'text[]', 'text', 'text'],
+	'stage.create_pipeline(text, regclass, text[], text, text) exists');
+SELECT has_function('stage', 'drop_pipeline', ARRAY['text'], 'stage.drop_pipeline(text) exists');
+SELECT has_function('stage', 'pause', ARRAY['text'], 'stage.pause(text) exists');
+SELECT has_function('stage', 'resume', ARRAY['text'], 'stage.resume(text) exists');
+SELECT has_function('stage', 'add_rule', ARRAY['text', 'text', 'text', 'jsonb', 'text', 'text'],
+	'stage.add_rule(text, text, text, jsonb, text, text) exists');
+SELECT has_function('stage', 'drop_rule', ARRAY['text', 'text'], 'stage.drop_rule(text, text) exists');
+SELECT has_function('stage', 'add_mask', ARRAY['text', 'text', 'text', 'jsonb'],
+	'stage.add_mask(text, text, text, jsonb) exists');
+SELECT has_function('stage', 'drop_mask', ARRAY['text', 'text'], 'stage.drop_mask(text, text) exists');
+SELECT has_function('stage', 'contract', ARRAY['text'], 'stage.contract(text) exists');
+SELECT has_function('stage', 'create_secret', ARRAY['text', 'bytea'], 'stage.create_secret(text, bytea) exists');
+SELECT has_function('stage', 'run_batch', ARRAY['text', 'integer'], 'stage.run_batch(text, integer) exists');
+SELECT has_function('stage', 'run_all', ARRAY[]::name[], 'stage.run_all() exists');
+SELECT has_function('stage', 'trace', ARRAY['text', 'bigint'], 'stage.trace(text, bigint) exists');
+SELECT has_function('stage', 'regex_match', ARRAY['text', 'text', 'text'],
+	'stage.regex_match(text, text, text) exists');
+SELECT has_function('stage', 'hmac', ARRAY['text', 'text'], 'stage.hmac(text, text) exists');
+SELECT has_function('stage', 'mask_email', ARRAY['text'], 'stage.mask_email(text) exists');
+SELECT has_function('stage', 'mask_partial', ARRAY['text', 'integer', 'integer', 'text'],
+	'stage.mask_partial(text, integer, integer, text) exists');
+SELECT has_function('stage', 'mask_card', ARRAY['text'], 'stage.mask_card(text) exists');
+SELECT has_function('stage', 'luhn_valid', ARRAY['text'], 'stage.luhn_valid(text) exists');
+SELECT has_function('stage', 'set_contract', ARRAY['text', 'jsonb'], 'stage.set_contract(text, jsonb) exists');
+SELECT has_function('stage', 'check_row', ARRAY['text', 'jsonb'], 'stage.check_row(text, jsonb) exists');
+SELECT has_function('stage', 'grant_producer', ARRAY['text', 'regrole'],
+	'stage.grant_producer(text, regrole) exists');
+SELECT has_function('stage', 'revoke_producer', ARRAY['text', 'regrole'],
+	'stage.revoke_producer(text, regrole) exists');
+
+-- ---------------------------------------------------- return types (6)
+SELECT function_returns('stage', 'create_pipeline', ARRAY['text', 'regclass', 'text[]', 'text', 'text'],
+	'regclass', 'create_pipeline returns the landing table as regclass');
+SELECT function_returns('stage', 'add_rule', ARRAY['text', 'text', 'text', 'jsonb', 'text', 'text'],
+	'integer', 'add_rule returns the new contract version');
+SELECT function_returns('stage', 'contract', ARRAY['text'], 'jsonb', 'contract returns jsonb');
+SELECT function_returns('stage', 'run_batch', ARRAY['text', 'integer'], 'setof record',
+	'run_batch returns a table');
+SELECT function_returns('stage', 'run_all', ARRAY[]::name[], 'bigint', 'run_all returns bigint');
+SELECT function_returns('stage', 'luhn_valid', ARRAY['text'], 'boolean', 'luhn_valid returns boolean');
+
+-- ---------------------------------------------------------- volatility (12)
+SELECT volatility_is('stage', 'mask_email', ARRAY['text'], 'immutable', 'mask_email is IMMUTABLE');
+SELECT volatility_is('stage', 'mask_partial', ARRAY['text', 'integer', 'integer', 'text'], 'immutable',
+	'mask_partial is IMMUTABLE');
+SELECT volatility_is('stage', 'mask_card', ARRAY['text'], 'immutable', 'mask_card is IMMUTABLE');
+SELECT volatility_is('stage', 'luhn_valid', ARRAY['text'], 'immutable', 'luhn_valid is IMMUTABLE');
+SELECT volatility_is('stage', 'regex_match', ARRAY['text', 'text', 'text'], 'immutable',
+	'regex_match is IMMUTABLE');
+-- keyed by a secret that can be created later: not immutable
+SELECT volatility_is('stage', 'hmac', ARRAY['text', 'text'], 'stable', 'hmac is STABLE');
+SELECT volatility_is('stage', 'contract', ARRAY['text'], 'stable', 'contract is STABLE');
+SELECT volatility_is('stage', 'run_batch', ARRAY['text', 'integer'], 'volatile', 'run_batch is VOLATILE');
+SELECT volatility_is('stage', 'run_all', ARRAY[]::name[], 'volatile', 'run_all is VOLATILE');
+SELECT volatility_is('stage', 'create_pipeline', ARRAY['text', 'regclass', 'text[]', 'text', 'text'],
+	'volatile', 'create_pipeline is VOLATILE');
+SELECT volatility_is('stage', 'add_rule', ARRAY['text', 'text', 'text', 'jsonb', 'text', 'text'],
+	'volatile', 'add_rule is VOLATILE');
+SELECT volatility_is('stage', 'drop_pipeline', ARRAY['text'], 'volatile', 'drop_pipeline is VOLATILE');
+
+-- ------------------------------------------------------- primary keys (9)
+SELECT col_is_pk('stage', 'pipeline', ARRAY['pipeline_id'], 'stage.pipeline PK is (pipeline_id)');
+SELECT col_is_pk('stage', 'rule', ARRAY['pipeline_id', 'rule_name'], 'stage.rule PK is (pipeline_id, rule_name)');
+SELECT col_is_pk('stage', 'mask', ARRAY['pipeline_id', 'column_name'],
+	'stage.mask PK is (pipeline_id, column_name): one mask per column');
+SELECT col_is_pk('stage', 'contract_history', ARRAY['pipeline_id', 'version'],
+	'stage.contract_history PK is (pipeline_id, version)');
+SELECT col_is_pk('stage', 'batch', ARRAY['batch_id'], 'stage.batch PK is (batch_id)');
+SELECT col_is_pk('stage', 'batch_rule_stat', ARRAY['batch_id', 'rule_name'],
+	'stage.batch_rule_stat PK is (batch_id, rule_name)');
+SELECT col_is_pk('stage', 'quarantine_log', ARRAY['pipeline_id', 'landing_id'],
+	'stage.quarantine_log PK is (pipeline_id, landing_id): a landing row is quarantined at most once');
+SELECT col_is_pk('stage', 'duplicate_log', ARRAY['pipeline_id', 'landing_id'],
+	'stage.duplicate_log PK is (pipeline_id, landing_id)');
+SELECT col_is_pk('stage', 'secret', ARRAY['name'], 'stage.secret PK is (name)');
+
+-- ------------------------------------------------ key column types (12)
+SELECT col_is_unique('stage', 'pipeline', ARRAY['name'], 'pipeline names are unique');
+SELECT col_type_is('stage', 'pipeline', 'target', 'regclass', 'pipeline.target is regclass (resolved to an OID)');
+SELECT col_type_is('stage', 'pipeline', 'landing', 'regclass', 'pipeline.landing is regclass');
+SELECT col_type_is('stage', 'pipeline', 'owner', 'regrole', 'pipeline.owner is regrole');
+SELECT col_type_is('stage', 'pipeline', 'key', 'text[]', 'pipeline.key is text[]');
+SELECT col_type_is('stage', 'pipeline', 'win_lo', 'pg_snapshot', 'pipeline.win_lo is pg_snapshot');
+SELECT col_type_is('stage', 'rule', 'args', 'jsonb', 'rule.args is jsonb');
+SELECT col_type_is('stage', 'batch', 'batch_id', 'bigint', 'batch.batch_id is bigint');
+SELECT col_type_is('stage', 'batch', 'from_txid', 'xid8', 'batch.from_txid is xid8');
+SELECT col_type_is('stage', 'quarantine_log', 'row_data', 'jsonb', 'quarantine_log.row_data is jsonb');
+SELECT col_type_is('stage', 'quarantine_log', 'reasons', 'jsonb', 'quarantine_log.reasons is jsonb');
+SELECT col_type_is('stage', 'secret', 'key', 'bytea', 'secret.key is bytea');
+
+-- ----------------------------------------------- function hardening (3)
+SELECT is_empty(
+	$$SELECT p.oid::regprocedure::text
+		FROM pg_catalog.pg_proc p
+		JOIN pg_catalog.pg_language l ON l.oid = p.prolang
+	   WHERE p.pronamespace = 'stage'::regnamespace
+		 AND l.lanname <> 'c'
+		 AND NOT COALESCE(p.proconfig @> ARRAY['search_path=pg_catalog, pg_temp'], false)$$,
+	'every non-C function in schema stage pins search_path = pg_catalog, pg_temp');
+-- guards the test above against an empty set (a renamed language, a moved schema)
+SELECT cmp_ok(
+	(SELECT count(*)::int FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_language l ON l.oid = p.prolang
+	  WHERE p.pronamespace = 'stage'::regnamespace AND l.lanname IN ('plpgsql', 'sql')),
+	'>=', 14, 'the SQL-level API (at least 14 plpgsql/sql functions) is covered by that check');
+SELECT is_empty(
+	$$SELECT p.oid::regprocedure::text FROM pg_catalog.pg_proc p
+	   WHERE p.pronamespace = 'stage'::regnamespace AND p.prosecdef$$,
+	'no function in schema stage is SECURITY DEFINER');
+
+-- --------------------------------------------- extension properties (5)
+SELECT is((SELECT extrelocatable FROM pg_catalog.pg_extension WHERE extname = 'stage'), false,
+	'extension stage is not relocatable');
+SELECT is((SELECT extnamespace::regnamespace::text FROM pg_catalog.pg_extension WHERE extname = 'stage'),
+	'stage', 'extension stage lives in schema stage');
+SELECT is((SELECT trusted FROM pg_catalog.pg_available_extension_versions
+			WHERE name = 'stage' AND installed), false,
+	'extension stage is not trusted (only superusers may install it)');
+-- DESIGN §7: install scripts use neither CREATE OR REPLACE nor IF NOT EXISTS
+-- (a pre-created object of the same name must make CREATE EXTENSION fail)
+CREATE TEMP TABLE install_script AS
+SELECT pg_catalog.pg_read_file((SELECT setting FROM pg_catalog.pg_config WHERE name = 'SHAREDIR')
+		|| '/extension/stage--' || (SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'stage')
+		|| '.sql') AS body;
+SELECT is_empty(
+	$$SELECT m[1] FROM install_script,
+			 pg_catalog.regexp_matches(body, '([^\n]*\mCREATE\s+OR\s+REPLACE\M[^\n]*)', 'gi') m$$,
+	'the install script has no CREATE OR REPLACE');
+-- (plpgsql's IF [NOT] EXISTS (SELECT ...) is not DDL and is allowed)
+SELECT is_empty(
+	$$SELECT m[1] FROM install_script,
+			 pg_catalog.regexp_matches(body, '([^\n]*\mIF\s+(NOT\s+)?EXISTS\s+[a-z_"][^\n]*)', 'gi') m$$,
+	'the install script has no DDL IF [NOT] EXISTS');
+
+-- ------------------------------------------------------------ views (1)
+SELECT is_empty(
+	$$SELECT c.relname::text FROM pg_catalog.pg_class c
+	   WHERE c.relnamespace = 'stage'::regnamespace AND c.relkind IN ('v', 'm')
+		 AND NOT COALESCE(c.reloptions @> ARRAY['security_invoker=true'], false)$$,
+	'every view in schema stage has security_invoker = true (RLS of the caller applies)');
+
+-- ------------------------------------------------ row-level security (10)
+-- every table but stage.secret (no privilege for anyone but its owner)
+SELECT is_empty(
+	$$SELECT c.relname::text FROM pg_catalog.pg_class c
+	   WHERE c.relnamespace = 'stage'::regnamespace AND c.relkind IN ('r', 'p')
+		 AND NOT c.relrowsecurity AND c.relname <> 'secret'$$,
+	'row-level security is enabled on every catalog table of schema stage (stage.secret aside)');
+SELECT policies_are('stage', 'pipeline', ARRAY['read_all', 'owner_insert', 'owner_update', 'owner_delete'],
+	'stage.pipeline: public read, owner-only writes');
+SELECT policies_are('stage', 'rule', ARRAY['read_all', 'owner_write'], 'stage.rule policies');
+SELECT policies_are('stage', 'mask', ARRAY['read_all', 'owner_write'], 'stage.mask policies');
+SELECT policies_are('stage', 'contract_history', ARRAY['read_all', 'owner_write'], 'stage.contract_history policies');
+SELECT policies_are('stage', 'batch', ARRAY['read_all', 'owner_write'], 'stage.batch policies');
+SELECT policies_are('stage', 'batch_rule_stat', ARRAY['read_all', 'owner_write'], 'stage.batch_rule_stat policies');
+-- raw row values: no read_all policy, owners only
+SELECT policies_are('stage', 'quarantine_log', ARRAY['owner_write'],
+	'stage.quarantine_log (raw values) has no public read policy');
+SELECT policies_are('stage', 'duplicate_log', ARRAY['owner_write'],
+	'stage.duplicate_log has no public read policy');
+SELECT policy_cmd_is('stage', 'quarantine_log', 'owner_write', 'all',
+	'the owner policy of stage.quarantine_log also governs SELECT');
+
+-- ------------------------------------------------- default privileges (6)
+SELECT is(pg_catalog.has_table_privilege('public', 'stage.secret', 'SELECT'), false,
+	'PUBLIC cannot read stage.secret');
+SELECT is(pg_catalog.has_function_privilege('public', 'stage.hmac(text, text)', 'EXECUTE'), false,
+	'PUBLIC cannot execute stage.hmac (a guessing oracle against hashed columns)');
+SELECT is(pg_catalog.has_function_privilege('public', 'stage.create_secret(text, bytea)', 'EXECUTE'), false,
+	'PUBLIC cannot execute stage.create_secret');
+SELECT is(pg_catalog.has_function_privilege('public', 'stage.mask_email(text)', 'EXECUTE'), true,
+	'PUBLIC can execute stage.mask_email (no secret involved)');
+SELECT is(pg_catalog.has_schema_privilege('public', 'stage', 'CREATE'), false,
+	'PUBLIC cannot create objects in schema stage');
+SELECT is(pg_catalog.has_schema_privilege('public', 'stage_landing', 'CREATE'), false,
+	'PUBLIC cannot create objects in schema stage_landing');
+
+SELECT * FROM finish();
+ROLLBACK;

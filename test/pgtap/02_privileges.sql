@@ -1,0 +1,403 @@
+-- 02_privileges.sql: who may do what to a pipeline (DESIGN.md §7).
+--
+--   tap_owner     owns the target table, nothing else; creates the pipeline
+--   tap_producer  INSERT on the landing table's data columns (stage.grant_producer)
+--   tap_analyst   no grants (health views are public)
+--   tap_stranger  no grants at all
+--
+-- Everything, roles included, is created inside the transaction and rolled
+-- back.  Run by scripts/test.sh (pg_prove, one fresh database per file with
+-- the extensions pgtap and stage already installed) or by hand against any
+-- database that has both extensions.
+--
+-- The mover only takes rows whose inserting transaction has committed, so
+-- inside this single transaction run_batch sees no rows; the quarantined row
+-- that the read tests need is written directly by the superuser (who bypasses
+-- row-level security), as the mover would have written it.
+--
+-- Tests inside todo() blocks are security findings: they state what DESIGN §7
+-- requires and currently fail (pg_prove reports them as TODO, not as a
+-- failure of the suite).  Remove the todo() once the finding is fixed.
+BEGIN;
+SELECT plan(90);
+
+SET LOCAL client_min_messages = warning;
+CREATE ROLE tap_owner NOLOGIN;
+CREATE ROLE tap_producer NOLOGIN;
+CREATE ROLE tap_analyst NOLOGIN;
+CREATE ROLE tap_stranger NOLOGIN;
+-- the owner's application schema: nobody else has USAGE on it
+CREATE SCHEMA tap_app AUTHORIZATION tap_owner;
+
+-- the rows of a query as text, or its error: for assertions on queries that
+-- may be refused (a raised error would abort the whole file)
+CREATE FUNCTION pg_temp.rows_or_error(q text) RETURNS text
+LANGUAGE plpgsql AS $f$
+DECLARE
+	r text;
+BEGIN
+	EXECUTE 'SELECT pg_catalog.string_agg(x::text, '' '' ORDER BY x::text) FROM (' || q || ') x' INTO r;
+	RETURN COALESCE(r, '(no rows)');
+EXCEPTION WHEN OTHERS THEN
+	RETURN 'ERROR ' || SQLSTATE || ': ' || SQLERRM;
+END
+$f$;
+
+-- ids the unprivileged roles refer to (they cannot resolve tap_app.* names)
+CREATE TEMP TABLE tap_ids (target oid, pipeline_id integer, card_hmac text);
+GRANT SELECT ON tap_ids TO PUBLIC;
+
+-- ================================================================ owner
+SET ROLE tap_owner;
+CREATE TABLE tap_app.orders (
+	order_id	integer PRIMARY KEY,
+	email		text,
+	amount		numeric,
+	card		text
+);
+
+SELECT is(stage.create_pipeline('tap_orders', 'tap_app.orders', key => '{order_id}')::text,
+		  'stage_landing.tap_orders',
+		  'owner: the owner of the target, with no other privilege, creates a pipeline');
+SELECT is((SELECT relowner::regrole::text FROM pg_catalog.pg_class
+			WHERE oid = 'stage_landing.tap_orders'::regclass),
+		  'tap_owner', 'owner: the landing table belongs to the pipeline owner');
+SELECT is((SELECT owner::text FROM stage.pipeline WHERE name = 'tap_orders'),
+		  'tap_owner', 'owner: the pipeline is recorded as owned by tap_owner');
+SELECT is(stage.add_rule('tap_orders', 'amount', 'range', '{"min": 0, "max": 1000}'), 2,
+		  'owner: add_rule works and returns contract version 2');
+SELECT is(stage.add_mask('tap_orders', 'email', 'email'), 3,
+		  'owner: add_mask works and returns contract version 3');
+SELECT is(stage.add_rule('tap_orders', 'card', 'length', '{"min": 12, "max": 19}'), 4,
+		  'owner: a rule on the card column -> version 4');
+SELECT is(stage.add_mask('tap_orders', 'card', 'hash'), 5,
+		  'owner: card is stored as a keyed hash -> version 5');
+SELECT lives_ok($$SELECT stage.grant_producer('tap_orders', 'tap_producer')$$,
+	'owner: grants the producer role INSERT on its landing table');
+SELECT results_eq(
+	$$SELECT a.attname::text COLLATE "default" FROM pg_catalog.pg_attribute a
+	   WHERE a.attrelid = 'stage_landing.tap_orders'::regclass AND a.attnum > 0
+		 AND pg_catalog.has_column_privilege('tap_producer', a.attrelid, a.attnum, 'INSERT')
+	   ORDER BY a.attnum$$,
+	ARRAY['_stage_source', 'order_id', 'email', 'amount', 'card'],
+	'owner: the producer may insert the data columns and _stage_source, not _stage_id/_stage_txid/_stage_received_at');
+RESET ROLE;
+
+INSERT INTO tap_ids
+SELECT 'tap_app.orders'::regclass::oid, pipeline_id, stage.hmac('1234')
+  FROM stage.pipeline WHERE name = 'tap_orders';
+
+-- what the mover would have written for a row failing amount_range (the
+-- email is stored masked, as the mover stores masked columns)
+INSERT INTO stage.quarantine_log (pipeline_id, landing_id, batch_id, contract_version,
+								  source, row_data, reasons)
+SELECT pipeline_id, 1, 1, 3, 'tap',
+	   pg_catalog.jsonb_build_object('order_id', '1', 'email', stage.mask_email('alice@example.com'),
+									 'amount', '-5', 'card', NULL),
+	   '[{"rule": "amount_range", "kind": "range", "column": "amount", "value": "-5", "message": "below min 0"}]'
+  FROM tap_ids;
+INSERT INTO stage.duplicate_log (pipeline_id, landing_id, batch_id)
+SELECT pipeline_id, 2, 1 FROM tap_ids;
+
+-- ============================================================= producer
+SET ROLE tap_producer;
+SELECT lives_ok(
+	$$INSERT INTO stage_landing.tap_orders (order_id, email, amount, card)
+	  VALUES ('1', 'alice@example.com', '-5', '4111111111111111'),
+			 ('not a number', 'bob@example.com', '7', NULL)$$,
+	'producer: may INSERT into its landing table, any text value');
+SELECT throws_ok($$UPDATE stage_landing.tap_orders SET email = 'x'$$,
+	'42501', 'permission denied for table tap_orders',
+	'producer: cannot UPDATE the landing table (no privilege; the guard is not even reached)');
+SELECT throws_ok($$DELETE FROM stage_landing.tap_orders$$,
+	'42501', 'permission denied for table tap_orders',
+	'producer: cannot DELETE from the landing table');
+SELECT throws_ok($$TRUNCATE stage_landing.tap_orders$$,
+	'42501', 'permission denied for table tap_orders',
+	'producer: cannot TRUNCATE the landing table');
+SELECT throws_ok($$SELECT * FROM stage_landing.tap_orders$$,
+	'42501', 'permission denied for table tap_orders',
+	'producer: cannot read the landing table (nor other producers'' rows in it)');
+SELECT throws_ok(
+	$$INSERT INTO stage_landing.tap_orders (_stage_txid, order_id) VALUES ('1', '3')$$,
+	'42501', 'permission denied for table tap_orders',
+	'producer: cannot forge the _stage_txid metadata column (not granted by grant_producer)');
+SELECT throws_ok($$SELECT * FROM stage.run_batch('tap_orders')$$,
+	'42501', 'permission denied for pipeline "tap_orders"',
+	'producer: cannot run batches of the pipeline');
+SELECT throws_ok($$SELECT stage.add_rule('tap_orders', 'email', 'not_null')$$,
+	'42501', 'permission denied for pipeline "tap_orders"',
+	'producer: cannot change the contract');
+SELECT is((SELECT count(*)::int FROM stage.quarantine_log), 0,
+	'producer: sees no quarantine_log rows (RLS filters, no error)');
+RESET ROLE;
+
+-- ========================================================== owner again
+SET ROLE tap_owner;
+SELECT throws_ok($$UPDATE stage_landing.tap_orders SET email = 'x'$$,
+	'55000', 'landing table "tap_orders" is append-only',
+	'owner: even the owner cannot UPDATE landing rows (append-only guard)');
+SELECT throws_ok($$DELETE FROM stage_landing.tap_orders$$,
+	'55000', 'landing table "tap_orders" is append-only',
+	'owner: even the owner cannot DELETE landing rows');
+SELECT throws_ok($$TRUNCATE stage_landing.tap_orders$$,
+	'55000', 'landing table "tap_orders" is append-only',
+	'owner: even the owner cannot TRUNCATE the landing table');
+SELECT is((SELECT count(*)::int FROM stage_landing.tap_orders), 2,
+	'owner: reads the producer''s landing rows');
+-- the producer's rows are not committed yet: the window is empty
+SELECT results_eq($$SELECT rows_in, status FROM stage.run_batch('tap_orders')$$,
+	$$VALUES (0::bigint, 'empty'::text)$$,
+	'owner: may run a batch (empty: the landing rows of this transaction are not committed)');
+SELECT is(stage.run_all(), 0::bigint, 'owner: may call run_all');
+SELECT results_eq(
+	$$SELECT landing_id, row_data->>'email' FROM stage.quarantine_log
+	   WHERE pipeline_id = (SELECT pipeline_id FROM tap_ids)$$,
+	$$VALUES (1::bigint, stage.mask_email('alice@example.com'))$$,
+	'owner: reads the quarantine rows of its pipeline');
+SELECT is((SELECT count(*)::int FROM stage.duplicate_log
+			WHERE pipeline_id = (SELECT pipeline_id FROM tap_ids)), 1,
+	'owner: reads the duplicate rows of its pipeline');
+SELECT lives_ok($$SELECT * FROM stage.trace('tap_orders', 1)$$,
+	'owner: may trace a landing row');
+SELECT lives_ok($$SELECT stage.pause('tap_orders')$$, 'owner: may pause');
+SELECT is((SELECT enabled FROM stage.pipeline WHERE name = 'tap_orders'), false,
+	'owner: pause disabled the pipeline');
+SELECT lives_ok($$SELECT stage.resume('tap_orders')$$, 'owner: may resume');
+SELECT is((SELECT enabled FROM stage.pipeline WHERE name = 'tap_orders'), true,
+	'owner: resume enabled the pipeline');
+SELECT todo('FINDING: stage.quarantine and stage.dlq_summary are granted to nobody; '
+			'only a superuser can read them, not the pipeline owner (DESIGN §1 example)', 2);
+SELECT is(pg_temp.rows_or_error($$SELECT landing_id, rule_name FROM stage.quarantine WHERE pipeline = 'tap_orders'$$),
+	'(1,amount_range)',
+	'owner: reads its quarantine through the stage.quarantine view');
+SELECT is(pg_temp.rows_or_error($$SELECT rule_name, rows FROM stage.dlq_summary WHERE pipeline = 'tap_orders'$$),
+	'(amount_range,1)',
+	'owner: reads its dead-letter summary through stage.dlq_summary');
+
+-- a DBA may well grant INSERT on the whole landing table instead of calling
+-- stage.grant_producer; a producer must still not choose the landing
+-- metadata: a row with an old _stage_txid falls before the pipeline's window
+-- and never moves
+GRANT INSERT ON stage_landing.tap_orders TO tap_producer;
+SET ROLE tap_producer;
+DO $$
+BEGIN
+	INSERT INTO stage_landing.tap_orders (_stage_txid, _stage_source, order_id)
+	VALUES ('1', 'some_other_producer', '3');
+EXCEPTION WHEN OTHERS THEN
+	NULL;	-- refusing the forged metadata is one acceptable fix
+END
+$$;
+SET ROLE tap_owner;
+SELECT todo('FINDING (hardening): a producer granted plain INSERT on the landing table can set '
+			'_stage_txid: such a row is never moved, and stage.trace reports it as moved', 1);
+SELECT is((SELECT count(*)::int FROM stage_landing.tap_orders
+			WHERE _stage_txid <> pg_catalog.pg_current_xact_id()), 0,
+	'producer: cannot choose _stage_txid, even with INSERT on the whole landing table');
+RESET ROLE;
+
+-- ============================================================= stranger
+SET ROLE tap_stranger;
+SELECT throws_ok($$SELECT stage.add_rule('tap_orders', 'email', 'not_null')$$,
+	'42501', 'permission denied for pipeline "tap_orders"',
+	'stranger: cannot add_rule to another role''s pipeline');
+SELECT throws_ok($$SELECT stage.drop_rule('tap_orders', 'amount_range')$$,
+	'42501', 'permission denied for pipeline "tap_orders"',
+	'stranger: cannot drop_rule');
+SELECT throws_ok($$SELECT stage.add_mask('tap_orders', 'card', 'card')$$,
+	'42501', 'permission denied for pipeline "tap_orders"',
+	'stranger: cannot add_mask');
+SELECT throws_ok($$SELECT stage.drop_mask('tap_orders', 'email')$$,
+	'42501', 'permission denied for pipeline "tap_orders"',
+	'stranger: cannot drop_mask (would unmask a column)');
+SELECT throws_ok($$SELECT stage.set_contract('tap_orders', '{"rules": [], "masks": []}')$$,
+	'42501', 'permission denied for pipeline "tap_orders"',
+	'stranger: cannot set_contract (would drop every rule and mask)');
+SELECT throws_ok($$SELECT stage.grant_producer('tap_orders', 'tap_stranger')$$,
+	'42501', 'permission denied for pipeline "tap_orders"',
+	'stranger: cannot grant itself INSERT on the landing table');
+SELECT throws_ok($$SELECT stage.revoke_producer('tap_orders', 'tap_producer')$$,
+	'42501', 'permission denied for pipeline "tap_orders"',
+	'stranger: cannot revoke the producer');
+SELECT throws_ok($$SELECT * FROM stage.run_batch('tap_orders')$$,
+	'42501', 'permission denied for pipeline "tap_orders"',
+	'stranger: cannot run_batch');
+SELECT throws_ok($$SELECT stage.drop_pipeline('tap_orders')$$,
+	'42501', 'permission denied for pipeline "tap_orders"',
+	'stranger: cannot drop_pipeline');
+SELECT throws_ok($$SELECT stage.pause('tap_orders')$$,
+	'42501', 'permission denied for pipeline "tap_orders"',
+	'stranger: cannot pause');
+SELECT throws_ok($$SELECT stage.resume('tap_orders')$$,
+	'42501', 'permission denied for pipeline "tap_orders"',
+	'stranger: cannot resume');
+SELECT throws_ok($$SELECT * FROM stage.trace('tap_orders', 1)$$,
+	'42501', 'permission denied for pipeline "tap_orders"',
+	'stranger: cannot trace (it reads landing metadata)');
+SELECT throws_ok($$SELECT stage._landing_ddl((SELECT pipeline_id FROM tap_ids), true)$$,
+	'42501', 'permission denied for pipeline "tap_orders"',
+	'stranger: cannot drop the landing table through the internal C helper');
+SELECT throws_ok($$SELECT * FROM stage.secret$$,
+	'42501', 'permission denied for table secret',
+	'stranger: cannot read stage.secret');
+SELECT throws_ok($$SELECT stage.hmac('alice@example.com')$$,
+	'42501', 'permission denied for function hmac',
+	'stranger: cannot execute stage.hmac');
+SELECT throws_ok($$SELECT stage.create_secret('mine')$$,
+	'42501', 'permission denied for function create_secret',
+	'stranger: cannot execute stage.create_secret');
+SELECT is((SELECT count(*)::int FROM stage.quarantine_log), 0,
+	'stranger: sees zero quarantine_log rows (RLS filters silently, no error)');
+SELECT is((SELECT count(*)::int FROM stage.duplicate_log), 0,
+	'stranger: sees zero duplicate_log rows');
+SELECT throws_ok($$SELECT * FROM stage.quarantine$$,
+	'42501', 'permission denied for view quarantine',
+	'stranger: the stage.quarantine view is denied outright');
+SELECT throws_ok($$SELECT * FROM stage_landing.tap_orders$$,
+	'42501', 'permission denied for table tap_orders',
+	'stranger: cannot read the landing table');
+SELECT throws_ok($$INSERT INTO stage_landing.tap_orders (order_id) VALUES ('9')$$,
+	'42501', 'permission denied for table tap_orders',
+	'stranger: cannot insert into the landing table');
+-- direct writes to the catalog: filtered (UPDATE/DELETE) or refused (INSERT)
+SELECT results_eq(
+	$$WITH u AS (UPDATE stage.pipeline SET enabled = false, target = 'stage.secret'::regclass
+				 WHERE name = 'tap_orders' RETURNING 1)
+	  SELECT count(*)::int FROM u$$,
+	ARRAY[0], 'stranger: UPDATE of the owner''s stage.pipeline row affects 0 rows (no error)');
+SELECT results_eq(
+	$$WITH d AS (DELETE FROM stage.pipeline WHERE name = 'tap_orders' RETURNING 1)
+	  SELECT count(*)::int FROM d$$,
+	ARRAY[0], 'stranger: DELETE of the owner''s stage.pipeline row affects 0 rows');
+SELECT results_eq(
+	$$WITH u AS (UPDATE stage.rule SET args = '{"min": -1000000, "max": 1000000}'
+				 WHERE rule_name = 'amount_range' RETURNING 1)
+	  SELECT count(*)::int FROM u$$,
+	ARRAY[0], 'stranger: UPDATE of the owner''s rules affects 0 rows');
+SELECT results_eq(
+	$$WITH d AS (DELETE FROM stage.mask RETURNING 1) SELECT count(*)::int FROM d$$,
+	ARRAY[0], 'stranger: DELETE of the owner''s masks affects 0 rows');
+SELECT results_eq(
+	$$WITH d AS (DELETE FROM stage.quarantine_log RETURNING 1) SELECT count(*)::int FROM d$$,
+	ARRAY[0], 'stranger: DELETE of the owner''s quarantine affects 0 rows');
+SELECT throws_ok(
+	$$INSERT INTO stage.rule (pipeline_id, rule_name, column_name, kind, position)
+	  SELECT pipeline_id, 'x', 'email', 'not_null', 99 FROM tap_ids$$,
+	'42501', 'new row violates row-level security policy for table "rule"',
+	'stranger: INSERT of a rule into the owner''s pipeline is refused');
+SELECT throws_ok(
+	$$INSERT INTO stage.quarantine_log (pipeline_id, landing_id, batch_id, contract_version, row_data, reasons)
+	  SELECT pipeline_id, 99, 1, 1, '{}', '[]' FROM tap_ids$$,
+	'42501', 'new row violates row-level security policy for table "quarantine_log"',
+	'stranger: INSERT into the owner''s quarantine is refused');
+SELECT throws_ok(
+	$$INSERT INTO stage.pipeline (name, target, format, owner)
+	  SELECT 'tap_impostor', target::regclass, 'columns', 'tap_owner' FROM tap_ids$$,
+	'42501', 'new row violates row-level security policy for table "pipeline"',
+	'stranger: cannot INSERT a pipeline row in the owner''s name');
+SELECT is(stage.contract('tap_orders')->>'version', '5',
+	'stranger: contracts are public metadata (no row values)');
+-- check_row on a column with a hash mask: the failing value is reported
+-- masked, i.e. as HMAC(secret, guess), which is what stage.hmac computes
+SELECT todo('FINDING: stage.check_row reports a failing value of a hash-masked column as its HMAC, '
+			'to any role, on any pipeline: an stage.hmac oracle without EXECUTE on stage.hmac', 1);
+SELECT unalike(
+	pg_temp.rows_or_error($$SELECT stage.check_row('tap_orders', '{"order_id": "9", "card": "1234"}')$$),
+	'%' || (SELECT card_hmac FROM tap_ids) || '%',
+	'stranger: check_row does not reveal HMAC(default secret, guess) of a hashed column');
+
+SELECT todo('FINDING: RLS on stage.pipeline checks only that the caller is a member of the '
+			'recorded owner, not that the owner owns the target; create_pipeline''s '
+			'"must be owner of table" check is bypassed by a direct INSERT', 1);
+SELECT throws_ok(
+	$$INSERT INTO stage.pipeline (name, target, format, owner)
+	  SELECT 'tap_forged', target::regclass, 'columns', 'tap_stranger' FROM tap_ids$$,
+	'42501', NULL,
+	'stranger: cannot register a pipeline on a table it does not own by writing stage.pipeline');
+
+-- a pipeline of the stranger's own: the target is a temporary table (TEMP is
+-- granted to PUBLIC on every database by default)
+CREATE TEMP TABLE tap_guess (id integer PRIMARY KEY, email text);
+SELECT lives_ok($$SELECT stage.create_pipeline('tap_guess', 'pg_temp.tap_guess'::regclass, key => '{id}')$$,
+	'stranger: may create a pipeline on a table it owns');
+SELECT todo('FINDING: any role owning a table can hash with any secret through a hash mask, '
+			'so revoking EXECUTE on stage.hmac does not stop the guessing oracle', 1);
+SELECT throws_ok($$SELECT stage.add_mask('tap_guess', 'email', 'hash', '{"secret": "default"}')$$,
+	'42501', NULL,
+	'stranger: cannot use a secret (here ''default'') it has no right to, via a hash mask');
+RESET ROLE;
+
+-- ============================================================== analyst
+SET ROLE tap_analyst;
+SELECT results_eq($$SELECT pipeline, owner::text FROM stage.pipelines WHERE pipeline = 'tap_orders'$$,
+	$$VALUES ('tap_orders'::text, 'tap_owner'::text)$$,
+	'analyst: reads the health view stage.pipelines');
+SELECT lives_ok($$SELECT * FROM stage.batches$$, 'analyst: reads stage.batches');
+SELECT lives_ok($$SELECT * FROM stage.rule_stats$$, 'analyst: reads stage.rule_stats');
+SELECT lives_ok($$SELECT * FROM stage.lineage$$, 'analyst: reads stage.lineage');
+SELECT is((SELECT count(*)::int FROM stage.quarantine_log), 0,
+	'analyst: sees no raw quarantine_log rows');
+SELECT throws_ok($$SELECT * FROM stage_landing.tap_orders$$,
+	'42501', 'permission denied for table tap_orders',
+	'analyst: cannot read the landing table (raw values)');
+SELECT throws_ok($$SELECT stage.hmac('alice@example.com')$$,
+	'42501', 'permission denied for function hmac',
+	'analyst: cannot execute stage.hmac');
+RESET ROLE;
+
+-- DESIGN §7: analysts read quarantine through masked views.  The closest a
+-- DBA can get today is granting the view; row-level security then hides
+-- every row from the analyst.
+GRANT SELECT ON stage.quarantine TO tap_analyst;
+SET ROLE tap_analyst;
+SELECT todo('FINDING: no way to let an analyst read (masked) quarantine rows: the view runs '
+			'as the invoker and quarantine_log RLS admits pipeline owners only', 1);
+SELECT is(pg_temp.rows_or_error($$SELECT row_data->>'email' FROM stage.quarantine WHERE pipeline = 'tap_orders'$$),
+	'(' || stage.mask_email('alice@example.com') || ')',
+	'analyst: reads quarantine rows, with masked columns masked');
+RESET ROLE;
+
+-- ============================================================ superuser
+SELECT is((SELECT count(*)::int FROM stage.quarantine_log
+			WHERE pipeline_id = (SELECT pipeline_id FROM tap_ids)), 1,
+	'superuser: sees the quarantine rows of every pipeline');
+SELECT results_eq($$SELECT landing_id, rule_name FROM stage.quarantine WHERE pipeline = 'tap_orders'$$,
+	$$VALUES (1::bigint, 'amount_range'::text)$$,
+	'superuser: reads the stage.quarantine view');
+SELECT is((SELECT count(*)::int FROM stage.secret WHERE name = 'default'), 1,
+	'superuser: reads stage.secret');
+SELECT is(pg_catalog.length(stage.hmac('alice@example.com')), 64,
+	'superuser: may execute stage.hmac');
+SELECT results_eq(
+	$$SELECT enabled, target::text, contract_version FROM stage.pipeline WHERE name = 'tap_orders'$$,
+	$$VALUES (true, 'tap_app.orders'::text, 5)$$,
+	'superuser: the owner''s pipeline row is unchanged by the stranger''s UPDATE');
+SELECT results_eq(
+	$$SELECT rule_name, args FROM stage.rule WHERE pipeline_id = (SELECT pipeline_id FROM tap_ids)
+	   ORDER BY rule_name$$,
+	$$VALUES ('amount_range'::text, '{"min": 0, "max": 1000}'::jsonb),
+			 ('card_length', '{"min": 12, "max": 19}')$$,
+	'superuser: the owner''s rules are unchanged');
+SELECT is((SELECT count(*)::int FROM stage.mask WHERE pipeline_id = (SELECT pipeline_id FROM tap_ids)), 2,
+	'superuser: the owner''s masks are still there');
+SELECT is((SELECT count(*)::int FROM stage.pipeline WHERE name = 'tap_impostor'), 0,
+	'superuser: no pipeline was registered in the owner''s name');
+SELECT results_eq($$SELECT rows_in, status FROM stage.run_batch('tap_orders')$$,
+	$$VALUES (0::bigint, 'empty'::text)$$,
+	'superuser: may run any pipeline''s batch');
+SELECT is(stage.add_rule('tap_orders', 'email', 'not_null'), 6,
+	'superuser: may change any pipeline''s contract');
+SELECT has_table('stage_landing', 'tap_orders', 'superuser: the landing table survived the stranger');
+
+-- ============================================================= teardown
+SET ROLE tap_owner;
+SELECT lives_ok($$SELECT stage.drop_pipeline('tap_orders')$$, 'owner: may drop its pipeline');
+RESET ROLE;
+SELECT hasnt_table('stage_landing', 'tap_orders', 'drop_pipeline removed the landing table');
+SELECT is((SELECT count(*)::int FROM stage.quarantine_log
+			WHERE pipeline_id = (SELECT pipeline_id FROM tap_ids)), 0,
+	'drop_pipeline removed the pipeline''s quarantine rows');
+
+SELECT * FROM finish();
+ROLLBACK;
