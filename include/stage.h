@@ -69,6 +69,8 @@ typedef struct StageMask
 extern void mask_parse(StageMask *m, const char *method, Jsonb *args);
 extern char *mask_apply(const StageMask *m, const char *value, int len);
 extern bool mask_needs_text(const StageMask *m);
+extern bool mask_needs_batch(const StageMask *m);
+extern void mask_prepare(StageMask *m, const char **values, int n);
 extern char *mask_email(const char *s, int len);
 extern char *mask_partial(const char *s, int len, int keep_start, int keep_end,
 						  const char *fill);

@@ -345,6 +345,23 @@ mask_needs_text(const StageMask *m)
 	return m->method != MASK_NULL;
 }
 
+/* does the method need to see a batch's values before mask_apply? */
+bool
+mask_needs_batch(const StageMask *m)
+{
+	return false;
+}
+
+/*
+ * Called by the mover once per batch with the column's non-null values
+ * (quarantined rows included), before mask_apply is called on any of
+ * them; for methods that resolve values set-wise, such as a vault lookup.
+ */
+void
+mask_prepare(StageMask *m, const char **values, int n)
+{
+}
+
 /* the masked form of value; NULL for the null mask */
 char *
 mask_apply(const StageMask *m, const char *value, int len)

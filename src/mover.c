@@ -950,6 +950,32 @@ mover_dedupe(Mover *m)
 		}
 }
 
+/*
+ * Masks that need the whole batch at once (a lookup per batch, not per
+ * value) see every non-null value of their column here, before any row
+ * is written.
+ */
+static void
+mover_prepare_masks(Mover *m)
+{
+	RuleProgram *p = m->p;
+	const char **values = palloc(sizeof(char *) * Max(m->n, 1));
+	int			c;
+
+	for (c = 0; c < p->ncols; c++)
+	{
+		int			n = 0;
+		int			i;
+
+		if (p->cols[c].mask == NULL || !mask_needs_batch(p->cols[c].mask))
+			continue;
+		for (i = 0; i < m->n; i++)
+			if (m->rows[i].vals[c] != NULL && m->rows[i].outcome != OUT_DUPLICATE)
+				values[n++] = m->rows[i].vals[c];
+		mask_prepare(p->cols[c].mask, values, n);
+	}
+}
+
 /* ----------------------------------------------------------------
  *		writing clean rows
  * ---------------------------------------------------------------- */
@@ -1187,7 +1213,7 @@ mover_exec(const char *sql, int nargs, Oid *types, Datum *values, const char *nu
 }
 
 static char *
-mover_row_data(Mover *m, MoverRow *row)
+mover_row_data(Mover *m, MoverRow *row, bool masked)
 {
 	StringInfoData s;
 	int			c;
@@ -1200,7 +1226,8 @@ mover_row_data(Mover *m, MoverRow *row)
 			appendStringInfoString(&s, ", ");
 		escape_json(&s, m->p->cols[c].name);
 		appendStringInfoString(&s, ": ");
-		mover_json_value(&s, mover_shown(&m->p->cols[c], row->vals[c]));
+		mover_json_value(&s, masked ? mover_shown(&m->p->cols[c], row->vals[c]) :
+						 row->vals[c]);
 	}
 	appendStringInfoChar(&s, '}');
 	return s.data;
@@ -1219,6 +1246,7 @@ mover_write_outcomes(Mover *m)
 	bool	   *rcvnull = palloc(sizeof(bool) * Max(m->n, 1));
 	Datum	   *rd = palloc(sizeof(Datum) * Max(m->n, 1));
 	Datum	   *re = palloc(sizeof(Datum) * Max(m->n, 1));
+	Datum	   *raw = palloc(sizeof(Datum) * Max(m->n, 1));
 	Datum	   *dids = palloc(sizeof(Datum) * Max(m->n, 1));
 
 	for (i = 0; i < m->n; i++)
@@ -1243,20 +1271,18 @@ mover_write_outcomes(Mover *m)
 				rcv[nq] = row->received_at;
 				appendStringInfoChar(row->reasons, ']');
 				re[nq] = CStringGetTextDatum(row->reasons->data);
-				rd[nq] = CStringGetTextDatum(mover_row_data(m, row));
+				rd[nq] = CStringGetTextDatum(mover_row_data(m, row, true));
+				raw[nq] = CStringGetTextDatum(mover_row_data(m, row, false));
 				nq++;
 				break;
 		}
 	}
 	if (nq > 0)
 	{
-		Oid			types[7] = {INT4OID, INT8OID, INT4OID, INT8ARRAYOID, TEXTARRAYOID,
-		TIMESTAMPTZARRAYOID, TEXTARRAYOID};
-		Datum		vals[8];
-		Oid			types8[8];
+		Oid			types[9] = {INT4OID, INT8OID, INT4OID, INT8ARRAYOID, TEXTARRAYOID,
+		TIMESTAMPTZARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID};
+		Datum		vals[9];
 
-		memcpy(types8, types, sizeof(types));
-		types8[7] = TEXTARRAYOID;
 		vals[0] = Int32GetDatum(m->p->pipeline_id);
 		vals[1] = Int64GetDatum(m->batch_id);
 		vals[2] = Int32GetDatum(m->p->version);
@@ -1265,14 +1291,15 @@ mover_write_outcomes(Mover *m)
 		vals[5] = mover_array(rcv, rcvnull, nq, TIMESTAMPTZOID);
 		vals[6] = mover_array(rd, NULL, nq, TEXTOID);
 		vals[7] = mover_array(re, NULL, nq, TEXTOID);
+		vals[8] = mover_array(raw, NULL, nq, TEXTOID);
 		mover_exec("INSERT INTO stage.quarantine_log (pipeline_id, landing_id, batch_id,"
-				   " contract_version, source, received_at, row_data, reasons)"
+				   " contract_version, source, received_at, row_data, reasons, raw_data)"
 				   " SELECT $1, u.id, $2, $3, u.src, u.rcv, CAST(u.rd AS pg_catalog.jsonb),"
-				   " CAST(u.re AS pg_catalog.jsonb)"
-				   " FROM ROWS FROM (pg_catalog.unnest($4), pg_catalog.unnest($5),"
-				   " pg_catalog.unnest($6), pg_catalog.unnest($7), pg_catalog.unnest($8))"
-				   " AS u(id, src, rcv, rd, re)",
-				   8, types8, vals, NULL, SPI_OK_INSERT);
+				   " CAST(u.re AS pg_catalog.jsonb), CAST(u.raw AS pg_catalog.jsonb)"
+				   " FROM (SELECT pg_catalog.unnest($4) AS id, pg_catalog.unnest($5) AS src,"
+				   " pg_catalog.unnest($6) AS rcv, pg_catalog.unnest($7) AS rd,"
+				   " pg_catalog.unnest($8) AS re, pg_catalog.unnest($9) AS raw) AS u",
+				   9, types, vals, NULL, SPI_OK_INSERT);
 	}
 	if (nd > 0)
 	{
@@ -1571,15 +1598,16 @@ mover_batch(int pipeline_id, int64 limit, BatchResult *res, MemoryContext cxt)
 	mover_dedupe(&m);
 	if (mover_hold(&m, &w, res))
 		return;
+	mover_prepare_masks(&m);
 	mover_write_clean(&m);
 	mover_write_outcomes(&m);
 	mover_write_stats(&m);
 
 	/* advance: a short chunk means the window is done */
 	{
-		Oid			types[12] = {INT8OID, XID8OID, INT8OID, INT8OID, INT8OID, INT8OID,
-		INT8OID, INT8OID, INT4OID, BOOLOID, PG_SNAPSHOTOID, INT8OID};
-		Datum		vals[12];
+		Oid			types[13] = {INT8OID, XID8OID, INT8OID, INT8OID, INT8OID, INT8OID,
+		INT8OID, INT8OID, INT4OID, BOOLOID, PG_SNAPSHOTOID, INT8OID, INT8OID};
+		Datum		vals[13];
 
 		vals[0] = Int64GetDatum(m.batch_id);
 		vals[1] = w.cur_txid;
@@ -1593,18 +1621,19 @@ mover_batch(int pipeline_id, int64 limit, BatchResult *res, MemoryContext cxt)
 		vals[9] = BoolGetDatum(m.n < limit);
 		vals[10] = w.hi;
 		vals[11] = Int64GetDatum(m.n_drift);
-		mover_exec("UPDATE stage.batch SET to_txid = $2, to_id = $3, rows_in = $4,"
+		vals[12] = Int64GetDatum(m.rows[0].id);
+		mover_exec("UPDATE stage.batch SET to_txid = $2, to_id = $3, first_id = $13, rows_in = $4,"
 				   " rows_clean = $5, rows_quarantined = $6, rows_duplicate = $7,"
 				   " rows_warned = $8, rows_drift = $12, finished_at = pg_catalog.clock_timestamp()"
 				   " WHERE batch_id OPERATOR(pg_catalog.=) $1",
-				   12, types, vals, NULL, SPI_OK_UPDATE);
+				   13, types, vals, NULL, SPI_OK_UPDATE);
 		mover_exec("UPDATE stage.pipeline SET"
 				   " win_lo = CASE WHEN $10 THEN $11 ELSE win_lo END,"
 				   " win_hi = CASE WHEN $10 THEN NULL ELSE $11 END,"
 				   " cur_txid = CASE WHEN $10 THEN NULL ELSE $2 END,"
 				   " cur_id = CASE WHEN $10 THEN NULL ELSE $3 END"
 				   " WHERE pipeline_id OPERATOR(pg_catalog.=) $9",
-				   12, types, vals, NULL, SPI_OK_UPDATE);
+				   13, types, vals, NULL, SPI_OK_UPDATE);
 	}
 
 	res->has_batch = true;

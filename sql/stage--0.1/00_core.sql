@@ -93,6 +93,7 @@ CREATE TABLE stage.batch (
 	from_id			bigint NOT NULL,
 	to_txid			xid8,
 	to_id			bigint,
+	first_id		bigint,			/* first and last landing id of the chunk */
 	rows_in			bigint NOT NULL DEFAULT 0,
 	rows_clean		bigint NOT NULL DEFAULT 0,
 	rows_quarantined bigint NOT NULL DEFAULT 0,
@@ -134,7 +135,8 @@ CREATE TABLE stage.quarantine_log (
 	contract_version integer NOT NULL,
 	source			text,
 	received_at		timestamptz,
-	row_data		jsonb NOT NULL,
+	row_data		jsonb NOT NULL,	/* masked where the column is masked */
+	raw_data		jsonb NOT NULL,	/* as landed: owner only */
 	reasons			jsonb NOT NULL,
 	quarantined_at	timestamptz NOT NULL DEFAULT pg_catalog.now(),
 	PRIMARY KEY (pipeline_id, landing_id)
@@ -976,7 +978,7 @@ SELECT p.name AS pipeline, r.value OPERATOR(pg_catalog.->>) 'rule' AS rule_name,
 CREATE VIEW stage.lineage WITH (security_invoker = true) AS
 SELECT p.name AS pipeline, b.batch_id, b.contract_version, p.landing AS input,
 	   p.target AS output, 'stage.quarantine_log'::regclass AS quarantine,
-	   b.from_id AS first_landing_id, b.to_id AS last_landing_id,
+	   b.first_id AS first_landing_id, b.to_id AS last_landing_id,
 	   b.win_lo, b.win_hi, b.rows_in, b.rows_clean, b.rows_quarantined,
 	   b.rows_duplicate, b.started_at, b.finished_at
   FROM stage.batch b JOIN stage.pipeline p USING (pipeline_id)
