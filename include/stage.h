@@ -62,7 +62,8 @@ typedef struct StageMask
 	int			keep_end;		/* partial */
 	char	   *fill;			/* partial */
 	char	   *secret_name;	/* hash */
-	HmacKey		hkey;			/* hash: the secret, absorbed at compile */
+	HmacKey		hkey;			/* hash: the secret, absorbed when loaded */
+	bool		key_loaded;
 	int			length;			/* hash: output length in hex chars, 0 = all */
 } StageMask;
 
@@ -70,6 +71,7 @@ extern void mask_parse(StageMask *m, const char *method, Jsonb *args);
 extern char *mask_apply(const StageMask *m, const char *value, int len);
 extern bool mask_needs_text(const StageMask *m);
 extern bool mask_needs_batch(const StageMask *m);
+extern void mask_load_key(StageMask *m);
 extern void mask_prepare(StageMask *m, const char **values, int n);
 extern char *mask_email(const char *s, int len);
 extern char *mask_partial(const char *s, int len, int keep_start, int keep_end,

@@ -43,7 +43,9 @@ SELECT pipeline, target, landing, format, key, on_duplicate, enabled,
  ORDER BY pipeline;
 
 -- The first contract version is recorded in the history as well.
-SELECT p.name, h.version, h.contract
+SELECT p.name, h.version, h.contract->'version' AS contract_version, h.contract->'key' AS key,
+	   h.contract->'on_duplicate' AS on_duplicate, h.contract->'rules' AS rules,
+	   h.contract->'masks' AS masks
   FROM stage.contract_history h JOIN stage.pipeline p USING (pipeline_id)
  WHERE p.name IN ('pl_orders', 'pl_events')
  ORDER BY p.name, h.version;
@@ -66,8 +68,13 @@ SELECT _stage_id, _stage_source, _stage_received_at IS NOT NULL AS has_received_
 -- two producer transactions, two txids
 SELECT count(DISTINCT _stage_txid) AS txids FROM stage_landing.pl_orders;
 
--- _stage_id is an identity ALWAYS column: producers cannot choose it.
+-- _stage_id is an identity ALWAYS column: producers cannot choose it, nor
+-- can they back-date a row into an earlier batch window with _stage_txid.
 INSERT INTO stage_landing.pl_orders (_stage_id, order_id) VALUES (99, '99');
+-- (terse: the error's detail holds the time of receipt)
+\set VERBOSITY terse
+INSERT INTO stage_landing.pl_orders (_stage_txid, order_id) VALUES ('3', '99');
+\set VERBOSITY default
 
 -- The landing zone is append-only: UPDATE, DELETE and TRUNCATE all fail
 -- with the guard's error, and the rows are still there.

@@ -108,9 +108,10 @@ SELECT stage.add_rule('ru_orders', 'name', 'regex', '{"pattern": "^\\w+( \\w+)*$
 SELECT stage.add_rule('ru_orders', 'note', 'regex', '{"pattern": "^ok$"}',
 					  severity => 'warn', rule_name => 'note_is_ok');
 
--- the whole contract: rules in declaration order, names defaulting to
--- <column>_<kind>, the arguments as given
-SELECT jsonb_pretty(stage.contract('ru_orders'));
+-- the contract: its version, and the rules in declaration order, names
+-- defaulting to <column>_<kind>, the arguments as given
+SELECT stage.contract('ru_orders')->'version' AS version;
+SELECT jsonb_pretty(stage.contract('ru_orders')->'rules');
 
 INSERT INTO stage_landing.ru_orders
 	(id, qty, price, ship_date, created_at, paid_at, currency, sku, name, note) VALUES

@@ -103,6 +103,9 @@ CREATE TABLE public.sec_orders (
 	_stage_batch bigint
 );
 
+CREATE TABLE public.sec_currencies (code text PRIMARY KEY);
+INSERT INTO public.sec_currencies VALUES ('USD'), ('EUR'), ('JPY');
+
 -- The hostile order: public before pg_catalog.  From here on the test's
 -- own queries name pg_catalog's operators explicitly.
 SET search_path = public, pg_catalog;
@@ -121,6 +124,13 @@ SELECT stage.add_rule('sec_orders', 'qty', 'range', '{"min": 1, "max": 100}');
 SELECT stage.add_rule('sec_orders', 'currency', 'enum', '{"values": ["USD", "EUR"]}');
 SELECT stage.add_rule('sec_orders', 'email', 'regex', '{"pattern": "@", "flags": "i"}');
 SELECT stage.add_rule('sec_orders', 'id', 'not_null');
+-- the rule kinds that run SQL of their own: a set-wise lookup, and an
+-- expression whose unqualified names must resolve in pg_catalog only
+SELECT stage.add_rule('sec_orders', 'currency', 'reference',
+					  '{"table": "public.sec_currencies", "column": "code"}');
+SELECT stage.add_rule('sec_orders', 'qty', 'expression',
+					  '{"sql": "qty <> 13 AND lower(currency) <> ''gbp'' AND format(''%s'', qty) <> ''99''"}',
+					  rule_name => 'qty_expr');
 SELECT stage.add_rule('sec_orders', 'note', 'regex', '{"pattern": "^ok$"}',
 					  severity => 'warn', rule_name => 'note_ok');
 SELECT stage.add_mask('sec_orders', 'email', 'hash', '{"secret": "sec_test"}');
@@ -136,7 +146,9 @@ INSERT INTO stage_landing.sec_orders (_stage_source, id, qty, currency, email, n
 	('sec_feed', '3', '5', 'JPY', 'no-at', 'ok'),			-- enum, regex
 	('sec_feed', '1', '6', 'EUR', 'c@x.org', 'ok'),			-- duplicate key
 	('sec_feed', 'x', '5', 'EUR', 'd@x.org', 'ok'),			-- type
-	('sec_feed', '6', '7', 'EUR', 'e@x.org', 'fine');
+	('sec_feed', '6', '7', 'EUR', 'e@x.org', 'fine'),
+	('sec_feed', '7', '13', 'EUR', 'f@x.org', 'ok'),			-- expression
+	('sec_feed', '8', '8', 'CHF', 'g@x.org', 'ok');			-- enum, reference
 
 -- run batches: run_batch in chunks, then run_all
 SELECT rows_in, rows_clean, rows_quarantined, rows_duplicate, status
@@ -258,7 +270,7 @@ SELECT id, v FROM sec_owned ORDER BY id;
 RESET ROLE;
 
 SELECT stage.drop_pipeline('sec_owned');
-DROP TABLE sec_owned, sec_others_table, public.sec_orders, public.evil_log;
+DROP TABLE sec_owned, sec_others_table, public.sec_orders, public.sec_currencies, public.evil_log;
 DELETE FROM stage.secret WHERE name = 'sec_test';
 DROP OWNED BY evil;
 DROP ROLE evil;

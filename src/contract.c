@@ -836,6 +836,7 @@ stage_validate_mask(PG_FUNCTION_ARGS)
 												text_to_cstring(PG_GETARG_TEXT_PP(1))));
 	mask_parse(&m, text_to_cstring(PG_GETARG_TEXT_PP(2)),
 			   PG_ARGISNULL(3) ? NULL : PG_GETARG_JSONB_P(3));
+	mask_load_key(&m);			/* refuse a missing or forbidden secret now */
 	if (mask_needs_text(&m) && !contract_text_type(col.typid))
 		ereport(ERROR,
 				(errcode(ERRCODE_DATATYPE_MISMATCH),

@@ -166,6 +166,28 @@ stage_landing_ddl(PG_FUNCTION_ARGS)
 			landing_exec(sql.data);
 
 			result = get_relname_relid(name, get_namespace_oid("stage_landing", false));
+
+			/*
+			 * The txid places the row in a batch window; a row carrying
+			 * any other value than its own transaction's could be skipped
+			 * forever.  NOT VALID: enforced on every insert, and dumped
+			 * after the data, so a restore does not trip over it.
+			 */
+			resetStringInfo(&sql);
+			appendStringInfo(&sql,
+							 "ALTER TABLE %s ADD CONSTRAINT stage_txid_is_own"
+							 " CHECK (_stage_txid OPERATOR(pg_catalog.=) pg_catalog.pg_current_xact_id()) NOT VALID",
+							 qname);
+			landing_exec(sql.data);
+			{
+				Oid			types[2] = {INT4OID, OIDOID};
+				Datum		vals[2] = {Int32GetDatum(pipeline_id), ObjectIdGetDatum(result)};
+
+				if (SPI_execute_with_args("UPDATE stage.pipeline SET landing = $2"
+										  " WHERE pipeline_id OPERATOR(pg_catalog.=) $1",
+										  2, types, vals, NULL, false, 0) != SPI_OK_UPDATE)
+					elog(ERROR, "could not record the landing table");
+			}
 		}
 	}
 	PG_FINALLY();

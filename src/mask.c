@@ -21,6 +21,8 @@
 #include "executor/spi.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -213,8 +215,12 @@ mask_hmac_hex(const HmacKey *key, const char *s, int len)
  * ---------------------------------------------------------------- */
 
 /*
- * Read a named secret with the privileges of stage.secret's owner.  The key
- * is returned in CurrentMemoryContext.  The secret's name may appear in an
+ * Read a named secret with the privileges of stage.secret's owner, for a
+ * caller allowed to use it: a superuser, or a member of a role the secret
+ * was granted to (stage.grant_secret).  Without that check any table owner
+ * could build a pipeline whose hash mask computes HMACs under someone
+ * else's key: a guessing oracle for their hashed columns.  The key is
+ * returned in CurrentMemoryContext.  The secret's name may appear in an
  * error; its bytes never do.
  */
 uint8 *
@@ -228,6 +234,8 @@ secret_load(const char *name, int *keylen)
 	int			save_sec;
 	MemoryContext caller = CurrentMemoryContext;
 	uint8	   *key = NULL;
+	bool		found = false;
+	bool		allowed = false;
 	Datum		arg = CStringGetTextDatum(name);
 	Oid			argtype = TEXTOID;
 
@@ -244,7 +252,7 @@ secret_load(const char *name, int *keylen)
 	{
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
-		if (SPI_execute_with_args("SELECT key FROM stage.secret WHERE name OPERATOR(pg_catalog.=) $1",
+		if (SPI_execute_with_args("SELECT key, users::oid[] FROM stage.secret WHERE name OPERATOR(pg_catalog.=) $1",
 								  1, &argtype, &arg, NULL, true, 1) != SPI_OK_SELECT)
 			elog(ERROR, "could not read stage.secret");
 		if (SPI_processed == 1)
@@ -252,13 +260,28 @@ secret_load(const char *name, int *keylen)
 			bool		isnull;
 			Datum		d = SPI_getbinval(SPI_tuptable->vals[0],
 										  SPI_tuptable->tupdesc, 1, &isnull);
-			bytea	   *b = DatumGetByteaPP(d);
-			MemoryContext old = MemoryContextSwitchTo(caller);
+			ArrayType  *users = DatumGetArrayTypeP(SPI_getbinval(SPI_tuptable->vals[0],
+																 SPI_tuptable->tupdesc, 2, &isnull));
+			Datum	   *elems;
+			int			nusers;
+			int			i;
 
-			*keylen = VARSIZE_ANY_EXHDR(b);
-			key = palloc(*keylen);
-			memcpy(key, VARDATA_ANY(b), *keylen);
-			MemoryContextSwitchTo(old);
+			found = true;
+			allowed = superuser_arg(save_userid);
+			deconstruct_array(users, OIDOID, sizeof(Oid), true, TYPALIGN_INT,
+							  &elems, NULL, &nusers);
+			for (i = 0; i < nusers && !allowed; i++)
+				allowed = is_member_of_role(save_userid, DatumGetObjectId(elems[i]));
+			if (allowed)
+			{
+				bytea	   *b = DatumGetByteaPP(d);
+				MemoryContext old = MemoryContextSwitchTo(caller);
+
+				*keylen = VARSIZE_ANY_EXHDR(b);
+				key = palloc(*keylen);
+				memcpy(key, VARDATA_ANY(b), *keylen);
+				MemoryContextSwitchTo(old);
+			}
 		}
 		SPI_finish();
 	}
@@ -268,6 +291,11 @@ secret_load(const char *name, int *keylen)
 	}
 	PG_END_TRY();
 
+	if (found && !allowed)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for secret \"%s\"", name),
+				 errhint("A superuser grants its use with SELECT stage.grant_secret('%s', role).", name)));
 	if (key == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
@@ -299,14 +327,6 @@ mask_parse(StageMask *m, const char *method, Jsonb *args)
 		json_check_keys(args, "mask hash", mask_hash_keys);
 		m->secret_name = json_get_string(args, "secret", "mask hash", "default");
 		m->length = json_get_int(args, "length", "mask hash", 0, 0, 64);
-		{
-			int			keylen;
-			uint8	   *key = secret_load(m->secret_name, &keylen);
-
-			hmac_prepare(&m->hkey, key, keylen);
-			memset(key, 0, keylen);
-			pfree(key);
-		}
 	}
 	else if (strcmp(method, "partial") == 0)
 	{
@@ -345,11 +365,32 @@ mask_needs_text(const StageMask *m)
 	return m->method != MASK_NULL;
 }
 
+/*
+ * Load the hash mask's key, checking the current user may use the secret.
+ * Done when a mask is declared (so a missing or forbidden secret is refused
+ * then) and before a batch writes, never by stage.check_row, which shows no
+ * masked values and so needs no key.
+ */
+void
+mask_load_key(StageMask *m)
+{
+	int			keylen;
+	uint8	   *key;
+
+	if (m->method != MASK_HASH || m->key_loaded)
+		return;
+	key = secret_load(m->secret_name, &keylen);
+	hmac_prepare(&m->hkey, key, keylen);
+	explicit_bzero(key, keylen);
+	pfree(key);
+	m->key_loaded = true;
+}
+
 /* does the method need to see a batch's values before mask_apply? */
 bool
 mask_needs_batch(const StageMask *m)
 {
-	return false;
+	return m->method == MASK_HASH;
 }
 
 /*
@@ -360,6 +401,14 @@ mask_needs_batch(const StageMask *m)
 void
 mask_prepare(StageMask *m, const char **values, int n)
 {
+	if (m->method == MASK_HASH)
+	{
+		/* the key lives with the compiled contract, in its context */
+		MemoryContext old = MemoryContextSwitchTo(GetMemoryChunkContext(m));
+
+		mask_load_key(m);
+		MemoryContextSwitchTo(old);
+	}
 }
 
 /* the masked form of value; NULL for the null mask */
@@ -370,7 +419,11 @@ mask_apply(const StageMask *m, const char *value, int len)
 	{
 		case MASK_HASH:
 			{
-				char	   *h = mask_hmac_hex(&m->hkey, value, len);
+				char	   *h;
+
+				if (!m->key_loaded)
+					elog(ERROR, "hash mask used before its key was loaded");
+				h = mask_hmac_hex(&m->hkey, value, len);
 
 				if (m->length > 0)
 					h[m->length] = '\0';

@@ -119,12 +119,19 @@ mover_json_value(StringInfo s, const char *v)
 		escape_json(s, v);
 }
 
-/* the value as quarantine may show it: masked when the column is masked */
+/*
+ * The value as quarantine may show it: masked when the column is masked.
+ * stage.check_row, which anyone may call, shows no form of a masked value
+ * at all: a hash mask's output for a guessed value would make it an HMAC
+ * oracle.
+ */
 static char *
-mover_shown(StageColumn *col, const char *raw)
+mover_shown(Mover *m, StageColumn *col, const char *raw)
 {
 	if (raw == NULL || col->mask == NULL)
 		return (char *) raw;
+	if (m->check_only)
+		return "[masked]";
 	return mask_apply(col->mask, raw, strlen(raw));
 }
 
@@ -165,7 +172,7 @@ mover_sanitize(Mover *m, MoverRow *row, const char *msg)
 
 		if (col->mask == NULL || row->vals[c] == NULL || row->vals[c][0] == '\0')
 			continue;
-		shown = mover_shown(col, row->vals[c]);
+		shown = mover_shown(m, col, row->vals[c]);
 		out = mover_replace(out, row->vals[c], shown ? shown : "NULL");
 	}
 	return out;
@@ -206,7 +213,7 @@ mover_reason_sev(Mover *m, MoverRow *row, const char *rule, const char *kind,
 	appendStringInfoString(s, ", \"column\": ");
 	mover_json_value(s, col >= 0 ? m->p->cols[col].name : NULL);
 	appendStringInfoString(s, ", \"value\": ");
-	mover_json_value(s, col >= 0 ? mover_shown(&m->p->cols[col], row->vals[col]) : NULL);
+	mover_json_value(s, col >= 0 ? mover_shown(m, &m->p->cols[col], row->vals[col]) : NULL);
 	appendStringInfoString(s, ", \"sqlstate\": ");
 	mover_json_value(s, sqlstate);
 	appendStringInfoString(s, ", \"message\": ");
@@ -970,7 +977,7 @@ mover_prepare_masks(Mover *m)
 		if (p->cols[c].mask == NULL || !mask_needs_batch(p->cols[c].mask))
 			continue;
 		for (i = 0; i < m->n; i++)
-			if (m->rows[i].vals[c] != NULL && m->rows[i].outcome != OUT_DUPLICATE)
+			if (m->rows[i].vals[c] != NULL)
 				values[n++] = m->rows[i].vals[c];
 		mask_prepare(p->cols[c].mask, values, n);
 	}
@@ -1226,7 +1233,7 @@ mover_row_data(Mover *m, MoverRow *row, bool masked)
 			appendStringInfoString(&s, ", ");
 		escape_json(&s, m->p->cols[c].name);
 		appendStringInfoString(&s, ": ");
-		mover_json_value(&s, masked ? mover_shown(&m->p->cols[c], row->vals[c]) :
+		mover_json_value(&s, masked ? mover_shown(m, &m->p->cols[c], row->vals[c]) :
 						 row->vals[c]);
 	}
 	appendStringInfoChar(&s, '}');
@@ -1592,13 +1599,13 @@ mover_batch(int pipeline_id, int64 limit, BatchResult *res, MemoryContext cxt)
 		(void) rows_tt;
 	}
 
+	mover_prepare_masks(&m);
 	mover_drift(&m);
 	mover_typecheck(&m);
 	mover_rules(&m);
 	mover_dedupe(&m);
 	if (mover_hold(&m, &w, res))
 		return;
-	mover_prepare_masks(&m);
 	mover_write_clean(&m);
 	mover_write_outcomes(&m);
 	mover_write_stats(&m);

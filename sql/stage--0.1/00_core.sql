@@ -156,6 +156,8 @@ CREATE INDEX ON stage.duplicate_log (batch_id);
 CREATE TABLE stage.secret (
 	name			text PRIMARY KEY,
 	key				bytea NOT NULL CHECK (pg_catalog.length(key) OPERATOR(pg_catalog.>=) 16),
+	/* roles that may use it in masks (superusers always may) */
+	users			regrole[] NOT NULL DEFAULT '{}',
 	created_at		timestamptz NOT NULL DEFAULT pg_catalog.now()
 );
 REVOKE ALL ON stage.secret FROM PUBLIC;
@@ -173,15 +175,27 @@ SELECT pg_catalog.pg_extension_config_dump('stage.secret', '');
  */
 GRANT SELECT ON stage.pipeline, stage.rule, stage.mask, stage.contract_history,
 	stage.batch, stage.batch_rule_stat TO PUBLIC;
-GRANT INSERT, UPDATE, DELETE ON stage.pipeline, stage.rule, stage.mask,
+GRANT INSERT, UPDATE, DELETE ON stage.rule, stage.mask,
 	stage.contract_history, stage.batch, stage.batch_rule_stat,
 	stage.quarantine_log, stage.duplicate_log TO PUBLIC;
+/*
+ * A pipeline's identity (name, target, landing, owner) is fixed when it is
+ * created: owners may change its policies and window, never point it at
+ * another table.  The landing column is filled by stage._landing_ddl.
+ */
+GRANT INSERT (name, target, format, key, on_duplicate, owner), DELETE ON stage.pipeline TO PUBLIC;
+GRANT UPDATE (key, on_duplicate, enabled, paused_reason, max_reject_ratio, drift,
+			  held_version, contract_version, win_lo, win_hi, cur_txid, cur_id)
+	ON stage.pipeline TO PUBLIC;
 GRANT SELECT ON stage.quarantine_log, stage.duplicate_log TO PUBLIC;
 
 ALTER TABLE stage.pipeline ENABLE ROW LEVEL SECURITY;
 CREATE POLICY read_all ON stage.pipeline FOR SELECT USING (true);
+/* the owner of a pipeline is the owner of its target table */
 CREATE POLICY owner_insert ON stage.pipeline FOR INSERT
-	WITH CHECK (pg_catalog.pg_has_role(owner, 'MEMBER'));
+	WITH CHECK (pg_catalog.pg_has_role(owner, 'MEMBER')
+				AND owner OPERATOR(pg_catalog.=) (SELECT c.relowner FROM pg_catalog.pg_class c
+												   WHERE c.oid OPERATOR(pg_catalog.=) target)::regrole);
 CREATE POLICY owner_update ON stage.pipeline FOR UPDATE
 	USING (pg_catalog.pg_has_role(owner, 'MEMBER'))
 	WITH CHECK (pg_catalog.pg_has_role(owner, 'MEMBER'));
@@ -453,6 +467,7 @@ AS $$
 DECLARE
 	relkind "char";
 	relowner oid;
+	persistence "char";
 	k text;
 	pid integer;
 	new_landing regclass;
@@ -471,8 +486,13 @@ BEGIN
 			USING ERRCODE = 'duplicate_object',
 				  HINT = 'Drop it with stage.drop_pipeline() or choose another name.';
 	END IF;
-	SELECT c.relkind, c.relowner INTO relkind, relowner
+	SELECT c.relkind, c.relowner, c.relpersistence INTO relkind, relowner, persistence
 	  FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) target;
+	IF persistence OPERATOR(pg_catalog.=) 't' THEN
+		RAISE EXCEPTION 'table % is temporary', target
+			USING ERRCODE = 'wrong_object_type',
+				  HINT = 'A pipeline outlives sessions; its target must be a permanent table.';
+	END IF;
 	IF relkind IS NULL OR relkind OPERATOR(pg_catalog.<>) ALL (ARRAY['r', 'p']::"char"[]) THEN
 		RAISE EXCEPTION '"%" is not a table', target
 			USING ERRCODE = 'wrong_object_type',
@@ -495,8 +515,6 @@ BEGIN
 	VALUES (name, target, format, key, on_duplicate, relowner::regrole)
 	RETURNING pipeline_id INTO pid;
 	new_landing := stage._landing_ddl(pid, false);
-	UPDATE stage.pipeline p SET landing = new_landing
-	 WHERE p.pipeline_id OPERATOR(pg_catalog.=) pid;
 	INSERT INTO stage.contract_history (pipeline_id, version, contract)
 	VALUES (pid, 1, stage.contract(name));
 	RETURN new_landing;
@@ -818,6 +836,40 @@ EXCEPTION WHEN unique_violation THEN
 END
 $$;
 REVOKE ALL ON FUNCTION stage.create_secret(text, bytea) FROM PUBLIC;
+
+/* let members of a role use a secret in masks (and so compute its HMACs) */
+CREATE FUNCTION stage.grant_secret(secret text, role regrole)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	UPDATE stage.secret s SET users = pg_catalog.array_append(pg_catalog.array_remove(s.users, role), role)
+	 WHERE s.name OPERATOR(pg_catalog.=) secret;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'secret "%" does not exist', secret
+			USING ERRCODE = 'undefined_object',
+				  HINT = 'Create it with stage.create_secret().';
+	END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION stage.grant_secret(text, regrole) FROM PUBLIC;
+
+CREATE FUNCTION stage.revoke_secret(secret text, role regrole)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	UPDATE stage.secret s SET users = pg_catalog.array_remove(s.users, role)
+	 WHERE s.name OPERATOR(pg_catalog.=) secret;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'secret "%" does not exist', secret
+			USING ERRCODE = 'undefined_object';
+	END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION stage.revoke_secret(text, regrole) FROM PUBLIC;
 
 /*
  * Let a role produce into a pipeline: INSERT (and so COPY) on the landing
