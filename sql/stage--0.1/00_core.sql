@@ -1036,4 +1036,6 @@ SELECT p.name AS pipeline, b.batch_id, b.contract_version, p.landing AS input,
   FROM stage.batch b JOIN stage.pipeline p USING (pipeline_id)
  WHERE b.status OPERATOR(pg_catalog.=) 'done';
 
-GRANT SELECT ON stage.pipelines, stage.batches, stage.rule_stats, stage.lineage TO PUBLIC;
+/* views run as the invoker: row-level security shows each role its own rows */
+GRANT SELECT ON stage.pipelines, stage.batches, stage.rule_stats, stage.lineage,
+	stage.quarantine, stage.dlq_summary TO PUBLIC;
