@@ -68,6 +68,21 @@ SELECT stage.hmac('x', 'mk_test') = stage.hmac('x', 'mk_test') AS deterministic,
 	   length(stage.hmac('x')) AS default_len;
 -- unknown secrets are named in the error (never a key)
 SELECT stage.hmac('x', 'mk_nope');
+-- a key shorter than 16 bytes is refused, and the refusal never shows the
+-- key's bytes (secrets never appear in errors or logs)
+DO $$
+DECLARE
+	msg text;
+	detail text;
+BEGIN
+	PERFORM stage.create_secret('mk_short', '\x0a0b0c'::bytea);
+	RAISE NOTICE 'accepted';
+EXCEPTION WHEN OTHERS THEN
+	GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, detail = PG_EXCEPTION_DETAIL;
+	RAISE NOTICE 'refused; key bytes in the error: %',
+		strpos(coalesce(msg, '') || coalesce(detail, ''), '0a0b0c') > 0;
+END
+$$;
 -- a secret is never replaced in place
 SELECT stage.create_secret('mk_test', '\x0f0e0d0c0b0a09080706050403020100'::bytea);
 
