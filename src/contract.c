@@ -796,7 +796,7 @@ stage_validate_rule(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("rule kind must not be null"),
-				 errhint("Valid kinds are not_null, range, enum and regex.")));
+				 errhint("Valid kinds are not_null, range, length, enum, regex, format, unique, reference, json, no_pii and expression.")));
 	target = PG_GETARG_OID(0);
 	rel = relation_open(target, AccessShareLock);
 	column_init(&col, rel, contract_find_column(rel, PG_ARGISNULL(1) ? NULL :

@@ -160,6 +160,14 @@ stage_landing_ddl(PG_FUNCTION_ARGS)
 							 qname);
 			landing_exec(sql.data);
 
+			/* a commit that landed rows wakes the database's workers */
+			resetStringInfo(&sql);
+			appendStringInfo(&sql,
+							 "CREATE TRIGGER stage_wake AFTER INSERT ON %s"
+							 " FOR EACH STATEMENT EXECUTE FUNCTION stage._wake()",
+							 qname);
+			landing_exec(sql.data);
+
 			resetStringInfo(&sql);
 			appendStringInfo(&sql, "ALTER TABLE %s OWNER TO %s", qname,
 							 quote_identifier(GetUserNameFromId(owner, false)));

@@ -318,9 +318,6 @@ mover_typecheck(Mover *m)
 		StageColumn *col = &p->cols[c];
 		int			nu = 0;
 
-		/* a masked column's raw value never reaches the target */
-		if (col->mask)
-			continue;
 		for (i = 0; i < m->n; i++)
 		{
 			const char *v = m->rows[i].vals[c];
@@ -406,16 +403,18 @@ mover_drift(Mover *m)
 		int			col = -1;
 		int			c;
 
+		/* a payload that is not an object maps to nothing: always rejected */
 		if (row->payload == (Datum) 0)
 		{
-			mover_drift_issue(m, row, -1, "payload is null", &drifted);
+			mover_reason(m, row, "payload_object", "drift", -1, "22023", "payload is null");
 			m->n_drift++;
 			continue;
 		}
 		jb = DatumGetJsonbP(row->payload);
 		if (!JB_ROOT_IS_OBJECT(jb) || JB_ROOT_IS_SCALAR(jb))
 		{
-			mover_drift_issue(m, row, -1, "payload is not a JSON object", &drifted);
+			mover_reason(m, row, "payload_object", "drift", -1, "22023",
+						 "payload is not a JSON object");
 			m->n_drift++;
 			continue;
 		}
@@ -1342,8 +1341,6 @@ mover_write_stats(Mover *m)
 
 	for (i = 0; i < p->ncols; i++)
 	{
-		if (p->cols[i].mask)
-			continue;
 		names[n] = CStringGetTextDatum(psprintf("%s_type", p->cols[i].name));
 		cols[n] = CStringGetTextDatum(p->cols[i].name);
 		kinds[n] = CStringGetTextDatum("type");
@@ -1715,16 +1712,19 @@ mover_hold(Mover *m, Window *w, BatchResult *res)
  * without rights gets a clear error instead of a row-level-security miss.
  */
 static int
-mover_lock_pipeline(const char *name)
+mover_lock_pipeline(const char *name, Oid *owner)
 {
 	Oid			argtype = TEXTOID;
 	Datum		arg = CStringGetTextDatum(name);
 	bool		isnull;
 	int			pipeline_id;
 	bool		member;
+	bool		target_exists;
 
-	mover_exec("SELECT pipeline_id, pg_catalog.pg_has_role(owner, 'MEMBER') FROM stage.pipeline"
-			   " WHERE name OPERATOR(pg_catalog.=) $1",
+	mover_exec("SELECT pipeline_id, pg_catalog.pg_has_role(owner, 'MEMBER'), owner::oid,"
+			   " EXISTS (SELECT 1 FROM pg_catalog.pg_class c"
+			   "         WHERE c.oid OPERATOR(pg_catalog.=) target::oid)"
+			   " FROM stage.pipeline WHERE name OPERATOR(pg_catalog.=) $1",
 			   1, &argtype, &arg, NULL, SPI_OK_SELECT);
 	if (SPI_processed != 1)
 		ereport(ERROR,
@@ -1733,11 +1733,18 @@ mover_lock_pipeline(const char *name)
 				 errhint("See SELECT name FROM stage.pipelines for the pipelines of this database.")));
 	pipeline_id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	member = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	*owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
+	target_exists = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull));
 	if (!member)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied for pipeline \"%s\"", name),
 				 errhint("Only members of the pipeline's owner role and superusers may run its batches.")));
+	if (!target_exists)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("the target table of pipeline \"%s\" no longer exists", name),
+				 errhint("Drop the pipeline with stage.drop_pipeline('%s'), or recreate it for a new target.", name)));
 	arg = Int32GetDatum(pipeline_id);
 	argtype = INT4OID;
 	mover_exec("SELECT 1 FROM stage.pipeline WHERE pipeline_id OPERATOR(pg_catalog.=) $1 FOR UPDATE",
@@ -1756,6 +1763,9 @@ stage_run_batch(PG_FUNCTION_ARGS)
 	MemoryContext cxt;
 	BatchResult res;
 	int			pipeline_id;
+	Oid			owner;
+	Oid			save_userid;
+	int			save_sec;
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
@@ -1782,13 +1792,33 @@ stage_run_batch(PG_FUNCTION_ARGS)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	pipeline_id = mover_lock_pipeline(name);
+	pipeline_id = mover_lock_pipeline(name, &owner);
+
+	/*
+	 * The batch runs as the pipeline owner, in a restricted context, like
+	 * VACUUM runs as the table owner: the target's triggers, defaults and
+	 * the contract's expressions are the owner's code, and must never run
+	 * with the rights of whoever calls run_batch (a superuser's pg_cron
+	 * job, say).  An error restores the caller's identity with the
+	 * transaction.
+	 */
+	GetUserIdAndSecContext(&save_userid, &save_sec);
+	SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+
+	/*
+	 * Deferred constraints of the target would fire at commit, outside the
+	 * bisection, and fail the whole batch again and again: check them at
+	 * the end of each statement instead.
+	 */
+	mover_exec("SET CONSTRAINTS ALL IMMEDIATE", 0, NULL, NULL, NULL, SPI_OK_UTILITY);
 	{
 		MemoryContext old = MemoryContextSwitchTo(cxt);
 
 		mover_batch(pipeline_id, limit, &res, cxt);
 		MemoryContextSwitchTo(old);
 	}
+	SetUserIdAndSecContext(save_userid, save_sec);
 	SPI_finish();
 	AtEOXact_GUC(true, save_nestlevel);
 	MemoryContextDelete(cxt);
@@ -1861,6 +1891,9 @@ stage_check_row(PG_FUNCTION_ARGS)
 	JsonbIterator *it;
 	JsonbValue	v;
 	JsonbIteratorToken tok;
+	Oid			owner;
+	Oid			save_userid;
+	int			save_sec;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		ereport(ERROR,
@@ -1881,7 +1914,7 @@ stage_check_row(PG_FUNCTION_ARGS)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	arg = CStringGetTextDatum(name);
-	mover_exec("SELECT pipeline_id, contract_version FROM stage.pipeline"
+	mover_exec("SELECT pipeline_id, contract_version, owner::oid FROM stage.pipeline"
 			   " WHERE name OPERATOR(pg_catalog.=) $1",
 			   1, &argtype, &arg, NULL, SPI_OK_SELECT);
 	if (SPI_processed != 1)
@@ -1891,6 +1924,12 @@ stage_check_row(PG_FUNCTION_ARGS)
 				 errhint("See SELECT name FROM stage.pipelines for the pipelines of this database.")));
 	pipeline_id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	version = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
+
+	/* the contract's expressions and lookups run as its owner, restricted */
+	GetUserIdAndSecContext(&save_userid, &save_sec);
+	SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
 	p = contract_get(pipeline_id, version);
 	for (c = 0; c < p->nrules; c++)
 		p->rules[c].checked = p->rules[c].failed = 0;
@@ -1939,6 +1978,7 @@ stage_check_row(PG_FUNCTION_ARGS)
 	mover_rules(&m);
 
 	result = row->reasons ? psprintf("%s]", row->reasons->data) : "[]";
+	SetUserIdAndSecContext(save_userid, save_sec);
 	SPI_finish();
 	AtEOXact_GUC(true, save_nestlevel);
 	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(result)));

@@ -19,7 +19,10 @@
 #include "utils/errcodes.h"
 #include "utils/guc.h"
 
+#include "miscadmin.h"
+
 #include "stage.h"
+#include "worker.h"
 
 PG_MODULE_MAGIC;
 
@@ -40,6 +43,24 @@ int			stage_batch_size = 10000;
  */
 int			stage_regex_match_limit = 1000000;
 int			stage_regex_depth_limit = 10000;
+
+/*
+ * The background worker (worker.c).  stage.databases: comma-separated
+ * databases the launcher keeps one worker running in.  stage.max_workers:
+ * worker slots in shared memory (restart to change).  stage.naptime: how
+ * long an idle worker sleeps before looking again; a commit that landed
+ * rows wakes it at once.  stage.batch_time_budget: how long a worker keeps
+ * running batches before it looks at the other pipelines and naps.
+ * stage.worker_role: the ordinary role workers connect as; it must be a
+ * member of the pipeline owners.  stage.max_failures: consecutive failed
+ * batches after which a pipeline is paused with the reason.
+ */
+char	   *stage_databases = NULL;
+int			stage_max_workers = 8;
+int			stage_naptime = 1000;
+int			stage_batch_time_budget = 5000;
+char	   *stage_worker_role = NULL;
+int			stage_max_failures = 5;
 
 void		_PG_init(void);
 
@@ -70,7 +91,59 @@ _PG_init(void)
 							PGC_USERSET, 0,
 							NULL, NULL, NULL);
 
+	DefineCustomStringVariable("stage.databases",
+							   "Databases in which the launcher keeps a stage worker running.",
+							   "A comma-separated list of database names; empty starts none.",
+							   &stage_databases,
+							   "",
+							   PGC_SIGHUP, 0,
+							   NULL, NULL, NULL);
+
+	DefineCustomIntVariable("stage.max_workers",
+							"Maximum number of stage workers (launcher not included).",
+							"Each also needs a max_worker_processes slot.",
+							&stage_max_workers,
+							8, 1, 128,
+							PGC_POSTMASTER, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("stage.naptime",
+							"How long an idle stage worker sleeps between looks for pending rows.",
+							"A commit that inserted into a landing table wakes the workers at once.",
+							&stage_naptime,
+							1000, 10, 3600000,
+							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("stage.batch_time_budget",
+							"How long a stage worker runs batches before it naps, even if rows are pending.",
+							NULL,
+							&stage_batch_time_budget,
+							5000, 10, 3600000,
+							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomStringVariable("stage.worker_role",
+							   "Role the stage workers connect as; must not be a superuser.",
+							   "It must be a member of the owners of the pipelines it runs.",
+							   &stage_worker_role,
+							   "",
+							   PGC_SIGHUP, 0,
+							   NULL, NULL, NULL);
+
+	DefineCustomIntVariable("stage.max_failures",
+							"Consecutive failed batches after which a worker pauses the pipeline.",
+							NULL,
+							&stage_max_failures,
+							5, 1, 1000,
+							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
+
 	MarkGUCPrefixReserved("stage");
+
+	/* the worker needs shared memory: only when preloaded */
+	if (process_shared_preload_libraries_in_progress)
+		worker_init();
 }
 
 /*

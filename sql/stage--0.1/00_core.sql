@@ -40,6 +40,9 @@ CREATE TABLE stage.pipeline (
 		CHECK (drift OPERATOR(pg_catalog.=) ANY (ARRAY['ignore', 'quarantine', 'hold'])),
 	/* contract version that held a batch; a new version lifts the hold */
 	held_version	integer,
+	/* consecutive failed batches (worker), and when to try again */
+	failures		integer NOT NULL DEFAULT 0,
+	retry_at		timestamptz,
 	contract_version integer NOT NULL DEFAULT 1,
 	owner			regrole NOT NULL,
 	/* the snapshot window: rows visible in win_hi and not in win_lo */
@@ -87,10 +90,11 @@ CREATE TABLE stage.batch (
 	contract_version integer NOT NULL,
 	status			text NOT NULL
 		CHECK (status OPERATOR(pg_catalog.=) ANY (ARRAY['done', 'held', 'failed'])),
-	win_lo			pg_snapshot NOT NULL,
-	win_hi			pg_snapshot NOT NULL,
-	from_txid		xid8 NOT NULL,
-	from_id			bigint NOT NULL,
+	/* the chunk (NULL for a batch that failed before it was taken) */
+	win_lo			pg_snapshot,
+	win_hi			pg_snapshot,
+	from_txid		xid8,
+	from_id			bigint,
 	to_txid			xid8,
 	to_id			bigint,
 	first_id		bigint,			/* first and last landing id of the chunk */
@@ -185,7 +189,8 @@ GRANT INSERT, UPDATE, DELETE ON stage.rule, stage.mask,
  */
 GRANT INSERT (name, target, format, key, on_duplicate, owner), DELETE ON stage.pipeline TO PUBLIC;
 GRANT UPDATE (key, on_duplicate, enabled, paused_reason, max_reject_ratio, drift,
-			  held_version, contract_version, win_lo, win_hi, cur_txid, cur_id)
+			  held_version, failures, retry_at, contract_version, win_lo, win_hi,
+			  cur_txid, cur_id)
 	ON stage.pipeline TO PUBLIC;
 GRANT SELECT ON stage.quarantine_log, stage.duplicate_log TO PUBLIC;
 
@@ -257,6 +262,9 @@ AS 'MODULE_PATHNAME', 'stage_landing_ddl';
 
 CREATE FUNCTION stage._landing_guard() RETURNS trigger LANGUAGE c
 AS 'MODULE_PATHNAME', 'stage_landing_guard';
+
+CREATE FUNCTION stage._wake() RETURNS trigger LANGUAGE c
+AS 'MODULE_PATHNAME', 'stage_wake';
 
 CREATE FUNCTION stage._random_key(len integer DEFAULT 32) RETURNS bytea
 LANGUAGE c VOLATILE STRICT
@@ -510,6 +518,14 @@ BEGIN
 	END IF;
 	PERFORM stage._check_key(target, key);
 	PERFORM stage._check_on_duplicate(on_duplicate);
+	IF EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a
+				WHERE a.attrelid OPERATOR(pg_catalog.=) target AND NOT a.attisdropped
+				  AND a.attname OPERATOR(pg_catalog.=) ANY (ARRAY['_stage_id', '_stage_batch'])
+				  AND a.atttypid OPERATOR(pg_catalog.<>) 'pg_catalog.int8'::pg_catalog.regtype) THEN
+		RAISE EXCEPTION 'lineage columns _stage_id and _stage_batch of % must be of type bigint', target
+			USING ERRCODE = 'datatype_mismatch',
+				  HINT = 'The mover fills them with the landing row id and the batch id.';
+	END IF;
 
 	INSERT INTO stage.pipeline (name, target, format, key, on_duplicate, owner)
 	VALUES (name, target, format, key, on_duplicate, relowner::regrole)
@@ -561,7 +577,8 @@ AS $$
 DECLARE
 	p stage.pipeline := stage._pipeline(name, true);
 BEGIN
-	UPDATE stage.pipeline x SET enabled = true, paused_reason = NULL, held_version = NULL
+	UPDATE stage.pipeline x SET enabled = true, paused_reason = NULL, held_version = NULL,
+		   failures = 0, retry_at = NULL
 	 WHERE x.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id;
 END
 $$;
@@ -827,6 +844,11 @@ LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+	IF key IS NOT NULL AND pg_catalog.length(key) OPERATOR(pg_catalog.<) 16 THEN
+		RAISE EXCEPTION 'a secret must be at least 16 bytes long'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Use 32 random bytes, or omit the key to have one generated.';
+	END IF;
 	INSERT INTO stage.secret (name, key)
 	VALUES (name, COALESCE(key, stage._random_key(32)));
 EXCEPTION WHEN unique_violation THEN
@@ -919,13 +941,26 @@ DECLARE
 	n bigint := 0;
 	p record;
 	r record;
+	msg text;
+	state text;
 BEGIN
-	FOR p IN SELECT x.name FROM stage.pipeline x
+	FOR p IN SELECT x.pipeline_id, x.name FROM stage.pipeline x
 			  WHERE x.enabled AND pg_catalog.pg_has_role(x.owner, 'MEMBER')
 			  ORDER BY x.pipeline_id
 	LOOP
 		LOOP
-			SELECT * INTO r FROM stage.run_batch(p.name);
+			/* one failing pipeline must not stop the others */
+			BEGIN
+				SELECT * INTO r FROM stage.run_batch(p.name);
+			EXCEPTION WHEN OTHERS THEN
+				GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, state = RETURNED_SQLSTATE;
+				RAISE WARNING 'stage: batch of pipeline "%" failed: %', p.name, msg
+					USING ERRCODE = state;
+				INSERT INTO stage.batch (pipeline_id, contract_version, status, started_at, error, sqlstate)
+				SELECT x.pipeline_id, x.contract_version, 'failed', pg_catalog.clock_timestamp(), msg, state
+				  FROM stage.pipeline x WHERE x.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id;
+				EXIT;
+			END;
 			EXIT WHEN r.batch_id IS NULL OR r.rows_in OPERATOR(pg_catalog.=) 0;
 			n := n OPERATOR(pg_catalog.+) r.rows_in;
 			EXIT WHEN r.status OPERATOR(pg_catalog.<>) 'done';
@@ -980,7 +1015,8 @@ $$;
 
 CREATE VIEW stage.pipelines WITH (security_invoker = true) AS
 SELECT p.name AS pipeline, p.target, p.landing, p.format, p.key, p.on_duplicate,
-	   p.enabled, p.paused_reason, p.max_reject_ratio, p.contract_version, p.owner,
+	   p.enabled, p.paused_reason, p.failures, p.retry_at, p.max_reject_ratio,
+	   p.contract_version, p.owner,
 	   (SELECT pg_catalog.count(*) FROM stage.rule r
 		 WHERE r.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id) AS rules,
 	   (SELECT pg_catalog.count(*) FROM stage.mask m

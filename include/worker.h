@@ -1,0 +1,20 @@
+/*-------------------------------------------------------------------------
+ *
+ * worker.h
+ *	  The background worker (see worker.c) and its GUC variables.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef STAGE_WORKER_H
+#define STAGE_WORKER_H
+
+extern char *stage_databases;
+extern int	stage_max_workers;
+extern int	stage_naptime;
+extern int	stage_batch_time_budget;
+extern char *stage_worker_role;
+extern int	stage_max_failures;
+
+extern void worker_init(void);
+
+#endif

@@ -1,0 +1,733 @@
+/*-------------------------------------------------------------------------
+ *
+ * worker.c
+ *	  The background worker: a launcher that keeps one worker running per
+ *	  database of stage.databases (plus any started by stage.start_worker()),
+ *	  and the workers, which run batches for every enabled pipeline of their
+ *	  database until none has pending rows or their time budget is spent,
+ *	  then sleep on their latch for stage.naptime.  A commit that inserted
+ *	  into a landing table sets the latch of its database's workers.
+ *
+ * Shared state (StageShared, in shared memory when the library is
+ * preloaded) holds one slot per worker: who it is, what it is doing, and
+ * its counters, for the stage.workers view.  Slots are protected by one
+ * LWLock; a worker writes only its own slot, the launcher and
+ * stage.start_worker() claim free slots under the lock.
+ *
+ * Each batch is the SQL function stage.run_batch() in a transaction of its
+ * own, so the worker inherits its exactly-once guarantee: a worker killed
+ * mid-batch leaves nothing half done, and the next run takes the same
+ * rows.  Workers of one database take different pipelines thanks to a
+ * transaction-level advisory lock per pipeline; a pg_cron job calling
+ * run_batch at the same time is serialized by the pipeline row lock.  An
+ * error aborts only its batch: it is recorded in a fresh transaction as a
+ * failed batch, the pipeline backs off exponentially, and after
+ * stage.max_failures consecutive failures it is paused with the reason.
+ *
+ * Workers connect as stage.worker_role, never as a superuser, and pin
+ * search_path to pg_catalog, pg_temp at the highest priority, so a
+ * database-level search_path set by a hostile owner changes nothing.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "commands/dbcommands.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/lwlock.h"
+#include "storage/proc.h"
+#include "storage/shmem.h"
+#include "tcop/tcopprot.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+#include "utils/varlena.h"
+
+#include "stage.h"
+#include "worker.h"
+
+/* advisory lock class of "a worker is running this pipeline" */
+#define WORKER_LOCK_CLASS 0x53544147	/* 'STAG' */
+
+typedef struct WorkerSlot
+{
+	bool		in_use;			/* claimed (maybe not started yet) */
+	bool		dynamic;		/* started by stage.start_worker() */
+	pid_t		pid;
+	Oid			dbid;
+	PGPROC	   *proc;
+	char		dbname[NAMEDATALEN];
+	char		state[16];
+	char		pipeline[NAMEDATALEN];
+	int64		batch_id;
+	char		last_error[256];
+	int64		batches;
+	int64		rows;
+	TimestampTz started_at;
+	TimestampTz last_batch_at;
+} WorkerSlot;
+
+typedef struct StageShared
+{
+	LWLock	   *lock;
+	PGPROC	   *launcher;
+	int			nslots;
+	WorkerSlot	slots[FLEXIBLE_ARRAY_MEMBER];
+} StageShared;
+
+static StageShared *shared = NULL;
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+static WorkerSlot *my_slot = NULL;
+static bool wake_pending = false;
+static bool wake_callback_registered = false;
+
+PGDLLEXPORT void stage_launcher_main(Datum arg);
+PGDLLEXPORT void stage_worker_main(Datum arg);
+
+static Size
+worker_shmem_size(void)
+{
+	return add_size(offsetof(StageShared, slots),
+					mul_size(sizeof(WorkerSlot), stage_max_workers));
+}
+
+static void
+worker_shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	RequestAddinShmemSpace(worker_shmem_size());
+	RequestNamedLWLockTranche("stage", 1);
+}
+
+static void
+worker_shmem_startup(void)
+{
+	bool		found;
+
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	shared = ShmemInitStruct("stage", worker_shmem_size(), &found);
+	if (!found)
+	{
+		memset(shared, 0, worker_shmem_size());
+		shared->lock = &(GetNamedLWLockTranche("stage"))->lock;
+		shared->nslots = stage_max_workers;
+	}
+	LWLockRelease(AddinShmemInitLock);
+}
+
+/*
+ * Called from _PG_init while preloading: shared memory and the launcher.
+ */
+void
+worker_init(void)
+{
+	BackgroundWorker bgw;
+
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = worker_shmem_request;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = worker_shmem_startup;
+
+	memset(&bgw, 0, sizeof(bgw));
+	bgw.bgw_flags = BGWORKER_SHMEM_ACCESS;
+	bgw.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	bgw.bgw_restart_time = 5;
+	snprintf(bgw.bgw_library_name, BGW_MAXLEN, "stage");
+	snprintf(bgw.bgw_function_name, BGW_MAXLEN, "stage_launcher_main");
+	snprintf(bgw.bgw_name, BGW_MAXLEN, "stage launcher");
+	snprintf(bgw.bgw_type, BGW_MAXLEN, "stage launcher");
+	RegisterBackgroundWorker(&bgw);
+}
+
+/* ----------------------------------------------------------------
+ *		starting workers
+ * ---------------------------------------------------------------- */
+
+/*
+ * Claim a free slot and register a worker for dbname.  Returns the slot
+ * index, or -1 (with a WARNING, or an ERROR when raise) if none is free or
+ * the postmaster has no room for another background worker.
+ */
+static int
+worker_start(const char *dbname, bool dynamic, bool raise, BackgroundWorkerHandle **handle)
+{
+	BackgroundWorker bgw;
+	int			i;
+	int			slot = -1;
+
+	LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+	for (i = 0; i < shared->nslots; i++)
+		if (!shared->slots[i].in_use)
+		{
+			slot = i;
+			memset(&shared->slots[i], 0, sizeof(WorkerSlot));
+			shared->slots[i].in_use = true;
+			shared->slots[i].dynamic = dynamic;
+			strlcpy(shared->slots[i].dbname, dbname, NAMEDATALEN);
+			strlcpy(shared->slots[i].state, "starting", sizeof(shared->slots[i].state));
+			break;
+		}
+	LWLockRelease(shared->lock);
+	if (slot < 0)
+	{
+		ereport(raise ? ERROR : WARNING,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("all %d stage worker slots are in use", shared->nslots),
+				 errhint("Raise stage.max_workers (needs a restart).")));
+		return -1;
+	}
+
+	memset(&bgw, 0, sizeof(bgw));
+	bgw.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	bgw.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	bgw.bgw_restart_time = BGW_NEVER_RESTART;	/* the launcher restarts */
+	snprintf(bgw.bgw_library_name, BGW_MAXLEN, "stage");
+	snprintf(bgw.bgw_function_name, BGW_MAXLEN, "stage_worker_main");
+	snprintf(bgw.bgw_name, BGW_MAXLEN, "stage worker %s", dbname);
+	snprintf(bgw.bgw_type, BGW_MAXLEN, "stage worker");
+	bgw.bgw_main_arg = Int32GetDatum(slot);
+	bgw.bgw_notify_pid = handle ? MyProcPid : 0;
+	if (!RegisterDynamicBackgroundWorker(&bgw, handle))
+	{
+		LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+		shared->slots[slot].in_use = false;
+		LWLockRelease(shared->lock);
+		ereport(raise ? ERROR : WARNING,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("could not start a stage worker for database \"%s\"", dbname),
+				 errhint("Raise max_worker_processes (needs a restart).")));
+		return -1;
+	}
+	return slot;
+}
+
+/* does a configured (not dynamic) worker serve dbname? */
+static bool
+worker_serves(const char *dbname)
+{
+	int			i;
+	bool		found = false;
+
+	LWLockAcquire(shared->lock, LW_SHARED);
+	for (i = 0; i < shared->nslots; i++)
+		if (shared->slots[i].in_use && !shared->slots[i].dynamic &&
+			strcmp(shared->slots[i].dbname, dbname) == 0)
+			found = true;
+	LWLockRelease(shared->lock);
+	return found;
+}
+
+/* ----------------------------------------------------------------
+ *		the launcher
+ * ---------------------------------------------------------------- */
+
+void
+stage_launcher_main(Datum arg)
+{
+	/* databases whose worker could not start: try again, but not each nap */
+	TimestampTz retry_after = 0;
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	shared->launcher = MyProc;
+	pgstat_report_appname("stage launcher");
+
+	for (;;)
+	{
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+
+		if (stage_worker_role == NULL || stage_worker_role[0] == '\0')
+		{
+			if (stage_databases && stage_databases[0] != '\0' && retry_after == 0)
+				ereport(WARNING,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("stage.databases is set but stage.worker_role is empty: no stage worker started"),
+						 errhint("Set stage.worker_role to a role that is not a superuser and is a member of the pipeline owners.")));
+			retry_after = 1;
+		}
+		else if (GetCurrentTimestamp() >= retry_after && stage_databases)
+		{
+			char	   *list = pstrdup(stage_databases);
+			List	   *names = NIL;
+			ListCell   *lc;
+			bool		failed = false;
+
+			if (!SplitIdentifierString(list, ',', &names))
+				ereport(WARNING,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("invalid list syntax in stage.databases")));
+			foreach(lc, names)
+			{
+				const char *db = (const char *) lfirst(lc);
+
+				if (!worker_serves(db) && worker_start(db, false, false, NULL) < 0)
+					failed = true;
+			}
+			retry_after = failed ?
+				TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 30000) : 0;
+			list_free(names);
+			pfree(list);
+		}
+
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 Max(stage_naptime, 1000), PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+}
+
+/* a worker that exits (or fails to connect) frees its slot */
+static void
+worker_release_slot(int code, Datum arg)
+{
+	if (my_slot == NULL)
+		return;
+	LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+	my_slot->in_use = false;
+	my_slot->pid = 0;
+	my_slot->proc = NULL;
+	LWLockRelease(shared->lock);
+	my_slot = NULL;
+	/* let the launcher start a replacement without waiting for its nap */
+	if (shared->launcher != NULL)
+		SetLatch(&shared->launcher->procLatch);
+}
+
+/* ----------------------------------------------------------------
+ *		the worker
+ * ---------------------------------------------------------------- */
+
+static void
+worker_set_state(const char *state, const char *pipeline)
+{
+	LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+	strlcpy(my_slot->state, state, sizeof(my_slot->state));
+	strlcpy(my_slot->pipeline, pipeline ? pipeline : "", NAMEDATALEN);
+	LWLockRelease(shared->lock);
+}
+
+typedef struct PipelineRef
+{
+	int			id;
+	char	   *name;
+} PipelineRef;
+
+/* the enabled pipelines not backing off, in a short transaction */
+static List *
+worker_pipelines(MemoryContext cxt)
+{
+	List	   *result = NIL;
+	uint64		i;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, "stage: listing pipelines");
+	if (SPI_execute("SELECT pipeline_id, name FROM stage.pipeline"
+					" WHERE enabled AND (retry_at IS NULL"
+					" OR retry_at OPERATOR(pg_catalog.<=) pg_catalog.now())"
+					" ORDER BY pipeline_id", true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not list stage pipelines");
+	for (i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+		PipelineRef *p = palloc(sizeof(PipelineRef));
+
+		p->id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+		p->name = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
+		result = lappend(result, p);
+		MemoryContextSwitchTo(old);
+	}
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	return result;
+}
+
+/*
+ * Record a failed batch and back off, in a fresh transaction: the failed
+ * one is gone with everything it did.
+ */
+static void
+worker_record_failure(PipelineRef *p, ErrorData *e)
+{
+	Oid			types[4] = {INT4OID, TEXTOID, TEXTOID, INT4OID};
+	Datum		vals[4];
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, "stage: recording a failed batch");
+	vals[0] = Int32GetDatum(p->id);
+	vals[1] = CStringGetTextDatum(e->message ? e->message : "unknown error");
+	vals[2] = CStringGetTextDatum(unpack_sql_state(e->sqlerrcode));
+	vals[3] = Int32GetDatum(stage_max_failures);
+	if (SPI_execute_with_args("INSERT INTO stage.batch (pipeline_id, contract_version, status,"
+							  " started_at, error, sqlstate)"
+							  " SELECT pipeline_id, contract_version, 'failed',"
+							  " pg_catalog.statement_timestamp(), $2, $3"
+							  " FROM stage.pipeline WHERE pipeline_id OPERATOR(pg_catalog.=) $1",
+							  4, types, vals, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not record a failed batch");
+	if (SPI_execute_with_args("UPDATE stage.pipeline SET failures = failures OPERATOR(pg_catalog.+) 1,"
+							  " retry_at = pg_catalog.now() OPERATOR(pg_catalog.+)"
+							  "   pg_catalog.make_interval(secs => LEAST(300, 2 OPERATOR(pg_catalog.^) failures)),"
+							  " enabled = (failures OPERATOR(pg_catalog.+) 1 OPERATOR(pg_catalog.<) $4),"
+							  " paused_reason = CASE WHEN failures OPERATOR(pg_catalog.+) 1 OPERATOR(pg_catalog.>=) $4"
+							  "   THEN pg_catalog.format('paused after %s consecutive failed batches; last: %s (SQLSTATE %s)',"
+							  "        failures OPERATOR(pg_catalog.+) 1, $2, $3)"
+							  "   ELSE paused_reason END"
+							  " WHERE pipeline_id OPERATOR(pg_catalog.=) $1",
+							  4, types, vals, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not record a pipeline failure");
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+}
+
+/*
+ * One batch of one pipeline in a transaction of its own.  Returns the rows
+ * it took (0: nothing pending, paused, or another worker holds it), or -1
+ * after a failure, which is recorded.
+ */
+static int64
+worker_run_one(PipelineRef *p, MemoryContext cxt)
+{
+	volatile int64 rows = 0;
+	MemoryContext oldcxt = CurrentMemoryContext;
+
+	worker_set_state("running", p->name);
+	PG_TRY();
+	{
+		Oid			types[2] = {INT4OID, TEXTOID};
+		Datum		vals[2];
+		bool		isnull;
+
+		vals[0] = Int32GetDatum(p->id);
+		vals[1] = CStringGetTextDatum(p->name);
+		SetCurrentStatementStartTimestamp();
+		StartTransactionCommand();
+		SPI_connect();
+		PushActiveSnapshot(GetTransactionSnapshot());
+		pgstat_report_activity(STATE_RUNNING, psprintf("stage: run_batch('%s')", p->name));
+
+		if (SPI_execute_with_args(psprintf("SELECT pg_catalog.pg_try_advisory_xact_lock(%d, $1)",
+										   WORKER_LOCK_CLASS),
+								  1, types, vals, NULL, false, 1) != SPI_OK_SELECT)
+			elog(ERROR, "could not take the pipeline's worker lock");
+		if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
+		{
+			if (SPI_execute_with_args("SELECT batch_id, rows_in, status FROM stage.run_batch($2)",
+									  2, types, vals, NULL, false, 1) != SPI_OK_SELECT ||
+				SPI_processed != 1)
+				elog(ERROR, "stage.run_batch returned no row");
+			rows = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+			if (rows > 0)
+			{
+				int64		batch_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+																   SPI_tuptable->tupdesc, 1, &isnull));
+				char	   *status = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3);
+
+				if (strcmp(status, "done") != 0)
+					rows = 0;	/* held: nothing moved, stop here */
+				LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+				my_slot->batch_id = batch_id;
+				my_slot->batches++;
+				my_slot->rows += DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+															 SPI_tuptable->tupdesc, 2, &isnull));
+				my_slot->last_batch_at = GetCurrentTimestamp();
+				LWLockRelease(shared->lock);
+				/* a success ends a series of failures */
+				if (SPI_execute_with_args("UPDATE stage.pipeline SET failures = 0, retry_at = NULL"
+										  " WHERE pipeline_id OPERATOR(pg_catalog.=) $1"
+										  " AND failures OPERATOR(pg_catalog.>) 0",
+										  2, types, vals, NULL, false, 0) != SPI_OK_UPDATE)
+					elog(ERROR, "could not reset the pipeline's failures");
+			}
+		}
+		SPI_finish();
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *e;
+
+		MemoryContextSwitchTo(cxt);
+		e = CopyErrorData();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		ereport(LOG,
+				(errmsg("stage: batch of pipeline \"%s\" failed: %s", p->name, e->message),
+				 errdetail("SQLSTATE %s.", unpack_sql_state(e->sqlerrcode))));
+		LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+		strlcpy(my_slot->last_error, e->message ? e->message : "", sizeof(my_slot->last_error));
+		LWLockRelease(shared->lock);
+		worker_record_failure(p, e);
+		FreeErrorData(e);
+		rows = -1;
+	}
+	PG_END_TRY();
+	pgstat_report_stat(false);
+	pgstat_report_activity(STATE_IDLE, NULL);
+	return rows;
+}
+
+/*
+ * One pass over the database's pipelines.  Returns true if rows may still
+ * be pending (the time budget ran out first).
+ */
+static bool
+worker_pass(MemoryContext cxt)
+{
+	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													   stage_batch_time_budget);
+	List	   *pipelines = worker_pipelines(cxt);
+	ListCell   *lc;
+
+	foreach(lc, pipelines)
+	{
+		PipelineRef *p = (PipelineRef *) lfirst(lc);
+
+		for (;;)
+		{
+			int64		rows;
+
+			CHECK_FOR_INTERRUPTS();
+			rows = worker_run_one(p, cxt);
+			if (rows <= 0)
+				break;
+			if (GetCurrentTimestamp() >= deadline)
+				return true;
+		}
+	}
+	return false;
+}
+
+void
+stage_worker_main(Datum arg)
+{
+	int			slot = DatumGetInt32(arg);
+	MemoryContext cxt;
+	char		dbname[NAMEDATALEN];
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+
+	my_slot = &shared->slots[slot];
+	before_shmem_exit(worker_release_slot, (Datum) 0);
+	LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+	strlcpy(dbname, my_slot->dbname, NAMEDATALEN);
+	my_slot->pid = MyProcPid;
+	my_slot->started_at = GetCurrentTimestamp();
+	LWLockRelease(shared->lock);
+
+	if (stage_worker_role == NULL || stage_worker_role[0] == '\0')
+		ereport(FATAL,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("stage.worker_role is not set")));
+	BackgroundWorkerInitializeConnection(dbname, stage_worker_role, 0);
+	if (superuser())
+		ereport(FATAL,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("stage.worker_role \"%s\" is a superuser", stage_worker_role),
+				 errhint("Workers run with the rights of an ordinary role that is a member of the pipeline owners.")));
+
+	/* names resolve in pg_catalog only, whatever the database says */
+	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("application_name", "stage worker", PGC_USERSET, PGC_S_OVERRIDE);
+	pgstat_report_appname("stage worker");
+
+	LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+	my_slot->dbid = MyDatabaseId;
+	my_slot->proc = MyProc;
+	strlcpy(my_slot->state, "idle", sizeof(my_slot->state));
+	LWLockRelease(shared->lock);
+
+	cxt = AllocSetContextCreate(TopMemoryContext, "stage worker",
+								ALLOCSET_DEFAULT_SIZES);
+	ereport(LOG,
+			(errmsg("stage worker started for database \"%s\" as role \"%s\"",
+					dbname, stage_worker_role)));
+
+	for (;;)
+	{
+		bool		pending;
+		MemoryContext old;
+
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+
+		old = MemoryContextSwitchTo(cxt);
+		pending = worker_pass(cxt);
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(cxt);
+		worker_set_state("idle", NULL);
+
+		if (!pending)
+		{
+			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 stage_naptime, PG_WAIT_EXTENSION);
+			ResetLatch(MyLatch);
+		}
+	}
+}
+
+/* ----------------------------------------------------------------
+ *		waking workers when producers commit
+ * ---------------------------------------------------------------- */
+
+static void
+worker_wake_callback(XactEvent event, void *arg)
+{
+	int			i;
+
+	if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_ABORT)
+		return;
+	if (!wake_pending)
+		return;
+	wake_pending = false;
+	if (event != XACT_EVENT_COMMIT || shared == NULL)
+		return;
+	LWLockAcquire(shared->lock, LW_SHARED);
+	for (i = 0; i < shared->nslots; i++)
+		if (shared->slots[i].in_use && shared->slots[i].proc != NULL &&
+			shared->slots[i].dbid == MyDatabaseId)
+			SetLatch(&shared->slots[i].proc->procLatch);
+	LWLockRelease(shared->lock);
+}
+
+/*
+ * stage._wake(): statement trigger on every landing table.  It only notes
+ * that this transaction landed rows; the workers are woken when it commits,
+ * when the rows are visible to them.
+ */
+PG_FUNCTION_INFO_V1(stage_wake);
+Datum
+stage_wake(PG_FUNCTION_ARGS)
+{
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		elog(ERROR, "stage._wake called outside a trigger");
+	if (shared != NULL)
+	{
+		wake_pending = true;
+		if (!wake_callback_registered)
+		{
+			RegisterXactCallback(worker_wake_callback, NULL);
+			wake_callback_registered = true;
+		}
+	}
+	return PointerGetDatum(NULL);
+}
+
+/* ----------------------------------------------------------------
+ *		SQL: stage.start_worker(), stage.workers
+ * ---------------------------------------------------------------- */
+
+static void
+worker_require_shared(void)
+{
+	if (shared == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("stage background workers are not available"),
+				 errhint("Add stage to shared_preload_libraries and restart; until then schedule stage.run_all() with pg_cron.")));
+}
+
+/* start one more worker for the current database; returns its pid */
+PG_FUNCTION_INFO_V1(stage_start_worker);
+Datum
+stage_start_worker(PG_FUNCTION_ARGS)
+{
+	BackgroundWorkerHandle *handle;
+	pid_t		pid;
+	BgwHandleStatus status;
+
+	worker_require_shared();
+	if (stage_worker_role == NULL || stage_worker_role[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("stage.worker_role is not set"),
+				 errhint("Set stage.worker_role to an ordinary role that is a member of the pipeline owners, and reload.")));
+	(void) worker_start(get_database_name(MyDatabaseId), true, true, &handle);
+	status = WaitForBackgroundWorkerStartup(handle, &pid);
+	if (status != BGWH_STARTED)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
+				 errmsg("the stage worker did not start"),
+				 errhint("See the server log.")));
+	PG_RETURN_INT32(pid);
+}
+
+PG_FUNCTION_INFO_V1(stage_workers);
+Datum
+stage_workers(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	int			i;
+
+	InitMaterializedSRF(fcinfo, 0);
+	if (shared == NULL)
+		return (Datum) 0;
+	LWLockAcquire(shared->lock, LW_SHARED);
+	for (i = 0; i < shared->nslots; i++)
+	{
+		WorkerSlot *s = &shared->slots[i];
+		Datum		values[11];
+		bool		nulls[11];
+
+		if (!s->in_use)
+			continue;
+		memset(nulls, 0, sizeof(nulls));
+		values[0] = Int32GetDatum(s->pid);
+		nulls[0] = (s->pid == 0);
+		values[1] = CStringGetTextDatum(s->dbname);
+		values[2] = CStringGetTextDatum(s->state);
+		values[3] = CStringGetTextDatum(s->pipeline);
+		nulls[3] = (s->pipeline[0] == '\0');
+		values[4] = Int64GetDatum(s->batch_id);
+		nulls[4] = (s->batch_id == 0);
+		values[5] = CStringGetTextDatum(s->last_error);
+		nulls[5] = (s->last_error[0] == '\0');
+		values[6] = Int64GetDatum(s->batches);
+		values[7] = Int64GetDatum(s->rows);
+		values[8] = TimestampTzGetDatum(s->started_at);
+		nulls[8] = (s->started_at == 0);
+		values[9] = TimestampTzGetDatum(s->last_batch_at);
+		nulls[9] = (s->last_batch_at == 0);
+		values[10] = BoolGetDatum(s->dynamic);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	LWLockRelease(shared->lock);
+	return (Datum) 0;
+}
