@@ -1410,6 +1410,9 @@ typedef struct Window
 
 static bool mover_hold(Mover *m, Window *w, BatchResult *res);
 
+/* the role that called run_batch (the batch itself runs as the owner) */
+static Oid	mover_caller = InvalidOid;
+
 static void
 mover_read_window(Window *w, int pipeline_id, MemoryContext cxt)
 {
@@ -1577,18 +1580,19 @@ mover_batch(int pipeline_id, int64 limit, BatchResult *res, MemoryContext cxt)
 
 	/* the batch record first: outcomes reference it */
 	{
-		Oid			types[7] = {INT4OID, INT4OID, PG_SNAPSHOTOID, PG_SNAPSHOTOID,
-		XID8OID, INT8OID, TIMESTAMPTZOID};
-		Datum		vals[7] = {Int32GetDatum(pipeline_id), Int32GetDatum(w.version),
+		Oid			types[8] = {INT4OID, INT4OID, PG_SNAPSHOTOID, PG_SNAPSHOTOID,
+		XID8OID, INT8OID, TIMESTAMPTZOID, TEXTOID};
+		Datum		vals[8] = {Int32GetDatum(pipeline_id), Int32GetDatum(w.version),
 			w.lo, w.hi, from_txid, Int64GetDatum(from_id),
-		TimestampTzGetDatum(started)};
+			TimestampTzGetDatum(started),
+		CStringGetTextDatum(GetUserNameFromId(mover_caller, false))};
 		bool		isnull;
 		SPITupleTable *rows_tt = SPI_tuptable;
 
 		if (SPI_execute_with_args("INSERT INTO stage.batch (pipeline_id, contract_version, status,"
-								  " win_lo, win_hi, from_txid, from_id, started_at)"
-								  " VALUES ($1, $2, 'done', $3, $4, $5, $6, $7) RETURNING batch_id",
-								  7, types, vals, NULL, false, 1) != SPI_OK_INSERT_RETURNING)
+								  " win_lo, win_hi, from_txid, from_id, started_at, run_by)"
+								  " VALUES ($1, $2, 'done', $3, $4, $5, $6, $7, $8) RETURNING batch_id",
+								  8, types, vals, NULL, false, 1) != SPI_OK_INSERT_RETURNING)
 			elog(ERROR, "stage: could not record the batch");
 		m.batch_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
 												 SPI_tuptable->tupdesc, 1, &isnull));
@@ -1803,6 +1807,7 @@ stage_run_batch(PG_FUNCTION_ARGS)
 	 * transaction.
 	 */
 	GetUserIdAndSecContext(&save_userid, &save_sec);
+	mover_caller = save_userid;
 	SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE |
 						   SECURITY_RESTRICTED_OPERATION);
 

@@ -237,6 +237,60 @@ worker_serves(const char *dbname)
  *		the launcher
  * ---------------------------------------------------------------- */
 
+/*
+ * The launcher's memory of when it last started a worker for a database,
+ * so a worker that keeps failing (a missing role or database) is restarted
+ * with a growing delay, 1 s to 60 s, instead of in a tight loop.
+ */
+typedef struct LaunchRecord
+{
+	char		dbname[NAMEDATALEN];
+	TimestampTz last_start;
+	int			delay_ms;
+} LaunchRecord;
+
+static LaunchRecord launches[128];
+static int	nlaunches = 0;
+
+static LaunchRecord *
+launcher_record(const char *dbname)
+{
+	int			i;
+
+	for (i = 0; i < nlaunches; i++)
+		if (strcmp(launches[i].dbname, dbname) == 0)
+			return &launches[i];
+	if (nlaunches == lengthof(launches))
+		return NULL;
+	memset(&launches[nlaunches], 0, sizeof(LaunchRecord));
+	strlcpy(launches[nlaunches].dbname, dbname, NAMEDATALEN);
+	launches[nlaunches].delay_ms = 1000;
+	return &launches[nlaunches++];
+}
+
+/* may a worker for dbname be started now?  Updates the backoff. */
+static bool
+launcher_may_start(const char *dbname)
+{
+	LaunchRecord *r = launcher_record(dbname);
+	TimestampTz now = GetCurrentTimestamp();
+
+	if (r == NULL)
+		return false;
+	if (r->last_start != 0)
+	{
+		if (!TimestampDifferenceExceeds(r->last_start, now, r->delay_ms))
+			return false;
+		/* the last one lived less than a minute: wait longer next time */
+		if (!TimestampDifferenceExceeds(r->last_start, now, 60000))
+			r->delay_ms = Min(r->delay_ms * 2, 60000);
+		else
+			r->delay_ms = 1000;
+	}
+	r->last_start = now;
+	return true;
+}
+
 void
 stage_launcher_main(Datum arg)
 {
@@ -282,7 +336,8 @@ stage_launcher_main(Datum arg)
 			{
 				const char *db = (const char *) lfirst(lc);
 
-				if (!worker_serves(db) && worker_start(db, false, false, NULL) < 0)
+				if (!worker_serves(db) && launcher_may_start(db) &&
+					worker_start(db, false, false, NULL) < 0)
 					failed = true;
 			}
 			retry_after = failed ?
@@ -292,7 +347,7 @@ stage_launcher_main(Datum arg)
 		}
 
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 Max(stage_naptime, 1000), PG_WAIT_EXTENSION);
+						 1000, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 	}
 }
@@ -333,7 +388,10 @@ typedef struct PipelineRef
 	char	   *name;
 } PipelineRef;
 
-/* the enabled pipelines not backing off, in a short transaction */
+/*
+ * The enabled pipelines not backing off, in a short transaction; NIL when
+ * the extension is not (yet) installed in this database.
+ */
 static List *
 worker_pipelines(MemoryContext cxt)
 {
@@ -345,6 +403,16 @@ worker_pipelines(MemoryContext cxt)
 	SPI_connect();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	pgstat_report_activity(STATE_RUNNING, "stage: listing pipelines");
+	if (SPI_execute("SELECT 1 FROM pg_catalog.pg_extension"
+					" WHERE extname OPERATOR(pg_catalog.=) 'stage'", true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not look for the stage extension");
+	if (SPI_processed == 0)
+	{
+		SPI_finish();
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+		return NIL;
+	}
 	if (SPI_execute("SELECT pipeline_id, name FROM stage.pipeline"
 					" WHERE enabled AND (retry_at IS NULL"
 					" OR retry_at OPERATOR(pg_catalog.<=) pg_catalog.now())"
@@ -578,7 +646,7 @@ stage_worker_main(Datum arg)
 
 	for (;;)
 	{
-		bool		pending;
+		volatile bool pending;
 		MemoryContext old;
 
 		CHECK_FOR_INTERRUPTS();
@@ -589,7 +657,20 @@ stage_worker_main(Datum arg)
 		}
 
 		old = MemoryContextSwitchTo(cxt);
-		pending = worker_pass(cxt);
+		PG_TRY();
+		{
+			pending = worker_pass(cxt);
+		}
+		PG_CATCH();
+		{
+			/* not a batch's error (those are caught and recorded) */
+			MemoryContextSwitchTo(cxt);
+			EmitErrorReport();
+			FlushErrorState();
+			AbortCurrentTransaction();
+			pending = false;
+		}
+		PG_END_TRY();
 		MemoryContextSwitchTo(old);
 		MemoryContextReset(cxt);
 		worker_set_state("idle", NULL);
