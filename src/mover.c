@@ -98,6 +98,8 @@ typedef struct Mover
 	SPIPlanPtr	insert_plan;
 	HTAB	   *written;		/* canonical keys the INSERT returned */
 	bool		check_only;		/* stage.check_row: report warnings too */
+	int			cur_col;		/* column of the type check being bisected */
+	StageRule  *cur_rule;		/* expression rule being bisected */
 } Mover;
 
 static HTAB *mover_key_table(const char *name, int n);
@@ -258,51 +260,59 @@ mover_try(Mover *m, mover_try_fn fn, int *idx, int n)
 	return edata;
 }
 
+typedef void (*mover_fail_fn) (Mover *m, int row, ErrorData *e);
+
+/*
+ * Run fn over the rows idx[0..n) in one subtransaction; when it fails,
+ * split the rows in halves and try again, until each row that fails alone
+ * is handed to fail().  k bad rows among n cost O(k log n) attempts, and
+ * the good rows are done in as few statements as possible.
+ */
+static void
+mover_bisect(Mover *m, mover_try_fn fn, mover_fail_fn fail, int *idx, int n)
+{
+	ErrorData  *e;
+
+	if (n == 0)
+		return;
+	e = mover_try(m, fn, idx, n);
+	if (e == NULL)
+		return;
+	if (n == 1)
+		fail(m, idx[0], e);
+	FreeErrorData(e);
+	if (n == 1)
+		return;
+	mover_bisect(m, fn, fail, idx, n / 2);
+	mover_bisect(m, fn, fail, idx + n / 2, n - n / 2);
+}
+
 /* ----------------------------------------------------------------
  *		type checks
  * ---------------------------------------------------------------- */
 
-static int	mover_tc_col;		/* column of the current group */
-
+/* the type's input function over one column of the rows idx[0..n) */
 static void
 mover_tc_group(Mover *m, int *idx, int n)
 {
-	StageColumn *col = &m->p->cols[mover_tc_col];
+	StageColumn *col = &m->p->cols[m->cur_col];
 	int			i;
 
 	for (i = 0; i < n; i++)
-		(void) InputFunctionCall(&col->infunc, m->rows[idx[i]].vals[mover_tc_col],
+		(void) InputFunctionCall(&col->infunc, m->rows[idx[i]].vals[m->cur_col],
 								 col->ioparam, col->typmod);
 }
 
-/*
- * Run the input function over the values idx[0..n) of one column in one
- * subtransaction; on failure bisect until each bad value is found.
- */
 static void
-mover_tc_resolve(Mover *m, int c, int *idx, int n)
+mover_tc_fail(Mover *m, int r, ErrorData *e)
 {
-	ErrorData  *e;
+	MoverRow   *row = &m->rows[r];
+	int			c = m->cur_col;
 
-	mover_tc_col = c;
-	e = mover_try(m, mover_tc_group, idx, n);
-	if (e == NULL)
-		return;
-	if (n == 1)
-	{
-		MoverRow   *row = &m->rows[idx[0]];
-		char	   *rule = psprintf("%s_type", m->p->cols[c].name);
-
-		row->badtype[c] = true;
-		m->type_failed[c]++;
-		mover_reason(m, row, rule, "type", c, unpack_sql_state(e->sqlerrcode),
-					 e->message);
-		FreeErrorData(e);
-		return;
-	}
-	FreeErrorData(e);
-	mover_tc_resolve(m, c, idx, n / 2);
-	mover_tc_resolve(m, c, idx + n / 2, n - n / 2);
+	row->badtype[c] = true;
+	m->type_failed[c]++;
+	mover_reason(m, row, psprintf("%s_type", m->p->cols[c].name), "type", c,
+				 unpack_sql_state(e->sqlerrcode), e->message);
 }
 
 static void
@@ -328,8 +338,8 @@ mover_typecheck(Mover *m)
 			if (!tc_precheck(col->tclass, col->typmod, v))
 				unsure[nu++] = i;
 		}
-		if (nu > 0)
-			mover_tc_resolve(m, c, unsure, nu);
+		m->cur_col = c;
+		mover_bisect(m, mover_tc_group, mover_tc_fail, unsure, nu);
 	}
 }
 
@@ -566,12 +576,10 @@ mover_references(Mover *m)
  *		expression rules
  * ---------------------------------------------------------------- */
 
-static StageRule *mover_expr_rule;	/* rule of the current evaluation */
-
 static void
 mover_expr_group(Mover *m, int *idx, int n)
 {
-	StageRule  *r = mover_expr_rule;
+	StageRule  *r = m->cur_rule;
 	int			ncols = list_length(r->expr_cols);
 	Oid		   *types = palloc(sizeof(Oid) * (ncols + 1));
 	Datum	   *vals = palloc(sizeof(Datum) * (ncols + 1));
@@ -615,28 +623,12 @@ mover_expr_group(Mover *m, int *idx, int n)
 	SPI_freetuptable(SPI_tuptable);
 }
 
-/* evaluate idx[0..n) in a subtransaction; bisect to pin errors on rows */
+/* an expression that raised for one row fails for that row */
 static void
-mover_expr_eval(Mover *m, StageRule *r, int *idx, int n)
+mover_expr_fail(Mover *m, int row, ErrorData *e)
 {
-	ErrorData  *e;
-
-	if (n == 0)
-		return;
-	mover_expr_rule = r;
-	e = mover_try(m, mover_expr_group, idx, n);
-	if (e == NULL)
-		return;
-	if (n == 1)
-	{
-		r->expr_msg[idx[0]] = psprintf("expression failed: %s", e->message);
-		r->expr_state[idx[0]] = pstrdup(unpack_sql_state(e->sqlerrcode));
-		FreeErrorData(e);
-		return;
-	}
-	FreeErrorData(e);
-	mover_expr_eval(m, r, idx, n / 2);
-	mover_expr_eval(m, r, idx + n / 2, n - n / 2);
+	m->cur_rule->expr_msg[row] = psprintf("expression failed: %s", e->message);
+	m->cur_rule->expr_state[row] = pstrdup(unpack_sql_state(e->sqlerrcode));
 }
 
 /*
@@ -677,7 +669,8 @@ mover_expressions(Mover *m)
 			if (ok)
 				idx[n++] = i;
 		}
-		mover_expr_eval(m, r, idx, n);
+		m->cur_rule = r;
+		mover_bisect(m, mover_expr_group, mover_expr_fail, idx, n);
 	}
 }
 
@@ -1080,37 +1073,22 @@ mover_insert(Mover *m, int *idx, int n)
 		SPI_freetuptable(SPI_tuptable);
 }
 
-/* insert idx[0..n) in a subtransaction; bisect to find rejected rows */
+/* a row the target rejected (constraint, trigger, cast) is quarantined */
 static void
-mover_write(Mover *m, int *idx, int n)
+mover_write_fail(Mover *m, int r, ErrorData *e)
 {
-	ErrorData  *e;
+	MoverRow   *row = &m->rows[r];
+	int			col = -1;
+	int			c;
+	char	   *msg = e->detail ? psprintf("%s: %s", e->message, e->detail) :
+		pstrdup(e->message);
 
-	if (n == 0)
-		return;
-	e = mover_try(m, mover_insert, idx, n);
-	if (e == NULL)
-		return;
-	if (n == 1)
-	{
-		MoverRow   *row = &m->rows[idx[0]];
-		int			col = -1;
-		int			c;
-		char	   *msg = e->detail ? psprintf("%s: %s", e->message, e->detail) :
-			pstrdup(e->message);
-
-		if (e->column_name)
-			for (c = 0; c < m->p->ncols; c++)
-				if (strcmp(m->p->cols[c].name, e->column_name) == 0)
-					col = c;
-		mover_reason(m, row, e->constraint_name ? e->constraint_name : "target",
-					 "target", col, unpack_sql_state(e->sqlerrcode), msg);
-		FreeErrorData(e);
-		return;
-	}
-	FreeErrorData(e);
-	mover_write(m, idx, n / 2);
-	mover_write(m, idx + n / 2, n - n / 2);
+	if (e->column_name)
+		for (c = 0; c < m->p->ncols; c++)
+			if (strcmp(m->p->cols[c].name, e->column_name) == 0)
+				col = c;
+	mover_reason(m, row, e->constraint_name ? e->constraint_name : "target",
+				 "target", col, unpack_sql_state(e->sqlerrcode), msg);
 }
 
 /* the program's INSERT plan, prepared once and kept with the program */
@@ -1178,7 +1156,7 @@ mover_write_clean(Mover *m)
 	m->insert_plan = mover_plan(p, upsert);
 	if (upsert && p->on_duplicate != ONDUP_UPDATE)
 		m->written = mover_key_table("stage written keys", n);
-	mover_write(m, idx, n);
+	mover_bisect(m, mover_insert, mover_write_fail, idx, n);
 
 	/* rows sent but not written conflicted with a key already in the target */
 	if (m->written)
