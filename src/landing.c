@@ -234,3 +234,67 @@ stage_landing_guard(PG_FUNCTION_ARGS)
 				 errhint("Rows leave landing through retention only, after their batch is finished.")));
 	return PointerGetDatum(NULL);
 }
+
+/*
+ * stage._purge_landing(pipeline_id): retention.  Deletes the landing rows
+ * received more than the pipeline's retention ago whose batch is finished,
+ * that is whose transaction is visible in the closed part of the window
+ * (win_lo).  Rows of the open window and pending rows are never touched,
+ * whatever their age.  The caller (stage.purge) has checked ownership; the
+ * delete runs as the pipeline owner.  Returns the number of rows deleted.
+ */
+PG_FUNCTION_INFO_V1(stage_purge_landing);
+Datum
+stage_purge_landing(PG_FUNCTION_ARGS)
+{
+	int32		pipeline_id = PG_GETARG_INT32(0);
+	Oid			argtype = INT4OID;
+	Datum		arg = Int32GetDatum(pipeline_id);
+	bool		isnull;
+	Oid			owner;
+	char	   *landing;
+	Oid			save_userid;
+	int			save_sec;
+	volatile int64 deleted = 0;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args("SELECT owner::oid, landing::text, pg_catalog.pg_has_role(owner, 'MEMBER')"
+							  " FROM stage.pipeline WHERE pipeline_id OPERATOR(pg_catalog.=) $1",
+							  1, &argtype, &arg, NULL, false, 1) != SPI_OK_SELECT ||
+		SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("pipeline %d does not exist", pipeline_id)));
+	owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	landing = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+	if (!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for pipeline %d", pipeline_id)));
+
+	GetUserIdAndSecContext(&save_userid, &save_sec);
+	SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	landing_purge_allowed = true;
+	PG_TRY();
+	{
+		if (SPI_execute_with_args(psprintf("DELETE FROM %s l USING stage.pipeline p"
+										   " WHERE p.pipeline_id OPERATOR(pg_catalog.=) $1"
+										   " AND l._stage_received_at OPERATOR(pg_catalog.<)"
+										   "     (pg_catalog.now() OPERATOR(pg_catalog.-) p.retention)"
+										   " AND pg_catalog.pg_visible_in_snapshot(l._stage_txid, p.win_lo)",
+										   landing),
+								  1, &argtype, &arg, NULL, false, 0) != SPI_OK_DELETE)
+			elog(ERROR, "could not purge landing table %s", landing);
+		deleted = SPI_processed;
+	}
+	PG_FINALLY();
+	{
+		landing_purge_allowed = false;
+	}
+	PG_END_TRY();
+	SetUserIdAndSecContext(save_userid, save_sec);
+	SPI_finish();
+	PG_RETURN_INT64(deleted);
+}

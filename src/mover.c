@@ -1966,3 +1966,195 @@ stage_check_row(PG_FUNCTION_ARGS)
 	AtEOXact_GUC(true, save_nestlevel);
 	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(result)));
 }
+
+/* ----------------------------------------------------------------
+ *		stage.replay
+ * ---------------------------------------------------------------- */
+
+/*
+ * stage._replay(pipeline, ids, dry_run): run quarantined rows through the
+ * pipeline's current contract again, from the raw row their quarantine
+ * record keeps (so retention of landing does not prevent it).  In one
+ * transaction: their quarantine records are removed, and each row goes to
+ * the target, back to quarantine with its new reasons, or to duplicates,
+ * recorded as a batch of kind 'replay'; a row thus stays in exactly one
+ * place.  dry_run evaluates the contract and reports, writing nothing (the
+ * target's own constraints are then not consulted).
+ */
+PG_FUNCTION_INFO_V1(stage_replay_rows);
+Datum
+stage_replay_rows(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	char	   *name;
+	Datum		ids;
+	bool		dry_run;
+	int			save_nestlevel;
+	MemoryContext cxt;
+	MemoryContext old;
+	int			pipeline_id;
+	Oid			owner;
+	Oid			save_userid;
+	int			save_sec;
+	Mover		m;
+	RuleProgram *p;
+	int			i;
+	int			c;
+	bool		isnull;
+	Oid			types[3] = {INT4OID, INT8ARRAYOID, INT8OID};
+	Datum		vals[3];
+	SPITupleTable *tt;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("pipeline and ids must not be null")));
+	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	ids = PG_GETARG_DATUM(1);
+	dry_run = PG_ARGISNULL(2) ? false : PG_GETARG_BOOL(2);
+
+	InitMaterializedSRF(fcinfo, 0);
+	cxt = AllocSetContextCreate(CurrentMemoryContext, "stage replay",
+								ALLOCSET_DEFAULT_SIZES);
+	save_nestlevel = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp",
+							 PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	pipeline_id = mover_lock_pipeline(name, &owner);
+	GetUserIdAndSecContext(&save_userid, &save_sec);
+	mover_caller = save_userid;
+	SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	mover_exec("SET CONSTRAINTS ALL IMMEDIATE", 0, NULL, NULL, NULL, SPI_OK_UTILITY);
+	old = MemoryContextSwitchTo(cxt);
+
+	vals[0] = Int32GetDatum(pipeline_id);
+	vals[1] = ids;
+	mover_exec("SELECT contract_version FROM stage.pipeline"
+			   " WHERE pipeline_id OPERATOR(pg_catalog.=) $1",
+			   1, types, vals, NULL, SPI_OK_SELECT);
+	memset(&m, 0, sizeof(m));
+	m.cxt = cxt;
+	m.p = p = contract_get(pipeline_id,
+						   DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
+													   SPI_tuptable->tupdesc, 1, &isnull)));
+	for (i = 0; i < p->nrules; i++)
+		p->rules[i].checked = p->rules[i].failed = 0;
+	m.type_checked = palloc0(sizeof(int64) * Max(p->ncols, 1));
+	m.type_failed = palloc0(sizeof(int64) * Max(p->ncols, 1));
+
+	mover_exec("SELECT landing_id, source, received_at, raw_data FROM stage.quarantine_log"
+			   " WHERE pipeline_id OPERATOR(pg_catalog.=) $1"
+			   " AND landing_id OPERATOR(pg_catalog.=) ANY ($2) ORDER BY landing_id",
+			   2, types, vals, NULL, SPI_OK_SELECT);
+	tt = SPI_tuptable;
+	m.n = (int) SPI_processed;
+	m.rows = palloc0(sizeof(MoverRow) * Max(m.n, 1));
+	for (i = 0; i < m.n; i++)
+	{
+		MoverRow   *row = &m.rows[i];
+		Jsonb	   *raw;
+		Datum		d;
+
+		row->id = DatumGetInt64(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull));
+		d = SPI_getbinval(tt->vals[i], tt->tupdesc, 2, &isnull);
+		row->source = isnull ? NULL : TextDatumGetCString(d);
+		row->received_at = SPI_getbinval(tt->vals[i], tt->tupdesc, 3, &row->received_null);
+		raw = DatumGetJsonbP(SPI_getbinval(tt->vals[i], tt->tupdesc, 4, &isnull));
+		row->vals = palloc0(sizeof(char *) * Max(p->ncols, 1));
+		row->datums = palloc0(sizeof(Datum) * Max(p->ncols, 1));
+		row->badtype = palloc0(sizeof(bool) * Max(p->ncols, 1));
+		row->outcome = OUT_CLEAN;
+		for (c = 0; c < p->ncols; c++)
+		{
+			JsonbValue	v;
+
+			if (getKeyJsonValueFromContainer(&raw->root, p->cols[c].name,
+											 strlen(p->cols[c].name), &v) == NULL)
+				continue;
+			row->vals[c] = mover_json_text(&v);
+			if (row->vals[c])
+				row->datums[c] = CStringGetTextDatum(row->vals[c]);
+		}
+	}
+
+	if (m.n > 0 && !dry_run)
+	{
+		Oid			btypes[2] = {INT4OID, TEXTOID};
+		Datum		bvals[2] = {Int32GetDatum(pipeline_id),
+		CStringGetTextDatum(GetUserNameFromId(save_userid, false))};
+
+		if (SPI_execute_with_args("INSERT INTO stage.batch (pipeline_id, contract_version, status,"
+								  " kind, started_at, run_by)"
+								  " SELECT pipeline_id, contract_version, 'done', 'replay',"
+								  " pg_catalog.clock_timestamp(), $2"
+								  " FROM stage.pipeline WHERE pipeline_id OPERATOR(pg_catalog.=) $1"
+								  " RETURNING batch_id",
+								  2, btypes, bvals, NULL, false, 1) != SPI_OK_INSERT_RETURNING)
+			elog(ERROR, "stage: could not record the replay");
+		m.batch_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+												 SPI_tuptable->tupdesc, 1, &isnull));
+	}
+	mover_prepare_masks(&m);
+	mover_typecheck(&m);
+	mover_rules(&m);
+	mover_dedupe(&m);
+	if (m.n > 0 && !dry_run)
+	{
+		Datum	   *elems = palloc(sizeof(Datum) * m.n);
+
+		for (i = 0; i < m.n; i++)
+			elems[i] = Int64GetDatum(m.rows[i].id);
+		vals[1] = mover_array(elems, NULL, m.n, INT8OID);
+		mover_exec("DELETE FROM stage.quarantine_log WHERE pipeline_id OPERATOR(pg_catalog.=) $1"
+				   " AND landing_id OPERATOR(pg_catalog.=) ANY ($2)",
+				   2, types, vals, NULL, SPI_OK_DELETE);
+		mover_write_clean(&m);
+		mover_write_outcomes(&m);
+		mover_write_stats(&m);
+		vals[2] = Int64GetDatum(m.batch_id);
+		mover_exec(psprintf("UPDATE stage.batch SET rows_in = %d, rows_clean = %lld,"
+							" rows_quarantined = %lld, rows_duplicate = %lld, rows_warned = %lld,"
+							" first_id = %lld, to_id = %lld, finished_at = pg_catalog.clock_timestamp()"
+							" WHERE batch_id OPERATOR(pg_catalog.=) $3",
+							m.n, (long long) m.n_clean, (long long) m.n_quarantined,
+							(long long) m.n_duplicate, (long long) m.n_warned,
+							(long long) m.rows[0].id, (long long) m.rows[m.n - 1].id),
+				   3, types, vals, NULL, SPI_OK_UPDATE);
+	}
+
+	for (i = 0; i < m.n; i++)
+	{
+		MoverRow   *row = &m.rows[i];
+		Datum		values[3];
+		bool		nulls[3] = {false, false, false};
+
+		values[0] = Int64GetDatum(row->id);
+		values[1] = CStringGetTextDatum(row->outcome == OUT_CLEAN ? "target" :
+										row->outcome == OUT_DUPLICATE ? "duplicate" :
+										"quarantine");
+		if (row->reasons)
+		{
+			const char *r = row->reasons->data;
+
+			/* mover_write_outcomes closed the array of written rows */
+			if (r[row->reasons->len - 1] != ']')
+				r = psprintf("%s]", r);
+			values[2] = DirectFunctionCall1(jsonb_in, CStringGetDatum(r));
+		}
+		else
+			nulls[2] = true;
+		MemoryContextSwitchTo(old);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		MemoryContextSwitchTo(cxt);
+	}
+
+	MemoryContextSwitchTo(old);
+	SetUserIdAndSecContext(save_userid, save_sec);
+	SPI_finish();
+	AtEOXact_GUC(true, save_nestlevel);
+	MemoryContextDelete(cxt);
+	return (Datum) 0;
+}

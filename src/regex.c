@@ -378,3 +378,45 @@ stage_regex_extract(PG_FUNCTION_ARGS)
 	PG_RETURN_TEXT_P(cstring_to_text_with_len(VARDATA_ANY(subject) + ov[2 * g],
 											  ov[2 * g + 1] - ov[2 * g]));
 }
+
+/*
+ * For the redact mask (mask.c): every match of rx in subject replaced by
+ * repl ($1 and ${name} refer to groups; unknown or unset groups are empty),
+ * as a palloc'd NUL-terminated string.  Never raises on account of the
+ * subject: *status is RX_MATCH on success, RX_LIMIT when the match limits
+ * were hit, RX_NOMATCH for any other PCRE2 failure; NULL is returned then,
+ * and the caller decides what to show instead (never the subject).
+ */
+char *
+rx_replace_all(RxEntry *rx, const char *subject, size_t len, const char *repl,
+			   int *status)
+{
+	PCRE2_SIZE	outlen = len + len / 2 + strlen(repl) + 64;
+	uint32		opts = PCRE2_SUBSTITUTE_OVERFLOW_LENGTH | PCRE2_SUBSTITUTE_GLOBAL |
+		PCRE2_SUBSTITUTE_UNKNOWN_UNSET | PCRE2_SUBSTITUTE_UNSET_EMPTY |
+		((GetDatabaseEncoding() == PG_UTF8) ? PCRE2_NO_UTF_CHECK : 0);
+	PCRE2_UCHAR *out = NULL;
+	int			rc = PCRE2_ERROR_NOMEMORY;
+	int			attempt;
+
+	CHECK_FOR_INTERRUPTS();
+	for (attempt = 0; attempt < 2; attempt++)
+	{
+		out = palloc(outlen + 1);
+		rc = pcre2_substitute(rx->code, (PCRE2_SPTR) subject, len, 0, opts, rx->md,
+							  rx_context(), (PCRE2_SPTR) repl, PCRE2_ZERO_TERMINATED,
+							  out, &outlen);
+		if (rc != PCRE2_ERROR_NOMEMORY)
+			break;
+		pfree(out);
+		out = NULL;
+	}
+	if (rc >= 0 && out != NULL)
+	{
+		out[outlen] = '\0';
+		*status = RX_MATCH;
+		return (char *) out;
+	}
+	*status = rx_is_limit(rc) ? RX_LIMIT : RX_NOMATCH;
+	return NULL;
+}

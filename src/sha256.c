@@ -60,3 +60,19 @@ hmac_sha256(const HmacKey *k, const uint8 *data, size_t len, uint8 *out)
 	SHA256_Update(&s, inner, SHA256_DIGEST_LENGTH);
 	SHA256_Final(out, &s);
 }
+
+/* HMAC of the concatenation a || b, without copying them together */
+void
+hmac_sha256_2(const HmacKey *k, const uint8 *a, size_t alen,
+			  const uint8 *b, size_t blen, uint8 *out)
+{
+	SHA256_CTX	s = k->inner;
+	uint8		inner[SHA256_DIGEST_LENGTH];
+
+	SHA256_Update(&s, a, alen);
+	SHA256_Update(&s, b, blen);
+	SHA256_Final(inner, &s);
+	s = k->outer;
+	SHA256_Update(&s, inner, SHA256_DIGEST_LENGTH);
+	SHA256_Final(out, &s);
+}

@@ -40,6 +40,9 @@ CREATE TABLE stage.pipeline (
 		CHECK (drift OPERATOR(pg_catalog.=) ANY (ARRAY['ignore', 'quarantine', 'hold'])),
 	/* contract version that held a batch; a new version lifts the hold */
 	held_version	integer,
+	/* landing rows older than this leave by stage.purge(), once their batch is done */
+	retention		interval NOT NULL DEFAULT '7 days'
+		CHECK (retention OPERATOR(pg_catalog.>=) '0'::interval),
 	/* consecutive failed batches (worker), and when to try again */
 	failures		integer NOT NULL DEFAULT 0,
 	retry_at		timestamptz,
@@ -90,6 +93,9 @@ CREATE TABLE stage.batch (
 	contract_version integer NOT NULL,
 	status			text NOT NULL
 		CHECK (status OPERATOR(pg_catalog.=) ANY (ARRAY['done', 'held', 'failed'])),
+	/* 'batch': a chunk of the landing window; 'replay': quarantined rows run again */
+	kind			text NOT NULL DEFAULT 'batch'
+		CHECK (kind OPERATOR(pg_catalog.=) ANY (ARRAY['batch', 'replay'])),
 	/* the chunk (NULL for a batch that failed before it was taken) */
 	win_lo			pg_snapshot,
 	win_hi			pg_snapshot,
@@ -188,7 +194,7 @@ GRANT INSERT, UPDATE, DELETE ON stage.rule, stage.mask,
  * another table.  The landing column is filled by stage._landing_ddl.
  */
 GRANT INSERT (name, target, format, key, on_duplicate, owner), DELETE ON stage.pipeline TO PUBLIC;
-GRANT UPDATE (key, on_duplicate, enabled, paused_reason, max_reject_ratio, drift,
+GRANT UPDATE (key, on_duplicate, enabled, paused_reason, max_reject_ratio, drift, retention,
 			  held_version, failures, retry_at, contract_version, win_lo, win_hi,
 			  cur_txid, cur_id)
 	ON stage.pipeline TO PUBLIC;
@@ -1003,7 +1009,7 @@ BEGIN
 		ON d.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id
 	   AND d.landing_id OPERATOR(pg_catalog.=) trace.landing_id
 	 WHERE b.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id
-	   AND b.status OPERATOR(pg_catalog.=) 'done'
+	   AND b.status OPERATOR(pg_catalog.=) 'done' AND b.kind OPERATOR(pg_catalog.=) 'batch'
 	   AND pg_catalog.pg_visible_in_snapshot(l._stage_txid, b.win_hi)
 	   AND NOT pg_catalog.pg_visible_in_snapshot(l._stage_txid, b.win_lo)
 	   AND ROW(l._stage_txid, trace.landing_id) OPERATOR(pg_catalog.>) ROW(b.from_txid, b.from_id)
@@ -1015,7 +1021,7 @@ $$;
 
 CREATE VIEW stage.pipelines WITH (security_invoker = true) AS
 SELECT p.name AS pipeline, p.target, p.landing, p.format, p.key, p.on_duplicate,
-	   p.enabled, p.paused_reason, p.failures, p.retry_at, p.max_reject_ratio,
+	   p.enabled, p.paused_reason, p.failures, p.retry_at, p.max_reject_ratio, p.retention,
 	   p.contract_version, p.owner,
 	   (SELECT pg_catalog.count(*) FROM stage.rule r
 		 WHERE r.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id) AS rules,
@@ -1026,7 +1032,7 @@ SELECT p.name AS pipeline, p.target, p.landing, p.format, p.key, p.on_duplicate,
   FROM stage.pipeline p;
 
 CREATE VIEW stage.batches WITH (security_invoker = true) AS
-SELECT b.batch_id, p.name AS pipeline, b.contract_version, b.status,
+SELECT b.batch_id, p.name AS pipeline, b.kind, b.contract_version, b.status,
 	   b.rows_in, b.rows_clean, b.rows_quarantined, b.rows_duplicate, b.rows_warned,
 	   b.rows_drift, b.started_at, b.finished_at,
 	   b.finished_at OPERATOR(pg_catalog.-) b.started_at AS duration,
