@@ -1387,6 +1387,7 @@ typedef struct Window
 } Window;
 
 static bool mover_hold(Mover *m, Window *w, BatchResult *res);
+static char *mover_latency_sql(Mover *m);
 
 /* the role that called run_batch (the batch itself runs as the owner) */
 static Oid	mover_caller = InvalidOid;
@@ -1608,10 +1609,11 @@ mover_batch(int pipeline_id, int64 limit, BatchResult *res, MemoryContext cxt)
 		vals[10] = w.hi;
 		vals[11] = Int64GetDatum(m.n_drift);
 		vals[12] = Int64GetDatum(m.rows[0].id);
-		mover_exec("UPDATE stage.batch SET to_txid = $2, to_id = $3, first_id = $13, rows_in = $4,"
-				   " rows_clean = $5, rows_quarantined = $6, rows_duplicate = $7,"
-				   " rows_warned = $8, rows_drift = $12, finished_at = pg_catalog.clock_timestamp()"
-				   " WHERE batch_id OPERATOR(pg_catalog.=) $1",
+		mover_exec(psprintf("UPDATE stage.batch SET to_txid = $2, to_id = $3, first_id = $13, rows_in = $4,"
+							" rows_clean = $5, rows_quarantined = $6, rows_duplicate = $7,"
+							" rows_warned = $8, rows_drift = $12, finished_at = pg_catalog.clock_timestamp(),"
+							" %s WHERE batch_id OPERATOR(pg_catalog.=) $1",
+							mover_latency_sql(&m)),
 				   13, types, vals, NULL, SPI_OK_UPDATE);
 		mover_exec("UPDATE stage.pipeline SET"
 				   " win_lo = CASE WHEN $10 THEN $11 ELSE win_lo END,"
@@ -1629,6 +1631,40 @@ mover_batch(int pipeline_id, int64 limit, BatchResult *res, MemoryContext cxt)
 	res->quarantined = m.n_quarantined;
 	res->duplicate = m.n_duplicate;
 	res->status = "done";
+}
+
+static int
+mover_cmp_double(const void *a, const void *b)
+{
+	double		x = *(const double *) a;
+	double		y = *(const double *) b;
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * Handoff latency of the batch's rows, received -> now (just before the
+ * batch commits), in milliseconds: p50, p95, p99 and max, as SQL for the
+ * batch record; stage.health aggregates them.
+ */
+static char *
+mover_latency_sql(Mover *m)
+{
+	double	   *lat = palloc(sizeof(double) * Max(m->n, 1));
+	int			n = 0;
+	int			i;
+	TimestampTz now = GetCurrentTimestamp();
+
+	for (i = 0; i < m->n; i++)
+		if (!m->rows[i].received_null)
+			lat[n++] = (now - DatumGetTimestampTz(m->rows[i].received_at)) / 1000.0;
+	if (n == 0)
+		return "latency_p50_ms = NULL";
+	qsort(lat, n, sizeof(double), mover_cmp_double);
+	return psprintf("latency_p50_ms = %.3f, latency_p95_ms = %.3f, latency_p99_ms = %.3f,"
+					" latency_max_ms = %.3f",
+					lat[(int) (0.50 * (n - 1))], lat[(int) (0.95 * (n - 1))],
+					lat[(int) (0.99 * (n - 1))], lat[n - 1]);
 }
 
 /*

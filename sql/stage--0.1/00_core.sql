@@ -110,6 +110,11 @@ CREATE TABLE stage.batch (
 	rows_duplicate	bigint NOT NULL DEFAULT 0,
 	rows_warned		bigint NOT NULL DEFAULT 0,
 	rows_drift		bigint NOT NULL DEFAULT 0,
+	/* handoff latency of the rows, received -> moved, milliseconds */
+	latency_p50_ms	double precision,
+	latency_p95_ms	double precision,
+	latency_p99_ms	double precision,
+	latency_max_ms	double precision,
 	started_at		timestamptz NOT NULL,
 	finished_at		timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
 	error			text,
@@ -1034,7 +1039,8 @@ SELECT p.name AS pipeline, p.target, p.landing, p.format, p.key, p.on_duplicate,
 CREATE VIEW stage.batches WITH (security_invoker = true) AS
 SELECT b.batch_id, p.name AS pipeline, b.kind, b.contract_version, b.status,
 	   b.rows_in, b.rows_clean, b.rows_quarantined, b.rows_duplicate, b.rows_warned,
-	   b.rows_drift, b.started_at, b.finished_at,
+	   b.rows_drift, b.latency_p50_ms, b.latency_p95_ms, b.latency_p99_ms, b.latency_max_ms,
+	   b.started_at, b.finished_at,
 	   b.finished_at OPERATOR(pg_catalog.-) b.started_at AS duration,
 	   b.error, b.sqlstate, b.backend_pid, b.run_by,
 	   b.win_lo, b.win_hi, b.from_id, b.to_id
