@@ -20,5 +20,7 @@ typedef struct HmacKey
 
 extern void hmac_prepare(HmacKey *k, const uint8 *key, size_t keylen);
 extern void hmac_sha256(const HmacKey *k, const uint8 *data, size_t len, uint8 *out);
+extern void hmac_sha256_2(const HmacKey *k, const uint8 *a, size_t alen,
+						  const uint8 *b, size_t blen, uint8 *out);
 
 #endif

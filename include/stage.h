@@ -44,6 +44,7 @@ typedef struct RxEntry RxEntry;
 
 extern RxEntry *rx_compile(const char *pattern, const char *flags);
 extern int	rx_match(RxEntry *rx, const char *subject, size_t len);
+extern char *rx_replace_all(RxEntry *rx, const char *subject, size_t len, const char *repl, int *status);
 
 /*---- mask.c ----*/
 typedef enum MaskMethod
@@ -126,9 +127,15 @@ extern bool iban_valid(const char *s, int len);
 extern bool email_valid(const char *s, int len);
 
 /*---- pii.c ----*/
-#define PII_EMAIL	0x01
-#define PII_CARD	0x02
-#define PII_ALL		(PII_EMAIL | PII_CARD)
+#define PII_EMAIL		0x01
+#define PII_CARD		0x02	/* Luhn-checked */
+#define PII_IBAN		0x04	/* mod-97 checked */
+#define PII_PHONE		0x08
+#define PII_SSN			0x10	/* US social security number */
+#define PII_IPV4		0x20
+#define PII_IPV6		0x40
+#define PII_CREDENTIAL	0x80	/* API keys, tokens, private keys */
+#define PII_ALL			0xFF
 
 typedef struct PiiHit
 {
@@ -140,6 +147,7 @@ typedef struct PiiHit
 extern int	pii_scan(const char *s, int len, int kinds, PiiHit *hits, int maxhits);
 extern const char *pii_kind_name(int kind);
 extern int	pii_kind_lookup(const char *name);
+extern const char *pii_kind_list(void);
 
 /*---- contract.c ----*/
 typedef enum RuleKind
@@ -216,6 +224,8 @@ typedef struct StageRule
 typedef struct StageColumn
 {
 	char	   *name;
+	AttrNumber	attnum;			/* in the target */
+	bool		is_domain;
 	Oid			typid;
 	int32		typmod;
 	TypeClass	tclass;
@@ -265,6 +275,9 @@ typedef struct RuleProgram
 	int		   *keycols;		/* indexes into cols */
 	bool		lineage_id;		/* target has _stage_id */
 	bool		lineage_batch;	/* target has _stage_batch */
+	AttrNumber	lineage_id_attnum;
+	AttrNumber	lineage_batch_attnum;
+	bool		direct;			/* clean rows bypass the INSERT (direct.c) */
 	double		max_reject_ratio;	/* < 0: none */
 	DriftPolicy drift;
 	char	   *select_sql;		/* reads one chunk of the window */
@@ -290,6 +303,11 @@ extern char *json_get_string(Jsonb *args, const char *key, const char *what,
 							 const char *dflt);
 extern int	json_get_int(Jsonb *args, const char *key, const char *what,
 						 int dflt, int minval, int maxval);
+
+/*---- direct.c ----*/
+extern bool direct_eligible(Relation rel, RuleProgram *p);
+extern void direct_insert(RuleProgram *p, int n, char **values, int64 *ids,
+						  int64 batch_id);
 
 /*---- errors that are a row's fault (quarantine) vs the batch's (abort) ----*/
 extern bool stage_row_error(int sqlerrcode);

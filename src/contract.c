@@ -176,6 +176,8 @@ column_init(StageColumn *col, Relation rel, AttrNumber attnum)
 
 	memset(col, 0, sizeof(StageColumn));
 	col->name = pstrdup(NameStr(att->attname));
+	col->attnum = att->attnum;
+	col->is_domain = (basetype != att->atttypid);
 	col->typid = att->atttypid;
 	col->typmod = att->atttypmod;
 	col->collation = att->attcollation;
@@ -1062,10 +1064,12 @@ contract_build_expression(RuleProgram *p, StageRule *r)
 }
 
 static bool
-contract_is_lineage(Form_pg_attribute att, const char *name, bool *flag)
+contract_is_lineage(Form_pg_attribute att, const char *name, bool *flag,
+					AttrNumber *attnum)
 {
 	if (strcmp(NameStr(att->attname), name) != 0)
 		return false;
+	*attnum = att->attnum;
 	if (att->atttypid != INT8OID)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATATYPE_MISMATCH),
@@ -1145,8 +1149,9 @@ contract_build(int pipeline_id, int version)
 			if (att->attisdropped || att->attgenerated ||
 				att->attidentity == ATTRIBUTE_IDENTITY_ALWAYS)
 				continue;
-			if (contract_is_lineage(att, "_stage_id", &p->lineage_id) ||
-				contract_is_lineage(att, "_stage_batch", &p->lineage_batch))
+			if (contract_is_lineage(att, "_stage_id", &p->lineage_id, &p->lineage_id_attnum) ||
+				contract_is_lineage(att, "_stage_batch", &p->lineage_batch,
+									&p->lineage_batch_attnum))
 				continue;
 			if (!p->jsonb_format &&
 				attnameAttNum(lrel, NameStr(att->attname), false) == InvalidAttrNumber)
@@ -1241,6 +1246,7 @@ contract_build(int pipeline_id, int version)
 			 * always needs the upsert.
 			 */
 			p->insert_sql = contract_build_insert(p, qtarget, false);
+			p->direct = direct_eligible(rel, p);
 			if (p->nkeys > 0)
 				p->upsert_sql = contract_build_insert(p, qtarget, true);
 		}

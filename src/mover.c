@@ -79,6 +79,7 @@ typedef struct MoverRow
 	StringInfo	reasons;		/* JSON array under construction, or NULL */
 	char	   *key;			/* canonical key text, for dedupe */
 	Datum		payload;		/* jsonb format: the payload, or 0 */
+	char	  **out;			/* clean rows: the text written per column */
 } MoverRow;
 
 typedef struct Mover
@@ -98,6 +99,7 @@ typedef struct Mover
 	SPIPlanPtr	insert_plan;
 	HTAB	   *written;		/* canonical keys the INSERT returned */
 	bool		check_only;		/* stage.check_row: report warnings too */
+	bool		use_direct;		/* writes go through direct_insert */
 	int			cur_col;		/* column of the type check being bisected */
 	StageRule  *cur_rule;		/* expression rule being bisected */
 } Mover;
@@ -994,19 +996,78 @@ mover_array(Datum *elems, bool *nulls, int n, Oid elemtype)
 }
 
 /* INSERT the rows idx[0..n); collect the keys it returns */
+/*
+ * The text each clean row writes: masked where the column is masked.
+ * Computed once, whatever the number of write attempts.
+ */
+static void
+mover_output(Mover *m, int *idx, int n)
+{
+	RuleProgram *p = m->p;
+	int			i;
+	int			c;
+
+	for (i = 0; i < n; i++)
+	{
+		MoverRow   *row = &m->rows[idx[i]];
+
+		row->out = row->vals;
+		for (c = 0; c < p->ncols; c++)
+		{
+			if (p->cols[c].mask == NULL)
+				continue;
+			if (row->out == row->vals)
+			{
+				row->out = palloc(sizeof(char *) * p->ncols);
+				memcpy(row->out, row->vals, sizeof(char *) * p->ncols);
+			}
+			if (row->vals[c] != NULL)
+				row->out[c] = mask_apply(p->cols[c].mask, row->vals[c],
+										 strlen(row->vals[c]));
+		}
+	}
+}
+
+/* write the rows idx[0..n) without an INSERT statement (direct.c) */
+static void
+mover_insert_direct(Mover *m, int *idx, int n)
+{
+	RuleProgram *p = m->p;
+	char	  **values = palloc(sizeof(char *) * (size_t) n * Max(p->ncols, 1));
+	int64	   *ids = palloc(sizeof(int64) * n);
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		memcpy(values + (size_t) i * p->ncols, m->rows[idx[i]].out,
+			   sizeof(char *) * p->ncols);
+		ids[i] = m->rows[idx[i]].id;
+	}
+	direct_insert(p, n, values, ids, m->batch_id);
+}
+
 static void
 mover_insert(Mover *m, int *idx, int n)
 {
 	RuleProgram *p = m->p;
 	int			nparams = p->ncols + 2;
-	Datum	   *params = palloc(sizeof(Datum) * nparams);
-	char	   *pnulls = palloc(nparams);
-	Datum	   *elems = palloc(sizeof(Datum) * n);
-	bool	   *enulls = palloc(sizeof(bool) * n);
+	Datum	   *params;
+	char	   *pnulls;
+	Datum	   *elems;
+	bool	   *enulls;
 	int			c;
 	int			i;
 	int			rc;
 
+	if (m->use_direct)
+	{
+		mover_insert_direct(m, idx, n);
+		return;
+	}
+	params = palloc(sizeof(Datum) * nparams);
+	pnulls = palloc(nparams);
+	elems = palloc(sizeof(Datum) * n);
+	enulls = palloc(sizeof(bool) * n);
 	for (i = 0; i < n; i++)
 	{
 		elems[i] = Int64GetDatum(m->rows[idx[i]].id);
@@ -1017,29 +1078,18 @@ mover_insert(Mover *m, int *idx, int n)
 	memset(pnulls, ' ', nparams);
 	for (c = 0; c < p->ncols; c++)
 	{
-		StageColumn *col = &p->cols[c];
-
 		for (i = 0; i < n; i++)
 		{
 			MoverRow   *row = &m->rows[idx[i]];
+			char	   *v = row->out[c];
 
-			if (row->vals[c] == NULL)
-			{
-				enulls[i] = true;
+			enulls[i] = (v == NULL);
+			if (v == NULL)
 				elems[i] = (Datum) 0;
-			}
-			else if (col->mask)
-			{
-				char	   *mv = mask_apply(col->mask, row->vals[c], strlen(row->vals[c]));
-
-				enulls[i] = (mv == NULL);
-				elems[i] = mv ? CStringGetTextDatum(mv) : (Datum) 0;
-			}
+			else if (v == row->vals[c])
+				elems[i] = row->datums[c];	/* unmasked: the landing datum */
 			else
-			{
-				enulls[i] = false;
-				elems[i] = row->datums[c];
-			}
+				elems[i] = CStringGetTextDatum(v);
 		}
 		params[c + 2] = mover_array(elems, enulls, n, TEXTOID);
 	}
@@ -1139,12 +1189,15 @@ mover_write_clean(Mover *m)
 			idx[n++] = i;
 	if (n == 0)
 		return;
+	mover_output(m, idx, n);
 
 	if (!upsert)
 	{
 		ErrorData  *e;
 
-		m->insert_plan = mover_plan(p, false);
+		m->use_direct = p->direct;
+		if (!m->use_direct)
+			m->insert_plan = mover_plan(p, false);
 		e = mover_try(m, mover_insert, idx, n);
 		if (e == NULL)
 			return;
@@ -1153,6 +1206,7 @@ mover_write_clean(Mover *m)
 		upsert = (p->nkeys > 0);
 	}
 
+	m->use_direct = (p->direct && !upsert);
 	m->insert_plan = mover_plan(p, upsert);
 	if (upsert && p->on_duplicate != ONDUP_UPDATE)
 		m->written = mover_key_table("stage written keys", n);
