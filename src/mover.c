@@ -881,6 +881,35 @@ mover_canonical_key(Mover *m, Datum *typed)
 	return s.data;
 }
 
+static bool
+mover_int_key(StageColumn *col)
+{
+	return col->tclass == TC_INT2 || col->tclass == TC_INT4 || col->tclass == TC_INT8;
+}
+
+/*
+ * The canonical key of an integer that passed its pre-check ([sign]
+ * digits): what the type's output function prints, without calling input
+ * and output functions; must equal mover_canonical_key of the typed value.
+ */
+static char *
+mover_int_canonical(Mover *m, const char *s)
+{
+	bool		neg = false;
+	char	   *out;
+	size_t		len;
+
+	if (*s == '+' || *s == '-')
+		neg = (*s++ == '-');
+	while (*s == '0' && s[1] != '\0')
+		s++;
+	if (*s == '0')
+		neg = false;
+	len = strlen(s) + (neg ? 1 : 0);
+	out = psprintf("%zu:%s%s", len, neg ? "-" : "", s);
+	return out;
+}
+
 static void
 mover_dedupe(Mover *m)
 {
@@ -908,6 +937,9 @@ mover_dedupe(Mover *m)
 		candidates++;
 		if (p->nkeys == 1 && p->cols[p->keycols[0]].tclass == TC_TEXT)
 			row->key = row->vals[p->keycols[0]];	/* text is its own canonical form */
+		else if (p->nkeys == 1 && mover_int_key(&p->cols[p->keycols[0]]) &&
+				 tc_precheck(p->cols[p->keycols[0]].tclass, -1, row->vals[p->keycols[0]]))
+			row->key = mover_int_canonical(m, row->vals[p->keycols[0]]);
 		else
 		{
 			for (k = 0; k < p->nkeys; k++)
