@@ -8,7 +8,11 @@
  * Module map (one responsibility each):
  *	  stage.c     _PG_init and GUCs
  *	  regex.c     PCRE2 compile cache, limits, SQL regex functions
- *	  mask.c      masking primitives and their SQL wrappers
+ *	  mask.c      masking primitives, the contract form of a mask, secrets
+ *	  pseudonym.c keyed, format-preserving pseudonyms
+ *	  vault.c     the token vault of the tokenize mask
+ *	  qview.c     quarantine as analysts see it: masked at read time
+ *	  pii.c       PII detection in free text, one pass
  *	  typecheck.c cheap C pre-checks of text against a target type
  *	  contract.c  load a pipeline's contract and compile it, cached per backend
  *	  landing.c   landing table DDL and the append-only guard
@@ -44,43 +48,121 @@ typedef struct RxEntry RxEntry;
 
 extern RxEntry *rx_compile(const char *pattern, const char *flags);
 extern int	rx_match(RxEntry *rx, const char *subject, size_t len);
-extern char *rx_replace_all(RxEntry *rx, const char *subject, size_t len, const char *repl, int *status);
+extern char *rx_replace_all(RxEntry *rx, const char *subject, size_t len,
+							const char *repl, int *status);
 
-/*---- mask.c ----*/
+/*---- mask.c (and pseudonym.c, vault.c, qview.c) ----*/
 typedef enum MaskMethod
 {
-	MASK_HASH,
+	MASK_HASH,					/* keyed HMAC-SHA256, hex or base64 */
+	MASK_PSEUDONYM,				/* keyed, format-preserving stand-in */
 	MASK_PARTIAL,
 	MASK_EMAIL,
+	MASK_PHONE,
 	MASK_CARD,
-	MASK_NULL
+	MASK_REDACT,				/* PCRE2 pattern, every match replaced */
+	MASK_REDACT_PII,			/* every pii_scan span replaced */
+	MASK_NULL,
+	MASK_CONSTANT,
+	MASK_GENERALIZE,			/* date/timestamp truncation, number buckets */
+	MASK_NOISE,					/* number +/- ratio */
+	MASK_TOKENIZE				/* random token, reversible through the vault */
 } MaskMethod;
+
+/* what a pseudonym looks like (auto: decided per value) */
+typedef enum PseudoKind
+{
+	PSEUDO_AUTO,
+	PSEUDO_EMAIL,
+	PSEUDO_NAME,
+	PSEUDO_DIGITS,
+	PSEUDO_TEXT
+} PseudoKind;
+
+/* generalize: the unit of a date/timestamp, or a numeric bucket */
+typedef enum MaskUnit
+{
+	UNIT_NONE,
+	UNIT_YEAR,
+	UNIT_MONTH,
+	UNIT_DAY,
+	UNIT_HOUR
+} MaskUnit;
+
+typedef struct VaultMap VaultMap;
 
 typedef struct StageMask
 {
 	MaskMethod	method;
+	const char *method_name;
 	int			keep_start;		/* partial */
-	int			keep_end;		/* partial */
-	char	   *fill;			/* partial */
-	char	   *secret_name;	/* hash */
-	HmacKey		hkey;			/* hash: the secret, absorbed when loaded */
+	int			keep_end;		/* partial; phone: digits kept at the end */
+	char	   *fill;			/* partial, phone */
+	/* hash, pseudonym, tokenize: the named secret */
+	char	   *secret_name;
+	HmacKey		hkey;			/* the secret, absorbed when loaded */
 	bool		key_loaded;
-	int			length;			/* hash: output length in hex chars, 0 = all */
+	int			length;			/* hash: output length in chars, 0 = all */
+	bool		base64;			/* hash: base64 instead of hex */
+	PseudoKind	pseudo_kind;	/* pseudonym */
+	bool		keep_domain;	/* pseudonym of an email: domain kept */
+	RxEntry    *rx;				/* redact */
+	char	   *replacement;	/* redact, redact_pii (NULL: "[kind]") */
+	int			pii_kinds;		/* redact_pii */
+	char	   *value;			/* constant */
+	MaskUnit	unit;			/* generalize by unit */
+	Datum		bucket;			/* generalize by bucket: width (Numeric) */
+	bool		range_label;	/* bucket shown as "[lo,hi)" */
+	double		ratio;			/* noise */
+	bool		seeded;			/* noise: deterministic per value */
+	int64		seed;
+	char	   *prefix;			/* tokenize */
+	VaultMap   *vault;			/* tokenize: tokens of this batch */
 } StageMask;
 
 extern void mask_parse(StageMask *m, const char *method, Jsonb *args);
 extern char *mask_apply(const StageMask *m, const char *value, int len);
 extern bool mask_needs_text(const StageMask *m);
 extern bool mask_needs_batch(const StageMask *m);
+extern bool mask_uses_secret(const StageMask *m);
+extern bool mask_deterministic(const StageMask *m);
+extern void mask_check_column(const StageMask *m, const char *column,
+							  Oid typid, int32 typmod, bool notnull);
 extern void mask_load_key(StageMask *m);
+extern bool mask_try_load_key(StageMask *m);
 extern void mask_prepare(StageMask *m, const char **values, int n);
 extern char *mask_email(const char *s, int len);
 extern char *mask_partial(const char *s, int len, int keep_start, int keep_end,
 						  const char *fill);
 extern char *mask_card(const char *s, int len);
+extern char *mask_phone(const char *s, int len, int keep, const char *fill);
 extern char *mask_hmac_hex(const HmacKey *key, const char *s, int len);
+extern char *mask_hash(const HmacKey *key, const char *s, int len,
+					   bool base64, int length);
+extern char *mask_redact(RxEntry *rx, const char *s, int len, const char *repl);
+extern char *mask_redact_pii(const char *s, int len, int kinds, const char *repl);
+extern char *mask_generalize_time(const char *s, MaskUnit unit);
+extern char *mask_generalize_number(const char *s, Datum width, bool label);
+extern char *mask_noise(const char *s, double ratio, bool seeded, int64 seed);
 extern bool luhn_valid(const char *s, int len);
 extern uint8 *secret_load(const char *name, int *keylen);
+extern uint8 *secret_try_load(const char *name, int *keylen);
+extern void stage_switch_to_owner(const char *relname, Oid *save_userid,
+								  int *save_sec);
+
+/* the texts written for values a mask cannot read (never the value) */
+#define MASK_NOT_A_NUMBER	"[not a number]"
+#define MASK_NOT_A_DATE		"[not an ISO date]"
+#define MASK_NO_TOKEN		"[not tokenized]"
+#define MASK_HIDDEN			"[masked]"
+
+/* pseudonym.c */
+extern char *mask_pseudonym(const HmacKey *key, const char *s, int len,
+							PseudoKind kind, bool keep_domain);
+
+/* vault.c: tokens, set-wise per batch */
+extern void vault_prepare(StageMask *m, const char **values, int n, bool create);
+extern char *vault_lookup(const StageMask *m, const char *s, int len);
 
 /*---- typecheck.c ----*/
 typedef enum TypeClass

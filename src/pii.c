@@ -273,8 +273,7 @@ pii_phone(const char *s, int len, int i)
 		s[i + 3] != '\0' && pii_digits(s, len, i + 4, 3) && i + 7 < len &&
 		s[i + 7] == s[i + 3] && pii_digits(s, len, i + 8, 4) &&
 		pii_ends_word(s, len, i + 12) &&
-		!(i + 12 < len && (s[i + 12] == '-' || s[i + 12] == '.') &&
-		  i + 13 < len && pii_digit(s[i + 13])))
+		!(i + 13 < len && strchr(" -.", s[i + 12]) && pii_digit(s[i + 13])))
 		return i + 12;
 	return -1;
 }

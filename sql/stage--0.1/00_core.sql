@@ -203,7 +203,10 @@ GRANT UPDATE (key, on_duplicate, enabled, paused_reason, max_reject_ratio, drift
 			  held_version, failures, retry_at, contract_version, win_lo, win_hi,
 			  cur_txid, cur_id)
 	ON stage.pipeline TO PUBLIC;
-GRANT SELECT ON stage.quarantine_log, stage.duplicate_log TO PUBLIC;
+GRANT SELECT ON stage.duplicate_log TO PUBLIC;
+/* raw_data (rows as landed): pipeline owner roles only, see 40_masking.sql */
+GRANT SELECT (pipeline_id, landing_id, batch_id, contract_version, source, received_at,
+			  row_data, reasons, quarantined_at) ON stage.quarantine_log TO PUBLIC;
 
 ALTER TABLE stage.pipeline ENABLE ROW LEVEL SECURITY;
 CREATE POLICY read_all ON stage.pipeline FOR SELECT USING (true);
@@ -1046,14 +1049,7 @@ SELECT b.batch_id, p.name AS pipeline, b.kind, b.contract_version, b.status,
 	   b.win_lo, b.win_hi, b.from_id, b.to_id
   FROM stage.batch b JOIN stage.pipeline p USING (pipeline_id);
 
-CREATE VIEW stage.quarantine WITH (security_invoker = true) AS
-SELECT p.name AS pipeline, q.batch_id, q.landing_id, q.contract_version,
-	   q.reasons OPERATOR(pg_catalog.->) 0 OPERATOR(pg_catalog.->>) 'rule' AS rule_name,
-	   q.reasons OPERATOR(pg_catalog.->) 0 OPERATOR(pg_catalog.->>) 'kind' AS kind,
-	   q.reasons OPERATOR(pg_catalog.->) 0 OPERATOR(pg_catalog.->>) 'column' AS column_name,
-	   q.reasons OPERATOR(pg_catalog.->) 0 OPERATOR(pg_catalog.->>) 'message' AS message,
-	   q.reasons, q.row_data, q.source, q.received_at, q.quarantined_at
-  FROM stage.quarantine_log q JOIN stage.pipeline p USING (pipeline_id);
+/* stage.quarantine and stage.dlq_summary: 40_masking.sql (masked at read time) */
 
 CREATE VIEW stage.rule_stats WITH (security_invoker = true) AS
 SELECT p.name AS pipeline, s.batch_id, s.rule_name, s.column_name, s.kind, s.severity,
@@ -1061,18 +1057,6 @@ SELECT p.name AS pipeline, s.batch_id, s.rule_name, s.column_name, s.kind, s.sev
   FROM stage.batch_rule_stat s
   JOIN stage.batch b USING (batch_id)
   JOIN stage.pipeline p USING (pipeline_id);
-
-CREATE VIEW stage.dlq_summary WITH (security_invoker = true) AS
-SELECT p.name AS pipeline, r.value OPERATOR(pg_catalog.->>) 'rule' AS rule_name,
-	   r.value OPERATOR(pg_catalog.->>) 'kind' AS kind,
-	   r.value OPERATOR(pg_catalog.->>) 'column' AS column_name,
-	   pg_catalog.date_trunc('day', q.quarantined_at) AS day,
-	   pg_catalog.count(*) AS failures,
-	   pg_catalog.count(DISTINCT q.landing_id) AS rows
-  FROM stage.quarantine_log q
-  JOIN stage.pipeline p USING (pipeline_id)
-  CROSS JOIN LATERAL pg_catalog.jsonb_array_elements(q.reasons) r
- GROUP BY 1, 2, 3, 4, 5;
 
 /* lineage: each batch as a run, with its input, outputs and job version */
 CREATE VIEW stage.lineage WITH (security_invoker = true) AS
@@ -1085,5 +1069,4 @@ SELECT p.name AS pipeline, b.batch_id, b.contract_version, p.landing AS input,
  WHERE b.status OPERATOR(pg_catalog.=) 'done';
 
 /* views run as the invoker: row-level security shows each role its own rows */
-GRANT SELECT ON stage.pipelines, stage.batches, stage.rule_stats, stage.lineage,
-	stage.quarantine, stage.dlq_summary TO PUBLIC;
+GRANT SELECT ON stage.pipelines, stage.batches, stage.rule_stats, stage.lineage TO PUBLIC;

@@ -1,0 +1,868 @@
+/*-------------------------------------------------------------------------
+ *
+ * qview.c
+ *	  Quarantine as people may see it: stage._quarantine(pipeline_id), the
+ *	  rows behind the views stage.quarantine and stage.dlq_summary, masked
+ *	  with the columns' current masks, and stage.quarantine_raw(pipeline),
+ *	  the rows as they landed, for the pipeline's owner only.
+ *
+ * Who sees what.  stage.quarantine_log keeps each quarantined row twice:
+ * row_data and reasons, masked when the row was written, and raw_data, as
+ * it landed.  Nobody but the extension owner may read raw_data (column
+ * privileges); row-level security shows the other columns to a
+ * pipeline's owner only.  stage._quarantine reads the log as its owner
+ * and returns a pipeline's rows to
+ *	- a superuser or a member of the pipeline's owner role, and
+ *	- members of the role stage_analyst (stage.create_roles),
+ * and nothing to anyone else (no error: the views list every pipeline).
+ *
+ * Masked with the current masks.  A row written under a contract version
+ * whose masks are the current ones is returned as stored.  Any other row
+ * (a mask was added, changed or dropped since) is masked again from
+ * raw_data with the current masks, so a change of masking shows at once,
+ * also on rows quarantined before it: row_data, the "value" of each
+ * reason, and server messages in which the mover had replaced raw values
+ * by their then-masked forms (those are replaced by the new forms, where
+ * the old form can be recomputed; it is never the raw value).  A column
+ * that is no longer masked shows its raw value, as the target now gets it.
+ * What cannot be computed at read time shows as "[masked]" (a secret that
+ * was dropped) or "[not tokenized]" (a value that never went through the
+ * vault: reading never writes).
+ *
+ * The log is read through a cursor, 1000 rows at a time, into the
+ * function's tuplestore; everything else lives in a context deleted at the
+ * end.  The user is switched back on error (PG_FINALLY).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
+#include "utils/memutils.h"
+
+#include "stage.h"
+
+#define QV_CHUNK 1000
+
+/* one masked column: its name and mask (usable: its key could be loaded) */
+typedef struct QvMask
+{
+	char	   *column;
+	StageMask  *mask;
+	bool		usable;
+} QvMask;
+
+typedef struct QvMaskSet
+{
+	int			n;
+	QvMask	   *masks;
+} QvMaskSet;
+
+/* the masks of an older contract version, parsed on first use */
+typedef struct QvVersion
+{
+	int			version;
+	Jsonb	   *masks_json;
+	QvMaskSet  *set;
+} QvVersion;
+
+/* one column of a row's raw_data */
+typedef struct QvCol
+{
+	char	   *name;
+	char	   *raw;			/* NULL: JSON null */
+} QvCol;
+
+/*
+ * Pin search_path for the SQL this module runs as the extension owner
+ * (every name in it is qualified too); undone by qv_unpin on success and
+ * by the transaction's abort on error.
+ */
+static int
+qv_pin(void)
+{
+	int			nestlevel = NewGUCNestLevel();
+
+	(void) set_config_option("search_path", "pg_catalog, pg_temp",
+							 PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	return nestlevel;
+}
+
+static void
+qv_unpin(int nestlevel)
+{
+	AtEOXact_GUC(true, nestlevel);
+}
+
+/* may the caller read the pipeline's (masked) quarantine? */
+static bool
+qv_may_read(Oid caller, Oid owner)
+{
+	Oid			analyst;
+
+	if (superuser_arg(caller) || is_member_of_role(caller, owner))
+		return true;
+	analyst = get_role_oid("stage_analyst", true);
+	return OidIsValid(analyst) && has_privs_of_role(caller, analyst);
+}
+
+static QvMask *
+qv_find(QvMaskSet *set, const char *column)
+{
+	int			i;
+
+	for (i = 0; set && i < set->n; i++)
+		if (strcmp(set->masks[i].column, column) == 0)
+			return &set->masks[i];
+	return NULL;
+}
+
+static void
+qv_add_mask(QvMaskSet *set, const char *column, const char *method, Jsonb *args)
+{
+	QvMask	   *q = &set->masks[set->n++];
+
+	q->column = pstrdup(column);
+	q->mask = palloc0(sizeof(StageMask));
+	mask_parse(q->mask, method, args);
+	q->usable = mask_try_load_key(q->mask);
+}
+
+/* the current masks of a pipeline */
+static QvMaskSet *
+qv_current_masks(int32 pipeline_id, MemoryContext cxt)
+{
+	Oid			argtype = INT4OID;
+	Datum		arg = Int32GetDatum(pipeline_id);
+	QvMaskSet  *set;
+	uint64		j;
+	MemoryContext old;
+
+	if (SPI_execute_with_args("SELECT column_name, method, args FROM stage.mask"
+							  " WHERE pipeline_id OPERATOR(pg_catalog.=) $1",
+							  1, &argtype, &arg, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "stage: could not read stage.mask");
+	old = MemoryContextSwitchTo(cxt);
+	set = palloc0(sizeof(QvMaskSet));
+	set->masks = palloc0(sizeof(QvMask) * Max(SPI_processed, 1));
+	for (j = 0; j < SPI_processed; j++)
+	{
+		bool		isnull;
+		Datum		a = SPI_getbinval(SPI_tuptable->vals[j], SPI_tuptable->tupdesc, 3, &isnull);
+
+		qv_add_mask(set, SPI_getvalue(SPI_tuptable->vals[j], SPI_tuptable->tupdesc, 1),
+					SPI_getvalue(SPI_tuptable->vals[j], SPI_tuptable->tupdesc, 2),
+					isnull ? NULL : DatumGetJsonbPCopy(a));
+	}
+	MemoryContextSwitchTo(old);
+	return set;
+}
+
+/* parse the "masks" array of a contract document */
+static QvMaskSet *
+qv_parse_masks(Jsonb *masks)
+{
+	QvMaskSet  *set = palloc0(sizeof(QvMaskSet));
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	int			n = 0;
+
+	if (masks == NULL || !JB_ROOT_IS_ARRAY(masks))
+		return set;
+	n = JB_ROOT_COUNT(masks);
+	set->masks = palloc0(sizeof(QvMask) * Max(n, 1));
+	it = JsonbIteratorInit(&masks->root);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		JsonbValue	col;
+		JsonbValue	method;
+		JsonbValue	args;
+		Jsonb	   *argsj = NULL;
+
+		if (tok != WJB_ELEM || v.type != jbvBinary)
+			continue;
+		if (getKeyJsonValueFromContainer(v.val.binary.data, "column", 6, &col) == NULL ||
+			getKeyJsonValueFromContainer(v.val.binary.data, "method", 6, &method) == NULL ||
+			col.type != jbvString || method.type != jbvString)
+			continue;
+		if (getKeyJsonValueFromContainer(v.val.binary.data, "args", 4, &args) != NULL &&
+			args.type == jbvBinary)
+			argsj = JsonbValueToJsonb(&args);
+		qv_add_mask(set, pnstrdup(col.val.string.val, col.val.string.len),
+					pnstrdup(method.val.string.val, method.val.string.len), argsj);
+	}
+	return set;
+}
+
+/* the raw_data object as (name, text or NULL) pairs */
+static int
+qv_raw_columns(Jsonb *raw, QvCol **cols)
+{
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	int			n = 0;
+	char	   *key = NULL;
+
+	if (raw == NULL || !JB_ROOT_IS_OBJECT(raw))
+	{
+		*cols = NULL;
+		return 0;
+	}
+	*cols = palloc0(sizeof(QvCol) * Max(JB_ROOT_COUNT(raw), 1));
+	it = JsonbIteratorInit(&raw->root);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		if (tok == WJB_KEY)
+			key = pnstrdup(v.val.string.val, v.val.string.len);
+		else if (tok == WJB_VALUE && key != NULL)
+		{
+			QvCol	   *c = &(*cols)[n++];
+
+			c->name = key;
+			switch (v.type)
+			{
+				case jbvNull:
+					c->raw = NULL;
+					break;
+				case jbvString:
+					c->raw = pnstrdup(v.val.string.val, v.val.string.len);
+					break;
+				case jbvNumeric:
+					c->raw = DatumGetCString(DirectFunctionCall1(numeric_out,
+																 NumericGetDatum(v.val.numeric)));
+					break;
+				case jbvBool:
+					c->raw = pstrdup(v.val.boolean ? "true" : "false");
+					break;
+				default:
+					c->raw = JsonbToCString(NULL, v.val.binary.data, v.val.binary.len);
+					break;
+			}
+			key = NULL;
+		}
+	}
+	return n;
+}
+
+static QvCol *
+qv_col(QvCol *cols, int n, const char *name)
+{
+	int			i;
+
+	for (i = 0; i < n; i++)
+		if (strcmp(cols[i].name, name) == 0)
+			return &cols[i];
+	return NULL;
+}
+
+/* a value as the current masks show it (NULL: SQL NULL) */
+static char *
+qv_shown_now(QvMaskSet *cur, const char *column, const char *raw)
+{
+	QvMask	   *q;
+
+	if (raw == NULL)
+		return NULL;
+	q = qv_find(cur, column);
+	if (q == NULL)
+		return (char *) raw;
+	if (!q->usable)
+		return MASK_HIDDEN;
+	return mask_apply(q->mask, raw, strlen(raw));
+}
+
+/*
+ * A value as the masks of the row's version showed it in messages; false
+ * when that cannot be recomputed (a random noise, a dropped secret, the
+ * null mask, which the mover wrote as "NULL" and cannot be told apart).
+ */
+static bool
+qv_shown_then(QvMaskSet *then, const char *column, const char *raw, char **out)
+{
+	QvMask	   *q = qv_find(then, column);
+
+	if (q == NULL)
+	{
+		*out = (char *) raw;
+		return true;
+	}
+	if (!q->usable || !mask_deterministic(q->mask) || q->mask->method == MASK_NULL)
+		return false;
+	*out = mask_apply(q->mask, raw, strlen(raw));
+	return *out != NULL;
+}
+
+static char *
+qv_replace(const char *s, const char *needle, const char *repl)
+{
+	StringInfoData out;
+	size_t		nl = strlen(needle);
+	const char *p;
+
+	if (nl == 0 || strstr(s, needle) == NULL)
+		return (char *) s;
+	initStringInfo(&out);
+	while ((p = strstr(s, needle)) != NULL)
+	{
+		appendBinaryStringInfo(&out, s, p - s);
+		appendStringInfoString(&out, repl);
+		s = p + nl;
+	}
+	appendStringInfoString(&out, s);
+	return out.data;
+}
+
+/* a message with each column's then-shown form replaced by its now-shown one */
+static char *
+qv_message(const char *msg, QvCol *cols, int ncols, QvMaskSet *cur, QvMaskSet *then)
+{
+	char	   *out = (char *) msg;
+	int			i;
+
+	for (i = 0; i < ncols; i++)
+	{
+		char	   *was;
+		char	   *now;
+
+		if (cols[i].raw == NULL || cols[i].raw[0] == '\0')
+			continue;
+		if (!qv_shown_then(then, cols[i].name, cols[i].raw, &was) || was[0] == '\0')
+			continue;
+		now = qv_shown_now(cur, cols[i].name, cols[i].raw);
+		if (now == NULL)
+			now = "NULL";
+		if (strcmp(was, now) != 0)
+			out = qv_replace(out, was, now);
+	}
+	return out;
+}
+
+static void
+qv_json_value(StringInfo s, JsonbValue *v)
+{
+	switch (v->type)
+	{
+		case jbvNull:
+			appendStringInfoString(s, "null");
+			break;
+		case jbvString:
+			escape_json(s, pnstrdup(v->val.string.val, v->val.string.len));
+			break;
+		case jbvNumeric:
+			appendStringInfoString(s, DatumGetCString(DirectFunctionCall1(numeric_out,
+																		  NumericGetDatum(v->val.numeric))));
+			break;
+		case jbvBool:
+			appendStringInfoString(s, v->val.boolean ? "true" : "false");
+			break;
+		default:
+			appendStringInfoString(s, JsonbToCString(NULL, v->val.binary.data,
+													 v->val.binary.len));
+			break;
+	}
+}
+
+static void
+qv_json_text(StringInfo s, const char *v)
+{
+	if (v == NULL)
+		appendStringInfoString(s, "null");
+	else
+		escape_json(s, v);
+}
+
+static Datum
+qv_jsonb(const char *text)
+{
+	return DirectFunctionCall1(jsonb_in, CStringGetDatum(text));
+}
+
+/* row_data of a row under the current masks */
+static Datum
+qv_row_data(QvCol *cols, int ncols, QvMaskSet *cur)
+{
+	StringInfoData s;
+	int			i;
+
+	initStringInfo(&s);
+	appendStringInfoChar(&s, '{');
+	for (i = 0; i < ncols; i++)
+	{
+		if (i > 0)
+			appendStringInfoString(&s, ", ");
+		escape_json(&s, cols[i].name);
+		appendStringInfoString(&s, ": ");
+		qv_json_text(&s, qv_shown_now(cur, cols[i].name, cols[i].raw));
+	}
+	appendStringInfoChar(&s, '}');
+	return qv_jsonb(s.data);
+}
+
+/* the reasons of a row under the current masks */
+static Datum
+qv_reasons(Jsonb *reasons, QvCol *cols, int ncols, QvMaskSet *cur, QvMaskSet *then)
+{
+	StringInfoData s;
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	bool		first = true;
+
+	if (reasons == NULL || !JB_ROOT_IS_ARRAY(reasons))
+		return PointerGetDatum(reasons);
+	initStringInfo(&s);
+	appendStringInfoChar(&s, '[');
+	it = JsonbIteratorInit(&reasons->root);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		JsonbIterator *eit;
+		JsonbValue	ev;
+		JsonbIteratorToken etok;
+		JsonbValue	colv;
+		QvCol	   *col = NULL;
+		bool		efirst = true;
+		char	   *key = NULL;
+
+		if (tok != WJB_ELEM)
+			continue;
+		if (!first)
+			appendStringInfoString(&s, ", ");
+		first = false;
+		if (v.type != jbvBinary || !JsonContainerIsObject(v.val.binary.data))
+		{
+			qv_json_value(&s, &v);
+			continue;
+		}
+		if (getKeyJsonValueFromContainer(v.val.binary.data, "column", 6, &colv) != NULL &&
+			colv.type == jbvString)
+			col = qv_col(cols, ncols, pnstrdup(colv.val.string.val, colv.val.string.len));
+
+		appendStringInfoChar(&s, '{');
+		eit = JsonbIteratorInit(v.val.binary.data);
+		while ((etok = JsonbIteratorNext(&eit, &ev, true)) != WJB_DONE)
+		{
+			if (etok == WJB_KEY)
+			{
+				key = pnstrdup(ev.val.string.val, ev.val.string.len);
+				if (!efirst)
+					appendStringInfoString(&s, ", ");
+				efirst = false;
+				escape_json(&s, key);
+				appendStringInfoString(&s, ": ");
+			}
+			else if (etok == WJB_VALUE && key != NULL)
+			{
+				if (strcmp(key, "value") == 0 && col != NULL)
+					qv_json_text(&s, qv_shown_now(cur, col->name, col->raw));
+				else if (strcmp(key, "message") == 0 && ev.type == jbvString)
+					qv_json_text(&s, qv_message(pnstrdup(ev.val.string.val, ev.val.string.len),
+												cols, ncols, cur, then));
+				else
+					qv_json_value(&s, &ev);
+				key = NULL;
+			}
+		}
+		appendStringInfoChar(&s, '}');
+	}
+	appendStringInfoChar(&s, ']');
+	return qv_jsonb(s.data);
+}
+
+/* the versions of a pipeline whose masks are not the current ones */
+static int
+qv_stale_versions(int32 pipeline_id, QvVersion **out, MemoryContext cxt)
+{
+	Oid			argtype = INT4OID;
+	Datum		arg = Int32GetDatum(pipeline_id);
+	uint64		j;
+	int			n;
+	MemoryContext old;
+
+	if (SPI_execute_with_args("SELECT h.version, h.contract OPERATOR(pg_catalog.->) 'masks'"
+							  "  FROM stage.contract_history h"
+							  " WHERE h.pipeline_id OPERATOR(pg_catalog.=) $1"
+							  "   AND COALESCE(h.contract OPERATOR(pg_catalog.->) 'masks', '[]')"
+							  "       OPERATOR(pg_catalog.<>) (SELECT COALESCE(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object("
+							  "                 'column', m.column_name, 'method', m.method, 'args', m.args)"
+							  "               ORDER BY m.column_name), '[]')"
+							  "          FROM stage.mask m WHERE m.pipeline_id OPERATOR(pg_catalog.=) $1)",
+							  1, &argtype, &arg, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "stage: could not read stage.contract_history");
+	old = MemoryContextSwitchTo(cxt);
+	n = SPI_processed;
+	*out = palloc0(sizeof(QvVersion) * Max(n, 1));
+	for (j = 0; j < SPI_processed; j++)
+	{
+		bool		isnull;
+		Datum		d;
+
+		(*out)[j].version = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[j],
+														SPI_tuptable->tupdesc, 1, &isnull));
+		d = SPI_getbinval(SPI_tuptable->vals[j], SPI_tuptable->tupdesc, 2, &isnull);
+		(*out)[j].masks_json = isnull ? NULL : DatumGetJsonbPCopy(d);
+	}
+	MemoryContextSwitchTo(old);
+	SPI_freetuptable(SPI_tuptable);
+	return n;
+}
+
+static QvVersion *
+qv_version(QvVersion *versions, int n, int version)
+{
+	int			i;
+
+	for (i = 0; i < n; i++)
+		if (versions[i].version == version)
+			return &versions[i];
+	return NULL;
+}
+
+/*
+ * Tokenize masks read the vault once per chunk: look up the raw values of
+ * the stale rows of this chunk for every usable tokenize mask of set.
+ */
+static void
+qv_prepare_tokens(QvMaskSet *set, SPITupleTable *tt, uint64 nrows, int rawcol)
+{
+	int			k;
+
+	for (k = 0; set && k < set->n; k++)
+	{
+		QvMask	   *q = &set->masks[k];
+		const char **vals;
+		int			nv = 0;
+		uint64		j;
+
+		if (q->mask->method != MASK_TOKENIZE || !q->usable)
+			continue;
+		vals = palloc(sizeof(char *) * Max(nrows, 1));
+		for (j = 0; j < nrows; j++)
+		{
+			bool		isnull;
+			Datum		d = SPI_getbinval(tt->vals[j], tt->tupdesc, rawcol, &isnull);
+			JsonbValue	v;
+
+			if (isnull)
+				continue;
+			if (getKeyJsonValueFromContainer(&DatumGetJsonbP(d)->root, q->column,
+											 strlen(q->column), &v) != NULL &&
+				v.type == jbvString)
+				vals[nv++] = pnstrdup(v.val.string.val, v.val.string.len);
+		}
+		vault_prepare(q->mask, vals, nv, false);
+	}
+}
+
+/*
+ * stage._quarantine(pipeline_id integer) RETURNS TABLE(landing_id bigint,
+ *   batch_id bigint, contract_version integer, source text,
+ *   received_at timestamptz, row_data jsonb, reasons jsonb,
+ *   quarantined_at timestamptz)
+ */
+PG_FUNCTION_INFO_V1(stage_quarantine_rows);
+Datum
+stage_quarantine_rows(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	int32		pipeline_id = PG_GETARG_INT32(0);
+	Oid			save_userid;
+	int			save_sec;
+	MemoryContext cxt;
+	MemoryContext rowcxt;
+	MemoryContext old;
+	int			nestlevel;
+
+	InitMaterializedSRF(fcinfo, 0);
+	cxt = AllocSetContextCreate(CurrentMemoryContext, "stage quarantine view",
+								ALLOCSET_DEFAULT_SIZES);
+	rowcxt = AllocSetContextCreate(cxt, "stage quarantine row", ALLOCSET_DEFAULT_SIZES);
+
+	nestlevel = qv_pin();
+	stage_switch_to_owner("quarantine_log", &save_userid, &save_sec);
+	PG_TRY();
+	{
+		Oid			argtypes[2] = {INT4OID, INT4ARRAYOID};
+		Datum		args[2];
+		bool		isnull;
+		Oid			owner = InvalidOid;
+		QvMaskSet  *cur = NULL;
+		QvVersion  *stale = NULL;
+		int			nstale = 0;
+		Portal		portal;
+		SPIPlanPtr	plan;
+
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		args[0] = Int32GetDatum(pipeline_id);
+		if (SPI_execute_with_args("SELECT owner::pg_catalog.oid FROM stage.pipeline"
+								  " WHERE pipeline_id OPERATOR(pg_catalog.=) $1",
+								  1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
+			elog(ERROR, "stage: could not read stage.pipeline");
+		if (SPI_processed == 1)
+			owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
+												   SPI_tuptable->tupdesc, 1, &isnull));
+
+		if (OidIsValid(owner) && qv_may_read(save_userid, owner))
+		{
+			Datum	   *versions;
+			int			i;
+
+			cur = qv_current_masks(pipeline_id, cxt);
+			nstale = qv_stale_versions(pipeline_id, &stale, cxt);
+			versions = palloc(sizeof(Datum) * Max(nstale, 1));
+			for (i = 0; i < nstale; i++)
+				versions[i] = Int32GetDatum(stale[i].version);
+			args[1] = PointerGetDatum(construct_array(versions, nstale, INT4OID, 4, true,
+													  TYPALIGN_INT));
+			plan = SPI_prepare("SELECT landing_id, batch_id, contract_version, source,"
+							   " received_at, row_data, reasons, quarantined_at,"
+							   " CASE WHEN contract_version OPERATOR(pg_catalog.=) ANY ($2)"
+							   "      THEN raw_data END"
+							   " FROM stage.quarantine_log"
+							   " WHERE pipeline_id OPERATOR(pg_catalog.=) $1"
+							   " ORDER BY landing_id", 2, argtypes);
+			if (plan == NULL)
+				elog(ERROR, "stage: could not prepare the quarantine query");
+			portal = SPI_cursor_open(NULL, plan, args, NULL, true);
+			for (;;)
+			{
+				SPITupleTable *tt;
+				uint64		j;
+
+				SPI_cursor_fetch(portal, true, QV_CHUNK);
+				if (SPI_processed == 0)
+					break;
+				tt = SPI_tuptable;
+				MemoryContextReset(rowcxt);
+				old = MemoryContextSwitchTo(rowcxt);
+				/* the vault, once per chunk and mask */
+				qv_prepare_tokens(cur, tt, SPI_processed, 9);
+				for (i = 0; i < nstale; i++)
+					if (stale[i].set != NULL)
+						qv_prepare_tokens(stale[i].set, tt, SPI_processed, 9);
+				for (j = 0; j < SPI_processed; j++)
+				{
+					Datum		values[8];
+					bool		nulls[8];
+					int			c;
+					Datum		raw;
+					bool		rawnull;
+
+					CHECK_FOR_INTERRUPTS();
+					for (c = 0; c < 8; c++)
+						values[c] = SPI_getbinval(tt->vals[j], tt->tupdesc, c + 1, &nulls[c]);
+					raw = SPI_getbinval(tt->vals[j], tt->tupdesc, 9, &rawnull);
+					if (!rawnull)
+					{
+						QvVersion  *ver = qv_version(stale, nstale,
+													 DatumGetInt32(values[2]));
+						QvCol	   *cols;
+						int			ncols = qv_raw_columns(DatumGetJsonbP(raw), &cols);
+
+						if (ver != NULL && ver->set == NULL)
+						{
+							MemoryContext o2 = MemoryContextSwitchTo(cxt);
+
+							ver->set = qv_parse_masks(ver->masks_json);
+							MemoryContextSwitchTo(o2);
+							/* this chunk's tokens for the newly parsed masks */
+							qv_prepare_tokens(ver->set, tt, SPI_processed, 9);
+						}
+						values[5] = qv_row_data(cols, ncols, cur);
+						nulls[5] = false;
+						if (!nulls[6])
+							values[6] = qv_reasons(DatumGetJsonbP(values[6]), cols, ncols,
+												   cur, ver ? ver->set : NULL);
+					}
+					tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+				}
+				MemoryContextSwitchTo(old);
+				SPI_freetuptable(tt);
+			}
+			SPI_cursor_close(portal);
+		}
+		SPI_finish();
+	}
+	PG_FINALLY();
+	{
+		SetUserIdAndSecContext(save_userid, save_sec);
+	}
+	PG_END_TRY();
+	qv_unpin(nestlevel);
+	MemoryContextDelete(cxt);
+	return (Datum) 0;
+}
+
+/*
+ * stage.quarantine_raw(pipeline text) RETURNS TABLE(landing_id bigint,
+ *   batch_id bigint, contract_version integer, raw_data jsonb,
+ *   reasons jsonb, quarantined_at timestamptz): the quarantined rows as
+ * they landed, for a member of the pipeline's owner role or a superuser.
+ */
+PG_FUNCTION_INFO_V1(stage_quarantine_raw);
+Datum
+stage_quarantine_raw(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	Oid			argtype = TEXTOID;
+	Datum		arg = CStringGetTextDatum(name);
+	int32		pipeline_id = 0;
+	Oid			owner = InvalidOid;
+	Oid			save_userid;
+	int			save_sec;
+	int			nestlevel;
+
+	InitMaterializedSRF(fcinfo, 0);
+
+	/* the pipeline, as the caller may see it */
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args("SELECT pipeline_id, owner::pg_catalog.oid FROM stage.pipeline"
+							  " WHERE name OPERATOR(pg_catalog.=) $1",
+							  1, &argtype, &arg, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "stage: could not read stage.pipeline");
+	if (SPI_processed == 1)
+	{
+		bool		isnull;
+
+		pipeline_id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
+												  SPI_tuptable->tupdesc, 1, &isnull));
+		owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
+											   SPI_tuptable->tupdesc, 2, &isnull));
+	}
+	SPI_finish();
+	if (!OidIsValid(owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("pipeline \"%s\" does not exist", name),
+				 errhint("See SELECT name FROM stage.pipelines for the pipelines of this database.")));
+	if (!is_member_of_role(GetUserId(), owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for the raw quarantine of pipeline \"%s\"", name),
+				 errdetail("Raw values are for members of role %s and superusers only.",
+						   GetUserNameFromId(owner, false)),
+				 errhint("Read stage.quarantine: it shows masked columns masked.")));
+
+	nestlevel = qv_pin();
+	stage_switch_to_owner("quarantine_log", &save_userid, &save_sec);
+	PG_TRY();
+	{
+		Oid			t = INT4OID;
+		Datum		a = Int32GetDatum(pipeline_id);
+		SPIPlanPtr	plan;
+		Portal		portal;
+
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		plan = SPI_prepare("SELECT landing_id, batch_id, contract_version, raw_data, reasons,"
+						   " quarantined_at FROM stage.quarantine_log"
+						   " WHERE pipeline_id OPERATOR(pg_catalog.=) $1 ORDER BY landing_id",
+						   1, &t);
+		if (plan == NULL)
+			elog(ERROR, "stage: could not prepare the quarantine query");
+		portal = SPI_cursor_open(NULL, plan, &a, NULL, true);
+		for (;;)
+		{
+			uint64		j;
+
+			SPI_cursor_fetch(portal, true, QV_CHUNK);
+			if (SPI_processed == 0)
+				break;
+			for (j = 0; j < SPI_processed; j++)
+			{
+				Datum		values[6];
+				bool		nulls[6];
+				int			c;
+
+				for (c = 0; c < 6; c++)
+					values[c] = SPI_getbinval(SPI_tuptable->vals[j], SPI_tuptable->tupdesc,
+											  c + 1, &nulls[c]);
+				tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+			}
+			SPI_freetuptable(SPI_tuptable);
+		}
+		SPI_cursor_close(portal);
+		SPI_finish();
+	}
+	PG_FINALLY();
+	{
+		SetUserIdAndSecContext(save_userid, save_sec);
+	}
+	PG_END_TRY();
+	qv_unpin(nestlevel);
+	return (Datum) 0;
+}
+
+/*
+ * stage._quarantine_count(pipeline_id, since) RETURNS bigint: how many rows
+ * of the pipeline are in quarantine (quarantined at or after since, when
+ * given), for those who may read its quarantine (as stage._quarantine
+ * decides), NULL for anyone else.  For health views: cheap, no values.
+ */
+PG_FUNCTION_INFO_V1(stage_quarantine_count);
+Datum
+stage_quarantine_count(PG_FUNCTION_ARGS)
+{
+	int32		pipeline_id = PG_GETARG_INT32(0);
+	Oid			save_userid;
+	int			save_sec;
+	int			nestlevel;
+	int64		volatile count = -1;
+
+	nestlevel = qv_pin();
+	stage_switch_to_owner("quarantine_log", &save_userid, &save_sec);
+	PG_TRY();
+	{
+		Oid			types[2] = {INT4OID, TIMESTAMPTZOID};
+		Datum		args[2];
+		char		nulls[2] = {' ', PG_ARGISNULL(1) ? 'n' : ' '};
+		bool		isnull;
+		Oid			owner = InvalidOid;
+
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		args[0] = Int32GetDatum(pipeline_id);
+		args[1] = PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1);
+		if (SPI_execute_with_args("SELECT owner::pg_catalog.oid FROM stage.pipeline"
+								  " WHERE pipeline_id OPERATOR(pg_catalog.=) $1",
+								  1, types, args, NULL, true, 1) != SPI_OK_SELECT)
+			elog(ERROR, "stage: could not read stage.pipeline");
+		if (SPI_processed == 1)
+			owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
+												   SPI_tuptable->tupdesc, 1, &isnull));
+		if (OidIsValid(owner) && qv_may_read(save_userid, owner))
+		{
+			if (SPI_execute_with_args("SELECT pg_catalog.count(*) FROM stage.quarantine_log"
+									  " WHERE pipeline_id OPERATOR(pg_catalog.=) $1"
+									  " AND ($2 IS NULL OR quarantined_at OPERATOR(pg_catalog.>=) $2)",
+									  2, types, args, nulls, true, 1) != SPI_OK_SELECT)
+				elog(ERROR, "stage: could not count quarantine");
+			count = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+												SPI_tuptable->tupdesc, 1, &isnull));
+		}
+		SPI_finish();
+	}
+	PG_FINALLY();
+	{
+		SetUserIdAndSecContext(save_userid, save_sec);
+	}
+	PG_END_TRY();
+	qv_unpin(nestlevel);
+	if (count < 0)
+		PG_RETURN_NULL();
+	PG_RETURN_INT64(count);
+}
