@@ -160,7 +160,13 @@ mover_replace(const char *s, const char *needle, const char *repl)
 	return out.data;
 }
 
-/* a server message about this row, with raw values of masked columns hidden */
+/*
+ * A server message about this row, with raw values of masked columns
+ * hidden.  Messages quote the values they show ("..."): a quoted raw value
+ * is replaced by its masked form (or [masked] for the null mask); a raw
+ * value of four characters or more is replaced wherever it appears, a
+ * shorter one only where quoted, so unrelated words are not mangled.
+ */
 static char *
 mover_sanitize(Mover *m, MoverRow *row, const char *msg)
 {
@@ -172,12 +178,17 @@ mover_sanitize(Mover *m, MoverRow *row, const char *msg)
 	for (c = 0; c < m->p->ncols; c++)
 	{
 		StageColumn *col = &m->p->cols[c];
+		char	   *raw = row->vals[c];
 		char	   *shown;
 
-		if (col->mask == NULL || row->vals[c] == NULL || row->vals[c][0] == '\0')
+		if (col->mask == NULL || raw == NULL || raw[0] == '\0')
 			continue;
-		shown = mover_shown(m, col, row->vals[c]);
-		out = mover_replace(out, row->vals[c], shown ? shown : "NULL");
+		shown = mover_shown(m, col, raw);
+		if (shown == NULL)
+			shown = "[masked]";
+		out = mover_replace(out, psprintf("\"%s\"", raw), psprintf("\"%s\"", shown));
+		if (strlen(raw) >= 4)
+			out = mover_replace(out, raw, shown);
 	}
 	return out;
 }

@@ -46,6 +46,7 @@ struct RxEntry
 static RxEntry *rx_cache[RX_CACHE_SIZE];
 static int	rx_ncached = 0;
 static pcre2_match_context *rx_mctx = NULL;
+static pcre2_jit_stack *rx_jit_stack = NULL;
 static int	rx_mctx_match_limit = -1;
 static int	rx_mctx_depth_limit = -1;
 
@@ -172,6 +173,16 @@ rx_context(void)
 		if (rx_mctx == NULL)
 			ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY),
 							errmsg("out of memory")));
+
+		/*
+		 * JIT code recurses on its own stack, 32 kB by default: too small
+		 * for a repeated group over a few thousand characters.  Give it up
+		 * to 1 MB; a match that still runs out falls back to the
+		 * interpreter (rx_exec), which uses the heap and the depth limit.
+		 */
+		rx_jit_stack = pcre2_jit_stack_create(32 * 1024, 1024 * 1024, NULL);
+		if (rx_jit_stack)
+			pcre2_jit_stack_assign(rx_mctx, NULL, rx_jit_stack);
 	}
 	if (rx_mctx_match_limit != stage_regex_match_limit)
 	{
@@ -194,10 +205,16 @@ rx_exec(RxEntry *rx, const char *subject, size_t len, size_t start)
 	uint32		mopts = (GetDatabaseEncoding() == PG_UTF8) ? PCRE2_NO_UTF_CHECK : 0;
 
 	if (rx->jit)
-		return pcre2_jit_match(rx->code, (PCRE2_SPTR) subject, len, start,
-							   mopts, rx->md, mctx);
-	return pcre2_match(rx->code, (PCRE2_SPTR) subject, len, start, mopts,
-					   rx->md, mctx);
+	{
+		int			rc = pcre2_jit_match(rx->code, (PCRE2_SPTR) subject, len, start,
+										 mopts, rx->md, mctx);
+
+		if (rc != PCRE2_ERROR_JIT_STACKLIMIT)
+			return rc;
+		/* too deep for the JIT stack: the interpreter decides */
+	}
+	return pcre2_match(rx->code, (PCRE2_SPTR) subject, len, start,
+					   mopts | PCRE2_NO_JIT, rx->md, mctx);
 }
 
 static bool

@@ -84,8 +84,8 @@ _PG_init(void)
 							NULL, NULL, NULL);
 
 	DefineCustomIntVariable("stage.regex_depth_limit",
-							"PCRE2 depth limit (backtracking memory, in kilobytes of heap for the interpreter) for patterns run by stage.",
-							NULL,
+							"PCRE2 depth limit (nested backtracking) for patterns run by stage.",
+							"It bounds the interpreter, which runs a match when compiled (JIT) code runs out of its stack; JIT code is bounded by stage.regex_match_limit.",
 							&stage_regex_depth_limit,
 							10000, 100, INT_MAX,
 							PGC_USERSET, 0,
@@ -99,13 +99,19 @@ _PG_init(void)
 							   PGC_SIGHUP, 0,
 							   NULL, NULL, NULL);
 
-	DefineCustomIntVariable("stage.max_workers",
-							"Maximum number of stage workers (launcher not included).",
-							"Each also needs a max_worker_processes slot.",
-							&stage_max_workers,
-							8, 1, 128,
-							PGC_POSTMASTER, 0,
-							NULL, NULL, NULL);
+	/*
+	 * Worker slots live in shared memory, sized at startup: the variable
+	 * exists only when the library is preloaded (a PGC_POSTMASTER variable
+	 * cannot be defined by a library loaded later, on first use).
+	 */
+	if (process_shared_preload_libraries_in_progress)
+		DefineCustomIntVariable("stage.max_workers",
+								"Maximum number of stage workers (launcher not included).",
+								"Each also needs a max_worker_processes slot.",
+								&stage_max_workers,
+								8, 1, 128,
+								PGC_POSTMASTER, 0,
+								NULL, NULL, NULL);
 
 	DefineCustomIntVariable("stage.naptime",
 							"How long an idle stage worker sleeps between looks for pending rows.",
