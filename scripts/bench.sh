@@ -106,6 +106,8 @@ runuser -u postgres -- "$PG_BINDIR/initdb" -D "$PGDATA" -U postgres -A trust \
 	echo "unix_socket_directories = '$TMPD'"
 	if [ "$BENCH_STAGE" = 1 ]; then
 		echo "shared_preload_libraries = 'stage'"
+		# no background worker: (d) is the benchmark's own run_batch loop
+		echo "stage.databases = ''"
 	fi
 	echo "max_worker_processes = 16"
 	echo "shared_buffers = 1GB"
