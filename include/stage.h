@@ -114,7 +114,7 @@ typedef struct StageMask
 	Datum		bucket;			/* generalize by bucket: width (Numeric) */
 	bool		range_label;	/* bucket shown as "[lo,hi)" */
 	double		ratio;			/* noise */
-	bool		seeded;			/* noise: deterministic per value */
+	bool		seeded;			/* noise: deterministic per value (secret_name: keyed) */
 	int64		seed;
 	char	   *prefix;			/* tokenize */
 	VaultMap   *vault;			/* tokenize: tokens of this batch */
@@ -143,7 +143,8 @@ extern char *mask_redact(RxEntry *rx, const char *s, int len, const char *repl);
 extern char *mask_redact_pii(const char *s, int len, int kinds, const char *repl);
 extern char *mask_generalize_time(const char *s, MaskUnit unit);
 extern char *mask_generalize_number(const char *s, Datum width, bool label);
-extern char *mask_noise(const char *s, double ratio, bool seeded, int64 seed);
+extern char *mask_noise(const char *s, double ratio, const HmacKey *key,
+						bool seeded, int64 seed);
 extern bool luhn_valid(const char *s, int len);
 extern uint8 *secret_load(const char *name, int *keylen);
 extern uint8 *secret_try_load(const char *name, int *keylen);

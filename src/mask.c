@@ -27,6 +27,8 @@
  *
  *-------------------------------------------------------------------------
  */
+#define OPENSSL_SUPPRESS_DEPRECATED 1
+
 #include "postgres.h"
 
 #include <math.h>
@@ -37,7 +39,6 @@
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
-#include "common/hashfn.h"
 #include "common/pg_prng.h"
 #include "executor/spi.h"
 #include "mb/pg_wchar.h"
@@ -506,13 +507,15 @@ mask_generalize_number(const char *s, Datum width, bool label)
 
 /*
  * Relative noise: v * (1 + ratio * u), u uniform in [-1, 1), rounded to the
- * number of decimals v was written with (so integers stay integers).  With
- * a seed, u is a function of (seed, value): the same value always gets the
- * same noise (repeatable, and averaging repeated reads gains nothing);
- * without one, u is drawn from the backend's random generator.
+ * number of decimals v was written with (so integers stay integers).  u is
+ * drawn from the backend's random generator, unless the mask is keyed (u
+ * from HMAC(secret, value): the same value always gets the same noise,
+ * nobody without the secret can compute it, and averaging repeated reads
+ * gains nothing) or seeded (u from SHA-256(seed, value): repeatable, for
+ * tests; anyone who reads the contract can recompute it).
  */
 char *
-mask_noise(const char *s, double ratio, bool seeded, int64 seed)
+mask_noise(const char *s, double ratio, const HmacKey *key, bool seeded, int64 seed)
 {
 	Datum		v;
 	Datum		r;
@@ -524,9 +527,33 @@ mask_noise(const char *s, double ratio, bool seeded, int64 seed)
 	v = DirectFunctionCall3(numeric_in, CStringGetDatum(s),
 							ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
 	scale = DatumGetInt32(DirectFunctionCall1(numeric_scale, v));
-	if (seeded)
-		u = (hash_bytes_extended((const unsigned char *) s, strlen(s), (uint64) seed) >> 11) *
-			(1.0 / 9007199254740992.0);
+	if (key != NULL || seeded)
+	{
+		static const char label[] = "stage.noise";
+		uint8		d[SHA256_DIGEST];
+		uint64		h = 0;
+		int			i;
+
+		if (key != NULL)
+			hmac_sha256_2(key, (const uint8 *) label, sizeof(label),
+						  (const uint8 *) s, strlen(s), d);
+		else
+		{
+			/* SHA-256(seed as 8 little-endian bytes || value): the same everywhere */
+			SHA256_CTX	ctx;
+			uint8		le[8];
+
+			for (i = 0; i < 8; i++)
+				le[i] = (uint8) ((uint64) seed >> (8 * i));
+			SHA256_Init(&ctx);
+			SHA256_Update(&ctx, le, 8);
+			SHA256_Update(&ctx, s, strlen(s));
+			SHA256_Final(d, &ctx);
+		}
+		for (i = 0; i < 8; i++)
+			h = (h << 8) | d[i];
+		u = (h >> 11) * (1.0 / 9007199254740992.0);
+	}
 	else
 		u = pg_prng_double(&pg_global_prng_state);
 	r = DirectFunctionCall2(numeric_mul, v,
@@ -687,7 +714,7 @@ static const char *const mask_redact_keys[] = {"pattern", "replacement", "flags"
 static const char *const mask_redact_pii_keys[] = {"kinds", "replacement", NULL};
 static const char *const mask_constant_keys[] = {"value", NULL};
 static const char *const mask_generalize_keys[] = {"unit", "bucket", "format", NULL};
-static const char *const mask_noise_keys[] = {"ratio", "seed", NULL};
+static const char *const mask_noise_keys[] = {"ratio", "seed", "secret", NULL};
 static const char *const mask_tokenize_keys[] = {"secret", "prefix", NULL};
 static const char *const mask_no_keys[] = {NULL};
 
@@ -1093,7 +1120,16 @@ mask_parse(StageMask *m, const char *method, Jsonb *args)
 		m->seeded = json_get(args, "seed", &v);
 		if (m->seeded)
 			m->seed = mask_arg_int(args, "noise", "seed", 0, PG_INT64_MIN, PG_INT64_MAX,
-								   "The seed makes the noise a function of the value (repeatable); leave it out for fresh noise each time.");
+								   "The seed makes the noise a function of the value (repeatable, for tests); leave it out for fresh noise each time.");
+		if (json_get(args, "secret", &v))
+		{
+			if (m->seeded)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("mask noise takes either \"seed\" or \"secret\""),
+						 errhint("A secret makes the noise repeatable and not computable without it; a seed makes it repeatable for anyone.")));
+			m->secret_name = mask_arg_secret(args, "noise");
+		}
 	}
 	else if (strcmp(method, "tokenize") == 0)
 	{
@@ -1142,7 +1178,8 @@ bool
 mask_uses_secret(const StageMask *m)
 {
 	return m->method == MASK_HASH || m->method == MASK_PSEUDONYM ||
-		m->method == MASK_TOKENIZE;
+		m->method == MASK_TOKENIZE ||
+		(m->method == MASK_NOISE && m->secret_name != NULL);
 }
 
 /* does the method need to see a batch's values before mask_apply? */
@@ -1156,7 +1193,7 @@ mask_needs_batch(const StageMask *m)
 bool
 mask_deterministic(const StageMask *m)
 {
-	return !(m->method == MASK_NOISE && !m->seeded);
+	return !(m->method == MASK_NOISE && !m->seeded && m->secret_name == NULL);
 }
 
 /* the length of the longest output, or -1 when it depends on the value */
@@ -1364,7 +1401,10 @@ mask_apply(const StageMask *m, const char *value, int len)
 				return mask_generalize_number(value, m->bucket, m->range_label);
 			return mask_generalize_time(value, m->unit);
 		case MASK_NOISE:
-			return mask_noise(value, m->ratio, m->seeded, m->seed);
+			if (m->secret_name != NULL && !m->key_loaded)
+				elog(ERROR, "noise mask used before its key was loaded");
+			return mask_noise(value, m->ratio, m->secret_name ? &m->hkey : NULL,
+							  m->seeded, m->seed);
 		case MASK_TOKENIZE:
 			return vault_lookup(m, value, len);
 	}
@@ -1776,6 +1816,30 @@ stage_mask_noise(PG_FUNCTION_ARGS)
 {
 	const char *kv[4] = {"ratio", psprintf("#%.17g", PG_GETARG_FLOAT8(1)),
 	"seed", PG_NARGS() > 2 ? psprintf("#" INT64_FORMAT, PG_GETARG_INT64(2)) : NULL};
+	StageMask  *m;
+	char	   *v;
+	char	   *out;
+
+	if (isnan(PG_GETARG_FLOAT8(1)) || isinf(PG_GETARG_FLOAT8(1)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("argument \"ratio\" of mask noise must be greater than 0 and at most 1")));
+	m = mask_cached(fcinfo, "noise", mask_args(4, kv));
+	v = DatumGetCString(DirectFunctionCall1(numeric_out, PG_GETARG_DATUM(0)));
+	out = mask_apply(m, v, strlen(v));
+	if (strcmp(out, MASK_NOT_A_NUMBER) == 0)
+		PG_RETURN_DATUM(PG_GETARG_DATUM(0));	/* NaN, Infinity: unchanged */
+	PG_RETURN_DATUM(DirectFunctionCall3(numeric_in, CStringGetDatum(out),
+										ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
+}
+
+/* stage.mask_noise(numeric, ratio, secret text): keyed noise */
+PG_FUNCTION_INFO_V1(stage_mask_noise_keyed);
+Datum
+stage_mask_noise_keyed(PG_FUNCTION_ARGS)
+{
+	const char *kv[4] = {"ratio", psprintf("#%.17g", PG_GETARG_FLOAT8(1)),
+	"secret", text_to_cstring(PG_GETARG_TEXT_PP(2))};
 	StageMask  *m;
 	char	   *v;
 	char	   *out;

@@ -569,6 +569,9 @@ pii_detect(const char *s, int len, int i, int kinds, int *kind)
 
 	if (pii_digit(c))
 	{
+		/* the rest of a dotted or hyphenated number is not a new start */
+		if (i >= 2 && (s[i - 1] == '.' || s[i - 1] == '-') && pii_digit(s[i - 2]))
+			return -1;
 		if ((kinds & PII_CARD) && (e = pii_card(s, len, i)) > 0)
 			return (*kind = PII_CARD), e;
 		if ((kinds & PII_SSN) && (e = pii_ssn(s, len, i)) > 0)

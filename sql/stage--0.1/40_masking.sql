@@ -80,6 +80,12 @@ CREATE FUNCTION stage.mask_noise(value numeric, ratio double precision, seed big
 RETURNS numeric LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
 AS 'MODULE_PATHNAME', 'stage_mask_noise';
 
+/* keyed: the same value always gets the same noise, unknown without the secret */
+CREATE FUNCTION stage.mask_noise(value numeric, ratio double precision, secret text)
+RETURNS numeric LANGUAGE c STABLE STRICT
+AS 'MODULE_PATHNAME', 'stage_mask_noise_keyed';
+REVOKE ALL ON FUNCTION stage.mask_noise(numeric, double precision, text) FROM PUBLIC;
+
 /* ------------------------------------------------------- token vault */
 
 /*
@@ -223,8 +229,10 @@ DECLARE
 BEGIN
 	SELECT pg_catalog.string_agg(DISTINCT p.name, ', ') INTO users
 	  FROM stage.mask m JOIN stage.pipeline p USING (pipeline_id)
-	 WHERE m.method OPERATOR(pg_catalog.=) ANY (ARRAY['hash', 'pseudonym', 'tokenize'])
-	   AND COALESCE(m.args OPERATOR(pg_catalog.->>) 'secret', 'default') OPERATOR(pg_catalog.=) drop_secret.name;
+	 WHERE (m.method OPERATOR(pg_catalog.=) ANY (ARRAY['hash', 'pseudonym', 'tokenize'])
+			AND COALESCE(m.args OPERATOR(pg_catalog.->>) 'secret', 'default') OPERATOR(pg_catalog.=) drop_secret.name)
+		OR (m.method OPERATOR(pg_catalog.=) 'noise'
+			AND m.args OPERATOR(pg_catalog.->>) 'secret' OPERATOR(pg_catalog.=) drop_secret.name);
 	IF users IS NOT NULL THEN
 		RAISE EXCEPTION 'secret "%" is used by masks of pipeline %', drop_secret.name, users
 			USING ERRCODE = 'dependent_objects_still_exist',
@@ -233,7 +241,7 @@ BEGIN
 	SELECT pg_catalog.count(*) INTO ntokens FROM stage.token_vault v
 	 WHERE v.secret OPERATOR(pg_catalog.=) drop_secret.name;
 	IF ntokens OPERATOR(pg_catalog.>) 0 AND NOT drop_tokens THEN
-		RAISE EXCEPTION 'secret "%" has % tokens in the vault', drop_secret.name, ntokens
+		RAISE EXCEPTION 'secret "%" has tokens in the vault (%)', drop_secret.name, ntokens
 			USING ERRCODE = 'dependent_objects_still_exist',
 				  HINT = 'Pass drop_tokens => true to drop them with it: its tokens can then never be reversed.';
 	END IF;
