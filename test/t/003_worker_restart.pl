@@ -1,0 +1,509 @@
+
+# Copyright (c) the stage authors
+#
+# 003_worker_restart.pl: the whole server is stopped in immediate mode while
+# the background worker is in a batch, 10 times, and started again; then the
+# worker is terminated with pg_terminate_backend in the middle of batches,
+# and the launcher itself is terminated.  All under a producer load (pgbench,
+# 5,000 rows/s, about 5% bad rows and some duplicate keys), with the worker
+# doing all the moving.
+#
+# After every stop or termination: the batch that was running committed
+# nothing, a new worker serves the database within $restart_bound seconds,
+# every landing row committed before the event is moved (nothing lost), and
+# the committed batches account for every placed row exactly once.  At the
+# end: landing = target + quarantine + duplicates, and no landing id is in
+# two places.
+#
+# Known bug, kept as TODO tests: the launcher's restart backoff treats a
+# worker that ran fine for seconds and was terminated as a worker that
+# "keeps failing", and doubles its delay each time (1, 2, 4, ... 60 s,
+# counted from the previous start); the repeated terminations below then
+# wait longer and longer for their worker.
+#
+# Run by scripts/test.sh (suite tap); see 001_kill_mover.pl for the
+# environment.
+
+use strict;
+use warnings;
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use IPC::Run;
+use Time::HiRes qw(usleep time);
+
+my $want_stops = 10;      # immediate stops that must hit a running batch
+my $max_rounds = 20;
+my $terminations = 5;     # pg_terminate_backend of the worker
+my $restart_bound = 10;   # seconds until a new worker serves
+my $catchup_bound = 20;   # seconds to move what had landed before
+
+my $node = PostgreSQL::Test::Cluster->new('worker_restart');
+$node->init;
+$node->append_conf(
+	'postgresql.conf', qq{
+max_connections = 40
+stage.naptime = '100ms'
+stage.batch_size = 5000
+log_min_messages = warning
+});
+$node->start;
+
+$node->safe_psql(
+	'postgres', q{
+CREATE ROLE shop_owner NOLOGIN;
+CREATE ROLE stage_worker LOGIN;
+GRANT shop_owner TO stage_worker;
+CREATE ROLE producer LOGIN;
+CREATE DATABASE shop;
+});
+$node->safe_psql(
+	'shop', q{
+CREATE EXTENSION stage;
+CREATE TABLE public.orders (
+	order_id	bigint PRIMARY KEY,
+	email		text NOT NULL,
+	amount		numeric(12,2) NOT NULL,
+	currency	char(3) NOT NULL,
+	qty			integer NOT NULL CHECK (qty <> 13),
+	code		text,
+	_stage_id	bigint,
+	_stage_batch bigint
+);
+CREATE INDEX ON public.orders (_stage_id);
+ALTER TABLE public.orders OWNER TO shop_owner;
+SET ROLE shop_owner;
+SELECT stage.create_pipeline('orders', 'public.orders', key => '{order_id}',
+							 on_duplicate => 'skip');
+SELECT stage.add_rule('orders', 'amount', 'range', '{"min": 0, "max": 10000}');
+SELECT stage.add_rule('orders', 'currency', 'enum', '{"values": ["USD", "EUR", "GBP"]}');
+SELECT stage.add_rule('orders', 'code', 'regex', '{"pattern": "^[A-Z]{2}-[0-9]{4}$"}');
+SELECT stage.add_mask('orders', 'email', 'email');
+SELECT stage.grant_producer('orders', 'producer');
+RESET ROLE;
+});
+$node->safe_psql(
+	'postgres', q{
+ALTER SYSTEM SET stage.databases = 'shop';
+ALTER SYSTEM SET stage.worker_role = 'stage_worker';
+SELECT pg_reload_conf();
+});
+
+# ------------------------------------------------------------ helpers
+
+sub worker_pid
+{
+	my ($old) = @_;
+	my $out = '';
+	my $rc = $node->psql(
+		'shop', qq{SELECT pid FROM stage.workers
+			WHERE pid IS NOT NULL AND pid <> $old AND state IN ('idle', 'running')},
+		stdout => \$out, stderr => \my $err);
+	return $rc == 0 ? $out : '';
+}
+
+sub wait_worker
+{
+	my ($old, $t0, $limit) = @_;
+	while (time - $t0 < $limit)
+	{
+		my $pid = worker_pid($old);
+		return ($pid, time - $t0) if $pid ne '';
+		usleep(20_000);
+	}
+	return ('', time - $t0);
+}
+
+my $tmp = PostgreSQL::Test::Utils::tempdir;
+my $script = "$tmp/produce.sql";
+open my $fh, '>', $script or die "could not write $script: $!";
+print $fh q{
+INSERT INTO stage_landing.orders (order_id, email, amount, currency, qty, code)
+SELECT CASE WHEN random() < 0.03 THEN floor(random() * 2000)
+			ELSE floor(random() * 1000000000) END::bigint::text,
+	   CASE WHEN random() < 0.005 THEN NULL ELSE 'user' || g || '@example.com' END,
+	   CASE WHEN random() < 0.01 THEN '-5' ELSE round((random() * 1000)::numeric, 2)::text END,
+	   CASE WHEN random() < 0.01 THEN 'XYZ'
+			ELSE (ARRAY['USD', 'EUR', 'GBP'])[1 + floor(random() * 3)::int] END,
+	   CASE WHEN random() < 0.005 THEN 'x' WHEN random() < 0.005 THEN '13'
+			ELSE (1 + floor(random() * 10))::text END,
+	   CASE WHEN random() < 0.01 THEN 'bad'
+			ELSE 'AB-' || lpad(floor(random() * 10000)::text, 4, '0') END
+  FROM generate_series(1, 50) g;
+};
+close $fh;
+
+my $producer;
+my ($prod_out, $prod_err) = ('', '');
+
+sub start_producer
+{
+	$producer = IPC::Run::start(
+		[
+			'pgbench', '-n', '-c', '2', '-j', '2', '-R', '100', '-T', '300',
+			'-f', $script, $node->connstr('shop') . ' user=producer'
+		],
+		'>', \$prod_out, '2>', \$prod_err);
+	return;
+}
+
+sub stop_producer
+{
+	return unless $producer;
+	$producer->kill_kill(grace => 5);
+	$producer = undef;
+	return;
+}
+
+my $placed = q{
+	WITH p AS (SELECT pipeline_id FROM stage.pipeline WHERE name = 'orders'),
+	placed AS MATERIALIZED (
+		SELECT t._stage_id AS landing_id, 'target' AS place FROM public.orders t
+		UNION ALL
+		SELECT q.landing_id, 'quarantine' FROM stage.quarantine_log q, p
+		 WHERE q.pipeline_id = p.pipeline_id
+		UNION ALL
+		SELECT d.landing_id, 'duplicate' FROM stage.duplicate_log d, p
+		 WHERE d.pipeline_id = p.pipeline_id)
+};
+
+# '' when the committed batches took exactly the placed rows, none twice,
+# none invented; else what failed
+sub check_accounts
+{
+	return $node->safe_psql(
+		'shop', $placed . q{
+	SELECT concat_ws(' ',
+		CASE WHEN (SELECT count(*) FROM placed)
+				  <> (SELECT COALESCE(sum(b.rows_in), 0) FROM stage.batch b, p
+					   WHERE b.pipeline_id = p.pipeline_id AND b.status = 'done')
+			 THEN 'placed=' || (SELECT count(*) FROM placed) || ' batches took '
+				  || (SELECT COALESCE(sum(b.rows_in), 0) FROM stage.batch b, p
+					   WHERE b.pipeline_id = p.pipeline_id AND b.status = 'done') END,
+		CASE WHEN EXISTS (SELECT 1 FROM placed GROUP BY landing_id HAVING count(*) > 1)
+			 THEN 'twice' END,
+		CASE WHEN EXISTS (SELECT 1 FROM placed
+						   WHERE landing_id IS NULL
+							  OR NOT EXISTS (SELECT 1 FROM stage_landing.orders l
+											  WHERE l._stage_id = placed.landing_id))
+			 THEN 'invented' END)});
+}
+
+sub unplaced_count
+{
+	my ($lo, $hi) = @_;
+	return $node->safe_psql(
+		'shop', qq{
+	SELECT count(*) FROM stage_landing.orders l
+	 WHERE l._stage_id > $lo AND l._stage_id <= $hi
+	   AND NOT EXISTS (SELECT 1 FROM public.orders t WHERE t._stage_id = l._stage_id)
+	   AND NOT EXISTS (SELECT 1 FROM stage.quarantine_log q
+					    WHERE q.landing_id = l._stage_id
+						  AND q.pipeline_id = (SELECT pipeline_id FROM stage.pipeline WHERE name = 'orders'))
+	   AND NOT EXISTS (SELECT 1 FROM stage.duplicate_log d
+					    WHERE d.landing_id = l._stage_id
+						  AND d.pipeline_id = (SELECT pipeline_id FROM stage.pipeline WHERE name = 'orders'))});
+}
+
+my $checked_to = 0;    # landing ids up to here were all placed
+
+# wait until every landing row with an id up to $max_id is placed; returns
+# the seconds it took, or undef
+sub catch_up
+{
+	my ($max_id) = @_;
+	my $t0 = time;
+	my $left;
+	while (($left = unplaced_count($checked_to, $max_id)) ne '0'
+		&& time - $t0 < $catchup_bound)
+	{
+		usleep(50_000);
+	}
+	return undef if $left ne '0';
+	$checked_to = $max_id;
+	return time - $t0;
+}
+
+my $catch_q = q{SELECT pid || ' ' || backend_xid FROM pg_stat_activity
+	WHERE backend_type = 'stage worker' AND state = 'active'
+	  AND query LIKE 'stage: run_batch%' AND backend_xid IS NOT NULL};
+
+# pause the pipeline until 7,000 rows wait, then resume it, and catch the
+# worker in the long batch that follows (in its second chunk when asked);
+# returns (pid, xid, monitor session) or () if it was not caught
+sub catch_long_batch
+{
+	my ($second_chunk) = @_;
+	$node->safe_psql('shop', q{SELECT stage.pause('orders')});
+	$node->poll_query_until('shop', q{
+		SELECT (SELECT count(*) FROM stage_landing.orders)
+			   - (SELECT COALESCE(sum(rows_in), 0) FROM stage.batch
+				   WHERE status = 'done') >= 7000})
+	  or die 'the producer does not produce';
+	$node->safe_psql('shop', q{SELECT stage.resume('orders')});
+
+	my $mon = $node->background_psql('shop');
+	my $q = $catch_q;
+	$q .= q{ AND (SELECT win_hi IS NOT NULL AND cur_id IS NOT NULL
+				   FROM stage.pipeline WHERE name = 'orders')}
+	  if $second_chunk;
+	my $found = '';
+	my $deadline = time + 10;
+	while ($found eq '' && time < $deadline)
+	{
+		$found = $mon->query_safe($q);
+		usleep(500) if $found eq '';
+	}
+	if ($found eq '')
+	{
+		$mon->quit;
+		return ();
+	}
+	usleep(int(rand($second_chunk ? 40_000 : 150_000)));
+	return (split(/ /, $found), $mon);
+}
+
+# did transaction $xid commit?  (see 002_worker_sigkill.pl: an id whose WAL
+# never reached disk may be reused after a crash, a committed one never)
+sub xact_committed
+{
+	my ($xid) = @_;
+	my $status = '';
+	$node->psql('shop', "SELECT pg_xact_status('$xid'::xid8)",
+		stdout => \$status, stderr => \my $err);
+	return ($status eq 'committed', $status eq '' ? 'never logged' : $status);
+}
+
+sub summary
+{
+	my @t = sort { $a <=> $b } @_;
+	return 'none' unless @t;
+	return sprintf('min %.2f s, median %.2f s, max %.2f s',
+		$t[0], $t[ $#t / 2 ], $t[-1]);
+}
+
+my ($first_pid) = wait_worker(0, time, 30);
+isnt($first_pid, '', 'the launcher starts a worker for the database');
+
+# ---------------------------------------------- (b) immediate stops
+
+my ($rounds, $stops, $hits) = (0, 0, 0);
+my (@back_after_stop, @back_after_start, @catchup);
+my ($bad_restart, $bad_catchup, $bad_accounts) = (0, 0, 0);
+my $worker = $first_pid;
+
+start_producer();
+while ($hits < $want_stops && $rounds < $max_rounds)
+{
+	$rounds++;
+	my $second = $rounds % 2 == 0;
+	my ($pid, $xid, $mon) = catch_long_batch($second);
+	if (!defined $pid)
+	{
+		note "round $rounds: worker not caught in a batch";
+		next;
+	}
+	my $t_stop = time;
+	$node->stop('immediate');
+	$stops++;
+	eval { $mon->quit; };
+	stop_producer();
+	$node->start;
+	my $t_start = time;
+	my ($new, $took) = wait_worker(0, $t_start, 60);
+	push @back_after_start, $took;
+	push @back_after_stop, time - $t_stop;
+	if ($new eq '' || $took > $restart_bound)
+	{
+		$bad_restart++;
+		diag sprintf("round %d: worker back %.2f s after the start (pid '%s')", $rounds, $took, $new);
+	}
+
+	my ($committed, $status) = xact_committed($xid);
+	$hits++ unless $committed;
+	note sprintf(
+		"round %d (%s): immediate stop while worker %s was in transaction %s (%s); "
+		  . "new worker %s %.2f s after the start, %.2f s after the stop",
+		$rounds, $second ? 'second chunk' : 'long batch', $pid, $xid,
+		$committed ? 'committed: a miss' : "$status: a hit",
+		$new, $took, time - $t_stop);
+
+	my $max_id = $node->safe_psql('shop',
+		'SELECT COALESCE(max(_stage_id), 0) FROM stage_landing.orders');
+	my $c = catch_up($max_id);
+	if (defined $c)
+	{
+		push @catchup, $c;
+	}
+	else
+	{
+		$bad_catchup++;
+		diag "round $rounds: rows up to $max_id not all moved after $catchup_bound s";
+	}
+	my $acc = check_accounts();
+	if ($acc ne '')
+	{
+		$bad_accounts++;
+		diag "round $rounds: accounts do not balance: $acc";
+	}
+	$worker = $new;
+	start_producer();
+}
+
+note "immediate stops: $stops in $rounds rounds, $hits in a running batch";
+note 'worker serving after the start: ' . summary(@back_after_start);
+note 'worker serving after the stop: ' . summary(@back_after_stop);
+note 'rows landed before the stop moved after: ' . summary(@catchup);
+cmp_ok($hits, '>=', $want_stops,
+	"$want_stops immediate stops hit the worker in a running batch ($hits of $stops)");
+is($bad_restart, 0,
+	"after every restart a worker was serving within $restart_bound s of the start ("
+	  . summary(@back_after_start) . ')');
+is($bad_catchup, 0,
+	"after every restart the rows landed before the stop were moved within $catchup_bound s");
+is($bad_accounts, 0,
+	'after every restart the committed batches account for the placed rows exactly once');
+
+# --------------------------------------------- (c) pg_terminate_backend
+
+my $resets_before = () = slurp_file($node->logfile) =~ /all server processes terminated/g;
+my (@term_times, @term_status);
+for my $i (1 .. $terminations)
+{
+	my ($pid, $xid, $mon) = catch_long_batch($i % 2 == 0);
+	if (!defined $pid)
+	{
+		fail("termination $i: worker caught in a batch");
+		next;
+	}
+	my $t0 = time;
+	my $ok = $mon->query_safe("SELECT pg_terminate_backend($pid)");
+	$mon->quit;
+	my ($new, $took) = wait_worker($pid, $t0, 70);
+	push @term_times, $took;
+	my ($committed, $status) = xact_committed($xid);
+	push @term_status, $status;
+	note sprintf("termination %d: worker %s in transaction %s (%s), new worker %s after %.2f s",
+		$i, $pid, $xid, $status, $new, $took);
+
+	# the producer runs on: nothing else was disturbed
+	my $max_id = $node->safe_psql('shop',
+		'SELECT COALESCE(max(_stage_id), 0) FROM stage_landing.orders');
+	ok(defined catch_up($max_id), "termination $i: rows keep moving afterwards");
+	is(check_accounts(), '', "termination $i: accounts balance");
+}
+note 'worker back after pg_terminate_backend: '
+  . join(', ', map { sprintf('%.2f s', $_) } @term_times);
+# a termination that arrives during the commit lets the batch commit whole
+# (interrupts are held off there); the accounts above show it either way
+my $rolled_back = grep { $_ eq 'aborted' } @term_status;
+cmp_ok($rolled_back, '>=', 1,
+	"terminations hit running batches, which were rolled back ($rolled_back of $terminations: @term_status)");
+my $resets_after = () = slurp_file($node->logfile) =~ /all server processes terminated/g;
+is($resets_after, $resets_before, 'pg_terminate_backend of the worker does not reset the server');
+ok($producer->pumpable, 'the producer kept running through the terminations');
+cmp_ok($term_times[0], '<=', $restart_bound,
+	sprintf('a terminated worker is back within %d s (%.2f s)', $restart_bound, $term_times[0]));
+TODO:
+{
+	local $TODO =
+	  'bug: the launcher doubles its restart delay for a worker that ran fine and was terminated';
+	my @slow = grep { $_ > $restart_bound } @term_times;
+	is(scalar(@slow), 0,
+		"every terminated worker is back within $restart_bound s, also when terminated again ("
+		  . join(', ', map { sprintf('%.2f s', $_) } @term_times) . ')');
+}
+
+# ------------------------------------------- the launcher is terminated
+
+# The launcher has no database connection, so it is not in pg_stat_activity
+# and pg_terminate_backend cannot reach it: find it among the postmaster's
+# children by its process title and send it SIGTERM, as a DBA would.
+sub launcher_pid
+{
+	open my $pf, '<', $node->data_dir . '/postmaster.pid' or return '';
+	my $postmaster = <$pf>;
+	close $pf;
+	chomp $postmaster;
+	for my $dir (glob '/proc/[0-9]*')
+	{
+		my ($pid) = $dir =~ m{(\d+)$};
+		open my $sf, '<', "$dir/stat" or next;
+		my $stat = <$sf>;
+		close $sf;
+		next unless defined $stat && $stat =~ /\) \S (\d+) /;
+		next unless $1 == $postmaster;
+		open my $cf, '<', "$dir/cmdline" or next;
+		my $cmd = <$cf> // '';
+		close $cf;
+		return $pid if $cmd =~ /stage launcher/;
+	}
+	return '';
+}
+
+my $launcher = launcher_pid();
+isnt($launcher, '', 'a launcher runs');
+is( $node->safe_psql('shop', "SELECT count(*) FROM pg_stat_activity WHERE pid = $launcher"),
+	'0', 'the launcher is not in pg_stat_activity (no database connection)');
+$worker = worker_pid(0);
+my $t_l = time;
+kill 'TERM', $launcher or die "could not send SIGTERM to the launcher $launcher: $!";
+my $new_launcher = '';
+while (time - $t_l < 30)
+{
+	$new_launcher = launcher_pid();
+	last if $new_launcher ne '' && $new_launcher ne $launcher;
+	$new_launcher = '';
+	usleep(100_000);
+}
+my $l_took = time - $t_l;
+isnt($new_launcher, '', sprintf('the postmaster restarts the launcher (after %.2f s)', $l_took));
+cmp_ok($l_took, '<=', $restart_bound, "the launcher is back within $restart_bound s");
+# a negative check: give a confused new launcher a moment (it looks at
+# stage.databases every second) to start a second worker
+sleep 2;
+is( $node->safe_psql('shop', 'SELECT pid FROM stage.workers'),
+	$worker, 'the worker outlived its launcher, and the new launcher started no second one');
+my $max_id = $node->safe_psql('shop',
+	'SELECT COALESCE(max(_stage_id), 0) FROM stage_landing.orders');
+ok(defined catch_up($max_id), 'rows keep moving');
+
+# ----------------------------------------------------- drain and check
+
+stop_producer();
+$node->poll_query_until('shop', q{
+	SELECT (SELECT count(*) FROM stage_landing.orders)
+		   = (SELECT COALESCE(sum(rows_in), 0) FROM stage.batch WHERE status = 'done')})
+  or die 'the worker does not drain the backlog';
+
+my ($landing, $target, $quarantined, $duplicate) = split /\|/,
+  $node->safe_psql(
+	'shop', q{
+	SELECT (SELECT count(*) FROM stage_landing.orders),
+		   (SELECT count(*) FROM public.orders),
+		   (SELECT count(*) FROM stage.quarantine_log q JOIN stage.pipeline p USING (pipeline_id)
+			 WHERE p.name = 'orders'),
+		   (SELECT count(*) FROM stage.duplicate_log d JOIN stage.pipeline p USING (pipeline_id)
+			 WHERE p.name = 'orders')});
+note "landing $landing = target $target + quarantine $quarantined + duplicate $duplicate";
+cmp_ok($landing, '>', 50000, 'the producer landed a real load');
+is($target + $quarantined + $duplicate,
+	$landing, 'count(landing) = count(target) + count(quarantine) + count(duplicate)');
+is(check_accounts(), '', 'the batches took every placed row once, none twice, none invented');
+is(unplaced_count(0, '9223372036854775807'), '0',
+	'every landing id is in one of target, quarantine, duplicates (nothing lost)');
+is( $node->safe_psql(
+		'shop', q{
+	SELECT count(*) FROM (SELECT _stage_id FROM public.orders GROUP BY _stage_id
+						  HAVING count(*) > 1) twice}),
+	'0',
+	'no landing id twice in the target');
+is( $node->safe_psql(
+		'shop',
+		q{SELECT count(*) FROM stage.batch WHERE status = 'done' AND run_by <> 'stage_worker'}),
+	'0',
+	'every batch was run by the worker role');
+
+$node->stop;
+done_testing();
