@@ -6,8 +6,8 @@
 -- the version it ran with; stage.check_row tries one row against the
 -- current contract with no side effects.
 --
--- Lines marked "BUG" assert the correct behaviour of something that is
--- broken at the time of writing; they fail until it is fixed.
+-- Lines marked "FIXED" assert the correct behaviour of something that was
+-- once broken; they guard against its return.
 --
 -- Every object of this file is prefixed co_; the file drops what it creates.
 --
@@ -178,7 +178,7 @@ SELECT stage.set_contract('co_orders', '{"key": ["id"], "masks": [{"column": "id
 SELECT co_try('{"masks": [{"column": "email", "method": "scramble"}]}');
 SELECT co_try('{"masks": [{"column": "email", "method": "hash",
 					"args": {"secret": "co_no_such_key"}}]}');
--- BUG: an unknown field in a rule or a mask is ignored, so a misspelt
+-- FIXED: an unknown field in a rule or a mask is ignored, so a misspelt
 -- "severity" silently makes a warning a rejection; it should be refused
 -- like an unknown field of the contract.  (co_refused() undoes whatever
 -- it tried, so a wrong answer here does not change what follows.)

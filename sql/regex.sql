@@ -5,8 +5,8 @@
 -- fails fast with an error in SQL and, as a rule, quarantines only the
 -- row it was matched against.
 --
--- Lines marked "BUG" assert the correct behaviour of something that is
--- broken at the time of writing; they fail until it is fixed.
+-- Lines marked "FIXED" assert the correct behaviour of something that was
+-- once broken; they guard against its return.
 --
 -- Every object of this file is prefixed rx_; the file drops what it creates.
 --
@@ -74,7 +74,7 @@ SELECT stage.regex_extract('order 1234 of 2024', '\d+') AS whole,
 	   stage.regex_extract('no digits', '\d+') AS no_match;
 SELECT stage.regex_extract('KEY=value', 'key=(\w+)', 'i') AS i,
 	   stage.regex_extract('名前: 山田', '名前: (\S+)') AS multibyte;
--- BUG: a group that did not take part in the match is NULL, not the whole
+-- FIXED: a group that did not take part in the match is NULL, not the whole
 -- match ("b" here)
 SELECT stage.regex_extract('ab', '(x)?b') AS unset_group;
 
@@ -121,7 +121,7 @@ SET stage.regex_match_limit = 0;
 \echo :LAST_ERROR_SQLSTATE
 SET stage.regex_depth_limit = 10;
 \echo :LAST_ERROR_SQLSTATE
--- BUG: a linear pattern over a long value is not catastrophic and must
+-- FIXED: a linear pattern over a long value is not catastrophic and must
 -- match within the default limits (it exhausts PCRE2's JIT stack, which
 -- no setting can raise, and is reported as exceeding the match limit)
 SELECT stage.regex_match(repeat('ab', 20000), '^(?:ab)*$') AS long_linear;

@@ -7,8 +7,8 @@
 -- older than the pipeline's retention whose batch is finished, never a
 -- pending row; stage.set_retention sets it.
 --
--- Lines marked "BUG" assert the correct behaviour of something that is
--- broken at the time of writing; they fail until it is fixed.
+-- Lines marked "FIXED" assert the correct behaviour of something that was
+-- once broken; they guard against its return.
 --
 -- Every object of this file is prefixed rp_; the file drops what it creates.
 --
@@ -148,7 +148,7 @@ SELECT rows_in, rows_clean, rows_quarantined, status FROM stage.run_batch('rp_ev
 SELECT landing_id, rule FROM rp_reasons WHERE pipeline = 'rp_events' ORDER BY landing_id;
 -- after a fix of the rule, only row 2 is fixed: the drift policy still
 -- quarantines row 3, and a payload that is not an object never maps to a
--- row.  BUG: replay skips the drift check, so rows 3, 4 and 5 would go to
+-- row.  FIXED: replay skips the drift check, so rows 3, 4 and 5 would go to
 -- the target (4 and 5 as rows of NULLs)
 SELECT stage.set_contract('rp_events', '{"drift": "quarantine"}');
 SELECT landing_id, outcome FROM stage.replay('rp_events', dry_run => true);

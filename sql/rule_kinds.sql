@@ -5,8 +5,8 @@
 -- (which passes every kind but not_null), and with bad arguments (refused
 -- when the rule is declared, with an errcode shown after each error).
 --
--- Lines marked "BUG" assert the correct behaviour of something that is
--- broken at the time of writing; they fail until it is fixed.
+-- Lines marked "FIXED" assert the correct behaviour of something that was
+-- once broken; they guard against its return.
 --
 -- Every object of this file is prefixed rk_; the file drops what it creates.
 --
@@ -74,11 +74,11 @@ SELECT stage.add_rule('rk_len', 'name', 'length', '{"min": "2"}', rule_name => '
 \echo :LAST_ERROR_SQLSTATE
 SELECT stage.add_rule('rk_len', 'name', 'length', '{"min": 1, "size": 3}', rule_name => 'x');
 \echo :LAST_ERROR_SQLSTATE
--- BUG: a fractional bound is silently rounded (1.5 becomes 2) instead of
+-- FIXED: a fractional bound is silently rounded (1.5 becomes 2) instead of
 -- being refused as not an integer
 SELECT stage.add_rule('rk_len', 'name', 'length', '{"min": 1.5}', rule_name => 'bug_fraction');
 \echo :LAST_ERROR_SQLSTATE
--- BUG: a bound beyond bigint fails with "bigint out of range" (22003)
+-- FIXED: a bound beyond bigint fails with "bigint out of range" (22003)
 -- instead of the argument's own range error
 SELECT stage.add_rule('rk_len', 'name', 'length', '{"max": 1e20}', rule_name => 'bug_huge');
 \echo :LAST_ERROR_SQLSTATE
@@ -178,7 +178,7 @@ SELECT f AS format, v AS value, rk_format_ok(f, v) AS valid FROM (VALUES
 	('url', 'mailto:a@b.co'),				-- no //
 	('url', 'http://exa mple.com'),
 	('url', 'http://example.com/a b'),
-	-- BUG: a port or an empty user part is not a host; both are accepted
+	-- FIXED: a port or an empty user part is not a host; both are accepted
 	('url', 'http://:8080/'),
 	('url', 'http://@/')
 ) t(f, v);
@@ -366,7 +366,7 @@ SELECT stage.add_rule('rk_ref', 'currency', 'reference',
 					  rule_name => 'x');
 \echo :LAST_ERROR_SQLSTATE
 SELECT count(*) AS currencies FROM rk_currency;
--- BUG: a temporary table outlives neither the session nor its pipeline
+-- FIXED: a temporary table outlives neither the session nor its pipeline
 -- (temporary targets are refused); a reference to one is accepted
 CREATE TEMP TABLE rk_tmp_codes (code text);
 SELECT rk_refused($$SELECT stage.add_rule('rk_ref', 'currency', 'reference',
@@ -457,12 +457,12 @@ SELECT stage.add_rule('rk_expr', 'qty', 'expression', '{"sql": "row_number() OVE
 \echo :LAST_ERROR_SQLSTATE
 SELECT stage.add_rule('rk_expr', 'qty', 'expression', '{"sql": "$1 > 0"}', rule_name => 'x');
 \echo :LAST_ERROR_SQLSTATE
--- BUG: an aggregate without * or OVER is accepted, and every batch of the
+-- FIXED: an aggregate without * or OVER is accepted, and every batch of the
 -- pipeline then fails with 42803 "aggregate functions are not allowed in
 -- WHERE"
 SELECT stage.add_rule('rk_expr', 'qty', 'expression', '{"sql": "sum(qty) > 0"}', rule_name => 'bug_sum');
 \echo :LAST_ERROR_SQLSTATE
--- BUG: an expression that is not boolean is accepted (an integer is then
+-- FIXED: an expression that is not boolean is accepted (an integer is then
 -- cast to boolean, text fails per row)
 SELECT rk_refused($$SELECT stage.add_rule('rk_expr', 'qty', 'expression',
 				  '{"sql": "qty + 1"}', rule_name => 'bug_not_boolean')$$) AS not_boolean;

@@ -127,11 +127,26 @@ json_get_int(Jsonb *args, const char *key, const char *what, int dflt,
 
 	if (!json_get(args, key, &v))
 		return dflt;
+	if (v.type == jbvNumeric)
+	{
+		char	   *txt = DatumGetCString(DirectFunctionCall1(numeric_out,
+															  NumericGetDatum(v.val.numeric)));
+		char	   *end;
+
+		errno = 0;
+		i = strtoll(txt, &end, 10);
+		if (*end != '\0' || errno == ERANGE)
+		{
+			if (strspn(txt, "-0123456789") == strlen(txt))
+				i = (txt[0] == '-') ? PG_INT64_MIN : PG_INT64_MAX;	/* too large */
+			else
+				v.type = jbvNull;	/* a fraction or NaN: not an integer */
+		}
+	}
 	if (v.type != jbvNumeric)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("argument \"%s\" of %s must be an integer", key, what)));
-	i = DatumGetInt64(DirectFunctionCall1(numeric_int8, NumericGetDatum(v.val.numeric)));
 	if (i < minval || i > maxval)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -319,9 +334,44 @@ rule_expr_walker(Node *node, ExprCheck *ctx)
 }
 
 /*
+ * The set-wise evaluation of an expression rule: $1 the row numbers, then
+ * one text[] per column the expression reads, cast to the column's type
+ * under the column's own name, so the validated expression text reads
+ * them unqualified.  In WHERE, where aggregates, window and set-returning
+ * functions are not allowed, and under IS FALSE, which wants a boolean:
+ * NULL passes, as in a CHECK constraint.
+ */
+static char *
+rule_expression_sql(StageRule *r, Relation rel)
+{
+	StringInfoData s;
+	ListCell   *lc;
+	int			i = 2;
+
+	initStringInfo(&s);
+	appendStringInfoString(&s, "SELECT u.\"?ord\" FROM (SELECT pg_catalog.unnest($1) AS \"?ord\"");
+	foreach(lc, r->expr_cols)
+	{
+		const char *name = (const char *) lfirst(lc);
+		Form_pg_attribute att = TupleDescAttr(RelationGetDescr(rel),
+											  attnameAttNum(rel, name, false) - 1);
+
+		appendStringInfo(&s, ", CAST(pg_catalog.unnest($%d) AS %s) AS %s", i++,
+						 format_type_extended(att->atttypid, -1,
+											  FORMAT_TYPE_FORCE_QUALIFY |
+											  FORMAT_TYPE_TYPEMOD_GIVEN),
+						 quote_identifier(name));
+	}
+	appendStringInfo(&s, ") AS u WHERE (%s) IS FALSE", r->expr);
+	return s.data;
+}
+
+/*
  * Parse the expression on its own ("SELECT <sql>" must give exactly one
- * statement with one target and nothing else), then check what it reads.
- * Only text that parsed as a single expression over known columns is ever
+ * statement with one target and nothing else), check what it reads, then
+ * prepare the statement that will run it, so type errors, non-boolean
+ * expressions, aggregates and unknown functions are refused now.  Only
+ * text that parsed as a single expression over known columns is ever
  * placed in the mover's SQL.
  */
 static void
@@ -353,6 +403,43 @@ rule_check_expression(StageRule *r, Relation rel)
 	ctx.cols = NIL;
 	(void) rule_expr_walker(rt->val, &ctx);
 	r->expr_cols = ctx.cols;
+	r->expr_sql = rule_expression_sql(r, rel);
+	{
+		int			nargs = list_length(r->expr_cols) + 1;
+		Oid		   *types = palloc(sizeof(Oid) * nargs);
+		volatile SPIPlanPtr plan = NULL;
+		MemoryContext cxt = CurrentMemoryContext;
+		int			k;
+
+		types[0] = INT4ARRAYOID;
+		for (k = 1; k < nargs; k++)
+			types[k] = TEXTARRAYOID;
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		PG_TRY();
+		{
+			plan = SPI_prepare(r->expr_sql, nargs, types);
+		}
+		PG_CATCH();
+		{
+			/* say it of the expression, not of the statement around it */
+			ErrorData  *e;
+
+			MemoryContextSwitchTo(cxt);
+			e = CopyErrorData();
+			FlushErrorState();
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("rule expression is not valid: %s", e->message),
+					 errdetail("The expression: %s", r->expr),
+					 errhint("An expression is a boolean condition on one row, over its columns; aggregates, window and set-returning functions are not allowed, and functions outside pg_catalog must be schema-qualified.")));
+		}
+		PG_END_TRY();
+		if (plan == NULL)
+			elog(ERROR, "stage: could not prepare the expression");
+		SPI_freeplan(plan);
+		SPI_finish();
+	}
 }
 
 /* "a.b.c" -> {"a","b","c"} and "$.a.b.c" */
@@ -506,8 +593,18 @@ rule_compile_reference(StageRule *r, StageColumn *col, Jsonb *args)
 				 errmsg("rule reference needs \"table\" and \"column\""),
 				 errhint("For example '{\"table\": \"public.customers\", \"column\": \"id\"}'.")));
 	names = stringToQualifiedNameList(table);
+	if (list_length(names) < 2)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the table of rule reference must be schema-qualified: \"%s\"", table),
+				 errhint("Write \"public.%s\" or the table's own schema: rules run with a fixed search_path.", table)));
 	relid = RangeVarGetRelid(makeRangeVarFromNameList(names), AccessShareLock, false);
 	rel = relation_open(relid, NoLock);
+	if (rel->rd_rel->relpersistence == RELPERSISTENCE_TEMP)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("table \"%s\" of rule reference is temporary", table),
+				 errhint("Other sessions, the worker among them, cannot see it; reference a permanent table.")));
 	if (attnameAttNum(rel, column, false) <= 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_COLUMN),
@@ -705,7 +802,7 @@ rule_compile(StageRule *r, StageColumn *col, const char *kind, Jsonb *args,
 					ereport(ERROR,
 							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 							 errmsg("unknown PII kind \"%s\"", k),
-							 errhint("Valid kinds are email and card.")));
+							 errhint("Valid kinds are %s.", pii_kind_list())));
 				r->pii_kinds |= bit;
 			}
 		}
@@ -1044,23 +1141,11 @@ contract_build_insert(RuleProgram *p, const char *target, bool on_conflict)
 static void
 contract_build_expression(RuleProgram *p, StageRule *r)
 {
-	StringInfoData s;
 	ListCell   *lc;
-	int			i = 0;
 
-	initStringInfo(&s);
-	appendStringInfoString(&s, "SELECT u.\"?ord\" FROM (SELECT pg_catalog.unnest($1) AS \"?ord\"");
+	/* every column it reads must come from landing */
 	foreach(lc, r->expr_cols)
-	{
-		int			c = contract_colindex(p, (char *) lfirst(lc));
-
-		appendStringInfo(&s, ", CAST(pg_catalog.unnest($%d) AS %s) AS %s",
-						 i + 2, p->cols[c].cast_type, quote_identifier(p->cols[c].name));
-		i++;
-	}
-	appendStringInfo(&s, ") AS u WHERE NOT COALESCE(CAST((%s) AS pg_catalog.bool), true)",
-					 r->expr);
-	r->expr_sql = s.data;
+		(void) contract_colindex(p, (char *) lfirst(lc));
 }
 
 static bool

@@ -233,12 +233,19 @@ fmt_iso_timestamp(const char *s, int len)
 	return tc_isozone(buf + n + len);
 }
 
-/* scheme://host[:port][/path][?query][#fragment], no spaces or controls */
+/*
+ * scheme://[userinfo@]host[:port][/path][?query][#fragment]: a scheme of
+ * letters, digits, + . -; a host that is a name or [IPv6]; a port of
+ * digits; no spaces or control characters anywhere.
+ */
 static bool
 fmt_url(const char *s, int len)
 {
 	int			i = 0;
-	int			host = 0;
+	int			auth;
+	int			end;
+	int			host;
+	int			j;
 
 	if (len == 0 || !fmt_alpha(s[0]))
 		return false;
@@ -246,17 +253,46 @@ fmt_url(const char *s, int len)
 		i++;
 	if (i + 3 > len || s[i] != ':' || s[i + 1] != '/' || s[i + 2] != '/')
 		return false;
-	for (i += 3; i < len && s[i] != '/' && s[i] != '?' && s[i] != '#'; i++)
+	auth = i + 3;
+	for (end = auth; end < len && s[end] != '/' && s[end] != '?' && s[end] != '#'; end++)
+		;
+	/* the host starts after the last '@' of the authority */
+	host = auth;
+	for (j = auth; j < end; j++)
+		if (s[j] == '@')
+			host = j + 1;
+	if (host < end && s[host] == '[')
 	{
-		unsigned char c = s[i];
-
-		if (!(fmt_alnum(c) || c >= 0x80 || strchr(".-:[]@_~%", c)))
+		/* [IPv6]:port */
+		for (j = host + 1; j < end && s[j] != ']'; j++)
+			if (!(fmt_alnum(s[j]) || s[j] == ':' || s[j] == '.'))
+				return false;
+		if (j >= end || j == host + 1)
 			return false;
-		host++;
+		j++;
 	}
-	if (host == 0)
-		return false;
-	for (; i < len; i++)
+	else
+	{
+		for (j = host; j < end && s[j] != ':'; j++)
+		{
+			unsigned char c = s[j];
+
+			if (!(fmt_alnum(c) || c >= 0x80 || c == '.' || c == '-' || c == '_' || c == '~' || c == '%'))
+				return false;
+		}
+		if (j == host)
+			return false;		/* no host */
+	}
+	if (j < end)
+	{
+		/* :port */
+		if (s[j] != ':' || j + 1 == end)
+			return false;
+		for (j++; j < end; j++)
+			if (!fmt_digit(s[j]))
+				return false;
+	}
+	for (i = end; i < len; i++)
 		if ((unsigned char) s[i] <= ' ' || s[i] == 0x7f)
 			return false;
 	return true;

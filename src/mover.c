@@ -624,7 +624,7 @@ mover_expr_group(Mover *m, int *idx, int n)
 		types[k] = TEXTARRAYOID;
 		vals[k++] = mover_array(elems, nulls, n, TEXTOID);
 	}
-	mover_exec(r->expr_sql, k, types, vals, NULL, SPI_OK_SELECT);
+	mover_exec(r->expr_sql, k, types, vals, NULL, SPI_OK_SELECT);	/* built by contract.c */
 	for (j = 0; j < SPI_processed; j++)
 	{
 		bool		isnull;
@@ -1328,6 +1328,8 @@ mover_write_outcomes(Mover *m)
 	Datum	   *rd = palloc(sizeof(Datum) * Max(m->n, 1));
 	Datum	   *re = palloc(sizeof(Datum) * Max(m->n, 1));
 	Datum	   *raw = palloc(sizeof(Datum) * Max(m->n, 1));
+	Datum	   *pay = palloc(sizeof(Datum) * Max(m->n, 1));
+	bool	   *paynull = palloc(sizeof(bool) * Max(m->n, 1));
 	Datum	   *dids = palloc(sizeof(Datum) * Max(m->n, 1));
 
 	for (i = 0; i < m->n; i++)
@@ -1354,15 +1356,19 @@ mover_write_outcomes(Mover *m)
 				re[nq] = CStringGetTextDatum(row->reasons->data);
 				rd[nq] = CStringGetTextDatum(mover_row_data(m, row, true));
 				raw[nq] = CStringGetTextDatum(mover_row_data(m, row, false));
+				/* jsonb format: the payload itself, for replay and its drift check */
+				paynull[nq] = (row->payload == (Datum) 0);
+				pay[nq] = paynull[nq] ? (Datum) 0 : row->payload;
 				nq++;
 				break;
 		}
 	}
 	if (nq > 0)
 	{
-		Oid			types[9] = {INT4OID, INT8OID, INT4OID, INT8ARRAYOID, TEXTARRAYOID,
-		TIMESTAMPTZARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID};
-		Datum		vals[9];
+		Oid			types[10] = {INT4OID, INT8OID, INT4OID, INT8ARRAYOID, TEXTARRAYOID,
+			TIMESTAMPTZARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
+		JSONBARRAYOID};
+		Datum		vals[10];
 
 		vals[0] = Int32GetDatum(m->p->pipeline_id);
 		vals[1] = Int64GetDatum(m->batch_id);
@@ -1373,14 +1379,17 @@ mover_write_outcomes(Mover *m)
 		vals[6] = mover_array(rd, NULL, nq, TEXTOID);
 		vals[7] = mover_array(re, NULL, nq, TEXTOID);
 		vals[8] = mover_array(raw, NULL, nq, TEXTOID);
+		vals[9] = mover_array(pay, paynull, nq, JSONBOID);
 		mover_exec("INSERT INTO stage.quarantine_log (pipeline_id, landing_id, batch_id,"
-				   " contract_version, source, received_at, row_data, reasons, raw_data)"
+				   " contract_version, source, received_at, row_data, reasons, raw_data,"
+				   " raw_payload)"
 				   " SELECT $1, u.id, $2, $3, u.src, u.rcv, CAST(u.rd AS pg_catalog.jsonb),"
-				   " CAST(u.re AS pg_catalog.jsonb), CAST(u.raw AS pg_catalog.jsonb)"
+				   " CAST(u.re AS pg_catalog.jsonb), CAST(u.raw AS pg_catalog.jsonb), u.pay"
 				   " FROM (SELECT pg_catalog.unnest($4) AS id, pg_catalog.unnest($5) AS src,"
 				   " pg_catalog.unnest($6) AS rcv, pg_catalog.unnest($7) AS rd,"
-				   " pg_catalog.unnest($8) AS re, pg_catalog.unnest($9) AS raw) AS u",
-				   9, types, vals, NULL, SPI_OK_INSERT);
+				   " pg_catalog.unnest($8) AS re, pg_catalog.unnest($9) AS raw,"
+				   " pg_catalog.unnest($10) AS pay) AS u",
+				   10, types, vals, NULL, SPI_OK_INSERT);
 	}
 	if (nd > 0)
 	{
@@ -1811,7 +1820,7 @@ mover_hold(Mover *m, Window *w, BatchResult *res)
 	ereport(WARNING,
 			(errcode(ERRCODE_DATA_EXCEPTION),
 			 errmsg("%s", reason),
-			 errhint("Inspect the rule counts in stage.rule_stats for batch %lld, fix the contract or the producer, then run stage.resume('%s').",
+			 errhint("Inspect stage.rule_stats for batch %lld. Landed rows never change: a contract change (a new version) lifts the hold and the same rows are taken again; stage.resume('%s') retries them unchanged.",
 					 (long long) m->batch_id, m->p->name)));
 	res->has_batch = true;
 	res->batch_id = m->batch_id;
@@ -2178,7 +2187,7 @@ stage_replay_rows(PG_FUNCTION_ARGS)
 	m.type_checked = palloc0(sizeof(int64) * Max(p->ncols, 1));
 	m.type_failed = palloc0(sizeof(int64) * Max(p->ncols, 1));
 
-	mover_exec("SELECT landing_id, source, received_at, raw_data FROM stage.quarantine_log"
+	mover_exec("SELECT landing_id, source, received_at, raw_data, raw_payload FROM stage.quarantine_log"
 			   " WHERE pipeline_id OPERATOR(pg_catalog.=) $1"
 			   " AND landing_id OPERATOR(pg_catalog.=) ANY ($2) ORDER BY landing_id",
 			   2, types, vals, NULL, SPI_OK_SELECT);
@@ -2196,11 +2205,19 @@ stage_replay_rows(PG_FUNCTION_ARGS)
 		row->source = isnull ? NULL : TextDatumGetCString(d);
 		row->received_at = SPI_getbinval(tt->vals[i], tt->tupdesc, 3, &row->received_null);
 		raw = DatumGetJsonbP(SPI_getbinval(tt->vals[i], tt->tupdesc, 4, &isnull));
+		if (p->jsonb_format)
+		{
+			/* the payload as it landed: extraction and drift as in a batch */
+			d = SPI_getbinval(tt->vals[i], tt->tupdesc, 5, &isnull);
+			row->payload = isnull ? (Datum) 0 : d;
+			if (!isnull)
+				raw = DatumGetJsonbP(d);
+		}
 		row->vals = palloc0(sizeof(char *) * Max(p->ncols, 1));
 		row->datums = palloc0(sizeof(Datum) * Max(p->ncols, 1));
 		row->badtype = palloc0(sizeof(bool) * Max(p->ncols, 1));
 		row->outcome = OUT_CLEAN;
-		for (c = 0; c < p->ncols; c++)
+		for (c = 0; c < p->ncols && JB_ROOT_IS_OBJECT(raw) && !JB_ROOT_IS_SCALAR(raw); c++)
 		{
 			JsonbValue	v;
 
@@ -2231,6 +2248,7 @@ stage_replay_rows(PG_FUNCTION_ARGS)
 												 SPI_tuptable->tupdesc, 1, &isnull));
 	}
 	mover_prepare_masks(&m);
+	mover_drift(&m);
 	mover_typecheck(&m);
 	mover_rules(&m);
 	mover_dedupe(&m);

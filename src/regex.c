@@ -389,8 +389,14 @@ stage_regex_extract(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_REGULAR_EXPRESSION),
 				 errmsg("regular expression failed (PCRE2 error %d)", rc)));
 	ov = pcre2_get_ovector_pointer(rx->md);
-	g = (rc > 1) ? 1 : 0;
-	if (ov[2 * g] == PCRE2_UNSET)
+	{
+		uint32		ncaptures = 0;
+
+		/* the pattern's first group if it has one, matched or not */
+		(void) pcre2_pattern_info(rx->code, PCRE2_INFO_CAPTURECOUNT, &ncaptures);
+		g = (ncaptures > 0) ? 1 : 0;
+	}
+	if (g >= rc || ov[2 * g] == PCRE2_UNSET)
 		PG_RETURN_NULL();
 	PG_RETURN_TEXT_P(cstring_to_text_with_len(VARDATA_ANY(subject) + ov[2 * g],
 											  ov[2 * g + 1] - ov[2 * g]));

@@ -414,7 +414,8 @@ worker_pipelines(MemoryContext cxt)
 		return NIL;
 	}
 	if (SPI_execute("SELECT pipeline_id, name FROM stage.pipeline"
-					" WHERE enabled AND (retry_at IS NULL"
+					" WHERE (enabled OR held_version OPERATOR(pg_catalog.<>) contract_version)"
+					" AND (retry_at IS NULL"
 					" OR retry_at OPERATOR(pg_catalog.<=) pg_catalog.now())"
 					" ORDER BY pipeline_id", true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not list stage pipelines");

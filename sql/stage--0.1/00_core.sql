@@ -152,6 +152,7 @@ CREATE TABLE stage.quarantine_log (
 	received_at		timestamptz,
 	row_data		jsonb NOT NULL,	/* masked where the column is masked */
 	raw_data		jsonb NOT NULL,	/* as landed: owner only */
+	raw_payload		jsonb,			/* jsonb format: the payload as landed (owner only) */
 	reasons			jsonb NOT NULL,
 	quarantined_at	timestamptz NOT NULL DEFAULT pg_catalog.now(),
 	PRIMARY KEY (pipeline_id, landing_id)
@@ -764,6 +765,31 @@ BEGIN
 				USING ERRCODE = 'invalid_parameter_value';
 		END IF;
 	END LOOP;
+	/* a misspelt field inside a rule or mask must not be silently dropped */
+	FOR r IN SELECT e FROM pg_catalog.jsonb_array_elements(COALESCE(contract OPERATOR(pg_catalog.->) 'rules', '[]')) AS x(e) LOOP
+		IF pg_catalog.jsonb_typeof(r) OPERATOR(pg_catalog.<>) 'object' THEN
+			RAISE EXCEPTION 'each rule of a contract must be a JSON object' USING ERRCODE = 'invalid_parameter_value';
+		END IF;
+		FOR k IN SELECT pg_catalog.jsonb_object_keys(r) LOOP
+			IF k OPERATOR(pg_catalog.<>) ALL (ARRAY['name', 'column', 'kind', 'args', 'severity']) THEN
+				RAISE EXCEPTION 'unknown field "%" in a rule of the contract', k
+					USING ERRCODE = 'invalid_parameter_value',
+						  HINT = 'A rule has name, column, kind, args and severity.';
+			END IF;
+		END LOOP;
+	END LOOP;
+	FOR r IN SELECT e FROM pg_catalog.jsonb_array_elements(COALESCE(contract OPERATOR(pg_catalog.->) 'masks', '[]')) AS x(e) LOOP
+		IF pg_catalog.jsonb_typeof(r) OPERATOR(pg_catalog.<>) 'object' THEN
+			RAISE EXCEPTION 'each mask of a contract must be a JSON object' USING ERRCODE = 'invalid_parameter_value';
+		END IF;
+		FOR k IN SELECT pg_catalog.jsonb_object_keys(r) LOOP
+			IF k OPERATOR(pg_catalog.<>) ALL (ARRAY['column', 'method', 'args']) THEN
+				RAISE EXCEPTION 'unknown field "%" in a mask of the contract', k
+					USING ERRCODE = 'invalid_parameter_value',
+						  HINT = 'A mask has column, method and args.';
+			END IF;
+		END LOOP;
+	END LOOP;
 
 	/* the document with every default spelled out, as contract() shows it */
 	doc := pg_catalog.jsonb_build_object(
@@ -958,8 +984,10 @@ DECLARE
 	msg text;
 	state text;
 BEGIN
+	/* held pipelines whose contract changed since are taken again */
 	FOR p IN SELECT x.pipeline_id, x.name FROM stage.pipeline x
-			  WHERE x.enabled AND pg_catalog.pg_has_role(x.owner, 'MEMBER')
+			  WHERE (x.enabled OR x.held_version OPERATOR(pg_catalog.<>) x.contract_version)
+				AND pg_catalog.pg_has_role(x.owner, 'MEMBER')
 			  ORDER BY x.pipeline_id
 	LOOP
 		LOOP

@@ -264,22 +264,8 @@ REVOKE ALL ON FUNCTION stage.drop_secret(text, boolean) FROM PUBLIC;
  * only), so owners, replay and the worker running as the owner read raw
  * rows; an analyst, a producer or anyone else is refused (42501).
  */
-CREATE FUNCTION stage._raw_access() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-	IF TG_OP OPERATOR(pg_catalog.=) 'INSERT' THEN
-		EXECUTE pg_catalog.format('GRANT SELECT (raw_data) ON stage.quarantine_log TO %s', NEW.owner);
-		RETURN NEW;
-	END IF;
-	IF NOT EXISTS (SELECT 1 FROM stage.pipeline p WHERE p.owner OPERATOR(pg_catalog.=) OLD.owner) THEN
-		EXECUTE pg_catalog.format('REVOKE SELECT (raw_data) ON stage.quarantine_log FROM %s', OLD.owner);
-	END IF;
-	RETURN OLD;
-END
-$$;
-REVOKE ALL ON FUNCTION stage._raw_access() FROM PUBLIC;
+CREATE FUNCTION stage._raw_access() RETURNS trigger LANGUAGE c
+AS 'MODULE_PATHNAME', 'stage_raw_access';
 CREATE TRIGGER raw_access AFTER INSERT OR DELETE ON stage.pipeline
 	FOR EACH ROW EXECUTE FUNCTION stage._raw_access();
 
