@@ -65,6 +65,18 @@ typedef enum RowOutcome
 	OUT_DUPLICATE
 } RowOutcome;
 
+/* one failure of a row, as its quarantine record lists it */
+typedef struct Reason
+{
+	const char *rule;
+	const char *kind;
+	const char *column;
+	const char *value;			/* masked where the column is masked */
+	const char *sqlstate;
+	const char *message;		/* raw values of masked columns hidden */
+	const char *severity;
+} Reason;
+
 typedef struct MoverRow
 {
 	int64		id;
@@ -76,7 +88,7 @@ typedef struct MoverRow
 	bool	   *badtype;		/* per column: failed the type check */
 	RowOutcome	outcome;
 	bool		warned;
-	StringInfo	reasons;		/* JSON array under construction, or NULL */
+	List	   *reasons;		/* of Reason, NIL when the row passes */
 	char	   *key;			/* canonical key text, for dedupe */
 	Datum		payload;		/* jsonb format: the payload, or 0 */
 	char	  **out;			/* clean rows: the text written per column */
@@ -112,16 +124,6 @@ static void mover_exec(const char *sql, int nargs, Oid *types, Datum *values,
 /* ----------------------------------------------------------------
  *		small helpers
  * ---------------------------------------------------------------- */
-
-/* JSON string or null */
-static void
-mover_json_value(StringInfo s, const char *v)
-{
-	if (v == NULL)
-		appendStringInfoString(s, "null");
-	else
-		escape_json(s, v);
-}
 
 /*
  * The value as quarantine may show it: masked when the column is masked.
@@ -211,32 +213,80 @@ mover_reason_sev(Mover *m, MoverRow *row, const char *rule, const char *kind,
 				 int col, const char *sqlstate, const char *message,
 				 const char *severity)
 {
-	StringInfo	s;
+	Reason	   *r = palloc(sizeof(Reason));
 
-	if (row->reasons == NULL)
-	{
-		row->reasons = makeStringInfo();
-		appendStringInfoChar(row->reasons, '[');
-	}
+	/*
+	 * Copies: the strings may be an error's (freed after this call) or
+	 * unpack_sql_state's static buffer.
+	 */
+	r->rule = pstrdup(rule);
+	r->kind = kind;
+	r->column = col >= 0 ? m->p->cols[col].name : NULL;
+	r->value = col >= 0 ? mover_shown(m, &m->p->cols[col], row->vals[col]) : NULL;
+	r->sqlstate = sqlstate ? pstrdup(sqlstate) : NULL;
+	r->message = pstrdup(mover_sanitize(m, row, message));
+	r->severity = severity;
+	row->reasons = lappend(row->reasons, r);
+}
+
+/* ----------------------------------------------------------------
+ *		building jsonb directly (no text to parse)
+ * ---------------------------------------------------------------- */
+
+static void
+mover_jb_string(JsonbParseState **st, JsonbIteratorToken tok, const char *s)
+{
+	JsonbValue	v;
+
+	if (s == NULL)
+		v.type = jbvNull;
 	else
-		appendStringInfoString(row->reasons, ", ");
-	s = row->reasons;
-	appendStringInfoString(s, "{\"rule\": ");
-	mover_json_value(s, rule);
-	appendStringInfoString(s, ", \"kind\": ");
-	mover_json_value(s, kind);
-	appendStringInfoString(s, ", \"column\": ");
-	mover_json_value(s, col >= 0 ? m->p->cols[col].name : NULL);
-	appendStringInfoString(s, ", \"value\": ");
-	mover_json_value(s, col >= 0 ? mover_shown(m, &m->p->cols[col], row->vals[col]) : NULL);
-	appendStringInfoString(s, ", \"sqlstate\": ");
-	mover_json_value(s, sqlstate);
-	appendStringInfoString(s, ", \"message\": ");
-	mover_json_value(s, mover_sanitize(m, row, message));
-	appendStringInfoString(s, ", \"severity\": ");
-	mover_json_value(s, severity);
-	appendStringInfoString(s, ", \"contract_version\": ");
-	appendStringInfo(s, "%d}", m->p->version);
+	{
+		v.type = jbvString;
+		v.val.string.val = (char *) s;
+		v.val.string.len = strlen(s);
+	}
+	(void) pushJsonbValue(st, tok, &v);
+}
+
+static void
+mover_jb_pair(JsonbParseState **st, const char *key, const char *value)
+{
+	mover_jb_string(st, WJB_KEY, key);
+	mover_jb_string(st, WJB_VALUE, value);
+}
+
+/* the reasons of a row as a jsonb array */
+static Datum
+mover_reasons_jsonb(Mover *m, MoverRow *row)
+{
+	JsonbParseState *st = NULL;
+	JsonbValue	num;
+	JsonbValue *res;
+	ListCell   *lc;
+
+	num.type = jbvNumeric;
+	num.val.numeric = DatumGetNumeric(DirectFunctionCall1(int4_numeric,
+														  Int32GetDatum(m->p->version)));
+	(void) pushJsonbValue(&st, WJB_BEGIN_ARRAY, NULL);
+	foreach(lc, row->reasons)
+	{
+		Reason	   *r = (Reason *) lfirst(lc);
+
+		(void) pushJsonbValue(&st, WJB_BEGIN_OBJECT, NULL);
+		mover_jb_pair(&st, "rule", r->rule);
+		mover_jb_pair(&st, "kind", r->kind);
+		mover_jb_pair(&st, "column", r->column);
+		mover_jb_pair(&st, "value", r->value);
+		mover_jb_pair(&st, "sqlstate", r->sqlstate);
+		mover_jb_pair(&st, "message", r->message);
+		mover_jb_pair(&st, "severity", r->severity);
+		mover_jb_string(&st, WJB_KEY, "contract_version");
+		(void) pushJsonbValue(&st, WJB_VALUE, &num);
+		(void) pushJsonbValue(&st, WJB_END_OBJECT, NULL);
+	}
+	res = pushJsonbValue(&st, WJB_END_ARRAY, NULL);
+	return JsonbPGetDatum(JsonbValueToJsonb(res));
 }
 
 /* run fn(arg) in a subtransaction; on a row error return its data */
@@ -1293,25 +1343,20 @@ mover_exec(const char *sql, int nargs, Oid *types, Datum *values, const char *nu
 			 SPI_result_code_string(rc), sql);
 }
 
-static char *
+/* the row's columns as a jsonb object, masked or as landed */
+static Datum
 mover_row_data(Mover *m, MoverRow *row, bool masked)
 {
-	StringInfoData s;
+	JsonbParseState *st = NULL;
+	JsonbValue *res;
 	int			c;
 
-	initStringInfo(&s);
-	appendStringInfoChar(&s, '{');
+	(void) pushJsonbValue(&st, WJB_BEGIN_OBJECT, NULL);
 	for (c = 0; c < m->p->ncols; c++)
-	{
-		if (c > 0)
-			appendStringInfoString(&s, ", ");
-		escape_json(&s, m->p->cols[c].name);
-		appendStringInfoString(&s, ": ");
-		mover_json_value(&s, masked ? mover_shown(m, &m->p->cols[c], row->vals[c]) :
-						 row->vals[c]);
-	}
-	appendStringInfoChar(&s, '}');
-	return s.data;
+		mover_jb_pair(&st, m->p->cols[c].name,
+					  masked ? mover_shown(m, &m->p->cols[c], row->vals[c]) : row->vals[c]);
+	res = pushJsonbValue(&st, WJB_END_OBJECT, NULL);
+	return JsonbPGetDatum(JsonbValueToJsonb(res));
 }
 
 static void
@@ -1352,10 +1397,9 @@ mover_write_outcomes(Mover *m)
 				srcs[nq] = row->source ? CStringGetTextDatum(row->source) : (Datum) 0;
 				rcvnull[nq] = row->received_null;
 				rcv[nq] = row->received_at;
-				appendStringInfoChar(row->reasons, ']');
-				re[nq] = CStringGetTextDatum(row->reasons->data);
-				rd[nq] = CStringGetTextDatum(mover_row_data(m, row, true));
-				raw[nq] = CStringGetTextDatum(mover_row_data(m, row, false));
+				re[nq] = mover_reasons_jsonb(m, row);
+				rd[nq] = mover_row_data(m, row, true);
+				raw[nq] = mover_row_data(m, row, false);
 				/* jsonb format: the payload itself, for replay and its drift check */
 				paynull[nq] = (row->payload == (Datum) 0);
 				pay[nq] = paynull[nq] ? (Datum) 0 : row->payload;
@@ -1366,7 +1410,7 @@ mover_write_outcomes(Mover *m)
 	if (nq > 0)
 	{
 		Oid			types[10] = {INT4OID, INT8OID, INT4OID, INT8ARRAYOID, TEXTARRAYOID,
-			TIMESTAMPTZARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
+			TIMESTAMPTZARRAYOID, JSONBARRAYOID, JSONBARRAYOID, JSONBARRAYOID,
 		JSONBARRAYOID};
 		Datum		vals[10];
 
@@ -1376,15 +1420,14 @@ mover_write_outcomes(Mover *m)
 		vals[3] = mover_array(ids, NULL, nq, INT8OID);
 		vals[4] = mover_array(srcs, srcnull, nq, TEXTOID);
 		vals[5] = mover_array(rcv, rcvnull, nq, TIMESTAMPTZOID);
-		vals[6] = mover_array(rd, NULL, nq, TEXTOID);
-		vals[7] = mover_array(re, NULL, nq, TEXTOID);
-		vals[8] = mover_array(raw, NULL, nq, TEXTOID);
+		vals[6] = mover_array(rd, NULL, nq, JSONBOID);
+		vals[7] = mover_array(re, NULL, nq, JSONBOID);
+		vals[8] = mover_array(raw, NULL, nq, JSONBOID);
 		vals[9] = mover_array(pay, paynull, nq, JSONBOID);
 		mover_exec("INSERT INTO stage.quarantine_log (pipeline_id, landing_id, batch_id,"
 				   " contract_version, source, received_at, row_data, reasons, raw_data,"
 				   " raw_payload)"
-				   " SELECT $1, u.id, $2, $3, u.src, u.rcv, CAST(u.rd AS pg_catalog.jsonb),"
-				   " CAST(u.re AS pg_catalog.jsonb), CAST(u.raw AS pg_catalog.jsonb), u.pay"
+				   " SELECT $1, u.id, $2, $3, u.src, u.rcv, u.rd, u.re, u.raw, u.pay"
 				   " FROM (SELECT pg_catalog.unnest($4) AS id, pg_catalog.unnest($5) AS src,"
 				   " pg_catalog.unnest($6) AS rcv, pg_catalog.unnest($7) AS rd,"
 				   " pg_catalog.unnest($8) AS re, pg_catalog.unnest($9) AS raw,"
@@ -2012,7 +2055,7 @@ stage_check_row(PG_FUNCTION_ARGS)
 	MoverRow   *row;
 	RuleProgram *p;
 	int			c;
-	char	   *result;
+	Datum		result_jb;
 	JsonbIterator *it;
 	JsonbValue	v;
 	JsonbIteratorToken tok;
@@ -2102,11 +2145,12 @@ stage_check_row(PG_FUNCTION_ARGS)
 	mover_typecheck(&m);
 	mover_rules(&m);
 
-	result = row->reasons ? psprintf("%s]", row->reasons->data) : "[]";
+	result_jb = row->reasons ? mover_reasons_jsonb(&m, row) :
+		DirectFunctionCall1(jsonb_in, CStringGetDatum("[]"));
 	SetUserIdAndSecContext(save_userid, save_sec);
 	SPI_finish();
 	AtEOXact_GUC(true, save_nestlevel);
-	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(result)));
+	PG_RETURN_DATUM(result_jb);
 }
 
 /* ----------------------------------------------------------------
@@ -2287,14 +2331,7 @@ stage_replay_rows(PG_FUNCTION_ARGS)
 										row->outcome == OUT_DUPLICATE ? "duplicate" :
 										"quarantine");
 		if (row->reasons)
-		{
-			const char *r = row->reasons->data;
-
-			/* mover_write_outcomes closed the array of written rows */
-			if (r[row->reasons->len - 1] != ']')
-				r = psprintf("%s]", r);
-			values[2] = DirectFunctionCall1(jsonb_in, CStringGetDatum(r));
-		}
+			values[2] = mover_reasons_jsonb(&m, row);
 		else
 			nulls[2] = true;
 		MemoryContextSwitchTo(old);
