@@ -15,6 +15,9 @@
  *	- a superuser or a member of the pipeline's owner role, and
  *	- members of the role stage_analyst (stage.create_roles),
  * and nothing to anyone else (no error: the views list every pipeline).
+ * raw_data itself is granted to each pipeline owner role while it owns a
+ * pipeline (stage_raw_access), so owners, replay and the worker running as
+ * the owner read raw rows, and analysts are refused.
  *
  * Masked with the current masks.  A row written under a contract version
  * whose masks are the current ones is returned as stored.  Any other row
@@ -37,7 +40,9 @@
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
 #include "catalog/pg_type.h"
+#include "commands/trigger.h"
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "lib/stringinfo.h"
@@ -865,4 +870,69 @@ stage_quarantine_count(PG_FUNCTION_ARGS)
 	if (count < 0)
 		PG_RETURN_NULL();
 	PG_RETURN_INT64(count);
+}
+
+/*
+ * AFTER INSERT OR DELETE trigger on stage.pipeline: raw_data of
+ * stage.quarantine_log is readable by a pipeline's owner role while it owns
+ * at least one pipeline (row-level security still shows it its own rows
+ * only): granted when it creates one, revoked when it drops its last one.
+ * The GRANT is run as the table's owner.
+ */
+PG_FUNCTION_INFO_V1(stage_raw_access);
+Datum
+stage_raw_access(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+	HeapTuple	tup;
+	TupleDesc	desc;
+	bool		isnull;
+	Oid			owner;
+	Oid			save_userid;
+	int			save_sec;
+	bool		insert;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(td->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(td->tg_event))
+		elog(ERROR, "stage_raw_access: must be an AFTER ROW trigger");
+	insert = TRIGGER_FIRED_BY_INSERT(td->tg_event);
+	tup = td->tg_trigtuple;
+	desc = RelationGetDescr(td->tg_relation);
+	owner = DatumGetObjectId(heap_getattr(tup, SPI_fnumber(desc, "owner"), desc, &isnull));
+	if (isnull || !OidIsValid(owner))
+		return PointerGetDatum(tup);
+
+	stage_switch_to_owner("quarantine_log", &save_userid, &save_sec);
+	PG_TRY();
+	{
+		const char *role = quote_identifier(GetUserNameFromId(owner, false));
+		bool		grant = insert;
+
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		if (!insert)
+		{
+			Oid			argtype = OIDOID;
+			Datum		arg = ObjectIdGetDatum(owner);
+
+			if (SPI_execute_with_args("SELECT 1 FROM stage.pipeline"
+									  " WHERE owner::pg_catalog.oid OPERATOR(pg_catalog.=) $1",
+									  1, &argtype, &arg, NULL, false, 1) != SPI_OK_SELECT)
+				elog(ERROR, "stage: could not read stage.pipeline");
+			if (SPI_processed > 0)
+				role = NULL;	/* it still owns a pipeline */
+		}
+		if (role != NULL &&
+			SPI_execute(psprintf("%s SELECT (raw_data) ON stage.quarantine_log %s %s",
+								 grant ? "GRANT" : "REVOKE", grant ? "TO" : "FROM", role),
+						false, 0) != SPI_OK_UTILITY)
+			elog(ERROR, "stage: could not change the privileges on raw quarantine rows");
+		SPI_finish();
+	}
+	PG_FINALLY();
+	{
+		SetUserIdAndSecContext(save_userid, save_sec);
+	}
+	PG_END_TRY();
+	return PointerGetDatum(tup);
 }
