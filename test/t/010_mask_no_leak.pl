@@ -65,7 +65,7 @@ open my $fh, '>:raw', "$tmp/key.bin" or die "could not write key file: $!";
 print $fh $key;
 close $fh;
 
-run("CREATE EXTENSION stage");
+$node->safe_psql('postgres', 'CREATE EXTENSION stage');
 my ($ret, $out, $err) = run(
 	qq{
 SET log_statement = 'all';
