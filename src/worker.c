@@ -268,7 +268,12 @@ launcher_record(const char *dbname)
 	return &launches[nlaunches++];
 }
 
-/* may a worker for dbname be started now?  Updates the backoff. */
+/*
+ * May a worker for dbname be started now?  A worker that lived ten seconds
+ * or more before it went away is replaced at once; one that died sooner
+ * (a missing role or database, say) is replaced after a delay that doubles
+ * each time, from 1 s up to 60 s.
+ */
 static bool
 launcher_may_start(const char *dbname)
 {
@@ -279,16 +284,36 @@ launcher_may_start(const char *dbname)
 		return false;
 	if (r->last_start != 0)
 	{
-		if (!TimestampDifferenceExceeds(r->last_start, now, r->delay_ms))
-			return false;
-		/* the last one lived less than a minute: wait longer next time */
-		if (!TimestampDifferenceExceeds(r->last_start, now, 60000))
-			r->delay_ms = Min(r->delay_ms * 2, 60000);
-		else
+		if (TimestampDifferenceExceeds(r->last_start, now, 10000))
 			r->delay_ms = 1000;
+		else if (!TimestampDifferenceExceeds(r->last_start, now, r->delay_ms))
+			return false;
+		else
+			r->delay_ms = Min(r->delay_ms * 2, 60000);
 	}
 	r->last_start = now;
 	return true;
+}
+
+/* is dbname in stage.databases? */
+static bool
+worker_db_listed(const char *dbname)
+{
+	char	   *list;
+	List	   *names = NIL;
+	ListCell   *lc;
+	bool		found = false;
+
+	if (stage_databases == NULL)
+		return false;
+	list = pstrdup(stage_databases);
+	if (SplitIdentifierString(list, ',', &names))
+		foreach(lc, names)
+			if (strcmp((const char *) lfirst(lc), dbname) == 0)
+				found = true;
+	list_free(names);
+	pfree(list);
+	return found;
 }
 
 void
@@ -415,6 +440,7 @@ worker_pipelines(MemoryContext cxt)
 	}
 	if (SPI_execute("SELECT pipeline_id, name FROM stage.pipeline"
 					" WHERE (enabled OR held_version OPERATOR(pg_catalog.<>) contract_version)"
+					" AND pg_catalog.pg_has_role(owner, 'MEMBER')"
 					" AND (retry_at IS NULL"
 					" OR retry_at OPERATOR(pg_catalog.<=) pg_catalog.now())"
 					" ORDER BY pipeline_id", true, 0) != SPI_OK_SELECT)
@@ -557,7 +583,19 @@ worker_run_one(PipelineRef *p, MemoryContext cxt)
 		LWLockAcquire(shared->lock, LW_EXCLUSIVE);
 		strlcpy(my_slot->last_error, e->message ? e->message : "", sizeof(my_slot->last_error));
 		LWLockRelease(shared->lock);
-		worker_record_failure(p, e);
+		PG_TRY();
+		{
+			worker_record_failure(p, e);
+		}
+		PG_CATCH();
+		{
+			/* could not even record it: say so, and go on with the others */
+			MemoryContextSwitchTo(cxt);
+			EmitErrorReport();
+			FlushErrorState();
+			AbortCurrentTransaction();
+		}
+		PG_END_TRY();
 		FreeErrorData(e);
 		rows = -1;
 	}
@@ -655,6 +693,13 @@ stage_worker_main(Datum arg)
 		{
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
+			if (!my_slot->dynamic && !worker_db_listed(dbname))
+			{
+				ereport(LOG,
+						(errmsg("stage worker for database \"%s\" stops: the database left stage.databases",
+								dbname)));
+				proc_exit(0);
+			}
 		}
 
 		old = MemoryContextSwitchTo(cxt);
