@@ -391,6 +391,12 @@ mover_typecheck(Mover *m)
 		StageColumn *col = &p->cols[c];
 		int			nu = 0;
 
+		/*
+		 * A mask that writes text replaces the value: what must fit the
+		 * column is its output (the write checks that), not the raw value.
+		 */
+		if (col->mask && mask_needs_text(col->mask))
+			continue;
 		for (i = 0; i < m->n; i++)
 		{
 			const char *v = m->rows[i].vals[c];

@@ -43,11 +43,11 @@ WITH recent AS (
 	 WHERE s.kind OPERATOR(pg_catalog.=) 'type' AND b.kind OPERATOR(pg_catalog.=) 'batch'
 	 GROUP BY b.pipeline_id
 ), dlq AS (
-	SELECT q.pipeline_id, pg_catalog.count(*) AS size,
-		   pg_catalog.count(*) FILTER (WHERE q.quarantined_at OPERATOR(pg_catalog.>)
-										(pg_catalog.now() OPERATOR(pg_catalog.-) '1 day'::interval)) AS growth_24h
-	  FROM stage.quarantine_log q
-	 GROUP BY q.pipeline_id
+	/* counted for whoever may read the quarantine, analysts included */
+	SELECT x.pipeline_id, stage._quarantine_count(x.pipeline_id) AS size,
+		   stage._quarantine_count(x.pipeline_id,
+								   pg_catalog.now() OPERATOR(pg_catalog.-) '1 day'::interval) AS growth_24h
+	  FROM stage.pipeline x
 )
 SELECT p.name AS pipeline, p.enabled, p.paused_reason,
 	   COALESCE(pp.batches, 0) AS batches_1h,
