@@ -753,7 +753,7 @@ stage_quarantine_raw(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("pipeline \"%s\" does not exist", name),
-				 errhint("See SELECT name FROM stage.pipelines for the pipelines of this database.")));
+				 errhint("See SELECT pipeline FROM stage.pipelines for the pipelines of this database.")));
 	if (!is_member_of_role(GetUserId(), owner))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),

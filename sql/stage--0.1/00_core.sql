@@ -357,7 +357,7 @@ BEGIN
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'pipeline "%" does not exist', $1
 			USING ERRCODE = 'undefined_object',
-				  HINT = 'See SELECT name FROM stage.pipelines for the pipelines of this database.';
+				  HINT = 'See SELECT pipeline FROM stage.pipelines for the pipelines of this database.';
 	END IF;
 	IF for_write AND NOT pg_catalog.pg_has_role(p.owner, 'MEMBER') THEN
 		RAISE EXCEPTION 'permission denied for pipeline "%"', $1
