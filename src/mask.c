@@ -620,8 +620,25 @@ secret_read(const char *name, int *keylen, bool missing_ok)
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
 		if (SPI_execute_with_args("SELECT key, users::pg_catalog.oid[] FROM stage.secret WHERE name OPERATOR(pg_catalog.=) $1",
-								  1, &argtype, &arg, NULL, true, 1) != SPI_OK_SELECT)
+								  1, &argtype, &arg, NULL, false, 1) != SPI_OK_SELECT)
 			elog(ERROR, "could not read stage.secret");
+
+		/*
+		 * The secret named "default" is made, with a random key, the first
+		 * time it is asked for.  It is not made by the install script: a
+		 * restored dump brings back the old one, whose hashes must stay
+		 * joinable, and must not meet a fresh one.
+		 */
+		if (SPI_processed == 0 && strcmp(name, "default") == 0)
+		{
+			if (SPI_execute("INSERT INTO stage.secret (name, key)"
+							" VALUES ('default', stage._random_key(32))"
+							" ON CONFLICT (name) DO NOTHING", false, 0) != SPI_OK_INSERT)
+				elog(ERROR, "could not create the default secret");
+			if (SPI_execute_with_args("SELECT key, users::pg_catalog.oid[] FROM stage.secret WHERE name OPERATOR(pg_catalog.=) $1",
+									  1, &argtype, &arg, NULL, false, 1) != SPI_OK_SELECT)
+				elog(ERROR, "could not read stage.secret");
+		}
 		if (SPI_processed == 1)
 		{
 			bool		isnull;

@@ -1564,12 +1564,12 @@ mover_read_window(Window *w, int pipeline_id, MemoryContext cxt)
 			   " AND held_version OPERATOR(pg_catalog.<>) contract_version",
 			   1, &argtype, &arg, NULL, SPI_OK_UPDATE);
 	mover_exec("SELECT p.enabled, p.contract_version, p.win_lo,"
-			   " COALESCE(p.win_hi, pg_catalog.pg_current_snapshot()),"
-			   " p.win_hi IS NULL,"
-			   " pg_catalog.pg_snapshot_xmax(COALESCE(p.win_hi, pg_catalog.pg_current_snapshot())),"
+			   " COALESCE(p.win_hi, s.snap), p.win_hi IS NULL,"
+			   " pg_catalog.pg_snapshot_xmax(COALESCE(p.win_hi, s.snap)),"
 			   " COALESCE(p.cur_txid, pg_catalog.pg_snapshot_xmin(p.win_lo)),"
 			   " COALESCE(p.cur_id, 0)"
-			   " FROM stage.pipeline p WHERE p.pipeline_id OPERATOR(pg_catalog.=) $1",
+			   " FROM stage.pipeline p, (SELECT stage._window_snapshot() AS snap) s"
+			   " WHERE p.pipeline_id OPERATOR(pg_catalog.=) $1",
 			   1, &argtype, &arg, NULL, SPI_OK_SELECT);
 	if (SPI_processed != 1)
 		elog(ERROR, "pipeline %d vanished", pipeline_id);

@@ -183,6 +183,13 @@ SELECT pg_catalog.pg_extension_config_dump('stage.rule', '');
 SELECT pg_catalog.pg_extension_config_dump('stage.mask', '');
 SELECT pg_catalog.pg_extension_config_dump('stage.contract_history', '');
 SELECT pg_catalog.pg_extension_config_dump('stage.secret', '');
+/* batch history and the quarantine are the users' data too */
+SELECT pg_catalog.pg_extension_config_dump('stage.batch', '');
+SELECT pg_catalog.pg_extension_config_dump('stage.batch_rule_stat', '');
+SELECT pg_catalog.pg_extension_config_dump('stage.quarantine_log', '');
+SELECT pg_catalog.pg_extension_config_dump('stage.duplicate_log', '');
+SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('stage.pipeline', 'pipeline_id'), '');
+SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('stage.batch', 'batch_id'), '');
 
 /*
  * Catalog privileges: everyone may read contracts and batch history (they
@@ -341,7 +348,38 @@ CREATE FUNCTION stage.luhn_valid(value text)
 RETURNS boolean LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
 AS 'MODULE_PATHNAME', 'stage_luhn_valid';
 
-INSERT INTO stage.secret (name, key) VALUES ('default', stage._random_key(32));
+/*
+ * The secret "default" is created with a random key on first use (see
+ * secret_read in mask.c), not here: a restored dump brings back the old one.
+ */
+
+/*
+ * The upper snapshot of a new batch window: the current snapshot, but with
+ * the calling transaction itself counted as not yet committed.  Without
+ * this, whether a batch takes rows its own transaction landed would depend
+ * on what other transactions happened to finish (the snapshot's xmax); with
+ * it, such rows always wait for a window opened after their commit.
+ */
+CREATE FUNCTION stage._window_snapshot()
+RETURNS pg_snapshot
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	s pg_snapshot := pg_catalog.pg_current_snapshot();
+	own xid8 := pg_catalog.pg_current_xact_id_if_assigned();
+BEGIN
+	IF own IS NULL OR NOT pg_catalog.pg_visible_in_snapshot(own, s) THEN
+		RETURN s;
+	END IF;
+	RETURN (LEAST(pg_catalog.pg_snapshot_xmin(s), own)::text
+			OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) pg_catalog.pg_snapshot_xmax(s)::text
+			OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||)
+			(SELECT pg_catalog.string_agg(x::text, ',' ORDER BY x)
+			   FROM (SELECT pg_catalog.pg_snapshot_xip(s) AS x UNION SELECT own) AS u)
+		   )::pg_snapshot;
+END
+$$;
 
 /* ------------------------------------------------------------ helpers */
 
@@ -906,6 +944,11 @@ LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+	IF secret OPERATOR(pg_catalog.=) 'default' THEN
+		/* made on first use: this may be it */
+		INSERT INTO stage.secret (name, key) VALUES ('default', stage._random_key(32))
+		ON CONFLICT (name) DO NOTHING;
+	END IF;
 	UPDATE stage.secret s SET users = pg_catalog.array_append(pg_catalog.array_remove(s.users, role), role)
 	 WHERE s.name OPERATOR(pg_catalog.=) secret;
 	IF NOT FOUND THEN
