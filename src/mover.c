@@ -1925,6 +1925,53 @@ mover_lock_pipeline(const char *name, Oid *owner)
 	return pipeline_id;
 }
 
+/* what mover_enter changed, for mover_leave to restore */
+typedef struct MoverSession
+{
+	int			pipeline_id;
+	int			save_nestlevel;
+	Oid			save_userid;
+	int			save_sec;
+} MoverSession;
+
+/*
+ * Enter a pipeline for a batch or a replay: names resolve in pg_catalog
+ * only, the pipeline row is locked (after checking the caller may run it),
+ * and the rest runs as the pipeline owner in a restricted context, like
+ * VACUUM runs as the table owner: the target's triggers, defaults and the
+ * contract's expressions are the owner's code, and must never run with the
+ * rights of whoever calls (a superuser's pg_cron job, say).  Deferred
+ * constraints of the target would fire at commit, outside the bisection,
+ * and fail the whole batch again and again: they are checked at the end of
+ * each statement instead.  An error undoes all of it with the transaction.
+ */
+static void
+mover_enter(const char *name, MoverSession *ms)
+{
+	Oid			owner;
+
+	ms->save_nestlevel = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp",
+							 PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	ms->pipeline_id = mover_lock_pipeline(name, &owner);
+	GetUserIdAndSecContext(&ms->save_userid, &ms->save_sec);
+	mover_caller = ms->save_userid;
+	SetUserIdAndSecContext(owner, ms->save_sec | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	mover_exec("SET CONSTRAINTS ALL IMMEDIATE", 0, NULL, NULL, NULL, SPI_OK_UTILITY);
+}
+
+static void
+mover_leave(MoverSession *ms)
+{
+	SetUserIdAndSecContext(ms->save_userid, ms->save_sec);
+	SPI_finish();
+	AtEOXact_GUC(true, ms->save_nestlevel);
+}
+
 PG_FUNCTION_INFO_V1(stage_run_batch);
 Datum
 stage_run_batch(PG_FUNCTION_ARGS)
@@ -1932,13 +1979,9 @@ stage_run_batch(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	char	   *name;
 	int64		limit;
-	int			save_nestlevel;
 	MemoryContext cxt;
 	BatchResult res;
-	int			pipeline_id;
-	Oid			owner;
-	Oid			save_userid;
-	int			save_sec;
+	MoverSession ms;
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
@@ -1956,45 +1999,14 @@ stage_run_batch(PG_FUNCTION_ARGS)
 	memset(&res, 0, sizeof(res));
 	cxt = AllocSetContextCreate(CurrentMemoryContext, "stage batch",
 								ALLOCSET_DEFAULT_SIZES);
-
-	/* everything the mover runs resolves names in pg_catalog only */
-	save_nestlevel = NewGUCNestLevel();
-	(void) set_config_option("search_path", "pg_catalog, pg_temp",
-							 PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
-
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	pipeline_id = mover_lock_pipeline(name, &owner);
-
-	/*
-	 * The batch runs as the pipeline owner, in a restricted context, like
-	 * VACUUM runs as the table owner: the target's triggers, defaults and
-	 * the contract's expressions are the owner's code, and must never run
-	 * with the rights of whoever calls run_batch (a superuser's pg_cron
-	 * job, say).  An error restores the caller's identity with the
-	 * transaction.
-	 */
-	GetUserIdAndSecContext(&save_userid, &save_sec);
-	mover_caller = save_userid;
-	SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE |
-						   SECURITY_RESTRICTED_OPERATION);
-
-	/*
-	 * Deferred constraints of the target would fire at commit, outside the
-	 * bisection, and fail the whole batch again and again: check them at
-	 * the end of each statement instead.
-	 */
-	mover_exec("SET CONSTRAINTS ALL IMMEDIATE", 0, NULL, NULL, NULL, SPI_OK_UTILITY);
+	mover_enter(name, &ms);
 	{
 		MemoryContext old = MemoryContextSwitchTo(cxt);
 
-		mover_batch(pipeline_id, limit, &res, cxt);
+		mover_batch(ms.pipeline_id, limit, &res, cxt);
 		MemoryContextSwitchTo(old);
 	}
-	SetUserIdAndSecContext(save_userid, save_sec);
-	SPI_finish();
-	AtEOXact_GUC(true, save_nestlevel);
+	mover_leave(&ms);
 	MemoryContextDelete(cxt);
 
 	{
@@ -2181,13 +2193,10 @@ stage_replay_rows(PG_FUNCTION_ARGS)
 	char	   *name;
 	Datum		ids;
 	bool		dry_run;
-	int			save_nestlevel;
 	MemoryContext cxt;
 	MemoryContext old;
 	int			pipeline_id;
-	Oid			owner;
-	Oid			save_userid;
-	int			save_sec;
+	MoverSession ms;
 	Mover		m;
 	RuleProgram *p;
 	int			i;
@@ -2208,18 +2217,8 @@ stage_replay_rows(PG_FUNCTION_ARGS)
 	InitMaterializedSRF(fcinfo, 0);
 	cxt = AllocSetContextCreate(CurrentMemoryContext, "stage replay",
 								ALLOCSET_DEFAULT_SIZES);
-	save_nestlevel = NewGUCNestLevel();
-	(void) set_config_option("search_path", "pg_catalog, pg_temp",
-							 PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	pipeline_id = mover_lock_pipeline(name, &owner);
-	GetUserIdAndSecContext(&save_userid, &save_sec);
-	mover_caller = save_userid;
-	SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE |
-						   SECURITY_RESTRICTED_OPERATION);
-	mover_exec("SET CONSTRAINTS ALL IMMEDIATE", 0, NULL, NULL, NULL, SPI_OK_UTILITY);
+	mover_enter(name, &ms);
+	pipeline_id = ms.pipeline_id;
 	old = MemoryContextSwitchTo(cxt);
 
 	vals[0] = Int32GetDatum(pipeline_id);
@@ -2284,7 +2283,7 @@ stage_replay_rows(PG_FUNCTION_ARGS)
 	{
 		Oid			btypes[2] = {INT4OID, TEXTOID};
 		Datum		bvals[2] = {Int32GetDatum(pipeline_id),
-		CStringGetTextDatum(GetUserNameFromId(save_userid, false))};
+		CStringGetTextDatum(GetUserNameFromId(ms.save_userid, false))};
 
 		if (SPI_execute_with_args("INSERT INTO stage.batch (pipeline_id, contract_version, status,"
 								  " kind, started_at, run_by)"
@@ -2346,9 +2345,7 @@ stage_replay_rows(PG_FUNCTION_ARGS)
 	}
 
 	MemoryContextSwitchTo(old);
-	SetUserIdAndSecContext(save_userid, save_sec);
-	SPI_finish();
-	AtEOXact_GUC(true, save_nestlevel);
+	mover_leave(&ms);
 	MemoryContextDelete(cxt);
 	return (Datum) 0;
 }
