@@ -1,7 +1,7 @@
 
 # Copyright (c) the stage authors
 #
-# 005_worker_two.pl: two background workers share the pipelines of one
+# 007_worker_two.pl: two background workers share the pipelines of one
 # database without ever processing the same rows twice.
 #
 # The launcher starts one worker for the database (stage.databases); a

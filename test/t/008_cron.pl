@@ -1,7 +1,7 @@
 
 # Copyright (c) the stage authors
 #
-# 006_cron.pl: pg_cron (the real postgresql-15-cron package) schedules
+# 008_cron.pl: pg_cron (the real postgresql-15-cron package) schedules
 # stage.run_all() and stage.run_batch(), first without the background
 # worker, then together with it, under a producer load.
 #
