@@ -606,8 +606,10 @@ worker_run_one(PipelineRef *p, MemoryContext cxt)
 }
 
 /*
- * One pass over the database's pipelines.  Returns true if rows may still
- * be pending (the time budget ran out first).
+ * One pass over the database's pipelines, in rounds: each round gives
+ * every pipeline one batch, so a busy pipeline cannot starve the others;
+ * rounds go on until no pipeline had rows or the time budget is spent.
+ * Returns true if rows may still be pending.
  */
 static bool
 worker_pass(MemoryContext cxt)
@@ -615,25 +617,25 @@ worker_pass(MemoryContext cxt)
 	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 													   stage_batch_time_budget);
 	List	   *pipelines = worker_pipelines(cxt);
-	ListCell   *lc;
 
-	foreach(lc, pipelines)
+	for (;;)
 	{
-		PipelineRef *p = (PipelineRef *) lfirst(lc);
+		ListCell   *lc;
+		bool		any = false;
 
-		for (;;)
+		foreach(lc, pipelines)
 		{
-			int64		rows;
+			PipelineRef *p = (PipelineRef *) lfirst(lc);
 
 			CHECK_FOR_INTERRUPTS();
-			rows = worker_run_one(p, cxt);
-			if (rows <= 0)
-				break;
+			if (worker_run_one(p, cxt) > 0)
+				any = true;
 			if (GetCurrentTimestamp() >= deadline)
-				return true;
+				return any;
 		}
+		if (!any)
+			return false;
 	}
-	return false;
 }
 
 void
