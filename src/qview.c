@@ -923,7 +923,7 @@ stage_raw_access(PG_FUNCTION_ARGS)
 				role = NULL;	/* it still owns a pipeline */
 		}
 		if (role != NULL &&
-			SPI_execute(psprintf("%s SELECT (raw_data) ON stage.quarantine_log %s %s",
+			SPI_execute(psprintf("%s SELECT (raw_data, raw_payload) ON stage.quarantine_log %s %s",
 								 grant ? "GRANT" : "REVOKE", grant ? "TO" : "FROM", role),
 						false, 0) != SPI_OK_UTILITY)
 			elog(ERROR, "stage: could not change the privileges on raw quarantine rows");
