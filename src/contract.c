@@ -928,7 +928,7 @@ stage_validate_mask(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("mask method must not be null"),
-				 errhint("Valid methods are hash, partial, email, card and null.")));
+				 errhint("Valid methods are hash, pseudonym, partial, email, phone, card, redact, redact_pii, null, constant, generalize, noise and tokenize.")));
 	target = PG_GETARG_OID(0);
 	rel = relation_open(target, AccessShareLock);
 	column_init(&col, rel, contract_find_column(rel, PG_ARGISNULL(1) ? NULL :

@@ -1474,6 +1474,9 @@ mover_write_stats(Mover *m)
 
 	for (i = 0; i < p->ncols; i++)
 	{
+		/* not type-checked: a mask that writes text replaces the value */
+		if (p->cols[i].mask && mask_needs_text(p->cols[i].mask))
+			continue;
 		names[n] = CStringGetTextDatum(psprintf("%s_type", p->cols[i].name));
 		cols[n] = CStringGetTextDatum(p->cols[i].name);
 		kinds[n] = CStringGetTextDatum("type");

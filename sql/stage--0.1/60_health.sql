@@ -99,7 +99,8 @@ $$;
 
 /*
  * The SLIs in Prometheus text exposition format, for postgres_exporter's
- * custom queries or a scrape proxy.
+ * custom queries or a scrape proxy: one family per metric, each with its
+ * HELP and TYPE lines, one sample per pipeline.
  */
 CREATE FUNCTION stage.metrics()
 RETURNS text
@@ -108,41 +109,63 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	out text := '';
+	fam record;
 	h record;
-	w record;
-	lbl text;
+	v text;
 BEGIN
-	out := out OPERATOR(pg_catalog.||)
-		'# HELP stage_rows_1h Landing rows taken by batches in the last hour, by outcome.' OPERATOR(pg_catalog.||) E'\n' OPERATOR(pg_catalog.||)
-		'# TYPE stage_rows_1h gauge' OPERATOR(pg_catalog.||) E'\n';
-	FOR h IN SELECT * FROM stage.health ORDER BY pipeline LOOP
-		lbl := pg_catalog.format('pipeline="%s"', pg_catalog.replace(h.pipeline, '"', '\"'));
-		out := out OPERATOR(pg_catalog.||) pg_catalog.format(
-			E'stage_rows_1h{%s,outcome="in"} %s\n'
-			'stage_batches_1h{%s,status="all"} %s\n'
-			'stage_batches_1h{%s,status="failed"} %s\n'
-			'stage_batches_1h{%s,status="held"} %s\n'
-			'stage_validation_pass_rate{%s} %s\n'
-			'stage_duplicate_rate{%s} %s\n'
-			'stage_schema_violation_rate{%s} %s\n'
-			'stage_handoff_latency_seconds{%s,quantile="0.5"} %s\n'
-			'stage_handoff_latency_seconds{%s,quantile="0.95"} %s\n'
-			'stage_dlq_size{%s} %s\n'
-			'stage_dlq_growth_24h{%s} %s\n'
-			'stage_pipeline_enabled{%s} %s\n',
-			lbl, h.rows_1h, lbl, h.batches_1h, lbl, h.failed_batches_1h, lbl, h.held_batches_1h,
-			lbl, COALESCE(h.validation_pass_rate::text, 'NaN'),
-			lbl, COALESCE(h.duplicate_rate::text, 'NaN'),
-			lbl, COALESCE(h.schema_violation_rate::text, 'NaN'),
-			lbl, COALESCE((h.handoff_latency_p50_ms OPERATOR(pg_catalog./) 1000)::text, 'NaN'),
-			lbl, COALESCE((h.handoff_latency_p95_ms OPERATOR(pg_catalog./) 1000)::text, 'NaN'),
-			lbl, h.dlq_size, lbl, h.dlq_growth_24h,
-			lbl, CASE WHEN h.enabled THEN 1 ELSE 0 END);
+	FOR fam IN SELECT * FROM (VALUES
+		(1, 'stage_rows_1h', 'Landing rows taken by batches in the last hour.'),
+		(2, 'stage_rows_clean_1h', 'Rows moved to the target by batches in the last hour.'),
+		(3, 'stage_rows_quarantined_1h', 'Rows quarantined by batches in the last hour (DLQ growth over the hour).'),
+		(4, 'stage_batches_1h', 'Batches attempted in the last hour.'),
+		(5, 'stage_batches_failed_1h', 'Batches that failed in the last hour.'),
+		(6, 'stage_batches_held_1h', 'Batches held (max_reject_ratio or drift) in the last hour.'),
+		(7, 'stage_validation_pass_rate', 'Share of the last hour''s rows that passed the contract.'),
+		(8, 'stage_duplicate_rate', 'Share of the last hour''s rows resolved as duplicates.'),
+		(9, 'stage_schema_violation_rate', 'Type failures and drifting payloads per row taken, last hour.'),
+		(10, 'stage_handoff_latency_p50_seconds', 'Median time from landing to the target, last hour.'),
+		(11, 'stage_handoff_latency_p95_seconds', '95th percentile time from landing to the target, last hour.'),
+		(12, 'stage_dlq_size', 'Rows in quarantine.'),
+		(13, 'stage_dlq_growth_24h', 'Rows quarantined in the last 24 hours.'),
+		(14, 'stage_pipeline_enabled', '1 when the pipeline runs, 0 when paused or held.')
+	) AS f(n, name, help) ORDER BY n
+	LOOP
+		out := out OPERATOR(pg_catalog.||) pg_catalog.format(E'# HELP %s %s\n# TYPE %s gauge\n',
+															 fam.name, fam.help, fam.name);
+		FOR h IN SELECT * FROM stage.health ORDER BY pipeline LOOP
+			v := CASE fam.n
+				WHEN 1 THEN h.rows_1h::text
+				WHEN 2 THEN COALESCE((SELECT pg_catalog.sum(b.rows_clean) FROM stage.batches b
+									   WHERE b.pipeline OPERATOR(pg_catalog.=) h.pipeline
+										 AND b.kind OPERATOR(pg_catalog.=) 'batch'
+										 AND b.status OPERATOR(pg_catalog.=) 'done'
+										 AND b.finished_at OPERATOR(pg_catalog.>) (pg_catalog.now() OPERATOR(pg_catalog.-) '1 hour'::interval)), 0)::text
+				WHEN 3 THEN COALESCE((SELECT pg_catalog.sum(b.rows_quarantined) FROM stage.batches b
+									   WHERE b.pipeline OPERATOR(pg_catalog.=) h.pipeline
+										 AND b.kind OPERATOR(pg_catalog.=) 'batch'
+										 AND b.status OPERATOR(pg_catalog.=) 'done'
+										 AND b.finished_at OPERATOR(pg_catalog.>) (pg_catalog.now() OPERATOR(pg_catalog.-) '1 hour'::interval)), 0)::text
+				WHEN 4 THEN h.batches_1h::text
+				WHEN 5 THEN h.failed_batches_1h::text
+				WHEN 6 THEN h.held_batches_1h::text
+				WHEN 7 THEN h.validation_pass_rate::text
+				WHEN 8 THEN h.duplicate_rate::text
+				WHEN 9 THEN h.schema_violation_rate::text
+				WHEN 10 THEN (h.handoff_latency_p50_ms OPERATOR(pg_catalog./) 1000)::text
+				WHEN 11 THEN (h.handoff_latency_p95_ms OPERATOR(pg_catalog./) 1000)::text
+				WHEN 12 THEN h.dlq_size::text
+				WHEN 13 THEN h.dlq_growth_24h::text
+				WHEN 14 THEN CASE WHEN h.enabled THEN '1' ELSE '0' END
+			END;
+			out := out OPERATOR(pg_catalog.||) pg_catalog.format(E'%s{pipeline="%s"} %s\n', fam.name,
+				pg_catalog.replace(pg_catalog.replace(h.pipeline, E'\\', E'\\\\'), '"', E'\\"'),
+				COALESCE(v, 'NaN'));
+		END LOOP;
 	END LOOP;
-	FOR w IN SELECT pg_catalog.count(*) AS n FROM stage.workers LOOP
-		out := out OPERATOR(pg_catalog.||) '# TYPE stage_workers gauge' OPERATOR(pg_catalog.||) E'\n'
-			OPERATOR(pg_catalog.||) 'stage_workers ' OPERATOR(pg_catalog.||) w.n OPERATOR(pg_catalog.||) E'\n';
-	END LOOP;
+	out := out OPERATOR(pg_catalog.||) E'# HELP stage_workers Running stage background workers.\n'
+		OPERATOR(pg_catalog.||) E'# TYPE stage_workers gauge\n'
+		OPERATOR(pg_catalog.||) 'stage_workers ' OPERATOR(pg_catalog.||)
+		(SELECT pg_catalog.count(*) FROM stage.workers)::text OPERATOR(pg_catalog.||) E'\n';
 	RETURN out;
 END
 $$;
