@@ -36,7 +36,7 @@ endif
 stage--0.1.sql: $(sort $(wildcard $(srcdir)/sql/stage--0.1/*.sql))
 	cat $^ > $@
 
-.PHONY: deps demo test bench
+.PHONY: deps demo test bench latency
 deps:
 	scripts/deps.sh
 
@@ -48,3 +48,6 @@ test:
 
 bench:
 	scripts/bench.sh
+
+latency:
+	scripts/latency.sh
