@@ -52,7 +52,18 @@ SELECT line FROM regexp_split_to_table(stage.metrics(), E'\n') AS line
  ORDER BY line;
 SELECT count(*) AS latency_lines
   FROM regexp_split_to_table(stage.metrics(), E'\n') AS line
- WHERE line ~ '^stage_handoff_latency_seconds\{pipeline="hl",quantile="0\.(5|95)"\} [0-9.e-]+$';
+ WHERE line ~ '^stage_handoff_latency_p(50|95)_seconds\{pipeline="hl"\} [0-9.e-]+$';
+-- every family comes with its HELP and TYPE lines, once, before its samples
+WITH lines AS (
+	SELECT line, n FROM regexp_split_to_table(stage.metrics(), E'\n') WITH ORDINALITY AS l(line, n)
+), samples AS (
+	SELECT DISTINCT substring(line FROM '^([a-z_0-9]+)[{ ]') AS family, min(n) OVER (PARTITION BY substring(line FROM '^([a-z_0-9]+)[{ ]')) AS first
+	  FROM lines WHERE line !~ '^#' AND line <> ''
+)
+SELECT count(*) AS families,
+	   bool_and((SELECT count(*) FROM lines l WHERE l.line = '# TYPE ' || s.family || ' gauge' AND l.n < s.first) = 1) AS each_typed,
+	   bool_and((SELECT count(*) FROM lines l WHERE l.line LIKE '# HELP ' || s.family || ' %' AND l.n < s.first) = 1) AS each_helped
+  FROM samples s;
 
 SELECT stage.drop_pipeline('hl');
 DROP TABLE hl_orders;

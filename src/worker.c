@@ -626,10 +626,17 @@ worker_pass(MemoryContext cxt)
 		foreach(lc, pipelines)
 		{
 			PipelineRef *p = (PipelineRef *) lfirst(lc);
+			int64		rows;
 
 			CHECK_FOR_INTERRUPTS();
-			if (worker_run_one(p, cxt) > 0)
+			rows = worker_run_one(p, cxt);
+			if (rows > 0)
 				any = true;
+			else if (rows < 0)
+			{
+				/* failed: it backs off (retry_at); not again in this pass */
+				pipelines = foreach_delete_current(pipelines, lc);
+			}
 			if (GetCurrentTimestamp() >= deadline)
 				return any;
 		}
@@ -716,6 +723,7 @@ stage_worker_main(Datum arg)
 			EmitErrorReport();
 			FlushErrorState();
 			AbortCurrentTransaction();
+			pgstat_report_activity(STATE_IDLE, NULL);
 			pending = false;
 		}
 		PG_END_TRY();

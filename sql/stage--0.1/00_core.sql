@@ -1030,6 +1030,7 @@ BEGIN
 	/* held pipelines whose contract changed since are taken again */
 	FOR p IN SELECT x.pipeline_id, x.name FROM stage.pipeline x
 			  WHERE (x.enabled OR x.held_version OPERATOR(pg_catalog.<>) x.contract_version)
+				AND (x.retry_at IS NULL OR x.retry_at OPERATOR(pg_catalog.<=) pg_catalog.now())
 				AND pg_catalog.pg_has_role(x.owner, 'MEMBER')
 			  ORDER BY x.pipeline_id
 	LOOP
@@ -1044,10 +1045,30 @@ BEGIN
 				INSERT INTO stage.batch (pipeline_id, contract_version, status, started_at, error, sqlstate)
 				SELECT x.pipeline_id, x.contract_version, 'failed', pg_catalog.clock_timestamp(), msg, state
 				  FROM stage.pipeline x WHERE x.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id;
+				/* back off and, after stage.max_failures, pause: as the worker does */
+				UPDATE stage.pipeline x
+				   SET failures = x.failures OPERATOR(pg_catalog.+) 1,
+					   retry_at = pg_catalog.now() OPERATOR(pg_catalog.+)
+						   pg_catalog.make_interval(secs => LEAST(300, 2 OPERATOR(pg_catalog.^) x.failures)),
+					   enabled = (x.failures OPERATOR(pg_catalog.+) 1 OPERATOR(pg_catalog.<)
+								  COALESCE(pg_catalog.current_setting('stage.max_failures', true), '5')::integer),
+					   paused_reason = CASE
+						   WHEN x.failures OPERATOR(pg_catalog.+) 1 OPERATOR(pg_catalog.>=)
+								COALESCE(pg_catalog.current_setting('stage.max_failures', true), '5')::integer
+						   THEN pg_catalog.format('paused after %s consecutive failed batches; last: %s (SQLSTATE %s)',
+												  x.failures OPERATOR(pg_catalog.+) 1, msg, state)
+						   ELSE x.paused_reason END
+				 WHERE x.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id;
 				EXIT;
 			END;
 			EXIT WHEN r.batch_id IS NULL OR r.rows_in OPERATOR(pg_catalog.=) 0;
-			n := n OPERATOR(pg_catalog.+) r.rows_in;
+			IF r.status OPERATOR(pg_catalog.=) 'done' THEN
+				n := n OPERATOR(pg_catalog.+) r.rows_in;
+				/* a success ends a series of failures */
+				UPDATE stage.pipeline x SET failures = 0, retry_at = NULL
+				 WHERE x.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id
+				   AND x.failures OPERATOR(pg_catalog.>) 0;
+			END IF;
 			EXIT WHEN r.status OPERATOR(pg_catalog.<>) 'done';
 		END LOOP;
 	END LOOP;

@@ -198,12 +198,36 @@ while ($hits < $want_hits
 	}
 
 	my $log_offset = -s $node->logfile;
-	kill 'KILL', $pid or die "could not send SIGKILL to $pid: $!";
+	if (!kill 'KILL', $pid)
+	{
+		$mover->finish;
+		note "round $rounds: the backend had ended before the kill";
+		next;
+	}
+
+	# the backend may still have been on its way out (its batch committed
+	# between the check and the signal): only a death by signal 9 makes the
+	# postmaster reset the server
+	my $crashed = 0;
+	foreach (1 .. 100)
+	{
+		if (slurp_file($node->logfile, $log_offset) =~ /terminated by signal 9/)
+		{
+			$crashed = 1;
+			last;
+		}
+		usleep(50_000);
+	}
+	$mover->finish;
+	if (!$crashed)
+	{
+		note "round $rounds: the backend exited before the signal reached it";
+		next;
+	}
 	$kills++;
 
 	# the mover's psql loses its connection; the postmaster resets all
 	# backends (the producer's too) and runs crash recovery
-	$mover->finish;
 	$node->wait_for_log(qr/database system is ready to accept connections/,
 		$log_offset);
 	$node->poll_query_until('postgres', 'SELECT 1', '1')
