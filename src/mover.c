@@ -1550,6 +1550,9 @@ static char *mover_latency_sql(Mover *m);
 /* the role that called run_batch (the batch itself runs as the owner) */
 static Oid	mover_caller = InvalidOid;
 
+/* the memory of run_batch, kept across batches (see stage_run_batch) */
+static MemoryContext mover_batch_cxt = NULL;
+
 static void
 mover_read_window(Window *w, int pipeline_id, MemoryContext cxt)
 {
@@ -2000,8 +2003,19 @@ stage_run_batch(PG_FUNCTION_ARGS)
 
 	InitMaterializedSRF(fcinfo, 0);
 	memset(&res, 0, sizeof(res));
-	cxt = AllocSetContextCreate(CurrentMemoryContext, "stage batch",
-								ALLOCSET_DEFAULT_SIZES);
+
+	/*
+	 * One context for every batch of the backend, reset between batches:
+	 * its first block (sized for a default batch) stays, so a run of
+	 * batches reuses memory already in place instead of faulting in fresh
+	 * pages each time.  Reset at the start too, after a batch that failed.
+	 */
+	if (mover_batch_cxt == NULL)
+		mover_batch_cxt = AllocSetContextCreate(TopMemoryContext, "stage batch",
+												0, 16 * 1024 * 1024,
+												64 * 1024 * 1024);
+	cxt = mover_batch_cxt;
+	MemoryContextReset(cxt);
 	mover_enter(name, &ms);
 	{
 		MemoryContext old = MemoryContextSwitchTo(cxt);
@@ -2010,7 +2024,7 @@ stage_run_batch(PG_FUNCTION_ARGS)
 		MemoryContextSwitchTo(old);
 	}
 	mover_leave(&ms);
-	MemoryContextDelete(cxt);
+	MemoryContextReset(cxt);
 
 	{
 		Datum		values[6];
