@@ -764,6 +764,33 @@ BEGIN
 END
 $$;
 
+/* every element of items must be an object with only the allowed fields */
+CREATE FUNCTION stage._check_fields(items jsonb, what text, allowed text[])
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	e jsonb;
+	k text;
+BEGIN
+	FOR e IN SELECT x FROM pg_catalog.jsonb_array_elements(COALESCE(items, '[]')) AS a(x) LOOP
+		IF pg_catalog.jsonb_typeof(e) OPERATOR(pg_catalog.<>) 'object' THEN
+			RAISE EXCEPTION 'each % of a contract must be a JSON object', what
+				USING ERRCODE = 'invalid_parameter_value';
+		END IF;
+		FOR k IN SELECT pg_catalog.jsonb_object_keys(e) LOOP
+			IF k OPERATOR(pg_catalog.<>) ALL (allowed) THEN
+				RAISE EXCEPTION 'unknown field "%" in a % of the contract', k, what
+					USING ERRCODE = 'invalid_parameter_value',
+						  HINT = pg_catalog.format('A %s has %s.', what,
+												   pg_catalog.array_to_string(allowed, ', '));
+			END IF;
+		END LOOP;
+	END LOOP;
+END
+$$;
+
 /*
  * Replace the whole contract (key, policies, rules, masks) in one version.
  * Missing keys take their defaults; a document equal to the current
@@ -804,30 +831,10 @@ BEGIN
 		END IF;
 	END LOOP;
 	/* a misspelt field inside a rule or mask must not be silently dropped */
-	FOR r IN SELECT e FROM pg_catalog.jsonb_array_elements(COALESCE(contract OPERATOR(pg_catalog.->) 'rules', '[]')) AS x(e) LOOP
-		IF pg_catalog.jsonb_typeof(r) OPERATOR(pg_catalog.<>) 'object' THEN
-			RAISE EXCEPTION 'each rule of a contract must be a JSON object' USING ERRCODE = 'invalid_parameter_value';
-		END IF;
-		FOR k IN SELECT pg_catalog.jsonb_object_keys(r) LOOP
-			IF k OPERATOR(pg_catalog.<>) ALL (ARRAY['name', 'column', 'kind', 'args', 'severity']) THEN
-				RAISE EXCEPTION 'unknown field "%" in a rule of the contract', k
-					USING ERRCODE = 'invalid_parameter_value',
-						  HINT = 'A rule has name, column, kind, args and severity.';
-			END IF;
-		END LOOP;
-	END LOOP;
-	FOR r IN SELECT e FROM pg_catalog.jsonb_array_elements(COALESCE(contract OPERATOR(pg_catalog.->) 'masks', '[]')) AS x(e) LOOP
-		IF pg_catalog.jsonb_typeof(r) OPERATOR(pg_catalog.<>) 'object' THEN
-			RAISE EXCEPTION 'each mask of a contract must be a JSON object' USING ERRCODE = 'invalid_parameter_value';
-		END IF;
-		FOR k IN SELECT pg_catalog.jsonb_object_keys(r) LOOP
-			IF k OPERATOR(pg_catalog.<>) ALL (ARRAY['column', 'method', 'args']) THEN
-				RAISE EXCEPTION 'unknown field "%" in a mask of the contract', k
-					USING ERRCODE = 'invalid_parameter_value',
-						  HINT = 'A mask has column, method and args.';
-			END IF;
-		END LOOP;
-	END LOOP;
+	PERFORM stage._check_fields(contract OPERATOR(pg_catalog.->) 'rules', 'rule',
+								ARRAY['name', 'column', 'kind', 'args', 'severity']);
+	PERFORM stage._check_fields(contract OPERATOR(pg_catalog.->) 'masks', 'mask',
+								ARRAY['column', 'method', 'args']);
 
 	/* the document with every default spelled out, as contract() shows it */
 	doc := pg_catalog.jsonb_build_object(
