@@ -1552,6 +1552,7 @@ static Oid	mover_caller = InvalidOid;
 
 /* the memory of run_batch, kept across batches (see stage_run_batch) */
 static MemoryContext mover_batch_cxt = NULL;
+static int	mover_depth = 0;	/* run_batch calls in progress in this backend */
 
 static void
 mover_read_window(Window *w, int pipeline_id, MemoryContext cxt)
@@ -2014,17 +2015,40 @@ stage_run_batch(PG_FUNCTION_ARGS)
 		mover_batch_cxt = AllocSetContextCreate(TopMemoryContext, "stage batch",
 												0, 16 * 1024 * 1024,
 												64 * 1024 * 1024);
-	cxt = mover_batch_cxt;
-	MemoryContextReset(cxt);
-	mover_enter(name, &ms);
-	{
-		MemoryContext old = MemoryContextSwitchTo(cxt);
 
+	/*
+	 * A batch started from inside a batch (a target trigger calling
+	 * run_batch) must not reset the memory of the one running: it gets a
+	 * context of its own.  The depth is kept right on errors too.
+	 */
+	if (mover_depth == 0)
+	{
+		cxt = mover_batch_cxt;
+		MemoryContextReset(cxt);
+	}
+	else
+		cxt = AllocSetContextCreate(CurrentMemoryContext, "stage nested batch",
+									ALLOCSET_DEFAULT_SIZES);
+	mover_depth++;
+	PG_TRY();
+	{
+		MemoryContext old;
+
+		mover_enter(name, &ms);
+		old = MemoryContextSwitchTo(cxt);
 		mover_batch(ms.pipeline_id, limit, &res, cxt);
 		MemoryContextSwitchTo(old);
+		mover_leave(&ms);
 	}
-	mover_leave(&ms);
-	MemoryContextReset(cxt);
+	PG_FINALLY();
+	{
+		mover_depth--;
+	}
+	PG_END_TRY();
+	if (mover_depth == 0)
+		MemoryContextReset(cxt);
+	else
+		MemoryContextDelete(cxt);
 
 	{
 		Datum		values[6];
