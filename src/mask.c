@@ -761,6 +761,30 @@ mask_arg_string(Jsonb *args, const char *method, const char *key,
 	return pnstrdup(v.val.string.val, v.val.string.len);
 }
 
+/*
+ * Which of choices (NULL-terminated) a string argument's value is: its
+ * index.  Anything else is refused as "is \"<value>\", <what>" with the
+ * hint.
+ */
+static int
+mask_choice(const char *method, const char *key, const char *value,
+			const char *const *choices, const char *what, const char *hint)
+{
+	int			i;
+
+	for (i = 0; choices[i] != NULL; i++)
+		if (strcmp(value, choices[i]) == 0)
+			return i;
+	mask_bad_arg(method, key, psprintf("is \"%s\", %s", value, what), hint);
+	return -1;					/* not reached */
+}
+
+static const char *const mask_encodings[] = {"hex", "base64", NULL};
+static const char *const mask_pseudo_kinds[] = {"auto", "email", "name", "digits", "text", NULL};
+static const char *const mask_domains[] = {"keep", "pseudonymize", NULL};
+static const char *const mask_units[] = {"year", "month", "day", "hour", NULL};
+static const char *const mask_formats[] = {"floor", "range", NULL};
+
 /* an integer argument in [minval, maxval], or dflt when absent */
 static int64
 mask_arg_int(Jsonb *args, const char *method, const char *key, int64 dflt,
@@ -890,13 +914,8 @@ mask_parse(StageMask *m, const char *method, Jsonb *args)
 		m->secret_name = mask_arg_secret(args, "hash");
 		enc = mask_arg_string(args, "hash", "encoding", "hex",
 							  "Use \"hex\" (64 characters) or \"base64\" (44 characters).");
-		if (strcmp(enc, "hex") == 0)
-			m->base64 = false;
-		else if (strcmp(enc, "base64") == 0)
-			m->base64 = true;
-		else
-			mask_bad_arg("hash", "encoding", psprintf("is \"%s\", not hex or base64", enc),
-						 "Use \"hex\" (64 characters) or \"base64\" (44 characters).");
+		m->base64 = (mask_choice("hash", "encoding", enc, mask_encodings, "not hex or base64",
+								 "Use \"hex\" (64 characters) or \"base64\" (44 characters).") == 1);
 		m->length = mask_arg_int(args, "hash", "length", 0, 0, m->base64 ? 44 : 64,
 								 m->base64 ?
 								 "The length cuts the output: 0 (all 44 characters) or 8 to 44." :
@@ -916,28 +935,15 @@ mask_parse(StageMask *m, const char *method, Jsonb *args)
 		m->secret_name = mask_arg_secret(args, "pseudonym");
 		kind = mask_arg_string(args, "pseudonym", "kind", "auto",
 							   "Use auto, email, name, digits or text.");
-		if (strcmp(kind, "auto") == 0)
-			m->pseudo_kind = PSEUDO_AUTO;
-		else if (strcmp(kind, "email") == 0)
-			m->pseudo_kind = PSEUDO_EMAIL;
-		else if (strcmp(kind, "name") == 0)
-			m->pseudo_kind = PSEUDO_NAME;
-		else if (strcmp(kind, "digits") == 0)
-			m->pseudo_kind = PSEUDO_DIGITS;
-		else if (strcmp(kind, "text") == 0)
-			m->pseudo_kind = PSEUDO_TEXT;
-		else
-			mask_bad_arg("pseudonym", "kind", psprintf("is \"%s\", not a known kind", kind),
-						 "Use auto, email, name, digits or text.");
+		/* the choices are in the order of PseudoKind */
+		m->pseudo_kind = (PseudoKind) mask_choice("pseudonym", "kind", kind, mask_pseudo_kinds,
+												  "not a known kind",
+												  "Use auto, email, name, digits or text.");
 		domain = mask_arg_string(args, "pseudonym", "domain", "keep",
 								 "Use \"keep\" (the e-mail's domain stays) or \"pseudonymize\" (a pseudonymous domain under .example).");
-		if (strcmp(domain, "keep") == 0)
-			m->keep_domain = true;
-		else if (strcmp(domain, "pseudonymize") == 0)
-			m->keep_domain = false;
-		else
-			mask_bad_arg("pseudonym", "domain", psprintf("is \"%s\", not keep or pseudonymize", domain),
-						 "Use \"keep\" (the e-mail's domain stays) or \"pseudonymize\" (a pseudonymous domain under .example).");
+		m->keep_domain = (mask_choice("pseudonym", "domain", domain, mask_domains,
+									  "not keep or pseudonymize",
+									  "Use \"keep\" (the e-mail's domain stays) or \"pseudonymize\" (a pseudonymous domain under .example).") == 0);
 	}
 	else if (strcmp(method, "partial") == 0)
 	{
@@ -1091,29 +1097,16 @@ mask_parse(StageMask *m, const char *method, Jsonb *args)
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("mask generalize takes either \"unit\" or \"bucket\""),
 					 errhint("%s", hint)));
-		if (unit != NULL)
-		{
-			if (strcmp(unit, "year") == 0)
-				m->unit = UNIT_YEAR;
-			else if (strcmp(unit, "month") == 0)
-				m->unit = UNIT_MONTH;
-			else if (strcmp(unit, "day") == 0)
-				m->unit = UNIT_DAY;
-			else if (strcmp(unit, "hour") == 0)
-				m->unit = UNIT_HOUR;
-			else
-				mask_bad_arg("generalize", "unit", psprintf("is \"%s\", not a known unit", unit),
-							 "Units are year, month, day and hour.");
-		}
+		if (unit != NULL)		/* the choices follow UNIT_NONE in MaskUnit */
+			m->unit = (MaskUnit) (UNIT_YEAR +
+								  mask_choice("generalize", "unit", unit, mask_units,
+											  "not a known unit",
+											  "Units are year, month, day and hour."));
 		format = mask_arg_string(args, "generalize", "format", "floor",
 								 "Use \"floor\" (the bucket's lower bound, a number) or \"range\" (a label \"[lo,hi)\", for text columns).");
-		if (strcmp(format, "floor") == 0)
-			m->range_label = false;
-		else if (strcmp(format, "range") == 0)
-			m->range_label = true;
-		else
-			mask_bad_arg("generalize", "format", psprintf("is \"%s\", not floor or range", format),
-						 "Use \"floor\" (the bucket's lower bound, a number) or \"range\" (a label \"[lo,hi)\", for text columns).");
+		m->range_label = (mask_choice("generalize", "format", format, mask_formats,
+									  "not floor or range",
+									  "Use \"floor\" (the bucket's lower bound, a number) or \"range\" (a label \"[lo,hi)\", for text columns).") == 1);
 		if (m->range_label && unit != NULL)
 			mask_bad_arg("generalize", "format", "applies to buckets only",
 						 "Dates and timestamps are generalized to the start of their unit.");
