@@ -28,6 +28,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use StageTest;
 use IPC::Run;
 use Time::HiRes qw(usleep time);
 
@@ -76,23 +77,7 @@ SELECT stage.add_mask('orders', 'email', 'email');
 # CHECK and NOT NULL, isolated by bisection).  3% of the keys come from a
 # small range, so duplicates are certain, within and across batches.
 my $tmp = PostgreSQL::Test::Utils::tempdir;
-my $script = "$tmp/produce.sql";
-open my $fh, '>', $script or die "could not write $script: $!";
-print $fh q{
-INSERT INTO stage_landing.orders (order_id, email, amount, currency, qty, code)
-SELECT CASE WHEN random() < 0.03 THEN floor(random() * 2000)
-			ELSE floor(random() * 1000000000) END::bigint::text,
-	   CASE WHEN random() < 0.005 THEN NULL ELSE 'user' || g || '@example.com' END,
-	   CASE WHEN random() < 0.01 THEN '-5' ELSE round((random() * 1000)::numeric, 2)::text END,
-	   CASE WHEN random() < 0.01 THEN 'XYZ'
-			ELSE (ARRAY['USD', 'EUR', 'GBP'])[1 + floor(random() * 3)::int] END,
-	   CASE WHEN random() < 0.005 THEN 'x' WHEN random() < 0.005 THEN '13'
-			ELSE (1 + floor(random() * 10))::text END,
-	   CASE WHEN random() < 0.01 THEN 'bad'
-			ELSE 'AB-' || lpad(floor(random() * 10000)::text, 4, '0') END
-  FROM generate_series(1, 20) g;
-};
-close $fh;
+my $script = StageTest::write_producer($tmp, 20);
 
 my $producer;
 my ($prod_out, $prod_err) = ('', '');

@@ -42,6 +42,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use StageTest;
 use IPC::Run;
 use Time::HiRes qw(usleep time);
 
@@ -76,27 +77,7 @@ CREATE DATABASE shop;
 $node->safe_psql(
 	'shop', q{
 CREATE EXTENSION stage;
-CREATE TABLE public.orders (
-	order_id	bigint PRIMARY KEY,
-	email		text NOT NULL,
-	amount		numeric(12,2) NOT NULL,
-	currency	char(3) NOT NULL,
-	qty			integer NOT NULL CHECK (qty <> 13),
-	code		text,
-	_stage_id	bigint,
-	_stage_batch bigint
-);
-CREATE INDEX ON public.orders (_stage_id);
-ALTER TABLE public.orders OWNER TO shop_owner;
-SET ROLE shop_owner;
-SELECT stage.create_pipeline('orders', 'public.orders', key => '{order_id}',
-							 on_duplicate => 'skip');
-SELECT stage.add_rule('orders', 'amount', 'range', '{"min": 0, "max": 10000}');
-SELECT stage.add_rule('orders', 'currency', 'enum', '{"values": ["USD", "EUR", "GBP"]}');
-SELECT stage.add_rule('orders', 'code', 'regex', '{"pattern": "^[A-Z]{2}-[0-9]{4}$"}');
-SELECT stage.add_mask('orders', 'email', 'email');
-SELECT stage.grant_producer('orders', 'producer');
-RESET ROLE;
+} . StageTest::orders_sql() . q{
 });
 
 # the worker, configured once everything it needs exists
@@ -148,23 +129,7 @@ is( $node->safe_psql(
 # check); qty 13 and NULL email (the target's CHECK and NOT NULL, isolated
 # by bisection).  3% of the keys come from a small range: duplicates.
 my $tmp = PostgreSQL::Test::Utils::tempdir;
-my $script = "$tmp/produce.sql";
-open my $fh, '>', $script or die "could not write $script: $!";
-print $fh q{
-INSERT INTO stage_landing.orders (order_id, email, amount, currency, qty, code)
-SELECT CASE WHEN random() < 0.03 THEN floor(random() * 2000)
-			ELSE floor(random() * 1000000000) END::bigint::text,
-	   CASE WHEN random() < 0.005 THEN NULL ELSE 'user' || g || '@example.com' END,
-	   CASE WHEN random() < 0.01 THEN '-5' ELSE round((random() * 1000)::numeric, 2)::text END,
-	   CASE WHEN random() < 0.01 THEN 'XYZ'
-			ELSE (ARRAY['USD', 'EUR', 'GBP'])[1 + floor(random() * 3)::int] END,
-	   CASE WHEN random() < 0.005 THEN 'x' WHEN random() < 0.005 THEN '13'
-			ELSE (1 + floor(random() * 10))::text END,
-	   CASE WHEN random() < 0.01 THEN 'bad'
-			ELSE 'AB-' || lpad(floor(random() * 10000)::text, 4, '0') END
-  FROM generate_series(1, 50) g;
-};
-close $fh;
+my $script = StageTest::write_producer($tmp, 50);
 
 my $producer;
 my ($prod_out, $prod_err) = ('', '');
