@@ -58,18 +58,15 @@ else
 	echo "bench: scripts/deps.sh not found, assuming dependencies are installed"
 fi
 
-if [ "$BENCH_STAGE" = 1 ]; then
-	echo "bench: building and installing stage"
-	make -s PG_CONFIG="$PG_CONFIG" >/dev/null
-	make -s PG_CONFIG="$PG_CONFIG" install >/dev/null
-fi
 
 if (exec 3<>"/dev/tcp/127.0.0.1/$BENCH_PORT") 2>/dev/null; then
 	die "port $BENCH_PORT is in use; set BENCH_PORT"
 fi
 
 TMPD="$(mktemp -d /tmp/stage-bench.XXXXXX)"
-chown postgres: "$TMPD"
+echo "bench: building stage and installing it privately in $TMPD/install"
+PG_BINDIR=$(scripts/private_install.sh "$TMPD/install" | tail -n 1)
+chown -R postgres: "$TMPD"
 chmod 700 "$TMPD"
 PGDATA="$TMPD/data"
 STARTED=0

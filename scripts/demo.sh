@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # demo.sh: what `make demo` runs.
 #
-# Installs missing packages, builds and installs stage, starts a throwaway
+# Installs missing packages, builds stage and installs it into a private
+# copy of PostgreSQL (scripts/private_install.sh), starts a throwaway
 # PostgreSQL 15 cluster with shared_preload_libraries = 'stage' (as the
 # `postgres` user when run as root), runs scripts/demo.sql against it and
 # stops the cluster again.
@@ -19,8 +20,6 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
 
 "$repo/scripts/deps.sh"
-make -s -j"$(nproc)" PG_CONFIG="$PG_CONFIG"
-make -s PG_CONFIG="$PG_CONFIG" install
 
 # run a command as the cluster's owner
 as_pg() {
@@ -32,6 +31,9 @@ as_pg() {
 }
 
 dir=$(mktemp -d "${TMPDIR:-/tmp}/stage-demo.XXXXXX")
+# a private installation: the system's PostgreSQL is left as it is
+PG_BINDIR=$(scripts/private_install.sh "$dir/install" | tail -n 1)
+export PATH="$PG_BINDIR:$PATH"
 cp scripts/demo.sql "$dir/demo.sql"
 [ "$(id -u)" -ne 0 ] || chown -R postgres:postgres "$dir"
 chmod 0755 "$dir"

@@ -61,16 +61,15 @@ else
 	echo "latency: scripts/deps.sh not found, assuming dependencies are installed"
 fi
 
-echo "latency: building and installing stage"
-make -s PG_CONFIG="$PG_CONFIG" >/dev/null
-make -s PG_CONFIG="$PG_CONFIG" install >/dev/null
 
 if (exec 3<>"/dev/tcp/127.0.0.1/$LAT_PORT") 2>/dev/null; then
 	die "port $LAT_PORT is in use; set LAT_PORT"
 fi
 
 TMPD="$(mktemp -d /tmp/stage-latency.XXXXXX)"
-chown postgres: "$TMPD"
+echo "latency: building stage and installing it privately in $TMPD/install"
+PG_BINDIR=$(scripts/private_install.sh "$TMPD/install" | tail -n 1)
+chown -R postgres: "$TMPD"
 chmod 700 "$TMPD"
 PGDATA="$TMPD/data"
 STARTED=0

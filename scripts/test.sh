@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # test.sh: what `make test` runs.
 #
-#   1. installs missing packages (scripts/deps.sh), builds and installs stage;
+#   1. installs missing packages (scripts/deps.sh), builds stage and installs
+#      it into a private copy of PostgreSQL (scripts/private_install.sh), so
+#      two runs on one machine never load each other's stage.so;
 #   2. copies the tree to a fresh temporary directory owned by `postgres`
 #      (PostgreSQL refuses to run as root) and runs, as that user:
 #        regress    pg_regress over REGRESS of the Makefile (sql/, expected/)
@@ -18,8 +20,10 @@
 # shellcheck disable=SC2317  # the suite_* functions are called indirectly
 set -euo pipefail
 
-PG_BINDIR=/usr/lib/postgresql/15/bin
-PG_CONFIG=$PG_BINDIR/pg_config
+# the system's pg_config (PGXS, the test drivers); the servers, psql and
+# initdb come from the private installation part 1 makes (STAGE_PG_BINDIR)
+PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
+PG_BINDIR=${STAGE_PG_BINDIR:-/usr/lib/postgresql/15/bin}
 export PATH="$PG_BINDIR:$PATH:/usr/sbin:/sbin"
 ALL_SUITES=(regress pgtap isolation tap)
 
@@ -246,21 +250,22 @@ cd "$repo"
 
 "$repo/scripts/deps.sh"
 
-say "build and install"
-if ! make -s -j"$(nproc)" PG_CONFIG="$PG_CONFIG" || ! make -s PG_CONFIG="$PG_CONFIG" install; then
+work=$(mktemp -d "${TMPDIR:-/tmp}/stage-test.XXXXXX")
+say "build and install (privately, in $work/install)"
+if ! make -s -j"$(nproc)" PG_CONFIG="$PG_CONFIG" ||
+	! bindir=$("$repo/scripts/private_install.sh" "$work/install" | tail -n 1); then
 	echo "build failed"
 	echo "0 passed, ${#suites[@]} failed"
 	exit 1
 fi
-
-work=$(mktemp -d "${TMPDIR:-/tmp}/stage-test.XXXXXX")
-tar -C "$repo" --exclude=./.git -cf - . | tar -C "$work" -xf -
+tar -C "$repo" --exclude=./.git --exclude=./tmp_install -cf - . | tar -C "$work" -xf -
+export STAGE_PG_BINDIR=$bindir
 rc=0
 if [ "$(id -u)" -eq 0 ]; then
 	chown -R postgres:postgres "$work"
 	chmod 0755 "$work"
 	(cd "$work" && runuser -u postgres -- env PATH="$PATH" \
-		bash "$work/scripts/test.sh" --suites "$work" "${suites[@]}") || rc=$?
+		STAGE_PG_BINDIR="$bindir" bash "$work/scripts/test.sh" --suites "$work" "${suites[@]}") || rc=$?
 else
 	bash "$work/scripts/test.sh" --suites "$work" "${suites[@]}" || rc=$?
 fi
