@@ -128,9 +128,9 @@ extern bool mask_uses_secret(const StageMask *m);
 extern bool mask_deterministic(const StageMask *m);
 extern void mask_check_column(const StageMask *m, const char *column,
 							  Oid typid, int32 typmod, bool notnull);
-extern void mask_load_key(StageMask *m);
-extern bool mask_try_load_key(StageMask *m);
-extern void mask_prepare(StageMask *m, const char **values, int n);
+extern void mask_load_key(StageMask *m, Oid role);
+extern bool mask_try_load_key(StageMask *m, Oid role);
+extern void mask_prepare(StageMask *m, const char **values, int n, Oid role);
 extern char *mask_email(const char *s, int len);
 extern char *mask_partial(const char *s, int len, int keep_start, int keep_end,
 						  const char *fill);
@@ -146,10 +146,8 @@ extern char *mask_generalize_number(const char *s, Datum width, bool label);
 extern char *mask_noise(const char *s, double ratio, const HmacKey *key,
 						bool seeded, int64 seed);
 extern bool luhn_valid(const char *s, int len);
-extern uint8 *secret_load(const char *name, int *keylen);
-extern uint8 *secret_try_load(const char *name, int *keylen);
-extern void stage_switch_to_owner(const char *relname, Oid *save_userid,
-								  int *save_sec);
+extern uint8 *secret_load(const char *name, Oid role, int *keylen);
+extern uint8 *secret_try_load(const char *name, Oid role, int *keylen);
 
 /* the texts written for values a mask cannot read (never the value) */
 #define MASK_NOT_A_NUMBER	"[not a number]"
@@ -299,6 +297,7 @@ typedef struct StageRule
 	char	   *expr_sql;		/* built with the program */
 	char	  **expr_msg;		/* per batch: row index -> failure, or NULL */
 	char	  **expr_state;		/* per batch: row index -> SQLSTATE, or NULL */
+	bool	   *expr_raised;	/* per batch: the expression raised (server text) */
 	/* per batch counters */
 	int64		checked;
 	int64		failed;
@@ -347,6 +346,7 @@ typedef struct RuleProgram
 	int			version;
 	Oid			target;
 	Oid			landing;
+	Oid			owner;			/* the pipeline's owner role */
 	char	   *name;
 	bool		jsonb_format;
 	OnDuplicate on_duplicate;
@@ -370,10 +370,12 @@ typedef struct RuleProgram
 	void	   *insert_plan;	/* SPIPlanPtr, prepared on first use, kept */
 	void	   *upsert_plan;
 	bool		valid;
+	int			pins;			/* calls using it now (contract_get/release) */
+	bool		retired;		/* replaced while pinned: freed when unpinned */
 } RuleProgram;
 
 extern RuleProgram *contract_get(int pipeline_id, int version);
-extern RuleProgram *contract_get_by_name(const char *name, bool for_write);
+extern void contract_release(RuleProgram *p);
 extern void rule_compile(StageRule *r, StageColumn *col, const char *kind,
 						 Jsonb *args, Relation rel);
 extern void column_init(StageColumn *col, Relation rel, AttrNumber attnum);

@@ -21,6 +21,7 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/xact.h"
 #include "access/relation.h"
 #include "access/table.h"
 #include "catalog/namespace.h"
@@ -32,6 +33,8 @@
 #include "executor/spi.h"
 #include "parser/parse_relation.h"
 #include "parser/parser.h"
+#include "parser/scanner.h"
+#include "common/keywords.h"
 #include "nodes/nodeFuncs.h"
 #include "nodes/parsenodes.h"
 #include "lib/stringinfo.h"
@@ -47,6 +50,7 @@
 #include "utils/typcache.h"
 
 #include "stage.h"
+#include "guard.h"
 
 /* ----------------------------------------------------------------
  *		JSON argument helpers
@@ -362,8 +366,44 @@ rule_expression_sql(StageRule *r, Relation rel)
 											  FORMAT_TYPE_TYPEMOD_GIVEN),
 						 quote_identifier(name));
 	}
-	appendStringInfo(&s, ") AS u WHERE (%s) IS FALSE", r->expr);
+	/* own lines: a -- comment in the expression ends with its line */
+	appendStringInfo(&s, ") AS u WHERE (\n%s\n) IS FALSE", r->expr);
 	return s.data;
+}
+
+/*
+ * The expression's tokens close no bracket they did not open, and close
+ * every one they open: then, on lines of its own between parentheses, it
+ * stays one operand whatever is pasted around it ("true) OR (true" would
+ * otherwise turn "(x) IS FALSE" into "(true) OR ((true) IS FALSE)").
+ */
+static void
+rule_check_brackets(const char *expr)
+{
+	core_yy_extra_type extra;
+	core_yyscan_t scanner;
+	core_YYSTYPE yylval;
+	YYLTYPE		yylloc;
+	int			depth = 0;
+	int			tok;
+
+	scanner = scanner_init(expr, &extra, &ScanKeywords, ScanKeywordTokens);
+	while ((tok = core_yylex(&yylval, &yylloc, scanner)) != 0)
+	{
+		if (tok == '(' || tok == '[')
+			depth++;
+		else if (tok == ')' || tok == ']')
+			depth--;
+		if (depth < 0)
+			break;
+	}
+	scanner_finish(scanner);
+	if (depth != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("rule expression must be a single expression"),
+				 errdetail("Its parentheses or brackets do not balance."),
+				 errhint("For example \"shipped_at >= ordered_at\".")));
 }
 
 /*
@@ -382,7 +422,8 @@ rule_check_expression(StageRule *r, Relation rel)
 	ResTarget  *rt;
 	ExprCheck	ctx;
 
-	stmts = raw_parser(psprintf("SELECT (%s)", r->expr), RAW_PARSE_DEFAULT);
+	rule_check_brackets(r->expr);
+	stmts = raw_parser(psprintf("SELECT (\n%s\n)", r->expr), RAW_PARSE_DEFAULT);
 	if (list_length(stmts) != 1 ||
 		!IsA(((RawStmt *) linitial(stmts))->stmt, SelectStmt))
 		ereport(ERROR,
@@ -890,19 +931,30 @@ stage_validate_rule(PG_FUNCTION_ARGS)
 	Relation	rel;
 	StageColumn col;
 	StageRule	r;
+	GuardSwitch gs;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(2))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("rule kind must not be null"),
 				 errhint("Valid kinds are not_null, range, length, enum, regex, format, unique, reference, json, no_pii and expression.")));
+	if (PG_NARGS() < 5)
+		guard_require_update();
 	target = PG_GETARG_OID(0);
 	rel = relation_open(target, AccessShareLock);
 	column_init(&col, rel, contract_find_column(rel, PG_ARGISNULL(1) ? NULL :
 												text_to_cstring(PG_GETARG_TEXT_PP(1))));
 	memset(&r, 0, sizeof(r));
+
+	/*
+	 * Compiling plans the expression or lookup: as the pipeline's owner,
+	 * restricted, like a batch (planning may run its functions), and with
+	 * the owner's privileges on a referenced table.
+	 */
+	guard_push_role(&gs, PG_GETARG_OID(4));
 	rule_compile(&r, &col, text_to_cstring(PG_GETARG_TEXT_PP(2)),
 				 PG_ARGISNULL(3) ? NULL : PG_GETARG_JSONB_P(3), rel);
+	guard_pop(&gs);
 	relation_close(rel, AccessShareLock);
 	PG_RETURN_VOID();
 }
@@ -929,13 +981,16 @@ stage_validate_mask(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("mask method must not be null"),
 				 errhint("Valid methods are hash, pseudonym, partial, email, phone, card, redact, redact_pii, null, constant, generalize, noise and tokenize.")));
+	if (PG_NARGS() < 5)
+		guard_require_update();
 	target = PG_GETARG_OID(0);
 	rel = relation_open(target, AccessShareLock);
 	column_init(&col, rel, contract_find_column(rel, PG_ARGISNULL(1) ? NULL :
 												text_to_cstring(PG_GETARG_TEXT_PP(1))));
 	mask_parse(&m, text_to_cstring(PG_GETARG_TEXT_PP(2)),
 			   PG_ARGISNULL(3) ? NULL : PG_GETARG_JSONB_P(3));
-	mask_load_key(&m);			/* refuse a missing or forbidden secret now */
+	/* refuse now a secret that is missing or that the owner may not use */
+	mask_load_key(&m, PG_GETARG_OID(4));
 	if (mask_needs_text(&m) && !contract_text_type(col.typid))
 		ereport(ERROR,
 				(errcode(ERRCODE_DATATYPE_MISMATCH),
@@ -958,6 +1013,9 @@ typedef struct ProgramCacheEntry
 } ProgramCacheEntry;
 
 static HTAB *program_cache = NULL;
+static List *retired_programs = NIL;	/* in TopMemoryContext */
+
+static void contract_xact_callback(XactEvent event, void *arg);
 
 static void
 contract_invalidate(Datum arg, Oid relid)
@@ -987,17 +1045,17 @@ contract_cache_init(void)
 	program_cache = hash_create("stage contract programs", 16, &ctl,
 								HASH_ELEM | HASH_BLOBS);
 	CacheRegisterRelcacheCallback(contract_invalidate, (Datum) 0);
+	RegisterXactCallback(contract_xact_callback, NULL);
 }
 
-/* run a catalog query with one int4 argument */
+/* run a catalog query with one int4 argument, as the catalog owner */
 static void
 contract_query(const char *sql, int pipeline_id)
 {
 	Oid			argtype = INT4OID;
 	Datum		arg = Int32GetDatum(pipeline_id);
 
-	if (SPI_execute_with_args(sql, 1, &argtype, &arg, NULL, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "stage catalog query failed: %s", sql);
+	catalog_exec(sql, 1, &argtype, &arg, NULL, SPI_OK_SELECT);
 }
 
 static char *
@@ -1190,7 +1248,7 @@ contract_build(int pipeline_id, int version)
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
 		contract_query("SELECT name, target::oid, landing::oid, format, on_duplicate, key,"
-					   " COALESCE(max_reject_ratio, -1), drift"
+					   " COALESCE(max_reject_ratio, -1), drift, owner::oid"
 					   " FROM stage.pipeline WHERE pipeline_id OPERATOR(pg_catalog.=) $1",
 					   pipeline_id);
 		if (SPI_processed != 1)
@@ -1205,6 +1263,8 @@ contract_build(int pipeline_id, int version)
 		on_dup = contract_getstr(0, 5);
 		p->max_reject_ratio = DatumGetFloat8(SPI_getbinval(SPI_tuptable->vals[0],
 														   SPI_tuptable->tupdesc, 7, &isnull));
+		p->owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
+												  SPI_tuptable->tupdesc, 9, &isnull));
 		{
 			char	   *drift = contract_getstr(0, 8);
 
@@ -1351,9 +1411,42 @@ contract_build(int pipeline_id, int version)
 	return p;
 }
 
+static void
+contract_free(RuleProgram *p)
+{
+	if (p->insert_plan)
+		SPI_freeplan(p->insert_plan);
+	if (p->upsert_plan)
+		SPI_freeplan(p->upsert_plan);
+	MemoryContextDelete(p->cxt);
+}
+
+/* a program leaves the cache: freed now, or when its last pin goes */
+static void
+contract_retire(RuleProgram *p)
+{
+	MemoryContext old;
+
+	if (p->pins == 0)
+	{
+		contract_free(p);
+		return;
+	}
+	p->retired = true;
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	retired_programs = lappend(retired_programs, p);
+	MemoryContextSwitchTo(old);
+}
+
 /*
  * The compiled program of a pipeline at a contract version, from the
- * backend cache or freshly built.
+ * backend cache or freshly built, pinned: the caller releases it with
+ * contract_release when its call is over.  A program replaced while
+ * pinned (a contract change or an ALTER TABLE in the middle of a batch,
+ * by code the batch ran) is retired, not freed: the batch goes on with
+ * the rules it started with, and the program is freed when the last pin
+ * goes.  At the end of a transaction every pin is gone (an error skips
+ * contract_release), see contract_xact_callback.
  */
 RuleProgram *
 contract_get(int pipeline_id, int version)
@@ -1367,17 +1460,58 @@ contract_get(int pipeline_id, int version)
 	if (!found)
 		e->prog = NULL;
 	if (e->prog && e->prog->valid && e->prog->version == version)
+	{
+		e->prog->pins++;
 		return e->prog;
+	}
 	if (e->prog)
 	{
-		if (e->prog->insert_plan)
-			SPI_freeplan(e->prog->insert_plan);
-		if (e->prog->upsert_plan)
-			SPI_freeplan(e->prog->upsert_plan);
-		MemoryContextDelete(e->prog->cxt);
+		contract_retire(e->prog);
 		e->prog = NULL;
 	}
 	p = contract_build(pipeline_id, version);
+	/* the build may have run code that looked the pipeline up again */
+	e = hash_search(program_cache, &pipeline_id, HASH_ENTER, &found);
+	if (found && e->prog != NULL)
+	{
+		contract_retire(e->prog);
+	}
 	e->prog = p;
+	p->pins = 1;
 	return p;
+}
+
+void
+contract_release(RuleProgram *p)
+{
+	if (p->pins > 0)
+		p->pins--;
+	if (p->pins == 0 && p->retired)
+	{
+		retired_programs = list_delete_ptr(retired_programs, p);
+		contract_free(p);
+	}
+}
+
+/* at the end of a transaction no call is running: unpin everything */
+static void
+contract_xact_callback(XactEvent event, void *arg)
+{
+	HASH_SEQ_STATUS st;
+	ProgramCacheEntry *e;
+	ListCell   *lc;
+
+	if (event != XACT_EVENT_ABORT && event != XACT_EVENT_COMMIT &&
+		event != XACT_EVENT_PARALLEL_ABORT && event != XACT_EVENT_PREPARE)
+		return;
+	if (program_cache == NULL)
+		return;
+	hash_seq_init(&st, program_cache);
+	while ((e = hash_seq_search(&st)) != NULL)
+		if (e->prog)
+			e->prog->pins = 0;
+	foreach(lc, retired_programs)
+		contract_free((RuleProgram *) lfirst(lc));
+	list_free(retired_programs);
+	retired_programs = NIL;
 }

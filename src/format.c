@@ -14,6 +14,8 @@
  */
 #include "postgres.h"
 
+#include "miscadmin.h"
+
 #include <arpa/inet.h>
 
 #include "fmgr.h"
@@ -78,6 +80,8 @@ email_valid(const char *s, int len)
 	int			labels = 0;
 	bool		tld_alpha = true;
 
+	if (len > 254)
+		return false;
 	for (i = 0; i < len; i++)
 		if (s[i] == '@')
 		{
@@ -85,7 +89,7 @@ email_valid(const char *s, int len)
 				return false;
 			at = i;
 		}
-	if (at < 1 || at > 64 || at >= len - 3 || len > 254)
+	if (at < 1 || at > 64 || at >= len - 3)
 		return false;
 	for (i = 0; i < at; i++)
 	{
@@ -175,6 +179,7 @@ iban_valid(const char *s, int len)
 
 	for (i = 0; i < len; i++)
 	{
+		CHECK_FOR_INTERRUPTS();
 		if (s[i] == ' ')
 			continue;
 		if (!fmt_alnum(s[i]) || n >= 34)
@@ -250,17 +255,23 @@ fmt_url(const char *s, int len)
 	if (len == 0 || !fmt_alpha(s[0]))
 		return false;
 	while (i < len && (fmt_alnum(s[i]) || s[i] == '+' || s[i] == '.' || s[i] == '-'))
+	{
+		CHECK_FOR_INTERRUPTS();
 		i++;
+	}
 	if (i + 3 > len || s[i] != ':' || s[i + 1] != '/' || s[i + 2] != '/')
 		return false;
 	auth = i + 3;
 	for (end = auth; end < len && s[end] != '/' && s[end] != '?' && s[end] != '#'; end++)
-		;
+		CHECK_FOR_INTERRUPTS();
 	/* the host starts after the last '@' of the authority */
 	host = auth;
 	for (j = auth; j < end; j++)
+	{
+		CHECK_FOR_INTERRUPTS();
 		if (s[j] == '@')
 			host = j + 1;
+	}
 	if (host < end && s[host] == '[')
 	{
 		/* [IPv6]:port */
@@ -277,6 +288,7 @@ fmt_url(const char *s, int len)
 		{
 			unsigned char c = s[j];
 
+			CHECK_FOR_INTERRUPTS();
 			if (!(fmt_alnum(c) || c >= 0x80 || c == '.' || c == '-' || c == '_' || c == '~' || c == '%'))
 				return false;
 		}
@@ -293,8 +305,11 @@ fmt_url(const char *s, int len)
 				return false;
 	}
 	for (i = end; i < len; i++)
+	{
+		CHECK_FOR_INTERRUPTS();
 		if ((unsigned char) s[i] <= ' ' || s[i] == 0x7f)
 			return false;
+	}
 	return true;
 }
 

@@ -4,12 +4,13 @@
  *	  Landing tables: their DDL (stage._landing_ddl) and the append-only
  *	  guard trigger (stage._landing_guard).
  *
- * A landing table lives in schema stage_landing, which belongs to the
- * extension owner.  Pipeline owners need not be able to create tables
- * there: after checking that the caller is a member of the pipeline's owner
- * role, this module switches to the schema owner for the DDL only, then
- * hands the new table to the pipeline owner.  Identifiers are quoted with
- * quote_identifier; nothing from the caller is pasted into SQL otherwise.
+ * A landing table lives in schema stage_landing and belongs, like the
+ * schema, to the catalog owner (guard.c): a pipeline owner can neither
+ * rename it, nor add an index, trigger or rule to it, nor squat a name a
+ * later pipeline needs.  The owner is granted SELECT and INSERT (data
+ * columns and _stage_source); producers get INSERT through
+ * stage.grant_producer.  Identifiers are quoted with quote_identifier;
+ * nothing from the caller is pasted into SQL otherwise.
  *
  *-------------------------------------------------------------------------
  */
@@ -32,20 +33,7 @@
 #include "utils/syscache.h"
 
 #include "stage.h"
-
-static Oid
-landing_schema_owner(void)
-{
-	Oid			nsp = get_namespace_oid("stage_landing", false);
-	HeapTuple	tup = SearchSysCache1(NAMESPACEOID, ObjectIdGetDatum(nsp));
-	Oid			owner;
-
-	if (!HeapTupleIsValid(tup))
-		elog(ERROR, "cache lookup failed for namespace %u", nsp);
-	owner = ((Form_pg_namespace) GETSTRUCT(tup))->nspowner;
-	ReleaseSysCache(tup);
-	return owner;
-}
+#include "guard.h"
 
 static void
 landing_exec(const char *sql)
@@ -82,6 +70,39 @@ landing_columns(StringInfo s, Oid target, bool jsonb_format)
 	table_close(rel, AccessShareLock);
 }
 
+/* the landing columns a producer may set: data columns and _stage_source */
+static char *
+landing_insert_columns(Oid target, bool jsonb_format)
+{
+	StringInfoData s;
+	Relation	rel;
+	TupleDesc	desc;
+	int			i;
+
+	initStringInfo(&s);
+	appendStringInfoString(&s, "_stage_source");
+	if (jsonb_format)
+	{
+		appendStringInfoString(&s, ", payload");
+		return s.data;
+	}
+	rel = table_open(target, AccessShareLock);
+	desc = RelationGetDescr(rel);
+	for (i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		const char *n = NameStr(att->attname);
+
+		if (att->attisdropped || att->attgenerated ||
+			att->attidentity == ATTRIBUTE_IDENTITY_ALWAYS ||
+			strcmp(n, "_stage_id") == 0 || strcmp(n, "_stage_batch") == 0)
+			continue;
+		appendStringInfo(&s, ", %s", quote_identifier(n));
+	}
+	table_close(rel, AccessShareLock);
+	return s.data;
+}
+
 PG_FUNCTION_INFO_V1(stage_landing_ddl);
 Datum
 stage_landing_ddl(PG_FUNCTION_ARGS)
@@ -104,11 +125,10 @@ stage_landing_ddl(PG_FUNCTION_ARGS)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args("SELECT name, target::oid, owner::oid, format OPERATOR(pg_catalog.=) 'jsonb',"
-							  " pg_catalog.pg_has_role(owner, 'MEMBER')"
-							  " FROM stage.pipeline WHERE pipeline_id OPERATOR(pg_catalog.=) $1",
-							  1, &argtype, &arg, NULL, false, 1) != SPI_OK_SELECT ||
-		SPI_processed != 1)
+	catalog_exec("SELECT name, target::oid, owner::oid, format OPERATOR(pg_catalog.=) 'jsonb'"
+				 " FROM stage.pipeline WHERE pipeline_id OPERATOR(pg_catalog.=) $1",
+				 1, &argtype, &arg, NULL, SPI_OK_SELECT);
+	if (SPI_processed != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("pipeline %d does not exist", pipeline_id)));
@@ -116,7 +136,7 @@ stage_landing_ddl(PG_FUNCTION_ARGS)
 	target = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 	owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
 	jsonb_format = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull));
-	member = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 5, &isnull));
+	member = guard_owns(owner);
 	if (!member)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
@@ -127,7 +147,7 @@ stage_landing_ddl(PG_FUNCTION_ARGS)
 	initStringInfo(&sql);
 
 	GetUserIdAndSecContext(&save_userid, &save_sec);
-	SetUserIdAndSecContext(landing_schema_owner(),
+	SetUserIdAndSecContext(guard_catalog_owner(),
 						   save_sec | SECURITY_LOCAL_USERID_CHANGE);
 	PG_TRY();
 	{
@@ -168,8 +188,14 @@ stage_landing_ddl(PG_FUNCTION_ARGS)
 							 qname);
 			landing_exec(sql.data);
 
+			/* the owner reads its landing and may land rows itself */
 			resetStringInfo(&sql);
-			appendStringInfo(&sql, "ALTER TABLE %s OWNER TO %s", qname,
+			appendStringInfo(&sql, "GRANT SELECT ON %s TO %s", qname,
+							 quote_identifier(GetUserNameFromId(owner, false)));
+			landing_exec(sql.data);
+			resetStringInfo(&sql);
+			appendStringInfo(&sql, "GRANT INSERT (%s) ON %s TO %s",
+							 landing_insert_columns(target, jsonb_format), qname,
 							 quote_identifier(GetUserNameFromId(owner, false)));
 			landing_exec(sql.data);
 
@@ -253,40 +279,38 @@ stage_purge_landing(PG_FUNCTION_ARGS)
 	bool		isnull;
 	Oid			owner;
 	char	   *landing;
-	Oid			save_userid;
-	int			save_sec;
+	char	   *name;
 	volatile int64 deleted = 0;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args("SELECT owner::oid, landing::text, pg_catalog.pg_has_role(owner, 'MEMBER')"
-							  " FROM stage.pipeline WHERE pipeline_id OPERATOR(pg_catalog.=) $1",
-							  1, &argtype, &arg, NULL, false, 1) != SPI_OK_SELECT ||
-		SPI_processed != 1)
+	catalog_exec("SELECT owner::oid, landing::text, name"
+				 " FROM stage.pipeline WHERE pipeline_id OPERATOR(pg_catalog.=) $1",
+				 1, &argtype, &arg, NULL, SPI_OK_SELECT);
+	if (SPI_processed != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("pipeline %d does not exist", pipeline_id)));
 	owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	landing = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
-	if (!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull)))
+	name = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3);
+	if (!guard_owns(owner))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied for pipeline %d", pipeline_id)));
+				 errmsg("permission denied for pipeline \"%s\"", name)));
+	guard_check_idle(pipeline_id, name);
 
-	GetUserIdAndSecContext(&save_userid, &save_sec);
-	SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE |
-						   SECURITY_RESTRICTED_OPERATION);
+	/* landing belongs to the catalog owner: no owner code runs here */
 	landing_purge_allowed = true;
 	PG_TRY();
 	{
-		if (SPI_execute_with_args(psprintf("DELETE FROM %s l USING stage.pipeline p"
-										   " WHERE p.pipeline_id OPERATOR(pg_catalog.=) $1"
-										   " AND l._stage_received_at OPERATOR(pg_catalog.<)"
-										   "     (pg_catalog.now() OPERATOR(pg_catalog.-) p.retention)"
-										   " AND pg_catalog.pg_visible_in_snapshot(l._stage_txid, p.win_lo)",
-										   landing),
-								  1, &argtype, &arg, NULL, false, 0) != SPI_OK_DELETE)
-			elog(ERROR, "could not purge landing table %s", landing);
+		catalog_exec(psprintf("DELETE FROM %s l USING stage.pipeline p"
+							  " WHERE p.pipeline_id OPERATOR(pg_catalog.=) $1"
+							  " AND l._stage_received_at OPERATOR(pg_catalog.<)"
+							  "     (pg_catalog.now() OPERATOR(pg_catalog.-) p.retention)"
+							  " AND pg_catalog.pg_visible_in_snapshot(l._stage_txid, p.win_lo)",
+							  landing),
+					 1, &argtype, &arg, NULL, SPI_OK_DELETE);
 		deleted = SPI_processed;
 	}
 	PG_FINALLY();
@@ -294,7 +318,6 @@ stage_purge_landing(PG_FUNCTION_ARGS)
 		landing_purge_allowed = false;
 	}
 	PG_END_TRY();
-	SetUserIdAndSecContext(save_userid, save_sec);
 	SPI_finish();
 	PG_RETURN_INT64(deleted);
 }

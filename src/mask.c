@@ -58,6 +58,7 @@
 #include "utils/timestamp.h"
 
 #include "stage.h"
+#include "guard.h"
 
 /* ----------------------------------------------------------------
  *		primitives
@@ -101,6 +102,7 @@ mask_partial(const char *s, int len, int keep_start, int keep_end,
 	{
 		int			l = pg_mblen(p);
 
+		CHECK_FOR_INTERRUPTS();
 		if (i < keep_start || i >= nchars - keep_end)
 		{
 			memcpy(o, p, l);
@@ -131,11 +133,14 @@ mask_email(const char *s, int len)
 	char	   *o;
 
 	for (i = len - 1; i >= 0; i--)
+	{
+		CHECK_FOR_INTERRUPTS();
 		if (s[i] == '@')
 		{
 			at = s + i;
 			break;
 		}
+	}
 	first = (len > 0) ? pg_mblen(s) : 0;
 	/* not an email (no @, or nothing before it): keep the first character */
 	if (at == NULL || at == s)
@@ -164,10 +169,14 @@ mask_card(const char *s, int len)
 	char	   *out = palloc(len + 1);
 
 	for (i = 0; i < len; i++)
+	{
+		CHECK_FOR_INTERRUPTS();
 		if (s[i] >= '0' && s[i] <= '9')
 			ndigits++;
+	}
 	for (i = 0; i < len; i++)
 	{
+		CHECK_FOR_INTERRUPTS();
 		if (s[i] >= '0' && s[i] <= '9')
 		{
 			seen++;
@@ -197,11 +206,15 @@ mask_phone(const char *s, int len, int keep, const char *fill)
 	char	   *o;
 
 	for (i = 0; i < len; i++)
+	{
+		CHECK_FOR_INTERRUPTS();
 		if (s[i] >= '0' && s[i] <= '9')
 			ndigits++;
+	}
 	out = o = palloc(len + ndigits * fill_len + 1);
 	for (i = 0; i < len; i++)
 	{
+		CHECK_FOR_INTERRUPTS();
 		if (s[i] >= '0' && s[i] <= '9')
 		{
 			seen++;
@@ -234,6 +247,7 @@ luhn_valid(const char *s, int len)
 
 	for (i = 0; i < len; i++)
 	{
+		CHECK_FOR_INTERRUPTS();
 		if (s[i] >= '0' && s[i] <= '9')
 		{
 			if (n >= 32)
@@ -372,6 +386,7 @@ mask_redact_pii(const char *s, int len, int kinds, const char *repl)
 	initStringInfo(&out);
 	for (i = 0; i < n; i++)
 	{
+		CHECK_FOR_INTERRUPTS();
 		appendBinaryStringInfo(&out, s + pos, hits[i].start - pos);
 		if (repl)
 			appendStringInfoString(&out, repl);
@@ -560,6 +575,29 @@ mask_noise(const char *s, double ratio, const HmacKey *key, bool seeded, int64 s
 							DirectFunctionCall1(float8_numeric,
 												Float8GetDatum(1.0 + ratio * (2.0 * u - 1.0))));
 	r = DirectFunctionCall2(numeric_round, r, Int32GetDatum(scale));
+
+	/*
+	 * Noise smaller than half a unit of the value's scale rounds back to
+	 * the value itself (5% of 1..9 always did): then the value moves by
+	 * one unit the way the noise pointed, so a masked number is never the
+	 * raw one (zero, which no ratio changes, excepted).
+	 */
+	if (DatumGetBool(DirectFunctionCall2(numeric_eq, r, v)) &&
+		!DatumGetBool(DirectFunctionCall2(numeric_eq, v,
+										  DirectFunctionCall1(int4_numeric, Int32GetDatum(0)))))
+	{
+		Datum		unit = DirectFunctionCall2(numeric_power,
+											   DirectFunctionCall1(int4_numeric, Int32GetDatum(10)),
+											   DirectFunctionCall1(int4_numeric, Int32GetDatum(-scale)));
+
+		bool		positive = DatumGetBool(DirectFunctionCall2(numeric_gt, v,
+																DirectFunctionCall1(int4_numeric,
+																					Int32GetDatum(0))));
+		bool		up = (u >= 0.5) == positive;
+
+		r = DirectFunctionCall2(up ? numeric_add : numeric_sub, v, unit);
+		r = DirectFunctionCall2(numeric_round, r, Int32GetDatum(scale));
+	}
 	return DatumGetCString(DirectFunctionCall1(numeric_out, r));
 }
 
@@ -568,45 +606,21 @@ mask_noise(const char *s, double ratio, const HmacKey *key, bool seeded, int64 s
  * ---------------------------------------------------------------- */
 
 /*
- * Become the owner of stage.<relname> (the extension's owner) for a few
- * catalog reads or writes, in a restricted security context (no
- * SET ROLE, no temporary objects).  The caller restores *save_userid and
- * *save_sec with SetUserIdAndSecContext in a PG_FINALLY.
- */
-void
-stage_switch_to_owner(const char *relname, Oid *save_userid, int *save_sec)
-{
-	Oid			nsp = get_namespace_oid("stage", false);
-	Oid			relid = get_relname_relid(relname, nsp);
-	HeapTuple	tup;
-	Oid			owner;
-
-	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-	if (!HeapTupleIsValid(tup))
-		elog(ERROR, "cache lookup failed for relation stage.%s", relname);
-	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
-	ReleaseSysCache(tup);
-
-	GetUserIdAndSecContext(save_userid, save_sec);
-	SetUserIdAndSecContext(owner, *save_sec | SECURITY_LOCAL_USERID_CHANGE |
-						   SECURITY_RESTRICTED_OPERATION);
-}
-
-/*
- * Read a named secret with the privileges of stage.secret's owner, for a
- * caller allowed to use it: a superuser, or a member of a role the secret
- * was granted to (stage.grant_secret).  Without that check any table owner
- * could build a pipeline whose hash mask computes HMACs under someone
- * else's key: a guessing oracle for their hashed columns.  The key is
- * returned in CurrentMemoryContext.  The secret's name may appear in an
- * error; its bytes never do.  With missing_ok, a missing or forbidden
- * secret returns NULL instead of raising.
+ * Read a named secret as the catalog owner, for a role allowed to use it:
+ * a superuser, or a member of a role the secret was granted to
+ * (stage.grant_secret).  The role is the one the key is used for: the
+ * pipeline's owner for its masks (whoever runs or reads the pipeline),
+ * the caller for the SQL masking functions.  Without that check any table
+ * owner could build a pipeline whose hash mask computes HMACs under
+ * someone else's key: a guessing oracle for their hashed columns.  The
+ * key is returned in CurrentMemoryContext.  The secret's name may appear
+ * in an error; its bytes never do.  With missing_ok, a missing or
+ * forbidden secret returns NULL instead of raising.
  */
 static uint8 *
-secret_read(const char *name, int *keylen, bool missing_ok)
+secret_read(const char *name, Oid role, int *keylen, bool missing_ok)
 {
-	Oid			save_userid;
-	int			save_sec;
+	GuardSwitch gs;
 	MemoryContext caller = CurrentMemoryContext;
 	uint8	   *volatile key = NULL;
 	volatile bool found = false;
@@ -614,7 +628,7 @@ secret_read(const char *name, int *keylen, bool missing_ok)
 	Datum		arg = CStringGetTextDatum(name);
 	Oid			argtype = TEXTOID;
 
-	stage_switch_to_owner("secret", &save_userid, &save_sec);
+	guard_push_catalog(&gs);
 	PG_TRY();
 	{
 		if (SPI_connect() != SPI_OK_CONNECT)
@@ -651,11 +665,11 @@ secret_read(const char *name, int *keylen, bool missing_ok)
 			int			i;
 
 			found = true;
-			allowed = superuser_arg(save_userid);
+			allowed = superuser_arg(role);
 			deconstruct_array(users, OIDOID, sizeof(Oid), true, TYPALIGN_INT,
 							  &elems, NULL, &nusers);
 			for (i = 0; i < nusers && !allowed; i++)
-				allowed = is_member_of_role(save_userid, DatumGetObjectId(elems[i]));
+				allowed = is_member_of_role(role, DatumGetObjectId(elems[i]));
 			if (allowed)
 			{
 				bytea	   *b = DatumGetByteaPP(d);
@@ -671,7 +685,7 @@ secret_read(const char *name, int *keylen, bool missing_ok)
 	}
 	PG_FINALLY();
 	{
-		SetUserIdAndSecContext(save_userid, save_sec);
+		guard_pop(&gs);
 	}
 	PG_END_TRY();
 
@@ -681,6 +695,7 @@ secret_read(const char *name, int *keylen, bool missing_ok)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied for secret \"%s\"", name),
+				 errdetail("Role %s may not use it.", GetUserNameFromId(role, false)),
 				 errhint("A superuser grants its use with SELECT stage.grant_secret('%s', role).", name)));
 	if (key == NULL)
 		ereport(ERROR,
@@ -691,25 +706,25 @@ secret_read(const char *name, int *keylen, bool missing_ok)
 }
 
 uint8 *
-secret_load(const char *name, int *keylen)
+secret_load(const char *name, Oid role, int *keylen)
 {
-	return secret_read(name, keylen, false);
+	return secret_read(name, role, keylen, false);
 }
 
-/* the same, NULL when the secret is missing or the caller may not use it */
+/* the same, NULL when the secret is missing or the role may not use it */
 uint8 *
-secret_try_load(const char *name, int *keylen)
+secret_try_load(const char *name, Oid role, int *keylen)
 {
-	return secret_read(name, keylen, true);
+	return secret_read(name, role, keylen, true);
 }
 
 /* absorb a named secret into k; the key bytes are wiped at once */
 static bool
-mask_key_from_secret(HmacKey *k, const char *name, bool missing_ok)
+mask_key_from_secret(HmacKey *k, const char *name, Oid role, bool missing_ok)
 {
 	int			keylen;
-	uint8	   *key = missing_ok ? secret_try_load(name, &keylen) :
-		secret_load(name, &keylen);
+	uint8	   *key = missing_ok ? secret_try_load(name, role, &keylen) :
+		secret_load(name, role, &keylen);
 
 	if (key == NULL)
 		return false;
@@ -918,11 +933,20 @@ mask_parse(StageMask *m, const char *method, Jsonb *args)
 								 "Use \"hex\" (64 characters) or \"base64\" (44 characters).") == 1);
 		m->length = mask_arg_int(args, "hash", "length", 0, 0, m->base64 ? 44 : 64,
 								 m->base64 ?
-								 "The length cuts the output: 0 (all 44 characters) or 8 to 44." :
-								 "The length cuts the output: 0 (all 64 characters) or 8 to 64.");
-		if (m->length > 0 && m->length < 8)
+								 "The length cuts the output: 0 (all 44 characters) or 11 to 44." :
+								 "The length cuts the output: 0 (all 64 characters) or 16 to 64.");
+
+		/*
+		 * A cut hash of b bits collides about n^2 / 2^(b+1) times among n
+		 * values: 8 hex characters (32 bits) gave 133 collisions in a
+		 * million ids.  64 bits (16 hex, 11 base64 characters) keep a
+		 * billion values apart with odds of about 97%.
+		 */
+		if (m->length > 0 && m->length < (m->base64 ? 11 : 16))
 			mask_bad_arg("hash", "length", "is too short to keep hashes distinct",
-						 "Use 0 (the whole hash) or at least 8 characters.");
+						 m->base64 ?
+						 "Use 0 (the whole hash) or at least 11 base64 characters (64 bits): shorter hashes of a million values collide." :
+						 "Use 0 (the whole hash) or at least 16 hex characters (64 bits): 8 characters collide about 116 times in a million values.");
 	}
 	else if (strcmp(method, "pseudonym") == 0)
 	{
@@ -1338,20 +1362,20 @@ mask_check_column(const StageMask *m, const char *column, Oid typid,
  * stage.check_row, which shows no masked values and so needs no key.
  */
 void
-mask_load_key(StageMask *m)
+mask_load_key(StageMask *m, Oid role)
 {
 	if (!mask_uses_secret(m) || m->key_loaded)
 		return;
-	m->key_loaded = mask_key_from_secret(&m->hkey, m->secret_name, false);
+	m->key_loaded = mask_key_from_secret(&m->hkey, m->secret_name, role, false);
 }
 
 /* the same, false (not raising) when the secret is missing or forbidden */
 bool
-mask_try_load_key(StageMask *m)
+mask_try_load_key(StageMask *m, Oid role)
 {
 	if (!mask_uses_secret(m) || m->key_loaded)
 		return m->key_loaded || !mask_uses_secret(m);
-	m->key_loaded = mask_key_from_secret(&m->hkey, m->secret_name, true);
+	m->key_loaded = mask_key_from_secret(&m->hkey, m->secret_name, role, true);
 	return m->key_loaded;
 }
 
@@ -1362,14 +1386,14 @@ mask_try_load_key(StageMask *m)
  * resolves every value of the batch against the vault at once.
  */
 void
-mask_prepare(StageMask *m, const char **values, int n)
+mask_prepare(StageMask *m, const char **values, int n, Oid role)
 {
 	if (mask_uses_secret(m))
 	{
 		/* the key lives with the compiled contract, in its context */
 		MemoryContext old = MemoryContextSwitchTo(GetMemoryChunkContext(m));
 
-		mask_load_key(m);
+		mask_load_key(m, role);
 		MemoryContextSwitchTo(old);
 	}
 	if (m->method == MASK_TOKENIZE)
@@ -1591,7 +1615,7 @@ mask_cached(FunctionCallInfo fcinfo, const char *method, Jsonb *args)
 		c->method = pstrdup(method);
 		c->args = pstrdup(argtext);
 		mask_parse(&c->mask, method, args);
-		mask_load_key(&c->mask);
+		mask_load_key(&c->mask, stage_caller());
 		MemoryContextSwitchTo(old);
 		fcinfo->flinfo->fn_extra = c;
 	}
@@ -1889,7 +1913,7 @@ stage_hmac(PG_FUNCTION_ARGS)
 		fcinfo->flinfo->fn_extra = NULL;
 		c = palloc0(sizeof(HmacCache));
 		c->name = pstrdup(name);
-		(void) mask_key_from_secret(&c->key, name, false);
+		(void) mask_key_from_secret(&c->key, name, stage_caller(), false);
 		MemoryContextSwitchTo(old);
 		fcinfo->flinfo->fn_extra = c;
 	}

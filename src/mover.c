@@ -43,6 +43,7 @@
 #include "funcapi.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
@@ -57,6 +58,9 @@
 #include "utils/timestamp.h"
 
 #include "stage.h"
+#include "guard.h"
+#include "mover.h"
+#include "reason.h"
 
 typedef enum RowOutcome
 {
@@ -73,8 +77,10 @@ typedef struct Reason
 	const char *column;
 	const char *value;			/* masked where the column is masked */
 	const char *sqlstate;
-	const char *message;		/* raw values of masked columns hidden */
+	const char *message;		/* never a masked value (see reason.c) */
 	const char *severity;
+	const char *origin;			/* ORIGIN_*: whose text message is */
+	const char *raw_message;	/* the server's text, when withheld (owners) */
 } Reason;
 
 typedef struct MoverRow
@@ -111,6 +117,8 @@ typedef struct Mover
 	SPIPlanPtr	insert_plan;
 	HTAB	   *written;		/* canonical keys the INSERT returned */
 	bool		check_only;		/* stage.check_row: report warnings too */
+	bool		limited;		/* check_row for a non-owner: no owner code */
+	StringInfo	skipped;		/* what limited left out, for the NOTICE */
 	bool		use_direct;		/* writes go through direct_insert */
 	int			cur_col;		/* column of the type check being bisected */
 	StageRule  *cur_rule;		/* expression rule being bisected */
@@ -141,77 +149,10 @@ mover_shown(Mover *m, StageColumn *col, const char *raw)
 	return mask_apply(col->mask, raw, strlen(raw));
 }
 
-/* replace every occurrence of needle in s by repl */
-static char *
-mover_replace(const char *s, const char *needle, const char *repl)
-{
-	StringInfoData out;
-	size_t		nl = strlen(needle);
-	const char *p;
-
-	if (nl == 0 || strstr(s, needle) == NULL)
-		return (char *) s;
-	initStringInfo(&out);
-	while ((p = strstr(s, needle)) != NULL)
-	{
-		appendBinaryStringInfo(&out, s, p - s);
-		appendStringInfoString(&out, repl);
-		s = p + nl;
-	}
-	appendStringInfoString(&out, s);
-	return out.data;
-}
-
-/*
- * A server message about this row, with raw values of masked columns
- * hidden.  Messages quote the values they show ("..."): a quoted raw value
- * is replaced by its masked form (or [masked] for the null mask); a raw
- * value of four characters or more is replaced wherever it appears, a
- * shorter one only where quoted, so unrelated words are not mangled.
- */
-static char *
-mover_sanitize(Mover *m, MoverRow *row, const char *msg)
-{
-	int			c;
-	char	   *out = (char *) msg;
-
-	if (msg == NULL)
-		return NULL;
-	for (c = 0; c < m->p->ncols; c++)
-	{
-		StageColumn *col = &m->p->cols[c];
-		char	   *raw = row->vals[c];
-		char	   *shown;
-
-		if (col->mask == NULL || raw == NULL || raw[0] == '\0')
-			continue;
-		shown = mover_shown(m, col, raw);
-		if (shown == NULL)
-			shown = "[masked]";
-		out = mover_replace(out, psprintf("\"%s\"", raw), psprintf("\"%s\"", shown));
-		if (strlen(raw) >= 4)
-			out = mover_replace(out, raw, shown);
-	}
-	return out;
-}
-
-static void mover_reason_sev(Mover *m, MoverRow *row, const char *rule, const char *kind,
-							 int col, const char *sqlstate, const char *message,
-							 const char *severity);
-
-/* append one failure to the row's reasons: the row is quarantined */
 static void
-mover_reason(Mover *m, MoverRow *row, const char *rule, const char *kind,
-			 int col, const char *sqlstate, const char *message)
-{
-	mover_reason_sev(m, row, rule, kind, col, sqlstate, message, "reject");
-	row->outcome = OUT_QUARANTINE;
-}
-
-static void
-mover_reason_sev(Mover *m, MoverRow *row, const char *rule, const char *kind,
+mover_add_reason(Mover *m, MoverRow *row, const char *rule, const char *kind,
 				 int col, const char *sqlstate, const char *message,
-				 const char *severity)
+				 const char *severity, const char *origin, const char *raw_message)
 {
 	Reason	   *r = palloc(sizeof(Reason));
 
@@ -224,9 +165,96 @@ mover_reason_sev(Mover *m, MoverRow *row, const char *rule, const char *kind,
 	r->column = col >= 0 ? m->p->cols[col].name : NULL;
 	r->value = col >= 0 ? mover_shown(m, &m->p->cols[col], row->vals[col]) : NULL;
 	r->sqlstate = sqlstate ? pstrdup(sqlstate) : NULL;
-	r->message = pstrdup(mover_sanitize(m, row, message));
+	r->message = pstrdup(message);
 	r->severity = severity;
+	r->origin = origin;
+	r->raw_message = raw_message ? pstrdup(raw_message) : NULL;
 	row->reasons = lappend(row->reasons, r);
+}
+
+/* a failure in stage's own words: the row is quarantined */
+static void
+mover_reason(Mover *m, MoverRow *row, const char *rule, const char *kind,
+			 int col, const char *sqlstate, const char *message)
+{
+	mover_add_reason(m, row, rule, kind, col, sqlstate, message, "reject",
+					 ORIGIN_STAGE, NULL);
+	row->outcome = OUT_QUARANTINE;
+}
+
+/* a rule of severity warn that failed (check_row reports them) */
+static void
+mover_warning(Mover *m, MoverRow *row, const char *rule, const char *kind,
+			  int col, const char *sqlstate, const char *message)
+{
+	mover_add_reason(m, row, rule, kind, col, sqlstate, message, "warn",
+					 ORIGIN_STAGE, NULL);
+}
+
+/* does any column of the pipeline have a mask? */
+static bool
+mover_has_masks(Mover *m)
+{
+	int			c;
+
+	for (c = 0; c < m->p->ncols; c++)
+		if (m->p->cols[c].mask != NULL)
+			return true;
+	return false;
+}
+
+/* note a check that check_row left out for a caller who is not an owner */
+static void
+mover_skipped(Mover *m, const char *what)
+{
+	if (m->skipped == NULL)
+		m->skipped = makeStringInfo();
+	else
+		appendStringInfoString(m->skipped, ", ");
+	appendStringInfoString(m->skipped, what);
+}
+
+/*
+ * A failure whose message is the server's (an input function, the
+ * target, an expression, a trigger): shown as it is only when it cannot
+ * hold a masked value, withheld otherwise (see reason.c).  An input
+ * function of a built-in type quotes nothing but its own value, so its
+ * text is withheld only when that column is masked; any other text may
+ * quote anything and is withheld when the pipeline masks any column.
+ */
+static void
+mover_server_text(Mover *m, MoverRow *row, const char *rule, const char *kind,
+				  int col, const char *sqlstate, const char *constraint,
+				  const char *text, bool input_fn, const char *severity)
+{
+	bool		builtin = input_fn && col >= 0 && !m->p->cols[col].is_domain &&
+		m->p->cols[col].typid < FirstNormalObjectId;
+	const char *origin = builtin ? ORIGIN_INPUT : ORIGIN_SERVER;
+
+	if (builtin && m->p->cols[col].mask != NULL)
+		mover_add_reason(m, row, rule, kind, col, sqlstate,
+						 reason_withheld(sqlstate, NULL, m->p->cols[col].name),
+						 severity, origin, text);
+	else if (!builtin && mover_has_masks(m))
+		mover_add_reason(m, row, rule, kind, col, sqlstate,
+						 reason_withheld(sqlstate, constraint, NULL),
+						 severity, origin, text);
+	else
+		mover_add_reason(m, row, rule, kind, col, sqlstate, text, severity,
+						 origin, NULL);
+	if (strcmp(severity, "reject") == 0)
+		row->outcome = OUT_QUARANTINE;
+}
+
+static void
+mover_reason_server(Mover *m, MoverRow *row, const char *rule, const char *kind,
+					int col, ErrorData *e, bool input_fn)
+{
+	char	   *text = (e->detail && !input_fn) ?
+		psprintf("%s: %s", e->message, e->detail) : pstrdup(e->message);
+
+	mover_server_text(m, row, rule, kind, col, unpack_sql_state(e->sqlerrcode),
+					  e->constraint_name, text, input_fn, "reject");
 }
 
 /* ----------------------------------------------------------------
@@ -256,9 +284,12 @@ mover_jb_pair(JsonbParseState **st, const char *key, const char *value)
 	mover_jb_string(st, WJB_VALUE, value);
 }
 
-/* the reasons of a row as a jsonb array */
+/*
+ * The reasons of a row as a jsonb array; with raw, each withheld message
+ * is the server's text (for the owners' copy, raw_reasons).
+ */
 static Datum
-mover_reasons_jsonb(Mover *m, MoverRow *row)
+mover_reasons_jsonb(Mover *m, MoverRow *row, bool raw)
 {
 	JsonbParseState *st = NULL;
 	JsonbValue	num;
@@ -279,14 +310,28 @@ mover_reasons_jsonb(Mover *m, MoverRow *row)
 		mover_jb_pair(&st, "column", r->column);
 		mover_jb_pair(&st, "value", r->value);
 		mover_jb_pair(&st, "sqlstate", r->sqlstate);
-		mover_jb_pair(&st, "message", r->message);
+		mover_jb_pair(&st, "message", raw && r->raw_message ? r->raw_message : r->message);
 		mover_jb_pair(&st, "severity", r->severity);
+		if (r->origin != ORIGIN_STAGE)
+			mover_jb_pair(&st, "origin", r->origin);
 		mover_jb_string(&st, WJB_KEY, "contract_version");
 		(void) pushJsonbValue(&st, WJB_VALUE, &num);
 		(void) pushJsonbValue(&st, WJB_END_OBJECT, NULL);
 	}
 	res = pushJsonbValue(&st, WJB_END_ARRAY, NULL);
 	return JsonbPGetDatum(JsonbValueToJsonb(res));
+}
+
+/* does any reason of the row keep a withheld server text? */
+static bool
+mover_has_raw(MoverRow *row)
+{
+	ListCell   *lc;
+
+	foreach(lc, row->reasons)
+		if (((Reason *) lfirst(lc))->raw_message != NULL)
+			return true;
+	return false;
 }
 
 /* run fn(arg) in a subtransaction; on a row error return its data */
@@ -374,8 +419,8 @@ mover_tc_fail(Mover *m, int r, ErrorData *e)
 
 	row->badtype[c] = true;
 	m->type_failed[c]++;
-	mover_reason(m, row, psprintf("%s_type", m->p->cols[c].name), "type", c,
-				 unpack_sql_state(e->sqlerrcode), e->message);
+	mover_reason_server(m, row, psprintf("%s_type", m->p->cols[c].name), "type", c,
+						e, true);
 }
 
 static void
@@ -397,6 +442,12 @@ mover_typecheck(Mover *m)
 		 */
 		if (col->mask && mask_needs_text(col->mask))
 			continue;
+		/* domains and types not built in: their checks are owner code */
+		if (m->limited && (col->is_domain || col->typid >= FirstNormalObjectId))
+		{
+			mover_skipped(m, psprintf("the type check of column %s", col->name));
+			continue;
+		}
 		for (i = 0; i < m->n; i++)
 		{
 			const char *v = m->rows[i].vals[c];
@@ -698,6 +749,7 @@ mover_expr_fail(Mover *m, int row, ErrorData *e)
 {
 	m->cur_rule->expr_msg[row] = psprintf("expression failed: %s", e->message);
 	m->cur_rule->expr_state[row] = pstrdup(unpack_sql_state(e->sqlerrcode));
+	m->cur_rule->expr_raised[row] = true;
 }
 
 /*
@@ -721,6 +773,7 @@ mover_expressions(Mover *m)
 			continue;
 		r->expr_msg = palloc0(sizeof(char *) * Max(m->n, 1));
 		r->expr_state = palloc0(sizeof(char *) * Max(m->n, 1));
+		r->expr_raised = palloc0(sizeof(bool) * Max(m->n, 1));
 		for (i = 0; i < m->n; i++)
 		{
 			ListCell   *lc;
@@ -750,8 +803,11 @@ mover_rules(Mover *m)
 	int			i;
 	int			k;
 
-	mover_references(m);
-	mover_expressions(m);
+	if (!m->limited)
+	{
+		mover_references(m);
+		mover_expressions(m);
+	}
 	for (i = 0; i < m->n; i++)
 	{
 		MoverRow   *row = &m->rows[i];
@@ -765,7 +821,14 @@ mover_rules(Mover *m)
 			char	   *msg = NULL;
 			const char *sqlstate = NULL;
 			const char *kind = r->kind_name;
+			bool		raised = false;
 
+			if (m->limited &&
+				(r->kind == RULE_EXPRESSION || r->kind == RULE_REFERENCE))
+			{
+				mover_skipped(m, psprintf("rule %s (%s)", r->name, r->kind_name));
+				continue;
+			}
 			if (r->kind == RULE_EXPRESSION)
 			{
 				/* evaluated set-wise above, over the whole row */
@@ -849,6 +912,7 @@ mover_rules(Mover *m)
 				case RULE_EXPRESSION:
 					msg = r->expr_msg[i];
 					sqlstate = r->expr_state[i];
+					raised = r->expr_raised[i];
 					break;
 				case RULE_REGEX:
 					switch (rx_match(r->rx, v, strlen(v)))
@@ -870,11 +934,14 @@ mover_rules(Mover *m)
 				continue;
 			r->failed++;
 			if (r->warn)
-			{
 				row->warned = true;
-				if (m->check_only)
-					mover_reason_sev(m, row, r->name, kind, r->col, sqlstate, msg, "warn");
-			}
+			if (r->warn && !m->check_only)
+				continue;		/* counted; a batch records no warnings per row */
+			if (raised)
+				mover_server_text(m, row, r->name, kind, r->col, sqlstate, NULL, msg,
+								  false, r->warn ? "warn" : "reject");
+			else if (r->warn)
+				mover_warning(m, row, r->name, kind, r->col, sqlstate, msg);
 			else
 				mover_reason(m, row, r->name, kind, r->col, sqlstate, msg);
 		}
@@ -1072,7 +1139,7 @@ mover_prepare_masks(Mover *m)
 		for (i = 0; i < m->n; i++)
 			if (m->rows[i].vals[c] != NULL)
 				values[n++] = m->rows[i].vals[c];
-		mask_prepare(p->cols[c].mask, values, n);
+		mask_prepare(p->cols[c].mask, values, n, p->owner);
 	}
 }
 
@@ -1123,6 +1190,15 @@ mover_output(Mover *m, int *idx, int n)
 			if (row->vals[c] != NULL)
 				row->out[c] = mask_apply(p->cols[c].mask, row->vals[c],
 										 strlen(row->vals[c]));
+			if (row->out[c] != NULL && p->cols[c].tclass == TC_VARCHAR &&
+				p->cols[c].typmod > VARHDRSZ &&
+				pg_mbstrlen(row->out[c]) > p->cols[c].typmod - VARHDRSZ)
+				mover_reason(m, row, psprintf("%s_mask", p->cols[c].name), "mask", c,
+							 "22001",
+							 psprintf("the masked value has %d characters, more than column \"%s\" of type %s takes",
+									  pg_mbstrlen(row->out[c]), p->cols[c].name,
+									  format_type_with_typemod(p->cols[c].typid,
+															   p->cols[c].typmod)));
 		}
 	}
 }
@@ -1229,15 +1305,13 @@ mover_write_fail(Mover *m, int r, ErrorData *e)
 	MoverRow   *row = &m->rows[r];
 	int			col = -1;
 	int			c;
-	char	   *msg = e->detail ? psprintf("%s: %s", e->message, e->detail) :
-		pstrdup(e->message);
 
 	if (e->column_name)
 		for (c = 0; c < m->p->ncols; c++)
 			if (strcmp(m->p->cols[c].name, e->column_name) == 0)
 				col = c;
-	mover_reason(m, row, e->constraint_name ? e->constraint_name : "target",
-				 "target", col, unpack_sql_state(e->sqlerrcode), msg);
+	mover_reason_server(m, row, e->constraint_name ? e->constraint_name : "target",
+						"target", col, e, false);
 }
 
 /* the program's INSERT plan, prepared once and kept with the program */
@@ -1280,6 +1354,7 @@ mover_write_clean(Mover *m)
 	int		   *idx = palloc(sizeof(int) * Max(m->n, 1));
 	int			n = 0;
 	int			i;
+	int			k;
 	bool		upsert = (p->nkeys > 0 &&
 						  (p->on_duplicate == ONDUP_UPDATE || p->conflicts_seen));
 
@@ -1289,6 +1364,13 @@ mover_write_clean(Mover *m)
 	if (n == 0)
 		return;
 	mover_output(m, idx, n);
+	/* a masked value too long for its column quarantined its row */
+	for (i = 0, k = 0; i < n; i++)
+		if (m->rows[idx[i]].outcome == OUT_CLEAN)
+			idx[k++] = idx[i];
+	n = k;
+	if (n == 0)
+		return;
 
 	if (!upsert)
 	{
@@ -1380,6 +1462,8 @@ mover_write_outcomes(Mover *m)
 	Datum	   *re = palloc(sizeof(Datum) * Max(m->n, 1));
 	Datum	   *raw = palloc(sizeof(Datum) * Max(m->n, 1));
 	Datum	   *pay = palloc(sizeof(Datum) * Max(m->n, 1));
+	Datum	   *rr = palloc(sizeof(Datum) * Max(m->n, 1));
+	bool	   *rrnull = palloc(sizeof(bool) * Max(m->n, 1));
 	bool	   *paynull = palloc(sizeof(bool) * Max(m->n, 1));
 	Datum	   *dids = palloc(sizeof(Datum) * Max(m->n, 1));
 
@@ -1403,7 +1487,9 @@ mover_write_outcomes(Mover *m)
 				srcs[nq] = row->source ? CStringGetTextDatum(row->source) : (Datum) 0;
 				rcvnull[nq] = row->received_null;
 				rcv[nq] = row->received_at;
-				re[nq] = mover_reasons_jsonb(m, row);
+				re[nq] = mover_reasons_jsonb(m, row, false);
+				rrnull[nq] = !mover_has_raw(row);
+				rr[nq] = rrnull[nq] ? (Datum) 0 : mover_reasons_jsonb(m, row, true);
 				rd[nq] = mover_row_data(m, row, true);
 				raw[nq] = mover_row_data(m, row, false);
 				/* jsonb format: the payload itself, for replay and its drift check */
@@ -1415,10 +1501,10 @@ mover_write_outcomes(Mover *m)
 	}
 	if (nq > 0)
 	{
-		Oid			types[10] = {INT4OID, INT8OID, INT4OID, INT8ARRAYOID, TEXTARRAYOID,
+		Oid			types[11] = {INT4OID, INT8OID, INT4OID, INT8ARRAYOID, TEXTARRAYOID,
 			TIMESTAMPTZARRAYOID, JSONBARRAYOID, JSONBARRAYOID, JSONBARRAYOID,
-		JSONBARRAYOID};
-		Datum		vals[10];
+		JSONBARRAYOID, JSONBARRAYOID};
+		Datum		vals[11];
 
 		vals[0] = Int32GetDatum(m->p->pipeline_id);
 		vals[1] = Int64GetDatum(m->batch_id);
@@ -1430,15 +1516,16 @@ mover_write_outcomes(Mover *m)
 		vals[7] = mover_array(re, NULL, nq, JSONBOID);
 		vals[8] = mover_array(raw, NULL, nq, JSONBOID);
 		vals[9] = mover_array(pay, paynull, nq, JSONBOID);
-		mover_exec("INSERT INTO stage.quarantine_log (pipeline_id, landing_id, batch_id,"
-				   " contract_version, source, received_at, row_data, reasons, raw_data,"
-				   " raw_payload)"
-				   " SELECT $1, u.id, $2, $3, u.src, u.rcv, u.rd, u.re, u.raw, u.pay"
-				   " FROM (SELECT pg_catalog.unnest($4) AS id, pg_catalog.unnest($5) AS src,"
-				   " pg_catalog.unnest($6) AS rcv, pg_catalog.unnest($7) AS rd,"
-				   " pg_catalog.unnest($8) AS re, pg_catalog.unnest($9) AS raw,"
-				   " pg_catalog.unnest($10) AS pay) AS u",
-				   10, types, vals, NULL, SPI_OK_INSERT);
+		vals[10] = mover_array(rr, rrnull, nq, JSONBOID);
+		catalog_exec("INSERT INTO stage.quarantine_log (pipeline_id, landing_id, batch_id,"
+					 " contract_version, source, received_at, row_data, reasons, raw_data,"
+					 " raw_payload, raw_reasons)"
+					 " SELECT $1, u.id, $2, $3, u.src, u.rcv, u.rd, u.re, u.raw, u.pay, u.rr"
+					 " FROM (SELECT pg_catalog.unnest($4) AS id, pg_catalog.unnest($5) AS src,"
+					 " pg_catalog.unnest($6) AS rcv, pg_catalog.unnest($7) AS rd,"
+					 " pg_catalog.unnest($8) AS re, pg_catalog.unnest($9) AS raw,"
+					 " pg_catalog.unnest($10) AS pay, pg_catalog.unnest($11) AS rr) AS u",
+					 11, types, vals, NULL, SPI_OK_INSERT);
 	}
 	if (nd > 0)
 	{
@@ -1448,7 +1535,7 @@ mover_write_outcomes(Mover *m)
 		vals[0] = Int32GetDatum(m->p->pipeline_id);
 		vals[1] = Int64GetDatum(m->batch_id);
 		vals[2] = mover_array(dids, NULL, nd, INT8OID);
-		mover_exec("INSERT INTO stage.duplicate_log (pipeline_id, landing_id, batch_id)"
+		catalog_exec("INSERT INTO stage.duplicate_log (pipeline_id, landing_id, batch_id)"
 				   " SELECT $1, u.id, $2 FROM pg_catalog.unnest($3) AS u(id)",
 				   3, types, vals, NULL, SPI_OK_INSERT);
 	}
@@ -1506,12 +1593,11 @@ mover_write_stats(Mover *m)
 	vals[4] = mover_array(sev, NULL, n, TEXTOID);
 	vals[5] = mover_array(checked, NULL, n, INT8OID);
 	vals[6] = mover_array(failed, NULL, n, INT8OID);
-	mover_exec("INSERT INTO stage.batch_rule_stat (batch_id, rule_name, column_name, kind,"
+	catalog_exec("INSERT INTO stage.batch_rule_stat (batch_id, rule_name, column_name, kind,"
 			   " severity, checked, failed)"
 			   " SELECT $1, u.* FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3),"
 			   " pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6),"
-			   " pg_catalog.unnest($7)) AS u"
-			   " ON CONFLICT DO NOTHING",
+			   " pg_catalog.unnest($7)) AS u",
 			   7, types, vals, NULL, SPI_OK_INSERT);
 }
 
@@ -1519,16 +1605,6 @@ mover_write_stats(Mover *m)
  *		the batch
  * ---------------------------------------------------------------- */
 
-typedef struct BatchResult
-{
-	bool		has_batch;
-	int64		batch_id;
-	int64		rows_in;
-	int64		clean;
-	int64		quarantined;
-	int64		duplicate;
-	const char *status;
-} BatchResult;
 
 /* the pipeline row's window state, read after the row lock is held */
 typedef struct Window
@@ -1543,6 +1619,15 @@ typedef struct Window
 	Datum		cur_txid;		/* xid8 */
 	int64		cur_id;
 } Window;
+
+/* what mover_enter changed, for mover_leave to restore */
+typedef struct MoverSession
+{
+	int			pipeline_id;
+	Oid			save_userid;	/* who called (stage_caller) */
+	Guard		guard;
+	RuleProgram *prog;			/* pinned for the call (contract_release) */
+} MoverSession;
 
 static bool mover_hold(Mover *m, Window *w, BatchResult *res);
 static char *mover_latency_sql(Mover *m);
@@ -1566,11 +1651,11 @@ mover_read_window(Window *w, int pipeline_id, MemoryContext cxt)
 
 	/* a statement of its own: its snapshot postdates the lock */
 	/* a contract change since a batch was held is the fix: lift the hold */
-	mover_exec("UPDATE stage.pipeline SET enabled = true, paused_reason = NULL, held_version = NULL"
+	catalog_exec("UPDATE stage.pipeline SET enabled = true, paused_reason = NULL, held_version = NULL"
 			   " WHERE pipeline_id OPERATOR(pg_catalog.=) $1 AND NOT enabled"
 			   " AND held_version OPERATOR(pg_catalog.<>) contract_version",
 			   1, &argtype, &arg, NULL, SPI_OK_UPDATE);
-	mover_exec("SELECT p.enabled, p.contract_version, p.win_lo,"
+	catalog_exec("SELECT p.enabled, p.contract_version, p.win_lo,"
 			   " COALESCE(p.win_hi, s.snap), p.win_hi IS NULL,"
 			   " pg_catalog.pg_snapshot_xmax(COALESCE(p.win_hi, s.snap)),"
 			   " COALESCE(p.cur_txid, pg_catalog.pg_snapshot_xmin(p.win_lo)),"
@@ -1603,7 +1688,7 @@ mover_close_window(Window *w)
 	Oid			types[2] = {INT4OID, PG_SNAPSHOTOID};
 	Datum		vals[2] = {Int32GetDatum(w->pipeline_id), w->hi};
 
-	mover_exec("UPDATE stage.pipeline SET win_lo = $2, win_hi = NULL, cur_txid = NULL,"
+	catalog_exec("UPDATE stage.pipeline SET win_lo = $2, win_hi = NULL, cur_txid = NULL,"
 			   " cur_id = NULL WHERE pipeline_id OPERATOR(pg_catalog.=) $1",
 			   2, types, vals, NULL, SPI_OK_UPDATE);
 }
@@ -1629,7 +1714,7 @@ mover_read_chunk(Mover *m, Window *w, int64 limit)
 	vals[3] = w->hi;
 	vals[4] = w->lo;
 	vals[5] = Int64GetDatum(limit);
-	mover_exec(p->select_sql, 6, types, vals, NULL, SPI_OK_SELECT);
+	catalog_exec(p->select_sql, 6, types, vals, NULL, SPI_OK_SELECT);
 
 	old = MemoryContextSwitchTo(m->cxt);
 	m->n = (int) SPI_processed;
@@ -1674,8 +1759,9 @@ mover_read_chunk(Mover *m, Window *w, int64 limit)
 }
 
 static void
-mover_batch(int pipeline_id, int64 limit, BatchResult *res, MemoryContext cxt)
+mover_batch(MoverSession *ms, int64 limit, BatchResult *res, MemoryContext cxt)
 {
+	int			pipeline_id = ms->pipeline_id;
 	Window		w;
 	Mover		m;
 	Datum		from_txid;
@@ -1691,7 +1777,7 @@ mover_batch(int pipeline_id, int64 limit, BatchResult *res, MemoryContext cxt)
 		res->status = "paused";
 		return;
 	}
-	m.p = contract_get(pipeline_id, w.version);
+	m.p = ms->prog = contract_get(pipeline_id, w.version);
 	/* the program is cached across batches; its counters are per batch */
 	for (attempt = 0; attempt < m.p->nrules; attempt++)
 		m.p->rules[attempt].checked = m.p->rules[attempt].failed = 0;
@@ -1730,11 +1816,10 @@ mover_batch(int pipeline_id, int64 limit, BatchResult *res, MemoryContext cxt)
 		bool		isnull;
 		SPITupleTable *rows_tt = SPI_tuptable;
 
-		if (SPI_execute_with_args("INSERT INTO stage.batch (pipeline_id, contract_version, status,"
-								  " win_lo, win_hi, from_txid, from_id, started_at, run_by)"
-								  " VALUES ($1, $2, 'done', $3, $4, $5, $6, $7, $8) RETURNING batch_id",
-								  8, types, vals, NULL, false, 1) != SPI_OK_INSERT_RETURNING)
-			elog(ERROR, "stage: could not record the batch");
+		catalog_exec("INSERT INTO stage.batch (pipeline_id, contract_version, status,"
+					 " win_lo, win_hi, from_txid, from_id, started_at, run_by)"
+					 " VALUES ($1, $2, 'done', $3, $4, $5, $6, $7, $8) RETURNING batch_id",
+					 8, types, vals, NULL, SPI_OK_INSERT_RETURNING);
 		m.batch_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
 												 SPI_tuptable->tupdesc, 1, &isnull));
 		SPI_freetuptable(SPI_tuptable);
@@ -1771,13 +1856,13 @@ mover_batch(int pipeline_id, int64 limit, BatchResult *res, MemoryContext cxt)
 		vals[10] = w.hi;
 		vals[11] = Int64GetDatum(m.n_drift);
 		vals[12] = Int64GetDatum(m.rows[0].id);
-		mover_exec(psprintf("UPDATE stage.batch SET to_txid = $2, to_id = $3, first_id = $13, rows_in = $4,"
+		catalog_exec(psprintf("UPDATE stage.batch SET to_txid = $2, to_id = $3, first_id = $13, rows_in = $4,"
 							" rows_clean = $5, rows_quarantined = $6, rows_duplicate = $7,"
 							" rows_warned = $8, rows_drift = $12, finished_at = pg_catalog.clock_timestamp(),"
 							" %s WHERE batch_id OPERATOR(pg_catalog.=) $1",
 							mover_latency_sql(&m)),
 				   13, types, vals, NULL, SPI_OK_UPDATE);
-		mover_exec("UPDATE stage.pipeline SET"
+		catalog_exec("UPDATE stage.pipeline SET"
 				   " win_lo = CASE WHEN $10 THEN $11 ELSE win_lo END,"
 				   " win_hi = CASE WHEN $10 THEN NULL ELSE $11 END,"
 				   " cur_txid = CASE WHEN $10 THEN NULL ELSE $2 END,"
@@ -1865,11 +1950,11 @@ mover_hold(Mover *m, Window *w, BatchResult *res)
 	vals[3] = CStringGetTextDatum(reason);
 	vals[4] = Int32GetDatum(m->p->pipeline_id);
 	vals[5] = Int64GetDatum(m->n_drift);
-	mover_exec("UPDATE stage.batch SET status = 'held', rows_in = $2, rows_quarantined = $3,"
+	catalog_exec("UPDATE stage.batch SET status = 'held', rows_in = $2, rows_quarantined = $3,"
 			   " rows_drift = $6, error = $4, finished_at = pg_catalog.clock_timestamp()"
 			   " WHERE batch_id OPERATOR(pg_catalog.=) $1",
 			   6, types, vals, NULL, SPI_OK_UPDATE);
-	mover_exec("UPDATE stage.pipeline SET enabled = false, paused_reason = $4,"
+	catalog_exec("UPDATE stage.pipeline SET enabled = false, paused_reason = $4,"
 			   " held_version = contract_version"
 			   " WHERE pipeline_id OPERATOR(pg_catalog.=) $5",
 			   6, types, vals, NULL, SPI_OK_UPDATE);
@@ -1886,124 +1971,129 @@ mover_hold(Mover *m, Window *w, BatchResult *res)
 	return true;
 }
 
+/* a pipeline as the catalog says it is */
+typedef struct PipelineInfo
+{
+	int			pipeline_id;
+	Oid			owner;
+	bool		target_exists;
+	Oid			landing;
+	int			version;
+} PipelineInfo;
+
 /*
- * Find the pipeline, check the caller may run it, and lock its row.  The
- * existence and permission checks come first, on a plain read, so a caller
- * without rights gets a clear error instead of a row-level-security miss.
+ * Look a pipeline up by name, as the catalog owner (nobody else reads the
+ * catalog).  Raises "does not exist" when it does not.
  */
-static int
-mover_lock_pipeline(const char *name, Oid *owner)
+static void
+mover_find_pipeline(const char *name, PipelineInfo *pi)
 {
 	Oid			argtype = TEXTOID;
 	Datum		arg = CStringGetTextDatum(name);
 	bool		isnull;
-	int			pipeline_id;
-	bool		member;
-	bool		target_exists;
+	HeapTuple	tup;
+	TupleDesc	desc;
 
-	mover_exec("SELECT pipeline_id, pg_catalog.pg_has_role(owner, 'MEMBER'), owner::oid,"
-			   " EXISTS (SELECT 1 FROM pg_catalog.pg_class c"
-			   "         WHERE c.oid OPERATOR(pg_catalog.=) target::oid)"
-			   " FROM stage.pipeline WHERE name OPERATOR(pg_catalog.=) $1",
-			   1, &argtype, &arg, NULL, SPI_OK_SELECT);
+	catalog_exec("SELECT pipeline_id, owner::pg_catalog.oid,"
+				 " EXISTS (SELECT 1 FROM pg_catalog.pg_class c"
+				 "         WHERE c.oid OPERATOR(pg_catalog.=) target::pg_catalog.oid),"
+				 " landing::pg_catalog.oid, contract_version"
+				 " FROM stage.pipeline WHERE name OPERATOR(pg_catalog.=) $1",
+				 1, &argtype, &arg, NULL, SPI_OK_SELECT);
 	if (SPI_processed != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("pipeline \"%s\" does not exist", name),
 				 errhint("See SELECT pipeline FROM stage.pipelines for the pipelines of this database.")));
-	pipeline_id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	member = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
-	*owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
-	target_exists = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull));
-	if (!member)
+	tup = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	pi->pipeline_id = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
+	pi->owner = DatumGetObjectId(SPI_getbinval(tup, desc, 2, &isnull));
+	pi->target_exists = DatumGetBool(SPI_getbinval(tup, desc, 3, &isnull));
+	pi->landing = DatumGetObjectId(SPI_getbinval(tup, desc, 4, &isnull));
+	pi->version = DatumGetInt32(SPI_getbinval(tup, desc, 5, &isnull));
+	SPI_freetuptable(SPI_tuptable);
+}
+
+/*
+ * Enter a pipeline for a batch or a replay: find it, check the caller may
+ * run it (a member of its owner role, or a superuser), enter it through
+ * the guard (guard.c: the owner's identity in a restricted context,
+ * search_path pinned, every setting made inside discarded on the way
+ * out, a second entry into the same pipeline from inside refused), and
+ * lock its row.  The target's triggers, defaults and the contract's
+ * expressions are the owner's code and never run with the rights of
+ * whoever calls (a superuser's pg_cron job, say).  Deferred constraints
+ * of the target would fire at commit, outside the bisection, and fail the
+ * whole batch again and again: they are checked at the end of each
+ * statement instead.  An error undoes all of it with the transaction.
+ *
+ * The row lock is one only stage can take (nobody else may lock rows of
+ * stage.pipeline), so no stranger can stop a pipeline from running; with
+ * nowait, a pipeline whose row another session holds is skipped (false).
+ */
+static bool
+mover_enter(const char *name, MoverSession *ms, bool nowait)
+{
+	PipelineInfo pi;
+	Oid			argtype = INT4OID;
+	Datum		arg;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	mover_find_pipeline(name, &pi);
+	ms->save_userid = stage_caller();
+	if (!guard_owns(pi.owner))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied for pipeline \"%s\"", name),
 				 errhint("Only members of the pipeline's owner role and superusers may run its batches.")));
-	if (!target_exists)
+	if (!pi.target_exists)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_TABLE),
 				 errmsg("the target table of pipeline \"%s\" no longer exists", name),
 				 errhint("Drop the pipeline with stage.drop_pipeline('%s'), or recreate it for a new target.", name)));
-	arg = Int32GetDatum(pipeline_id);
-	argtype = INT4OID;
-	mover_exec("SELECT 1 FROM stage.pipeline WHERE pipeline_id OPERATOR(pg_catalog.=) $1 FOR UPDATE",
-			   1, &argtype, &arg, NULL, SPI_OK_SELECT);
-	return pipeline_id;
-}
-
-/* what mover_enter changed, for mover_leave to restore */
-typedef struct MoverSession
-{
-	int			pipeline_id;
-	int			save_nestlevel;
-	Oid			save_userid;
-	int			save_sec;
-} MoverSession;
-
-/*
- * Enter a pipeline for a batch or a replay: names resolve in pg_catalog
- * only, the pipeline row is locked (after checking the caller may run it),
- * and the rest runs as the pipeline owner in a restricted context, like
- * VACUUM runs as the table owner: the target's triggers, defaults and the
- * contract's expressions are the owner's code, and must never run with the
- * rights of whoever calls (a superuser's pg_cron job, say).  Deferred
- * constraints of the target would fire at commit, outside the bisection,
- * and fail the whole batch again and again: they are checked at the end of
- * each statement instead.  An error undoes all of it with the transaction.
- */
-static void
-mover_enter(const char *name, MoverSession *ms)
-{
-	Oid			owner;
-
-	ms->save_nestlevel = NewGUCNestLevel();
-	(void) set_config_option("search_path", "pg_catalog, pg_temp",
-							 PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	ms->pipeline_id = mover_lock_pipeline(name, &owner);
-	GetUserIdAndSecContext(&ms->save_userid, &ms->save_sec);
+	ms->pipeline_id = pi.pipeline_id;
 	mover_caller = ms->save_userid;
-	SetUserIdAndSecContext(owner, ms->save_sec | SECURITY_LOCAL_USERID_CHANGE |
-						   SECURITY_RESTRICTED_OPERATION);
+	memset(&ms->guard, 0, sizeof(Guard));
+	guard_enter(&ms->guard, pi.pipeline_id, name, pi.owner);
+	arg = Int32GetDatum(pi.pipeline_id);
+	catalog_exec(nowait ?
+				 "SELECT 1 FROM stage.pipeline WHERE pipeline_id OPERATOR(pg_catalog.=) $1"
+				 " FOR UPDATE SKIP LOCKED" :
+				 "SELECT 1 FROM stage.pipeline WHERE pipeline_id OPERATOR(pg_catalog.=) $1"
+				 " FOR UPDATE",
+				 1, &argtype, &arg, NULL, SPI_OK_SELECT);
+	if (SPI_processed != 1)
+		return false;
 	mover_exec("SET CONSTRAINTS ALL IMMEDIATE", 0, NULL, NULL, NULL, SPI_OK_UTILITY);
+	return true;
 }
 
 static void
 mover_leave(MoverSession *ms)
 {
-	SetUserIdAndSecContext(ms->save_userid, ms->save_sec);
+	if (ms->prog)
+		contract_release(ms->prog);
+	ms->prog = NULL;
+	guard_leave(&ms->guard);
 	SPI_finish();
-	AtEOXact_GUC(true, ms->save_nestlevel);
 }
 
-PG_FUNCTION_INFO_V1(stage_run_batch);
-Datum
-stage_run_batch(PG_FUNCTION_ARGS)
+/*
+ * One batch of the pipeline called name, at most limit rows, in the
+ * caller's transaction (see the file header).  With nowait, a pipeline
+ * another session is running is left alone: false, status "busy".
+ */
+bool
+mover_run(const char *name, int64 limit, bool nowait, BatchResult *res)
 {
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	char	   *name;
-	int64		limit;
 	MemoryContext cxt;
-	BatchResult res;
 	MoverSession ms;
+	volatile bool ran = false;
 
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("pipeline name must not be null")));
-	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	limit = PG_ARGISNULL(1) ? stage_batch_size : PG_GETARG_INT32(1);
-	if (limit <= 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("max_rows must be positive"),
-				 errhint("Pass NULL to use stage.batch_size (%d).", stage_batch_size)));
-
-	InitMaterializedSRF(fcinfo, 0);
-	memset(&res, 0, sizeof(res));
+	memset(res, 0, sizeof(BatchResult));
+	res->status = "busy";
 
 	/*
 	 * One context for every batch of the backend, reset between batches:
@@ -2017,9 +2107,10 @@ stage_run_batch(PG_FUNCTION_ARGS)
 												64 * 1024 * 1024);
 
 	/*
-	 * A batch started from inside a batch (a target trigger calling
-	 * run_batch) must not reset the memory of the one running: it gets a
-	 * context of its own.  The depth is kept right on errors too.
+	 * A batch started from inside a batch of another pipeline (a target
+	 * trigger calling run_batch) must not reset the memory of the one
+	 * running: it gets a context of its own.  The depth is kept right on
+	 * errors too.
 	 */
 	if (mover_depth == 0)
 	{
@@ -2034,10 +2125,14 @@ stage_run_batch(PG_FUNCTION_ARGS)
 	{
 		MemoryContext old;
 
-		mover_enter(name, &ms);
-		old = MemoryContextSwitchTo(cxt);
-		mover_batch(ms.pipeline_id, limit, &res, cxt);
-		MemoryContextSwitchTo(old);
+		memset(&ms, 0, sizeof(ms));
+		if (mover_enter(name, &ms, nowait))
+		{
+			old = MemoryContextSwitchTo(cxt);
+			mover_batch(&ms, limit, res, cxt);
+			MemoryContextSwitchTo(old);
+			ran = true;
+		}
 		mover_leave(&ms);
 	}
 	PG_FINALLY();
@@ -2049,20 +2144,42 @@ stage_run_batch(PG_FUNCTION_ARGS)
 		MemoryContextReset(cxt);
 	else
 		MemoryContextDelete(cxt);
+	return ran;
+}
 
-	{
-		Datum		values[6];
-		bool		nulls[6] = {false, false, false, false, false, false};
+PG_FUNCTION_INFO_V1(stage_run_batch);
+Datum
+stage_run_batch(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	char	   *name;
+	int64		limit;
+	BatchResult res;
+	Datum		values[6];
+	bool		nulls[6] = {false, false, false, false, false, false};
 
-		values[0] = Int64GetDatum(res.batch_id);
-		nulls[0] = !res.has_batch;
-		values[1] = Int64GetDatum(res.rows_in);
-		values[2] = Int64GetDatum(res.clean);
-		values[3] = Int64GetDatum(res.quarantined);
-		values[4] = Int64GetDatum(res.duplicate);
-		values[5] = CStringGetTextDatum(res.status);
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
-	}
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("pipeline name must not be null")));
+	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	limit = PG_ARGISNULL(1) ? stage_batch_size : PG_GETARG_INT32(1);
+	if (limit <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max_rows must be positive"),
+				 errhint("Pass NULL to use stage.batch_size (%d).", stage_batch_size)));
+
+	InitMaterializedSRF(fcinfo, 0);
+	(void) mover_run(name, limit, false, &res);
+	values[0] = Int64GetDatum(res.batch_id);
+	nulls[0] = !res.has_batch;
+	values[1] = Int64GetDatum(res.rows_in);
+	values[2] = Int64GetDatum(res.clean);
+	values[3] = Int64GetDatum(res.quarantined);
+	values[4] = Int64GetDatum(res.duplicate);
+	values[5] = CStringGetTextDatum(res.status);
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	return (Datum) 0;
 }
 
@@ -2097,6 +2214,17 @@ mover_json_text(JsonbValue *v)
  * type checks, rules (warnings included, marked "warn"), key not null, and
  * keys of the row that are not columns.  Nothing is written; duplicates
  * against the target are not looked for.
+ *
+ * Who may ask, and what they learn.  Members of the owner role get every
+ * check, run as the owner like a batch.  Producers of the pipeline (INSERT
+ * on its landing table) and stage_analyst members get the checks that read
+ * nothing but the row: reference and expression rules (which read tables
+ * and run the owner's code) and the input functions of domains and types
+ * that are not built in (whose checks are the owner's code) are left out,
+ * and a NOTICE names them; otherwise check_row would tell them whether a
+ * value is in a table they cannot read.  Anyone else is refused.  Masked
+ * columns never show any form of their value ("[masked]"): a hash for a
+ * guessed value would be an HMAC oracle.
  */
 PG_FUNCTION_INFO_V1(stage_check_row);
 Datum
@@ -2104,23 +2232,20 @@ stage_check_row(PG_FUNCTION_ARGS)
 {
 	char	   *name;
 	Jsonb	   *row_data;
-	int			save_nestlevel;
-	Oid			argtype = TEXTOID;
-	Datum		arg;
-	bool		isnull;
-	int			pipeline_id;
-	int			version;
+	MemoryContext callercxt = CurrentMemoryContext;
+	PipelineInfo pi;
+	Guard		g;
 	Mover		m;
 	MoverRow   *row;
 	RuleProgram *p;
 	int			c;
 	Datum		result_jb;
+	Datum		result;
 	JsonbIterator *it;
 	JsonbValue	v;
 	JsonbIteratorToken tok;
-	Oid			owner;
-	Oid			save_userid;
-	int			save_sec;
+	Oid			caller = stage_caller();
+	bool		full;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		ereport(ERROR,
@@ -2134,30 +2259,21 @@ stage_check_row(PG_FUNCTION_ARGS)
 				 errmsg("row_data must be a JSON object of column: value"),
 				 errhint("For example '{\"order_id\": 1, \"email\": \"a@example.com\"}'.")));
 
-	save_nestlevel = NewGUCNestLevel();
-	(void) set_config_option("search_path", "pg_catalog, pg_temp",
-							 PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	arg = CStringGetTextDatum(name);
-	mover_exec("SELECT pipeline_id, contract_version, owner::oid FROM stage.pipeline"
-			   " WHERE name OPERATOR(pg_catalog.=) $1",
-			   1, &argtype, &arg, NULL, SPI_OK_SELECT);
-	if (SPI_processed != 1)
+	mover_find_pipeline(name, &pi);
+	full = guard_owns(pi.owner);
+	if (!full && !guard_is_analyst(caller) &&
+		!(OidIsValid(pi.landing) &&
+		  pg_attribute_aclcheck_all(pi.landing, caller, ACL_INSERT, ACLMASK_ANY) == ACLCHECK_OK))
 		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("pipeline \"%s\" does not exist", name),
-				 errhint("See SELECT pipeline FROM stage.pipelines for the pipelines of this database.")));
-	pipeline_id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	version = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
-	owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for pipeline \"%s\"", name),
+				 errhint("stage.check_row is for the pipeline's owners, its producers and members of stage_analyst.")));
 
-	/* the contract's expressions and lookups run as its owner, restricted */
-	GetUserIdAndSecContext(&save_userid, &save_sec);
-	SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE |
-						   SECURITY_RESTRICTED_OPERATION);
-	p = contract_get(pipeline_id, version);
+	memset(&g, 0, sizeof(g));
+	guard_enter(&g, pi.pipeline_id, name, pi.owner);
+	p = contract_get(pi.pipeline_id, pi.version);
 	for (c = 0; c < p->nrules; c++)
 		p->rules[c].checked = p->rules[c].failed = 0;
 
@@ -2165,6 +2281,7 @@ stage_check_row(PG_FUNCTION_ARGS)
 	m.p = p;
 	m.cxt = CurrentMemoryContext;
 	m.check_only = true;
+	m.limited = !full;
 	m.n = 1;
 	m.rows = palloc0(sizeof(MoverRow));
 	m.type_checked = palloc0(sizeof(int64) * Max(p->ncols, 1));
@@ -2203,13 +2320,21 @@ stage_check_row(PG_FUNCTION_ARGS)
 	}
 	mover_typecheck(&m);
 	mover_rules(&m);
+	if (m.skipped != NULL)
+		ereport(NOTICE,
+				(errmsg("check_row left out: %s", m.skipped->data),
+				 errdetail("They read tables or run code of the pipeline's owner; only members of role %s get them.",
+						   GetUserNameFromId(pi.owner, false))));
 
-	result_jb = row->reasons ? mover_reasons_jsonb(&m, row) :
+	result_jb = row->reasons ? mover_reasons_jsonb(&m, row, false) :
 		DirectFunctionCall1(jsonb_in, CStringGetDatum("[]"));
-	SetUserIdAndSecContext(save_userid, save_sec);
+	/* the result outlives SPI_finish, which frees everything made above */
+	MemoryContextSwitchTo(callercxt);
+	result = datumCopy(result_jb, false, -1);
+	contract_release(p);
+	guard_leave(&g);
 	SPI_finish();
-	AtEOXact_GUC(true, save_nestlevel);
-	PG_RETURN_DATUM(result_jb);
+	PG_RETURN_DATUM(result);
 }
 
 /* ----------------------------------------------------------------
@@ -2258,18 +2383,19 @@ stage_replay_rows(PG_FUNCTION_ARGS)
 	InitMaterializedSRF(fcinfo, 0);
 	cxt = AllocSetContextCreate(CurrentMemoryContext, "stage replay",
 								ALLOCSET_DEFAULT_SIZES);
-	mover_enter(name, &ms);
+	memset(&ms, 0, sizeof(ms));
+	(void) mover_enter(name, &ms, false);
 	pipeline_id = ms.pipeline_id;
 	old = MemoryContextSwitchTo(cxt);
 
 	vals[0] = Int32GetDatum(pipeline_id);
 	vals[1] = ids;
-	mover_exec("SELECT contract_version FROM stage.pipeline"
+	catalog_exec("SELECT contract_version FROM stage.pipeline"
 			   " WHERE pipeline_id OPERATOR(pg_catalog.=) $1",
 			   1, types, vals, NULL, SPI_OK_SELECT);
 	memset(&m, 0, sizeof(m));
 	m.cxt = cxt;
-	m.p = p = contract_get(pipeline_id,
+	m.p = p = ms.prog = contract_get(pipeline_id,
 						   DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
 													   SPI_tuptable->tupdesc, 1, &isnull)));
 	for (i = 0; i < p->nrules; i++)
@@ -2277,7 +2403,7 @@ stage_replay_rows(PG_FUNCTION_ARGS)
 	m.type_checked = palloc0(sizeof(int64) * Max(p->ncols, 1));
 	m.type_failed = palloc0(sizeof(int64) * Max(p->ncols, 1));
 
-	mover_exec("SELECT landing_id, source, received_at, raw_data, raw_payload FROM stage.quarantine_log"
+	catalog_exec("SELECT landing_id, source, received_at, raw_data, raw_payload FROM stage.quarantine_log"
 			   " WHERE pipeline_id OPERATOR(pg_catalog.=) $1"
 			   " AND landing_id OPERATOR(pg_catalog.=) ANY ($2) ORDER BY landing_id",
 			   2, types, vals, NULL, SPI_OK_SELECT);
@@ -2326,14 +2452,13 @@ stage_replay_rows(PG_FUNCTION_ARGS)
 		Datum		bvals[2] = {Int32GetDatum(pipeline_id),
 		CStringGetTextDatum(GetUserNameFromId(ms.save_userid, false))};
 
-		if (SPI_execute_with_args("INSERT INTO stage.batch (pipeline_id, contract_version, status,"
-								  " kind, started_at, run_by)"
-								  " SELECT pipeline_id, contract_version, 'done', 'replay',"
-								  " pg_catalog.clock_timestamp(), $2"
-								  " FROM stage.pipeline WHERE pipeline_id OPERATOR(pg_catalog.=) $1"
-								  " RETURNING batch_id",
-								  2, btypes, bvals, NULL, false, 1) != SPI_OK_INSERT_RETURNING)
-			elog(ERROR, "stage: could not record the replay");
+		catalog_exec("INSERT INTO stage.batch (pipeline_id, contract_version, status,"
+					 " kind, started_at, run_by)"
+					 " SELECT pipeline_id, contract_version, 'done', 'replay',"
+					 " pg_catalog.clock_timestamp(), $2"
+					 " FROM stage.pipeline WHERE pipeline_id OPERATOR(pg_catalog.=) $1"
+					 " RETURNING batch_id",
+					 2, btypes, bvals, NULL, SPI_OK_INSERT_RETURNING);
 		m.batch_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
 												 SPI_tuptable->tupdesc, 1, &isnull));
 	}
@@ -2349,14 +2474,14 @@ stage_replay_rows(PG_FUNCTION_ARGS)
 		for (i = 0; i < m.n; i++)
 			elems[i] = Int64GetDatum(m.rows[i].id);
 		vals[1] = mover_array(elems, NULL, m.n, INT8OID);
-		mover_exec("DELETE FROM stage.quarantine_log WHERE pipeline_id OPERATOR(pg_catalog.=) $1"
+		catalog_exec("DELETE FROM stage.quarantine_log WHERE pipeline_id OPERATOR(pg_catalog.=) $1"
 				   " AND landing_id OPERATOR(pg_catalog.=) ANY ($2)",
 				   2, types, vals, NULL, SPI_OK_DELETE);
 		mover_write_clean(&m);
 		mover_write_outcomes(&m);
 		mover_write_stats(&m);
 		vals[2] = Int64GetDatum(m.batch_id);
-		mover_exec(psprintf("UPDATE stage.batch SET rows_in = %d, rows_clean = %lld,"
+		catalog_exec(psprintf("UPDATE stage.batch SET rows_in = %d, rows_clean = %lld,"
 							" rows_quarantined = %lld, rows_duplicate = %lld, rows_warned = %lld,"
 							" first_id = %lld, to_id = %lld, finished_at = pg_catalog.clock_timestamp()"
 							" WHERE batch_id OPERATOR(pg_catalog.=) $3",
@@ -2377,7 +2502,7 @@ stage_replay_rows(PG_FUNCTION_ARGS)
 										row->outcome == OUT_DUPLICATE ? "duplicate" :
 										"quarantine");
 		if (row->reasons)
-			values[2] = mover_reasons_jsonb(&m, row);
+			values[2] = mover_reasons_jsonb(&m, row, true);	/* replay is for owners */
 		else
 			nulls[2] = true;
 		MemoryContextSwitchTo(old);

@@ -27,6 +27,8 @@
  */
 #include "postgres.h"
 
+#include "miscadmin.h"
+
 #include <arpa/inet.h>
 
 #include "fmgr.h"
@@ -125,11 +127,17 @@ pii_email_at(const char *s, int len, int at, int *start, int *end)
 	int			e = at + 1;
 
 	while (b > 0 && pii_local_char(s[b - 1]))
+	{
+		CHECK_FOR_INTERRUPTS();
 		b--;
+	}
 	while (b < at && s[b] == '.')
 		b++;
 	while (e < len && pii_domain_char(s[e]))
+	{
+		CHECK_FOR_INTERRUPTS();
 		e++;
+	}
 	while (e > at + 1 && (s[e - 1] == '.' || s[e - 1] == '-'))
 		e--;
 	if (!email_valid(s + b, e - b))
@@ -400,7 +408,10 @@ pii_run(const char *s, int len, int j, int min, bool (*fn) (unsigned char))
 	int			start = j;
 
 	while (j < len && fn(s[j]))
+	{
+		CHECK_FOR_INTERRUPTS();
 		j++;
+	}
 	return (j - start >= min) ? j : -1;
 }
 
@@ -617,6 +628,7 @@ pii_scan(const char *s, int len, int kinds, PiiHit *hits, int maxhits)
 		int			kind = 0;
 		unsigned char c = s[i];
 
+		CHECK_FOR_INTERRUPTS();
 		if (c == '@')
 		{
 			if ((kinds & PII_EMAIL) && pii_email_at(s, len, i, &start, &end) &&

@@ -17,9 +17,10 @@
  *			 from built-in lists of 128 first and 128 last names (the last
  *			 word a last name, the others first names), initials stay
  *			 initials, case (Title, UPPER, lower) and separators are kept;
- *	digits	 +1 (555) 010-0123 -> +7 (283) 941-6620: every digit becomes a
- *			 digit (a leading non-zero digit stays non-zero), everything else
- *			 is kept;
+ *	digits	 +1 (555) 010-0123 -> +7 (283) 041-6620: every digit becomes a
+ *			 digit (the first digit of a run stays zero or non-zero),
+ *			 everything else is kept; a keyed permutation (ps_digits), so
+ *			 distinct values always get distinct pseudonyms;
  *	text	 AB-1234-x -> QF-8302-k: letters become letters of the same case,
  *			 digits digits, other characters of other scripts lower-case
  *			 letters, punctuation and spaces are kept.
@@ -28,8 +29,10 @@
  *
  * Names are drawn from 16384 combinations, so distinct names can share a
  * pseudonym: use the hash or tokenize mask for join keys that must stay
- * distinct.  Emails (62 bits) and digits/text (the value's own entropy) do
- * not have that problem in practice.
+ * distinct.  Emails get 62 bits (a collision among a million addresses
+ * has odds of about 1 in 10^7); text keeps the value's shape with fresh
+ * random characters, so short texts of one shape can collide.  Digits
+ * never collide (see ps_digits).
  *
  * The bytes come from HMAC-SHA256 under the mask's secret: a seed
  * HMAC(key, "stage.pseudonym" || value), then blocks HMAC(key, seed || i).
@@ -38,6 +41,8 @@
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
+
+#include "miscadmin.h"
 
 #include "lib/stringinfo.h"
 #include "mb/pg_wchar.h"
@@ -244,25 +249,134 @@ ps_text(PseudoStream *st, const char *s, int len, StringInfo out)
 	}
 }
 
-/* digits become digits; a run's leading digit keeps being zero or not */
-static void
-ps_digits(PseudoStream *st, const char *s, int len, StringInfo out)
+/*
+ * digits: a keyed permutation.  The digits of the value are one
+ * mixed-radix number: the first digit of a run of digits keeps being zero
+ * or not (radix 9 for 1..9, or fixed at 0), every other digit has radix
+ * 10.  That number is enciphered with a Feistel network: its digits split
+ * in two halves A and B, ten rounds alternately add to A (or B), digit by
+ * digit with carry modulo the half's size, a keyed function of the other
+ * half.  Each round is undone by subtracting the same amount, so the whole
+ * is a permutation of the numbers of that layout: two values of one layout
+ * never share a pseudonym.  Everything that is not a digit stays where it
+ * is, so values of different layouts cannot share one either.  The
+ * layout itself (where digits and separators are, which runs start with
+ * 0) keys the rounds, so each layout gets its own permutation.
+ */
+#define PS_DIGIT_ROUNDS 10
+
+typedef struct PsDigits
 {
+	int			n;				/* digits in the value */
+	int		   *pos;			/* their byte positions */
+	uint8	   *radix;			/* 1, 9 or 10 */
+	uint8	   *v;				/* the value, digit by digit, in [0, radix) */
+	char	   *layout;			/* the value with digits as 'd', '0' or '9' */
+	int			len;
+} PsDigits;
+
+/* add a keyed function of half [ob, oe) to half [tb, te), mod the half's size */
+static void
+ps_digits_round(const HmacKey *key, PsDigits *d, int round, int tb, int te,
+				int ob, int oe)
+{
+	StringInfoData in;
+	PseudoStream st;
+	int			carry = 0;
 	int			i;
 
+	if (tb >= te)
+		return;
+	/* "digits" and a NUL: no text value hashes the same */
+	initStringInfo(&in);
+	appendBinaryStringInfo(&in, "digits", 7);
+	appendStringInfoChar(&in, (char) ('a' + round));
+	appendBinaryStringInfo(&in, d->layout, d->len);
+	appendStringInfoChar(&in, '\0');
+	for (i = ob; i < oe; i++)
+		appendStringInfoChar(&in, (char) ('0' + d->v[i]));
+	ps_init(&st, key, in.data, in.len);
+	/* least significant digit last: add from the end, carrying */
+	for (i = te - 1; i >= tb; i--)
+	{
+		int			add = d->radix[i] > 1 ? ps_uniform(&st, d->radix[i]) : 0;
+		int			sum = d->v[i] + add + carry;
+
+		CHECK_FOR_INTERRUPTS();
+		d->v[i] = sum % d->radix[i];
+		carry = sum / d->radix[i];
+	}
+	explicit_bzero(&st, sizeof(st));
+	pfree(in.data);
+}
+
+static void
+ps_digits(const HmacKey *key, const char *s, int len, StringInfo out)
+{
+	PsDigits	d;
+	int			i;
+	int			k;
+	int			half;
+	int			r;
+	char	   *o;
+
+	d.len = len;
+	d.layout = palloc(len + 1);
+	d.pos = palloc(sizeof(int) * Max(len, 1));
+	d.radix = palloc(Max(len, 1));
+	d.v = palloc(Max(len, 1));
+	d.n = 0;
 	for (i = 0; i < len; i++)
 	{
 		unsigned char c = s[i];
+		bool		run_start = (i == 0 || !ps_is_digit(s[i - 1]));
 
+		CHECK_FOR_INTERRUPTS();
 		if (!ps_is_digit(c))
-			appendStringInfoChar(out, c);
-		else if (i > 0 && ps_is_digit(s[i - 1]))
-			appendStringInfoChar(out, '0' + ps_uniform(st, 10));
-		else if (c == '0')
-			appendStringInfoChar(out, '0');
+		{
+			d.layout[i] = c;
+			continue;
+		}
+		d.pos[d.n] = i;
+		if (run_start && c == '0')
+		{
+			d.radix[d.n] = 1;
+			d.v[d.n] = 0;
+			d.layout[i] = '0';
+		}
+		else if (run_start)
+		{
+			d.radix[d.n] = 9;
+			d.v[d.n] = c - '1';
+			d.layout[i] = '9';
+		}
 		else
-			appendStringInfoChar(out, '1' + ps_uniform(st, 9));
+		{
+			d.radix[d.n] = 10;
+			d.v[d.n] = c - '0';
+			d.layout[i] = 'd';
+		}
+		d.n++;
 	}
+	d.layout[len] = '\0';
+
+	half = d.n / 2 > 0 ? d.n / 2 : d.n;
+	for (r = 0; r < PS_DIGIT_ROUNDS; r++)
+	{
+		if (r % 2 == 0)
+			ps_digits_round(key, &d, r, 0, half, half, d.n);
+		else
+			ps_digits_round(key, &d, r, half, d.n, 0, half);
+	}
+
+	enlargeStringInfo(out, len);
+	o = out->data + out->len;
+	memcpy(o, s, len);
+	for (k = 0; k < d.n; k++)
+		o[d.pos[k]] = (char) (d.radix[k] == 9 ? '1' + d.v[k] : '0' + d.v[k]);
+	out->len += len;
+	out->data[out->len] = '\0';
+	explicit_bzero(d.v, Max(len, 1));
 }
 
 /*
@@ -386,7 +500,7 @@ mask_pseudonym(const HmacKey *key, const char *s, int len, PseudoKind kind,
 			ps_name(&st, s, len, &out);
 			break;
 		case PSEUDO_DIGITS:
-			ps_digits(&st, s, len, &out);
+			ps_digits(key, s, len, &out);
 			break;
 		case PSEUDO_TEXT:
 		case PSEUDO_AUTO:

@@ -7,17 +7,15 @@
  *	  the rows as they landed, for the pipeline's owner only.
  *
  * Who sees what.  stage.quarantine_log keeps each quarantined row twice:
- * row_data and reasons, masked when the row was written, and raw_data, as
- * it landed.  Nobody but the extension owner may read raw_data (column
- * privileges); row-level security shows the other columns to a
- * pipeline's owner only.  stage._quarantine reads the log as its owner
- * and returns a pipeline's rows to
+ * row_data and reasons, masked when the row was written, and raw_data
+ * (and raw_reasons, the server messages that were withheld), as it
+ * landed.  Only the catalog owner reads the table (guard.c).
+ * stage._quarantine reads the log as the catalog owner and returns a
+ * pipeline's rows to
  *	- a superuser or a member of the pipeline's owner role, and
  *	- members of the role stage_analyst (stage.create_roles),
  * and nothing to anyone else (no error: the views list every pipeline).
- * raw_data itself is granted to each pipeline owner role while it owns a
- * pipeline (stage_raw_access), so owners, replay and the worker running as
- * the owner read raw rows, and analysts are refused.
+ * stage.quarantine_raw returns raw rows to members of the owner role.
  *
  * Masked with the current masks.  A row written under a contract version
  * whose masks are the current ones is returned as stored.  Any other row
@@ -29,8 +27,15 @@
  * the old form can be recomputed; it is never the raw value).  A column
  * that is no longer masked shows its raw value, as the target now gets it.
  * What cannot be computed at read time shows as "[masked]" (a secret that
- * was dropped) or "[not tokenized]" (a value that never went through the
- * vault: reading never writes).
+ * was dropped or that the owner may no longer use) or "[not tokenized]" (a
+ * value that never went through the vault: reading never writes).  Keys
+ * are loaded for the pipeline's owner, never for whoever reads: a mask
+ * cannot compute under a secret its owner was not granted.
+ *
+ * A server message (origin "server": the target, a trigger, an
+ * expression) is withheld at read time too when the pipeline now masks a
+ * column, and an input function's (origin "input") when its column is now
+ * masked: a mask added later also hides older messages (reason.c).
  *
  * The log is read through a cursor, 1000 rows at a time, into the
  * function's tuplestore; everything else lives in a context deleted at the
@@ -55,6 +60,8 @@
 #include "utils/memutils.h"
 
 #include "stage.h"
+#include "guard.h"
+#include "reason.h"
 
 #define QV_CHUNK 1000
 
@@ -87,39 +94,6 @@ typedef struct QvCol
 	char	   *raw;			/* NULL: JSON null */
 } QvCol;
 
-/*
- * Pin search_path for the SQL this module runs as the extension owner
- * (every name in it is qualified too); undone by qv_unpin on success and
- * by the transaction's abort on error.
- */
-static int
-qv_pin(void)
-{
-	int			nestlevel = NewGUCNestLevel();
-
-	(void) set_config_option("search_path", "pg_catalog, pg_temp",
-							 PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
-	return nestlevel;
-}
-
-static void
-qv_unpin(int nestlevel)
-{
-	AtEOXact_GUC(true, nestlevel);
-}
-
-/* may the caller read the pipeline's (masked) quarantine? */
-static bool
-qv_may_read(Oid caller, Oid owner)
-{
-	Oid			analyst;
-
-	if (superuser_arg(caller) || is_member_of_role(caller, owner))
-		return true;
-	analyst = get_role_oid("stage_analyst", true);
-	return OidIsValid(analyst) && has_privs_of_role(caller, analyst);
-}
 
 static QvMask *
 qv_find(QvMaskSet *set, const char *column)
@@ -133,19 +107,20 @@ qv_find(QvMaskSet *set, const char *column)
 }
 
 static void
-qv_add_mask(QvMaskSet *set, const char *column, const char *method, Jsonb *args)
+qv_add_mask(QvMaskSet *set, const char *column, const char *method, Jsonb *args,
+			Oid owner)
 {
 	QvMask	   *q = &set->masks[set->n++];
 
 	q->column = pstrdup(column);
 	q->mask = palloc0(sizeof(StageMask));
 	mask_parse(q->mask, method, args);
-	q->usable = mask_try_load_key(q->mask);
+	q->usable = mask_try_load_key(q->mask, owner);
 }
 
 /* the current masks of a pipeline */
 static QvMaskSet *
-qv_current_masks(int32 pipeline_id, MemoryContext cxt)
+qv_current_masks(int32 pipeline_id, Oid owner, MemoryContext cxt)
 {
 	Oid			argtype = INT4OID;
 	Datum		arg = Int32GetDatum(pipeline_id);
@@ -167,7 +142,7 @@ qv_current_masks(int32 pipeline_id, MemoryContext cxt)
 
 		qv_add_mask(set, SPI_getvalue(SPI_tuptable->vals[j], SPI_tuptable->tupdesc, 1),
 					SPI_getvalue(SPI_tuptable->vals[j], SPI_tuptable->tupdesc, 2),
-					isnull ? NULL : DatumGetJsonbPCopy(a));
+					isnull ? NULL : DatumGetJsonbPCopy(a), owner);
 	}
 	MemoryContextSwitchTo(old);
 	return set;
@@ -175,7 +150,7 @@ qv_current_masks(int32 pipeline_id, MemoryContext cxt)
 
 /* parse the "masks" array of a contract document */
 static QvMaskSet *
-qv_parse_masks(Jsonb *masks)
+qv_parse_masks(Jsonb *masks, Oid owner)
 {
 	QvMaskSet  *set = palloc0(sizeof(QvMaskSet));
 	JsonbIterator *it;
@@ -205,7 +180,7 @@ qv_parse_masks(Jsonb *masks)
 			args.type == jbvBinary)
 			argsj = JsonbValueToJsonb(&args);
 		qv_add_mask(set, pnstrdup(col.val.string.val, col.val.string.len),
-					pnstrdup(method.val.string.val, method.val.string.len), argsj);
+					pnstrdup(method.val.string.val, method.val.string.len), argsj, owner);
 	}
 	return set;
 }
@@ -436,7 +411,10 @@ qv_reasons(Jsonb *reasons, QvCol *cols, int ncols, QvMaskSet *cur, QvMaskSet *th
 		JsonbValue	ev;
 		JsonbIteratorToken etok;
 		JsonbValue	colv;
+		JsonbValue	ov;
+		JsonbValue	sv;
 		QvCol	   *col = NULL;
+		char	   *withheld = NULL;
 		bool		efirst = true;
 		char	   *key = NULL;
 
@@ -453,6 +431,20 @@ qv_reasons(Jsonb *reasons, QvCol *cols, int ncols, QvMaskSet *cur, QvMaskSet *th
 		if (getKeyJsonValueFromContainer(v.val.binary.data, "column", 6, &colv) != NULL &&
 			colv.type == jbvString)
 			col = qv_col(cols, ncols, pnstrdup(colv.val.string.val, colv.val.string.len));
+		if (getKeyJsonValueFromContainer(v.val.binary.data, "origin", 6, &ov) != NULL &&
+			ov.type == jbvString)
+		{
+			char	   *origin = pnstrdup(ov.val.string.val, ov.val.string.len);
+			char	   *sqlstate = NULL;
+
+			if (getKeyJsonValueFromContainer(v.val.binary.data, "sqlstate", 8, &sv) != NULL &&
+				sv.type == jbvString)
+				sqlstate = pnstrdup(sv.val.string.val, sv.val.string.len);
+			if (strcmp(origin, ORIGIN_INPUT) == 0 && col != NULL && qv_find(cur, col->name))
+				withheld = reason_withheld(sqlstate, NULL, col->name);
+			else if (strcmp(origin, ORIGIN_INPUT) != 0 && cur != NULL && cur->n > 0)
+				withheld = reason_withheld(sqlstate, NULL, NULL);
+		}
 
 		appendStringInfoChar(&s, '{');
 		eit = JsonbIteratorInit(v.val.binary.data);
@@ -471,6 +463,8 @@ qv_reasons(Jsonb *reasons, QvCol *cols, int ncols, QvMaskSet *cur, QvMaskSet *th
 			{
 				if (strcmp(key, "value") == 0 && col != NULL)
 					qv_json_text(&s, qv_shown_now(cur, col->name, col->raw));
+				else if (strcmp(key, "message") == 0 && withheld != NULL)
+					qv_json_text(&s, withheld);
 				else if (strcmp(key, "message") == 0 && ev.type == jbvString)
 					qv_json_text(&s, qv_message(pnstrdup(ev.val.string.val, ev.val.string.len),
 												cols, ncols, cur, then));
@@ -582,20 +576,18 @@ stage_quarantine_rows(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	int32		pipeline_id = PG_GETARG_INT32(0);
-	Oid			save_userid;
-	int			save_sec;
+	GuardSwitch gs;
+	Oid			caller = stage_caller();
 	MemoryContext cxt;
 	MemoryContext rowcxt;
 	MemoryContext old;
-	int			nestlevel;
 
 	InitMaterializedSRF(fcinfo, 0);
 	cxt = AllocSetContextCreate(CurrentMemoryContext, "stage quarantine view",
 								ALLOCSET_DEFAULT_SIZES);
 	rowcxt = AllocSetContextCreate(cxt, "stage quarantine row", ALLOCSET_DEFAULT_SIZES);
 
-	nestlevel = qv_pin();
-	stage_switch_to_owner("quarantine_log", &save_userid, &save_sec);
+	guard_push_catalog(&gs);
 	PG_TRY();
 	{
 		Oid			argtypes[2] = {INT4OID, INT4ARRAYOID};
@@ -619,12 +611,12 @@ stage_quarantine_rows(PG_FUNCTION_ARGS)
 			owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
 												   SPI_tuptable->tupdesc, 1, &isnull));
 
-		if (OidIsValid(owner) && qv_may_read(save_userid, owner))
+		if (OidIsValid(owner) && guard_may_see_as(caller, owner))
 		{
 			Datum	   *versions;
 			int			i;
 
-			cur = qv_current_masks(pipeline_id, cxt);
+			cur = qv_current_masks(pipeline_id, owner, cxt);
 			nstale = qv_stale_versions(pipeline_id, &stale, cxt);
 			versions = palloc(sizeof(Datum) * Max(nstale, 1));
 			for (i = 0; i < nstale; i++)
@@ -680,7 +672,7 @@ stage_quarantine_rows(PG_FUNCTION_ARGS)
 						{
 							MemoryContext o2 = MemoryContextSwitchTo(cxt);
 
-							ver->set = qv_parse_masks(ver->masks_json);
+							ver->set = qv_parse_masks(ver->masks_json, owner);
 							MemoryContextSwitchTo(o2);
 							/* this chunk's tokens for the newly parsed masks */
 							qv_prepare_tokens(ver->set, tt, SPI_processed, 9);
@@ -702,10 +694,9 @@ stage_quarantine_rows(PG_FUNCTION_ARGS)
 	}
 	PG_FINALLY();
 	{
-		SetUserIdAndSecContext(save_userid, save_sec);
+		guard_pop(&gs);
 	}
 	PG_END_TRY();
-	qv_unpin(nestlevel);
 	MemoryContextDelete(cxt);
 	return (Datum) 0;
 }
@@ -726,19 +717,17 @@ stage_quarantine_raw(PG_FUNCTION_ARGS)
 	Datum		arg = CStringGetTextDatum(name);
 	int32		pipeline_id = 0;
 	Oid			owner = InvalidOid;
-	Oid			save_userid;
-	int			save_sec;
-	int			nestlevel;
+	GuardSwitch gs;
+	Oid			caller = stage_caller();
 
 	InitMaterializedSRF(fcinfo, 0);
 
-	/* the pipeline, as the caller may see it */
+	/* the pipeline */
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args("SELECT pipeline_id, owner::pg_catalog.oid FROM stage.pipeline"
-							  " WHERE name OPERATOR(pg_catalog.=) $1",
-							  1, &argtype, &arg, NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "stage: could not read stage.pipeline");
+	catalog_exec("SELECT pipeline_id, owner::pg_catalog.oid FROM stage.pipeline"
+				 " WHERE name OPERATOR(pg_catalog.=) $1",
+				 1, &argtype, &arg, NULL, SPI_OK_SELECT);
 	if (SPI_processed == 1)
 	{
 		bool		isnull;
@@ -754,7 +743,7 @@ stage_quarantine_raw(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("pipeline \"%s\" does not exist", name),
 				 errhint("See SELECT pipeline FROM stage.pipelines for the pipelines of this database.")));
-	if (!is_member_of_role(GetUserId(), owner))
+	if (!is_member_of_role(caller, owner))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied for the raw quarantine of pipeline \"%s\"", name),
@@ -762,8 +751,7 @@ stage_quarantine_raw(PG_FUNCTION_ARGS)
 						   GetUserNameFromId(owner, false)),
 				 errhint("Read stage.quarantine: it shows masked columns masked.")));
 
-	nestlevel = qv_pin();
-	stage_switch_to_owner("quarantine_log", &save_userid, &save_sec);
+	guard_push_catalog(&gs);
 	PG_TRY();
 	{
 		Oid			t = INT4OID;
@@ -773,8 +761,8 @@ stage_quarantine_raw(PG_FUNCTION_ARGS)
 
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
-		plan = SPI_prepare("SELECT landing_id, batch_id, contract_version, raw_data, reasons,"
-						   " quarantined_at FROM stage.quarantine_log"
+		plan = SPI_prepare("SELECT landing_id, batch_id, contract_version, raw_data,"
+						   " COALESCE(raw_reasons, reasons), quarantined_at FROM stage.quarantine_log"
 						   " WHERE pipeline_id OPERATOR(pg_catalog.=) $1 ORDER BY landing_id",
 						   1, &t);
 		if (plan == NULL)
@@ -805,10 +793,9 @@ stage_quarantine_raw(PG_FUNCTION_ARGS)
 	}
 	PG_FINALLY();
 	{
-		SetUserIdAndSecContext(save_userid, save_sec);
+		guard_pop(&gs);
 	}
 	PG_END_TRY();
-	qv_unpin(nestlevel);
 	return (Datum) 0;
 }
 
@@ -823,13 +810,11 @@ Datum
 stage_quarantine_count(PG_FUNCTION_ARGS)
 {
 	int32		pipeline_id = PG_GETARG_INT32(0);
-	Oid			save_userid;
-	int			save_sec;
-	int			nestlevel;
+	GuardSwitch gs;
+	Oid			caller = stage_caller();
 	int64		volatile count = -1;
 
-	nestlevel = qv_pin();
-	stage_switch_to_owner("quarantine_log", &save_userid, &save_sec);
+	guard_push_catalog(&gs);
 	PG_TRY();
 	{
 		Oid			types[2] = {INT4OID, TIMESTAMPTZOID};
@@ -849,7 +834,7 @@ stage_quarantine_count(PG_FUNCTION_ARGS)
 		if (SPI_processed == 1)
 			owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
 												   SPI_tuptable->tupdesc, 1, &isnull));
-		if (OidIsValid(owner) && qv_may_read(save_userid, owner))
+		if (OidIsValid(owner) && guard_may_see_as(caller, owner))
 		{
 			if (SPI_execute_with_args("SELECT pg_catalog.count(*) FROM stage.quarantine_log"
 									  " WHERE pipeline_id OPERATOR(pg_catalog.=) $1"
@@ -863,76 +848,10 @@ stage_quarantine_count(PG_FUNCTION_ARGS)
 	}
 	PG_FINALLY();
 	{
-		SetUserIdAndSecContext(save_userid, save_sec);
+		guard_pop(&gs);
 	}
 	PG_END_TRY();
-	qv_unpin(nestlevel);
 	if (count < 0)
 		PG_RETURN_NULL();
 	PG_RETURN_INT64(count);
-}
-
-/*
- * AFTER INSERT OR DELETE trigger on stage.pipeline: raw_data of
- * stage.quarantine_log is readable by a pipeline's owner role while it owns
- * at least one pipeline (row-level security still shows it its own rows
- * only): granted when it creates one, revoked when it drops its last one.
- * The GRANT is run as the table's owner.
- */
-PG_FUNCTION_INFO_V1(stage_raw_access);
-Datum
-stage_raw_access(PG_FUNCTION_ARGS)
-{
-	TriggerData *td = (TriggerData *) fcinfo->context;
-	HeapTuple	tup;
-	TupleDesc	desc;
-	bool		isnull;
-	Oid			owner;
-	Oid			save_userid;
-	int			save_sec;
-	bool		insert;
-
-	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(td->tg_event) ||
-		!TRIGGER_FIRED_FOR_ROW(td->tg_event))
-		elog(ERROR, "stage_raw_access: must be an AFTER ROW trigger");
-	insert = TRIGGER_FIRED_BY_INSERT(td->tg_event);
-	tup = td->tg_trigtuple;
-	desc = RelationGetDescr(td->tg_relation);
-	owner = DatumGetObjectId(heap_getattr(tup, SPI_fnumber(desc, "owner"), desc, &isnull));
-	if (isnull || !OidIsValid(owner))
-		return PointerGetDatum(tup);
-
-	stage_switch_to_owner("quarantine_log", &save_userid, &save_sec);
-	PG_TRY();
-	{
-		const char *role = quote_identifier(GetUserNameFromId(owner, false));
-		bool		grant = insert;
-
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed");
-		if (!insert)
-		{
-			Oid			argtype = OIDOID;
-			Datum		arg = ObjectIdGetDatum(owner);
-
-			if (SPI_execute_with_args("SELECT 1 FROM stage.pipeline"
-									  " WHERE owner::pg_catalog.oid OPERATOR(pg_catalog.=) $1",
-									  1, &argtype, &arg, NULL, false, 1) != SPI_OK_SELECT)
-				elog(ERROR, "stage: could not read stage.pipeline");
-			if (SPI_processed > 0)
-				role = NULL;	/* it still owns a pipeline */
-		}
-		if (role != NULL &&
-			SPI_execute(psprintf("%s SELECT (raw_data, raw_payload) ON stage.quarantine_log %s %s",
-								 grant ? "GRANT" : "REVOKE", grant ? "TO" : "FROM", role),
-						false, 0) != SPI_OK_UTILITY)
-			elog(ERROR, "stage: could not change the privileges on raw quarantine rows");
-		SPI_finish();
-	}
-	PG_FINALLY();
-	{
-		SetUserIdAndSecContext(save_userid, save_sec);
-	}
-	PG_END_TRY();
-	return PointerGetDatum(tup);
 }

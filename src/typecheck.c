@@ -16,6 +16,8 @@
  */
 #include "postgres.h"
 
+#include "miscadmin.h"
+
 #include "catalog/pg_type.h"
 #include "mb/pg_wchar.h"
 #include "utils/lsyscache.h"
@@ -121,8 +123,13 @@ tc_numeric(const char *s, int32 typmod, bool is_float)
 		return false;			/* exponents: let the input function decide */
 	if (*s != '\0')
 		return false;
+	/*
+	 * A float of at most 15 integer and 15 fraction digits is in range of
+	 * real and double precision; anything longer (0.000...1 underflows a
+	 * real) is left to the input function.
+	 */
 	if (is_float)
-		return intdigits <= 15;
+		return intdigits <= 15 && fracdigits <= 15;
 	if (intdigits > 1000)
 		return false;
 	if (typmod >= (int32) VARHDRSZ)

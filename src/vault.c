@@ -43,6 +43,7 @@
 #include "utils/memutils.h"
 
 #include "stage.h"
+#include "guard.h"
 
 #define VAULT_TOKEN_CHARS	24
 #define VAULT_RETRIES		3
@@ -221,10 +222,11 @@ vault_prepare(StageMask *m, const char **values, int n, bool create)
 	VaultEntry **entries;
 	int			nd = 0;
 	int			i;
-	Oid			save_userid;
-	int			save_sec;
+	GuardSwitch gs;
 
-	mask_load_key(m);
+	/* the caller loaded the key, for the role the mask is used for */
+	if (!m->key_loaded)
+		elog(ERROR, "tokenize mask used before its key was loaded");
 	if (m->vault != NULL)
 		MemoryContextDelete(m->vault->cxt);
 	cxt = AllocSetContextCreate(CurrentMemoryContext, "stage token vault",
@@ -262,7 +264,7 @@ vault_prepare(StageMask *m, const char **values, int n, bool create)
 	if (nd == 0)
 		return;
 
-	stage_switch_to_owner("token_vault", &save_userid, &save_sec);
+	guard_push_catalog(&gs);
 	PG_TRY();
 	{
 		int			attempt;
@@ -289,7 +291,7 @@ vault_prepare(StageMask *m, const char **values, int n, bool create)
 	}
 	PG_FINALLY();
 	{
-		SetUserIdAndSecContext(save_userid, save_sec);
+		guard_pop(&gs);
 	}
 	PG_END_TRY();
 }
@@ -314,14 +316,13 @@ vault_lookup(const StageMask *m, const char *s, int len)
 static text *
 vault_by_token(const char *sql, text *token)
 {
-	Oid			save_userid;
-	int			save_sec;
+	GuardSwitch gs;
 	Oid			argtype = TEXTOID;
 	Datum		arg = PointerGetDatum(token);
 	MemoryContext caller = CurrentMemoryContext;
 	text	   *volatile result = NULL;
 
-	stage_switch_to_owner("token_vault", &save_userid, &save_sec);
+	guard_push_catalog(&gs);
 	PG_TRY();
 	{
 		if (SPI_connect() != SPI_OK_CONNECT)
@@ -346,7 +347,7 @@ vault_by_token(const char *sql, text *token)
 	}
 	PG_FINALLY();
 	{
-		SetUserIdAndSecContext(save_userid, save_sec);
+		guard_pop(&gs);
 	}
 	PG_END_TRY();
 	return result;
@@ -375,7 +376,7 @@ stage_detokenize(PG_FUNCTION_ARGS)
 		PG_RETURN_NULL();
 
 	/* the caller must be allowed to use that secret */
-	key = secret_try_load(text_to_cstring(secret), &keylen);
+	key = secret_try_load(text_to_cstring(secret), stage_caller(), &keylen);
 	if (key == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),

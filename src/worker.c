@@ -14,12 +14,15 @@
  * LWLock; a worker writes only its own slot, the launcher and
  * stage.start_worker() claim free slots under the lock.
  *
- * Each batch is the SQL function stage.run_batch() in a transaction of its
- * own, so the worker inherits its exactly-once guarantee: a worker killed
- * mid-batch leaves nothing half done, and the next run takes the same
- * rows.  Workers of one database take different pipelines thanks to a
- * transaction-level advisory lock per pipeline; a pg_cron job calling
- * run_batch at the same time is serialized by the pipeline row lock.  An
+ * Each batch is what stage.run_batch() does (mover_run), in a transaction
+ * of its own, so the worker inherits its exactly-once guarantee: a worker
+ * killed mid-batch leaves nothing half done, and the next run takes the
+ * same rows.  Workers of one database take different pipelines: a worker
+ * skips a pipeline whose catalog row another session has locked (a worker
+ * or a run_batch call).  Only stage can lock those rows, so no other role
+ * can keep a pipeline from running (an advisory lock could be taken by
+ * anyone).  Every batch leaves the settings as it found them (guard.c),
+ * so one owner's trigger cannot change how the next pipeline parses.  An
  * error aborts only its batch: it is recorded in a fresh transaction as a
  * failed batch, the pipeline backs off exponentially, and after
  * stage.max_failures consecutive failures it is paused with the reason.
@@ -57,9 +60,9 @@
 
 #include "stage.h"
 #include "worker.h"
-
-/* advisory lock class of "a worker is running this pipeline" */
-#define WORKER_LOCK_CLASS 0x53544147	/* 'STAG' */
+#include "guard.h"
+#include "mover.h"
+#include "reason.h"
 
 typedef struct WorkerSlot
 {
@@ -438,13 +441,18 @@ worker_pipelines(MemoryContext cxt)
 		CommitTransactionCommand();
 		return NIL;
 	}
-	if (SPI_execute("SELECT pipeline_id, name FROM stage.pipeline"
-					" WHERE (enabled OR held_version OPERATOR(pg_catalog.<>) contract_version)"
-					" AND pg_catalog.pg_has_role(owner, 'MEMBER')"
-					" AND (retry_at IS NULL"
-					" OR retry_at OPERATOR(pg_catalog.<=) pg_catalog.now())"
-					" ORDER BY pipeline_id", true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not list stage pipelines");
+	{
+		Oid			argtype = OIDOID;
+		Datum		arg = ObjectIdGetDatum(GetUserId());
+
+		/* the pipelines of owners the worker's role is a member of */
+		catalog_exec("SELECT pipeline_id, name FROM stage.pipeline"
+					 " WHERE (enabled OR held_version OPERATOR(pg_catalog.<>) contract_version)"
+					 " AND pg_catalog.pg_has_role($1, owner::pg_catalog.oid, 'MEMBER')"
+					 " AND (retry_at IS NULL"
+					 " OR retry_at OPERATOR(pg_catalog.<=) pg_catalog.now())"
+					 " ORDER BY pipeline_id", 1, &argtype, &arg, NULL, SPI_OK_SELECT);
+	}
 	for (i = 0; i < SPI_processed; i++)
 	{
 		bool		isnull;
@@ -464,13 +472,16 @@ worker_pipelines(MemoryContext cxt)
 
 /*
  * Record a failed batch and back off, in a fresh transaction: the failed
- * one is gone with everything it did.
+ * one is gone with everything it did.  Returns whether the pipeline masks
+ * columns (then its error text may quote a masked value: see reason.c).
  */
-static void
+static bool
 worker_record_failure(PipelineRef *p, ErrorData *e)
 {
 	Oid			types[4] = {INT4OID, TEXTOID, TEXTOID, INT4OID};
 	Datum		vals[4];
+	bool		has_masks;
+	bool		isnull;
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
@@ -481,27 +492,31 @@ worker_record_failure(PipelineRef *p, ErrorData *e)
 	vals[1] = CStringGetTextDatum(e->message ? e->message : "unknown error");
 	vals[2] = CStringGetTextDatum(unpack_sql_state(e->sqlerrcode));
 	vals[3] = Int32GetDatum(stage_max_failures);
-	if (SPI_execute_with_args("INSERT INTO stage.batch (pipeline_id, contract_version, status,"
-							  " started_at, error, sqlstate)"
-							  " SELECT pipeline_id, contract_version, 'failed',"
-							  " pg_catalog.statement_timestamp(), $2, $3"
-							  " FROM stage.pipeline WHERE pipeline_id OPERATOR(pg_catalog.=) $1",
-							  4, types, vals, NULL, false, 0) != SPI_OK_INSERT)
-		elog(ERROR, "could not record a failed batch");
-	if (SPI_execute_with_args("UPDATE stage.pipeline SET failures = failures OPERATOR(pg_catalog.+) 1,"
-							  " retry_at = pg_catalog.now() OPERATOR(pg_catalog.+)"
-							  "   pg_catalog.make_interval(secs => LEAST(300, 2 OPERATOR(pg_catalog.^) failures)),"
-							  " enabled = (failures OPERATOR(pg_catalog.+) 1 OPERATOR(pg_catalog.<) $4),"
-							  " paused_reason = CASE WHEN failures OPERATOR(pg_catalog.+) 1 OPERATOR(pg_catalog.>=) $4"
-							  "   THEN pg_catalog.format('paused after %s consecutive failed batches; last: %s (SQLSTATE %s)',"
-							  "        failures OPERATOR(pg_catalog.+) 1, $2, $3)"
-							  "   ELSE paused_reason END"
-							  " WHERE pipeline_id OPERATOR(pg_catalog.=) $1",
-							  4, types, vals, NULL, false, 0) != SPI_OK_UPDATE)
-		elog(ERROR, "could not record a pipeline failure");
+	catalog_exec("INSERT INTO stage.batch (pipeline_id, contract_version, status,"
+				 " started_at, error, sqlstate)"
+				 " SELECT pipeline_id, contract_version, 'failed',"
+				 " pg_catalog.statement_timestamp(), $2, $3"
+				 " FROM stage.pipeline WHERE pipeline_id OPERATOR(pg_catalog.=) $1",
+				 4, types, vals, NULL, SPI_OK_INSERT);
+	catalog_exec("UPDATE stage.pipeline SET failures = failures OPERATOR(pg_catalog.+) 1,"
+				 " retry_at = pg_catalog.now() OPERATOR(pg_catalog.+)"
+				 "   pg_catalog.make_interval(secs => LEAST(300, 2 OPERATOR(pg_catalog.^) failures)),"
+				 " enabled = (failures OPERATOR(pg_catalog.+) 1 OPERATOR(pg_catalog.<) $4),"
+				 " paused_reason = CASE WHEN failures OPERATOR(pg_catalog.+) 1 OPERATOR(pg_catalog.>=) $4"
+				 "   THEN pg_catalog.format('paused after %s consecutive failed batches; last: %s (SQLSTATE %s)',"
+				 "        failures OPERATOR(pg_catalog.+) 1, $2, $3)"
+				 "   ELSE paused_reason END"
+				 " WHERE pipeline_id OPERATOR(pg_catalog.=) $1",
+				 4, types, vals, NULL, SPI_OK_UPDATE);
+	catalog_exec("SELECT EXISTS (SELECT 1 FROM stage.mask"
+				 " WHERE pipeline_id OPERATOR(pg_catalog.=) $1)",
+				 1, types, vals, NULL, SPI_OK_SELECT);
+	has_masks = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+										   1, &isnull));
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
+	return has_masks;
 }
 
 /*
@@ -518,51 +533,37 @@ worker_run_one(PipelineRef *p, MemoryContext cxt)
 	worker_set_state("running", p->name);
 	PG_TRY();
 	{
-		Oid			types[2] = {INT4OID, TEXTOID};
-		Datum		vals[2];
-		bool		isnull;
+		Oid			argtype = INT4OID;
+		Datum		arg = Int32GetDatum(p->id);
+		BatchResult res;
 
-		vals[0] = Int32GetDatum(p->id);
-		vals[1] = CStringGetTextDatum(p->name);
 		SetCurrentStatementStartTimestamp();
 		StartTransactionCommand();
 		SPI_connect();
 		PushActiveSnapshot(GetTransactionSnapshot());
 		pgstat_report_activity(STATE_RUNNING, psprintf("stage: run_batch('%s')", p->name));
 
-		if (SPI_execute_with_args(psprintf("SELECT pg_catalog.pg_try_advisory_xact_lock(%d, $1)",
-										   WORKER_LOCK_CLASS),
-								  1, types, vals, NULL, false, 1) != SPI_OK_SELECT)
-			elog(ERROR, "could not take the pipeline's worker lock");
-		if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
+		/*
+		 * nowait: a pipeline another worker (or a run_batch call) holds is
+		 * left for this pass.  The lock is the pipeline's catalog row,
+		 * which only stage can lock: no other role can hold a pipeline up.
+		 */
+		if (mover_run(p->name, stage_batch_size, true, &res) && res.rows_in > 0)
 		{
-			if (SPI_execute_with_args("SELECT batch_id, rows_in, status FROM stage.run_batch($2)",
-									  2, types, vals, NULL, false, 1) != SPI_OK_SELECT ||
-				SPI_processed != 1)
-				elog(ERROR, "stage.run_batch returned no row");
-			rows = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
-			if (rows > 0)
-			{
-				int64		batch_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-																   SPI_tuptable->tupdesc, 1, &isnull));
-				char	   *status = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3);
-
-				if (strcmp(status, "done") != 0)
-					rows = 0;	/* held: nothing moved, stop here */
-				LWLockAcquire(shared->lock, LW_EXCLUSIVE);
-				my_slot->batch_id = batch_id;
-				my_slot->batches++;
-				my_slot->rows += DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-															 SPI_tuptable->tupdesc, 2, &isnull));
-				my_slot->last_batch_at = GetCurrentTimestamp();
-				LWLockRelease(shared->lock);
-				/* a success ends a series of failures */
-				if (SPI_execute_with_args("UPDATE stage.pipeline SET failures = 0, retry_at = NULL"
-										  " WHERE pipeline_id OPERATOR(pg_catalog.=) $1"
-										  " AND failures OPERATOR(pg_catalog.>) 0",
-										  2, types, vals, NULL, false, 0) != SPI_OK_UPDATE)
-					elog(ERROR, "could not reset the pipeline's failures");
-			}
+			rows = res.rows_in;
+			if (strcmp(res.status, "done") != 0)
+				rows = 0;		/* held: nothing moved, stop here */
+			LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+			my_slot->batch_id = res.batch_id;
+			my_slot->batches++;
+			my_slot->rows += res.rows_in;
+			my_slot->last_batch_at = GetCurrentTimestamp();
+			LWLockRelease(shared->lock);
+			/* a success ends a series of failures */
+			catalog_exec("UPDATE stage.pipeline SET failures = 0, retry_at = NULL"
+						 " WHERE pipeline_id OPERATOR(pg_catalog.=) $1"
+						 " AND failures OPERATOR(pg_catalog.>) 0",
+						 1, &argtype, &arg, NULL, SPI_OK_UPDATE);
 		}
 		SPI_finish();
 		PopActiveSnapshot();
@@ -577,15 +578,28 @@ worker_run_one(PipelineRef *p, MemoryContext cxt)
 		FlushErrorState();
 		AbortCurrentTransaction();
 		MemoryContextSwitchTo(oldcxt);
-		ereport(LOG,
-				(errmsg("stage: batch of pipeline \"%s\" failed: %s", p->name, e->message),
-				 errdetail("SQLSTATE %s.", unpack_sql_state(e->sqlerrcode))));
+
+		/*
+		 * stage.workers is public: it says which pipeline failed and how,
+		 * never the text, which may quote a value (the owners read it in
+		 * stage.batches).
+		 */
 		LWLockAcquire(shared->lock, LW_EXCLUSIVE);
-		strlcpy(my_slot->last_error, e->message ? e->message : "", sizeof(my_slot->last_error));
+		snprintf(my_slot->last_error, sizeof(my_slot->last_error),
+				 "batch of pipeline \"%s\" failed: %s (SQLSTATE %s); see stage.batches",
+				 p->name, sqlstate_name(unpack_sql_state(e->sqlerrcode)),
+				 unpack_sql_state(e->sqlerrcode));
 		LWLockRelease(shared->lock);
 		PG_TRY();
 		{
-			worker_record_failure(p, e);
+			bool		has_masks = worker_record_failure(p, e);
+
+			/* the text only where it cannot hold a masked value */
+			ereport(LOG,
+					(errmsg("stage: batch of pipeline \"%s\" failed: %s", p->name,
+							has_masks ? reason_withheld(unpack_sql_state(e->sqlerrcode),
+														NULL, NULL) : e->message),
+					 errdetail("SQLSTATE %s.", unpack_sql_state(e->sqlerrcode))));
 		}
 		PG_CATCH();
 		{

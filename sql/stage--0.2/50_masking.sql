@@ -1,3 +1,34 @@
+/* ------------------------------------------------ checks as functions */
+
+CREATE FUNCTION stage.regex_match(value text, pattern text, flags text DEFAULT '')
+RETURNS boolean LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'stage_regex_match';
+
+CREATE FUNCTION stage.regex_replace(value text, pattern text, replacement text, flags text DEFAULT '')
+RETURNS text LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'stage_regex_replace';
+
+CREATE FUNCTION stage.regex_extract(value text, pattern text, flags text DEFAULT '')
+RETURNS text LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'stage_regex_extract';
+
+CREATE FUNCTION stage.is_email(value text)
+RETURNS boolean LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'stage_is_email';
+
+CREATE FUNCTION stage.iban_valid(value text)
+RETURNS boolean LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'stage_iban_valid';
+
+CREATE FUNCTION stage.scan_pii(value text)
+RETURNS TABLE(kind text, start integer, length integer)
+LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'stage_scan_pii';
+
+CREATE FUNCTION stage.luhn_valid(value text)
+RETURNS boolean LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'stage_luhn_valid';
+
 
 /* ============================================================ masking */
 
@@ -15,6 +46,26 @@
  */
 
 /* ---------------------------------------------- mask method functions */
+
+CREATE FUNCTION stage.hmac(value text, secret text DEFAULT 'default')
+RETURNS text LANGUAGE c STABLE STRICT
+AS 'MODULE_PATHNAME', 'stage_hmac';
+/* whoever can call it can test guesses against hashed columns */
+REVOKE ALL ON FUNCTION stage.hmac(text, text) FROM PUBLIC;
+
+CREATE FUNCTION stage.mask_email(value text)
+RETURNS text LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'stage_mask_email';
+
+CREATE FUNCTION stage.mask_partial(value text, keep_start integer DEFAULT 1,
+								   keep_end integer DEFAULT 0, fill text DEFAULT '*')
+RETURNS text LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'stage_mask_partial';
+
+CREATE FUNCTION stage.mask_card(value text)
+RETURNS text LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'stage_mask_card';
+
 
 CREATE FUNCTION stage.mask(value text, method text, args jsonb DEFAULT '{}')
 RETURNS text LANGUAGE c VOLATILE STRICT
@@ -88,25 +139,6 @@ REVOKE ALL ON FUNCTION stage.mask_noise(numeric, double precision, text) FROM PU
 
 /* ------------------------------------------------------- token vault */
 
-/*
- * The tokens of the tokenize mask: one per (secret, value), unique.  The
- * digest is HMAC-SHA256(secret, value); only the extension owner reads or
- * writes the table (C code switches to it for the batch's one INSERT and
- * one lookup).  Dumps include it: tokens in target tables stay reversible
- * after a restore, and the dump holds the raw values.
- */
-CREATE TABLE stage.token_vault (
-	secret			text NOT NULL,
-	digest			bytea NOT NULL,
-	token			text NOT NULL UNIQUE,
-	value			text NOT NULL,
-	created_at		timestamptz NOT NULL DEFAULT pg_catalog.now(),
-	PRIMARY KEY (secret, digest)
-);
-REVOKE ALL ON stage.token_vault FROM PUBLIC;
-ALTER TABLE stage.token_vault ENABLE ROW LEVEL SECURITY;
-SELECT pg_catalog.pg_extension_config_dump('stage.token_vault', '');
-COMMENT ON TABLE stage.token_vault IS 'tokens of the tokenize mask and the values behind them: extension owner only';
 
 CREATE FUNCTION stage.tokenize(value text, secret text DEFAULT 'default')
 RETURNS text LANGUAGE c VOLATILE STRICT
@@ -133,6 +165,68 @@ CREATE TRIGGER mask_check BEFORE INSERT OR UPDATE ON stage.mask
 	FOR EACH ROW EXECUTE FUNCTION stage._mask_check();
 
 /* ----------------------------------------------------------- secrets */
+
+
+CREATE FUNCTION stage.create_secret(name text, key bytea DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF key IS NOT NULL AND pg_catalog.length(key) OPERATOR(pg_catalog.<) 16 THEN
+		RAISE EXCEPTION 'a secret must be at least 16 bytes long'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Use 32 random bytes, or omit the key to have one generated.';
+	END IF;
+	INSERT INTO stage.secret (name, key)
+	VALUES (name, COALESCE(key, stage._random_key(32)));
+EXCEPTION WHEN unique_violation THEN
+	RAISE EXCEPTION 'secret "%" already exists', name
+		USING ERRCODE = 'duplicate_object',
+			  HINT = 'Choose another name; a secret is never replaced in place.';
+END
+$$;
+REVOKE ALL ON FUNCTION stage.create_secret(text, bytea) FROM PUBLIC;
+
+/* let members of a role use a secret in masks (and so compute its HMACs) */
+CREATE FUNCTION stage.grant_secret(secret text, role regrole)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF secret OPERATOR(pg_catalog.=) 'default' THEN
+		/* made on first use: this may be it */
+		INSERT INTO stage.secret (name, key) VALUES ('default', stage._random_key(32))
+		ON CONFLICT (name) DO NOTHING;
+	END IF;
+	UPDATE stage.secret s SET users = pg_catalog.array_append(pg_catalog.array_remove(s.users, role), role)
+	 WHERE s.name OPERATOR(pg_catalog.=) secret;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'secret "%" does not exist', secret
+			USING ERRCODE = 'undefined_object',
+				  HINT = 'Create it with stage.create_secret().';
+	END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION stage.grant_secret(text, regrole) FROM PUBLIC;
+
+CREATE FUNCTION stage.revoke_secret(secret text, role regrole)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	UPDATE stage.secret s SET users = pg_catalog.array_remove(s.users, role)
+	 WHERE s.name OPERATOR(pg_catalog.=) secret;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'secret "%" does not exist', secret
+			USING ERRCODE = 'undefined_object';
+	END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION stage.revoke_secret(text, regrole) FROM PUBLIC;
+
 
 /*
  * Checks on every write of stage.secret, before the table's own
@@ -257,18 +351,6 @@ REVOKE ALL ON FUNCTION stage.drop_secret(text, boolean) FROM PUBLIC;
 
 /* -------------------------------------------- quarantine, as shown */
 
-/*
- * raw_data of stage.quarantine_log (rows as they landed) is not readable by
- * PUBLIC.  Each pipeline owner role is granted SELECT on it while it owns a
- * pipeline (row-level security still shows it its own pipelines' rows
- * only), so owners, replay and the worker running as the owner read raw
- * rows; an analyst, a producer or anyone else is refused (42501).
- */
-CREATE FUNCTION stage._raw_access() RETURNS trigger LANGUAGE c
-AS 'MODULE_PATHNAME', 'stage_raw_access';
-CREATE TRIGGER raw_access AFTER INSERT OR DELETE ON stage.pipeline
-	FOR EACH ROW EXECUTE FUNCTION stage._raw_access();
-
 CREATE FUNCTION stage._quarantine(pipeline_id integer)
 RETURNS TABLE(landing_id bigint, batch_id bigint, contract_version integer, source text,
 			  received_at timestamptz, row_data jsonb, reasons jsonb,
@@ -291,36 +373,6 @@ RETURNS bigint LANGUAGE c STABLE
 AS 'MODULE_PATHNAME', 'stage_quarantine_count';
 COMMENT ON FUNCTION stage._quarantine_count(integer, timestamptz) IS
 	'how many rows of a pipeline are in quarantine, for those who may read it (else NULL)';
-
-/*
- * The quarantine and its daily summary, for owners (their pipelines),
- * stage_analyst members (every pipeline) and superusers; masked columns
- * show masked with their current mask, also on rows quarantined before it
- * was set.
- */
-CREATE VIEW stage.quarantine WITH (security_invoker = true) AS
-SELECT p.name AS pipeline, q.batch_id, q.landing_id, q.contract_version,
-	   q.reasons OPERATOR(pg_catalog.->) 0 OPERATOR(pg_catalog.->>) 'rule' AS rule_name,
-	   q.reasons OPERATOR(pg_catalog.->) 0 OPERATOR(pg_catalog.->>) 'kind' AS kind,
-	   q.reasons OPERATOR(pg_catalog.->) 0 OPERATOR(pg_catalog.->>) 'column' AS column_name,
-	   q.reasons OPERATOR(pg_catalog.->) 0 OPERATOR(pg_catalog.->>) 'message' AS message,
-	   q.reasons, q.row_data, q.source, q.received_at, q.quarantined_at
-  FROM stage.pipeline p
- CROSS JOIN LATERAL stage._quarantine(p.pipeline_id) q;
-
-CREATE VIEW stage.dlq_summary WITH (security_invoker = true) AS
-SELECT p.name AS pipeline, r.value OPERATOR(pg_catalog.->>) 'rule' AS rule_name,
-	   r.value OPERATOR(pg_catalog.->>) 'kind' AS kind,
-	   r.value OPERATOR(pg_catalog.->>) 'column' AS column_name,
-	   pg_catalog.date_trunc('day', q.quarantined_at) AS day,
-	   pg_catalog.count(*) AS failures,
-	   pg_catalog.count(DISTINCT q.landing_id) AS rows
-  FROM stage.pipeline p
- CROSS JOIN LATERAL stage._quarantine(p.pipeline_id) q
- CROSS JOIN LATERAL pg_catalog.jsonb_array_elements(q.reasons) r
- GROUP BY 1, 2, 3, 4, 5;
-
-GRANT SELECT ON stage.quarantine, stage.dlq_summary TO PUBLIC;
 
 /* ------------------------------------------------------------- roles */
 

@@ -1,4 +1,3 @@
-
 /* ------------------------------------------------- OpenLineage outbox */
 
 /*
@@ -18,9 +17,19 @@
 CREATE FUNCTION stage.openlineage_events(since_batch_id bigint DEFAULT 0,
 										 max_events integer DEFAULT 1000)
 RETURNS TABLE(batch_id bigint, event jsonb)
-LANGUAGE sql STABLE
+LANGUAGE c STABLE
+AS 'MODULE_PATHNAME', 'stage_api';
+COMMENT ON FUNCTION stage.openlineage_events(bigint, integer) IS
+	'batches after a cursor as OpenLineage run events (the lineage outbox)';
+CREATE FUNCTION stage._do_openlineage_events(since_batch_id bigint,
+										 max_events integer)
+RETURNS TABLE(batch_id bigint, event jsonb)
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
+#variable_conflict use_column
+BEGIN
+	RETURN QUERY
 	SELECT b.batch_id,
 		   pg_catalog.jsonb_build_object(
 			'eventType', CASE b.status WHEN 'done' THEN 'COMPLETE'
@@ -38,7 +47,12 @@ AS $$
 						'rows_in', b.rows_in, 'rows_clean', b.rows_clean,
 						'rows_quarantined', b.rows_quarantined,
 						'rows_duplicate', b.rows_duplicate, 'rows_warned', b.rows_warned,
-						'started_at', b.started_at, 'error', b.error, 'sqlstate', b.sqlstate))),
+						'started_at', b.started_at,
+						'error', CASE WHEN b.error IS NULL OR stage._owns(p.owner)
+										   OR NOT EXISTS (SELECT 1 FROM stage.mask m
+														   WHERE m.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id)
+									  THEN b.error ELSE stage._withheld(b.sqlstate) END,
+						'sqlstate', b.sqlstate))),
 			'job', pg_catalog.jsonb_build_object(
 				'namespace', 'stage://' OPERATOR(pg_catalog.||) pg_catalog.current_database(),
 				'name', p.name,
@@ -69,8 +83,8 @@ AS $$
 						'outputStatistics', pg_catalog.jsonb_build_object('rowCount', b.rows_quarantined)))))
 	  FROM stage.batch b JOIN stage.pipeline p USING (pipeline_id)
 	 WHERE b.batch_id OPERATOR(pg_catalog.>) COALESCE(since_batch_id, 0)
+	   AND stage._may_see(p.owner)
 	 ORDER BY b.batch_id
-	 LIMIT COALESCE(max_events, 1000)
+	 LIMIT COALESCE(max_events, 1000);
+END
 $$;
-COMMENT ON FUNCTION stage.openlineage_events(bigint, integer) IS
-	'batches after a cursor as OpenLineage run events (the lineage outbox)';

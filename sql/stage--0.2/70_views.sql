@@ -1,5 +1,107 @@
+/* -------------------------------------------------------------- views */
 
-/* ------------------------------------------------------------ health */
+/*
+ * Every view belongs to the catalog owner, reads the catalog with its
+ * rights and shows each role the pipelines whose outcomes it may see
+ * (stage._may_see: members of the owner role, superusers, stage_analyst).
+ * security_barrier: a caller's own conditions (a function that prints its
+ * arguments, say) are applied after that filter, never to hidden rows.
+ *
+ * Error texts (a failed batch, the reason a pipeline was paused) come from
+ * the server or the owner's code and may quote a value: where the
+ * pipeline masks columns, only its owners see them, others see the
+ * condition (stage._withheld).
+ */
+
+CREATE VIEW stage.pipelines WITH (security_barrier) AS
+SELECT p.name AS pipeline, p.target, p.landing, p.format, p.key, p.on_duplicate,
+	   p.enabled,
+	   CASE WHEN stage._owns(p.owner) OR p.paused_reason IS NULL
+				 OR p.paused_reason OPERATOR(pg_catalog.!~~) 'paused after % consecutive failed batches; last: %'
+				 OR NOT EXISTS (SELECT 1 FROM stage.mask m
+								 WHERE m.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id)
+			THEN p.paused_reason
+			ELSE pg_catalog.split_part(p.paused_reason, '; last: ', 1)
+				 OPERATOR(pg_catalog.||) '; the last error is withheld: the pipeline masks columns'
+	   END AS paused_reason,
+	   p.failures, p.retry_at, p.max_reject_ratio, p.retention,
+	   p.contract_version, p.owner,
+	   (SELECT pg_catalog.count(*) FROM stage.rule r
+		 WHERE r.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id) AS rules,
+	   (SELECT pg_catalog.count(*) FROM stage.mask m
+		 WHERE m.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id) AS masks,
+	   p.win_hi IS NOT NULL AS window_open,
+	   p.created_at
+  FROM stage.pipeline p
+ WHERE stage._may_see(p.owner);
+
+CREATE VIEW stage.batches WITH (security_barrier) AS
+SELECT b.batch_id, p.name AS pipeline, b.kind, b.contract_version, b.status,
+	   b.rows_in, b.rows_clean, b.rows_quarantined, b.rows_duplicate, b.rows_warned,
+	   b.rows_drift, b.latency_p50_ms, b.latency_p95_ms, b.latency_p99_ms, b.latency_max_ms,
+	   b.started_at, b.finished_at,
+	   b.finished_at OPERATOR(pg_catalog.-) b.started_at AS duration,
+	   CASE WHEN b.error IS NULL OR stage._owns(p.owner)
+				 OR NOT EXISTS (SELECT 1 FROM stage.mask m
+								 WHERE m.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id)
+			THEN b.error ELSE stage._withheld(b.sqlstate) END AS error,
+	   b.sqlstate, b.backend_pid, b.run_by,
+	   b.win_lo, b.win_hi, b.from_id, b.to_id
+  FROM stage.batch b JOIN stage.pipeline p USING (pipeline_id)
+ WHERE stage._may_see(p.owner);
+
+CREATE VIEW stage.rule_stats WITH (security_barrier) AS
+SELECT p.name AS pipeline, s.batch_id, s.rule_name, s.column_name, s.kind, s.severity,
+	   s.checked, s.failed
+  FROM stage.batch_rule_stat s
+  JOIN stage.batch b USING (batch_id)
+  JOIN stage.pipeline p USING (pipeline_id)
+ WHERE stage._may_see(p.owner);
+
+/* lineage: each batch as a run, with its input, outputs and job version */
+CREATE VIEW stage.lineage WITH (security_barrier) AS
+SELECT p.name AS pipeline, b.batch_id, b.contract_version, p.landing AS input,
+	   p.target AS output, 'stage.quarantine_log'::regclass AS quarantine,
+	   b.first_id AS first_landing_id, b.to_id AS last_landing_id,
+	   b.win_lo, b.win_hi, b.rows_in, b.rows_clean, b.rows_quarantined,
+	   b.rows_duplicate, b.started_at, b.finished_at
+  FROM stage.batch b JOIN stage.pipeline p USING (pipeline_id)
+ WHERE b.status OPERATOR(pg_catalog.=) 'done' AND stage._may_see(p.owner);
+
+GRANT SELECT ON stage.pipelines, stage.batches, stage.rule_stats, stage.lineage TO PUBLIC;
+
+/*
+ * The quarantine and its daily summary, for owners (their pipelines),
+ * stage_analyst members (every pipeline) and superusers; masked columns
+ * show masked with their current mask, also on rows quarantined before it
+ * was set.
+ */
+CREATE VIEW stage.quarantine WITH (security_barrier) AS
+SELECT p.name AS pipeline, q.batch_id, q.landing_id, q.contract_version,
+	   q.reasons OPERATOR(pg_catalog.->) 0 OPERATOR(pg_catalog.->>) 'rule' AS rule_name,
+	   q.reasons OPERATOR(pg_catalog.->) 0 OPERATOR(pg_catalog.->>) 'kind' AS kind,
+	   q.reasons OPERATOR(pg_catalog.->) 0 OPERATOR(pg_catalog.->>) 'column' AS column_name,
+	   q.reasons OPERATOR(pg_catalog.->) 0 OPERATOR(pg_catalog.->>) 'message' AS message,
+	   q.reasons, q.row_data, q.source, q.received_at, q.quarantined_at
+  FROM stage.pipeline p
+ CROSS JOIN LATERAL stage._quarantine(p.pipeline_id) q
+ WHERE stage._may_see(p.owner);
+
+CREATE VIEW stage.dlq_summary WITH (security_barrier) AS
+SELECT p.name AS pipeline, r.value OPERATOR(pg_catalog.->>) 'rule' AS rule_name,
+	   r.value OPERATOR(pg_catalog.->>) 'kind' AS kind,
+	   r.value OPERATOR(pg_catalog.->>) 'column' AS column_name,
+	   pg_catalog.date_trunc('day', q.quarantined_at) AS day,
+	   pg_catalog.count(*) AS failures,
+	   pg_catalog.count(DISTINCT q.landing_id) AS rows
+  FROM stage.pipeline p
+ CROSS JOIN LATERAL stage._quarantine(p.pipeline_id) q
+ CROSS JOIN LATERAL pg_catalog.jsonb_array_elements(q.reasons) r
+ WHERE stage._may_see(p.owner)
+ GROUP BY 1, 2, 3, 4, 5;
+
+GRANT SELECT ON stage.quarantine, stage.dlq_summary TO PUBLIC;
+
 
 /*
  * The staging SLIs per pipeline, over the last hour of batches (and the
@@ -7,7 +109,7 @@
  * Rates are fractions of the rows the batches took.  Runs as the invoker:
  * row-level security shows each role the batches it may see.
  */
-CREATE VIEW stage.health WITH (security_invoker = true) AS
+CREATE VIEW stage.health WITH (security_barrier) AS
 WITH recent AS (
 	SELECT b.*
 	  FROM stage.batch b
@@ -72,30 +174,10 @@ SELECT p.name AS pipeline, p.enabled, p.paused_reason,
   FROM stage.pipeline p
   LEFT JOIN per_pipeline pp USING (pipeline_id)
   LEFT JOIN type_failures tf USING (pipeline_id)
-  LEFT JOIN dlq d USING (pipeline_id);
+  LEFT JOIN dlq d USING (pipeline_id)
+ WHERE stage._may_see(p.owner);
 GRANT SELECT ON stage.health TO PUBLIC;
 
-/* rows of a pipeline's landing table not yet taken by a batch */
-CREATE FUNCTION stage.backlog(pipeline text)
-RETURNS bigint
-LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-	p stage.pipeline := stage._pipeline(pipeline, true);
-	n bigint;
-BEGIN
-	EXECUTE pg_catalog.format(
-		'SELECT pg_catalog.count(*) FROM %s l
-		  WHERE l._stage_txid OPERATOR(pg_catalog.>=) pg_catalog.pg_snapshot_xmin($1)
-			AND NOT pg_catalog.pg_visible_in_snapshot(l._stage_txid, $1)
-			AND ($2 IS NULL OR NOT pg_catalog.pg_visible_in_snapshot(l._stage_txid, $2)
-				 OR ROW(l._stage_txid, l._stage_id) OPERATOR(pg_catalog.>) ROW($3, $4))',
-		p.landing)
-	INTO n USING p.win_lo, p.win_hi, p.cur_txid, p.cur_id;
-	RETURN n;
-END
-$$;
 
 /*
  * The SLIs in Prometheus text exposition format, for postgres_exporter's
@@ -169,3 +251,20 @@ BEGIN
 	RETURN out;
 END
 $$;
+
+/*
+ * The workers of the cluster: anyone may see that they run; which
+ * pipeline and batch each is on only those who may see that pipeline.
+ */
+CREATE VIEW stage.workers WITH (security_barrier) AS
+SELECT w.pid, w.database, w.state,
+	   CASE WHEN p.owner IS NOT NULL AND stage._may_see(p.owner) THEN w.pipeline END AS pipeline,
+	   CASE WHEN p.owner IS NOT NULL AND stage._may_see(p.owner) THEN w.batch_id END AS batch_id,
+	   CASE WHEN p.owner IS NOT NULL AND stage._may_see(p.owner) THEN w.last_error END AS last_error,
+	   w.batches, w.rows, w.started_at, w.last_batch_at,
+	   CASE WHEN w.dynamic THEN 'stage.start_worker()' ELSE 'stage.databases' END AS started_by
+  FROM stage._workers() w
+  LEFT JOIN stage.pipeline p
+	ON p.name OPERATOR(pg_catalog.=) w.pipeline
+   AND w.database OPERATOR(pg_catalog.=) pg_catalog.current_database();
+GRANT SELECT ON stage.workers TO PUBLIC;

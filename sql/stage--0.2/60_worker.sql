@@ -15,9 +15,3 @@ RETURNS TABLE(pid integer, database text, state text, pipeline text, batch_id bi
 LANGUAGE c VOLATILE
 AS 'MODULE_PATHNAME', 'stage_workers';
 
-CREATE VIEW stage.workers WITH (security_invoker = true) AS
-SELECT w.pid, w.database, w.state, w.pipeline, w.batch_id, w.last_error,
-	   w.batches, w.rows, w.started_at, w.last_batch_at,
-	   CASE WHEN w.dynamic THEN 'stage.start_worker()' ELSE 'stage.databases' END AS started_by
-  FROM stage._workers() w;
-GRANT SELECT ON stage.workers TO PUBLIC;

@@ -1169,3 +1169,735 @@ SELECT p.name AS pipeline, b.batch_id, b.contract_version, p.landing AS input,
 
 /* views run as the invoker: row-level security shows each role its own rows */
 GRANT SELECT ON stage.pipelines, stage.batches, stage.rule_stats, stage.lineage TO PUBLIC;
+
+/* ------------------------------------------------- replay and retention */
+
+CREATE FUNCTION stage._replay(pipeline text, ids bigint[], dry_run boolean)
+RETURNS TABLE(landing_id bigint, outcome text, reasons jsonb)
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'stage_replay_rows';
+
+/*
+ * Run quarantined rows through the current contract again (after a fix):
+ * all of a pipeline's, or those with the given landing ids, of a batch, or
+ * failing a rule.  Returns one row per replayed landing row and where it
+ * went; dry_run only reports.
+ */
+CREATE FUNCTION stage.replay(pipeline text, ids bigint[] DEFAULT NULL,
+							 batch_id bigint DEFAULT NULL, rule_name text DEFAULT NULL,
+							 dry_run boolean DEFAULT false)
+RETURNS TABLE(landing_id bigint, outcome text, reasons jsonb)
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	p stage.pipeline := stage._pipeline(pipeline, true);
+	todo bigint[];
+BEGIN
+	SELECT pg_catalog.array_agg(q.landing_id ORDER BY q.landing_id) INTO todo
+	  FROM stage.quarantine_log q
+	 WHERE q.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id
+	   AND (replay.ids IS NULL OR q.landing_id OPERATOR(pg_catalog.=) ANY (replay.ids))
+	   AND (replay.batch_id IS NULL OR q.batch_id OPERATOR(pg_catalog.=) replay.batch_id)
+	   AND (replay.rule_name IS NULL
+			OR q.reasons OPERATOR(pg_catalog.@>)
+			   pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object('rule', replay.rule_name)));
+	IF todo IS NULL THEN
+		RETURN;
+	END IF;
+	RETURN QUERY SELECT * FROM stage._replay(pipeline, todo, COALESCE(dry_run, false));
+END
+$$;
+
+CREATE FUNCTION stage._purge_landing(pipeline_id integer)
+RETURNS bigint LANGUAGE c VOLATILE STRICT
+AS 'MODULE_PATHNAME', 'stage_purge_landing';
+
+/*
+ * Retention: delete landing rows older than their pipeline's retention
+ * whose batch is finished, for one pipeline or every pipeline the caller
+ * owns.  Returns the number of rows deleted.
+ */
+CREATE FUNCTION stage.purge(pipeline text DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	n bigint := 0;
+	p record;
+BEGIN
+	IF pipeline IS NOT NULL THEN
+		PERFORM stage._pipeline(pipeline, true);
+	END IF;
+	FOR p IN SELECT x.pipeline_id FROM stage.pipeline x
+			  WHERE (purge.pipeline IS NULL OR x.name OPERATOR(pg_catalog.=) purge.pipeline)
+				AND pg_catalog.pg_has_role(x.owner, 'MEMBER')
+			  ORDER BY x.pipeline_id
+	LOOP
+		n := n OPERATOR(pg_catalog.+) stage._purge_landing(p.pipeline_id);
+	END LOOP;
+	RETURN n;
+END
+$$;
+
+CREATE FUNCTION stage.set_retention(pipeline text, retention interval)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	p stage.pipeline := stage._pipeline(pipeline, true);
+BEGIN
+	IF retention IS NULL OR retention OPERATOR(pg_catalog.<) '0'::interval THEN
+		RAISE EXCEPTION 'retention must be a non-negative interval'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'For example stage.set_retention(''orders'', ''30 days'').';
+	END IF;
+	UPDATE stage.pipeline x SET retention = set_retention.retention
+	 WHERE x.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id;
+END
+$$;
+
+/* ============================================================ masking */
+
+/*
+ * Masking and PII protection (docs/masking.md): the mask methods as SQL
+ * functions, the checks behind stage.add_mask, secrets (import, drop), the
+ * token vault, the quarantine as analysts see it, and the documented roles.
+ *
+ * Volatility is what each function truly is: pure text functions are
+ * IMMUTABLE; functions keyed by a secret are STABLE (a secret can be
+ * dropped, never changed in place); noise without a seed and tokenize are
+ * VOLATILE.  Functions that use a secret are not executable by PUBLIC
+ * (whoever computes them can test guesses against masked columns); they
+ * also check the secret was granted to the caller (stage.grant_secret).
+ */
+
+/* ---------------------------------------------- mask method functions */
+
+CREATE FUNCTION stage.mask(value text, method text, args jsonb DEFAULT '{}')
+RETURNS text LANGUAGE c VOLATILE STRICT
+AS 'MODULE_PATHNAME', 'stage_mask';
+COMMENT ON FUNCTION stage.mask(text, text, jsonb) IS
+	'any mask method applied to one value, exactly as stage.add_mask applies it';
+REVOKE ALL ON FUNCTION stage.mask(text, text, jsonb) FROM PUBLIC;
+
+CREATE FUNCTION stage.mask_hash(value text, secret text DEFAULT 'default',
+								length integer DEFAULT 0, encoding text DEFAULT 'hex')
+RETURNS text LANGUAGE c STABLE STRICT
+AS 'MODULE_PATHNAME', 'stage_mask_hash';
+REVOKE ALL ON FUNCTION stage.mask_hash(text, text, integer, text) FROM PUBLIC;
+
+CREATE FUNCTION stage.pseudonymize(value text, secret text DEFAULT 'default',
+								   kind text DEFAULT 'auto', keep_domain boolean DEFAULT true)
+RETURNS text LANGUAGE c STABLE STRICT
+AS 'MODULE_PATHNAME', 'stage_pseudonymize';
+REVOKE ALL ON FUNCTION stage.pseudonymize(text, text, text, boolean) FROM PUBLIC;
+
+CREATE FUNCTION stage.mask_phone(value text, keep integer DEFAULT 4, fill text DEFAULT '*')
+RETURNS text LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'stage_mask_phone';
+
+CREATE FUNCTION stage.redact(value text, pattern text, replacement text DEFAULT '[redacted]',
+							 flags text DEFAULT '')
+RETURNS text LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'stage_redact';
+
+CREATE FUNCTION stage.redact_pii(value text, kinds text[] DEFAULT NULL,
+								 replacement text DEFAULT NULL)
+RETURNS text LANGUAGE c IMMUTABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'stage_redact_pii';
+
+CREATE FUNCTION stage.mask_generalize(value text, unit text)
+RETURNS text LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'stage_mask_generalize_text';
+
+CREATE FUNCTION stage.mask_generalize(value date, unit text)
+RETURNS date LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'stage_mask_generalize_date';
+
+CREATE FUNCTION stage.mask_generalize(value timestamp, unit text)
+RETURNS timestamp LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'stage_mask_generalize_timestamp';
+
+/* truncated in the session's time zone: STABLE */
+CREATE FUNCTION stage.mask_generalize(value timestamptz, unit text)
+RETURNS timestamptz LANGUAGE c STABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'stage_mask_generalize_timestamptz';
+
+CREATE FUNCTION stage.mask_generalize(value numeric, bucket numeric)
+RETURNS numeric LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'stage_mask_generalize_numeric';
+
+/* fresh noise on every call */
+CREATE FUNCTION stage.mask_noise(value numeric, ratio double precision)
+RETURNS numeric LANGUAGE c VOLATILE STRICT
+AS 'MODULE_PATHNAME', 'stage_mask_noise';
+
+/* seeded: the same value always gets the same noise */
+CREATE FUNCTION stage.mask_noise(value numeric, ratio double precision, seed bigint)
+RETURNS numeric LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'stage_mask_noise';
+
+/* keyed: the same value always gets the same noise, unknown without the secret */
+CREATE FUNCTION stage.mask_noise(value numeric, ratio double precision, secret text)
+RETURNS numeric LANGUAGE c STABLE STRICT
+AS 'MODULE_PATHNAME', 'stage_mask_noise_keyed';
+REVOKE ALL ON FUNCTION stage.mask_noise(numeric, double precision, text) FROM PUBLIC;
+
+/* ------------------------------------------------------- token vault */
+
+/*
+ * The tokens of the tokenize mask: one per (secret, value), unique.  The
+ * digest is HMAC-SHA256(secret, value); only the extension owner reads or
+ * writes the table (C code switches to it for the batch's one INSERT and
+ * one lookup).  Dumps include it: tokens in target tables stay reversible
+ * after a restore, and the dump holds the raw values.
+ */
+CREATE TABLE stage.token_vault (
+	secret			text NOT NULL,
+	digest			bytea NOT NULL,
+	token			text NOT NULL UNIQUE,
+	value			text NOT NULL,
+	created_at		timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	PRIMARY KEY (secret, digest)
+);
+REVOKE ALL ON stage.token_vault FROM PUBLIC;
+ALTER TABLE stage.token_vault ENABLE ROW LEVEL SECURITY;
+SELECT pg_catalog.pg_extension_config_dump('stage.token_vault', '');
+COMMENT ON TABLE stage.token_vault IS 'tokens of the tokenize mask and the values behind them: extension owner only';
+
+CREATE FUNCTION stage.tokenize(value text, secret text DEFAULT 'default')
+RETURNS text LANGUAGE c VOLATILE STRICT
+AS 'MODULE_PATHNAME', 'stage_tokenize';
+REVOKE ALL ON FUNCTION stage.tokenize(text, text) FROM PUBLIC;
+
+CREATE FUNCTION stage.detokenize(token text)
+RETURNS text LANGUAGE c STABLE STRICT
+AS 'MODULE_PATHNAME', 'stage_detokenize';
+COMMENT ON FUNCTION stage.detokenize(text) IS
+	'the value behind a token: superusers and roles granted the token''s secret only';
+REVOKE ALL ON FUNCTION stage.detokenize(text) FROM PUBLIC;
+
+/* -------------------------------------------------- masks on columns */
+
+/*
+ * Every stored mask is checked against its column (type, length, NOT NULL)
+ * however it is stored (add_mask, set_contract): a mask whose output the
+ * column refuses would send every row to quarantine.
+ */
+CREATE FUNCTION stage._mask_check() RETURNS trigger LANGUAGE c
+AS 'MODULE_PATHNAME', 'stage_mask_check';
+CREATE TRIGGER mask_check BEFORE INSERT OR UPDATE ON stage.mask
+	FOR EACH ROW EXECUTE FUNCTION stage._mask_check();
+
+/* ----------------------------------------------------------- secrets */
+
+/*
+ * Checks on every write of stage.secret, before the table's own
+ * constraints: a violated constraint would print the failing row, key
+ * included, in the error and the server log.
+ */
+CREATE FUNCTION stage._secret_check() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF NEW.name IS NULL OR NEW.name OPERATOR(pg_catalog.!~) '^[A-Za-z_][A-Za-z0-9_.-]{0,62}$' THEN
+		RAISE EXCEPTION 'invalid secret name'
+			USING ERRCODE = 'invalid_name',
+				  HINT = 'A secret name is 1 to 63 letters, digits, _, . or -, starting with a letter or _.';
+	END IF;
+	IF NEW.key IS NULL OR pg_catalog.length(NEW.key) OPERATOR(pg_catalog.<) 16
+	   OR pg_catalog.length(NEW.key) OPERATOR(pg_catalog.>) 1024 THEN
+		RAISE EXCEPTION 'a secret key must be 16 to 1024 bytes long'
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = 'No part of the key is shown in this message.',
+				  HINT = 'Omit the key for a random one of 32 bytes.';
+	END IF;
+	IF NEW.users IS NULL THEN
+		NEW.users := '{}';
+	END IF;
+	RETURN NEW;
+END
+$$;
+CREATE TRIGGER secret_check BEFORE INSERT OR UPDATE ON stage.secret
+	FOR EACH ROW EXECUTE FUNCTION stage._secret_check();
+
+CREATE FUNCTION stage._decode_key(bytes bytea, format text)
+RETURNS bytea LANGUAGE c IMMUTABLE STRICT
+AS 'MODULE_PATHNAME', 'stage_decode_key';
+REVOKE ALL ON FUNCTION stage._decode_key(bytea, text) FROM PUBLIC;
+
+/*
+ * Import a key without writing it into any statement: from a large object
+ * the client created (psql: \lo_import key.bin, then
+ * SELECT stage.import_secret('name', :LASTOID)).  The large object is
+ * unlinked afterwards.  The key travels as large-object data, never as
+ * statement text, so it is not in pg_stat_activity, the server log (also
+ * with log_statement = all) or a plan.
+ */
+CREATE FUNCTION stage.import_secret(name text, key_object oid, format text DEFAULT 'raw')
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	INSERT INTO stage.secret (name, key)
+	VALUES (import_secret.name, stage._decode_key(pg_catalog.lo_get(key_object), format));
+	PERFORM pg_catalog.lo_unlink(key_object);
+EXCEPTION WHEN unique_violation THEN
+	RAISE EXCEPTION 'secret "%" already exists', import_secret.name
+		USING ERRCODE = 'duplicate_object',
+			  HINT = 'Choose another name; a secret is never replaced in place (see docs/masking.md, rotation).';
+END
+$$;
+REVOKE ALL ON FUNCTION stage.import_secret(text, oid, text) FROM PUBLIC;
+
+/* the same from a file on the database server (superuser, or pg_read_server_files) */
+CREATE FUNCTION stage.import_secret_file(name text, path text, format text DEFAULT 'raw')
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	INSERT INTO stage.secret (name, key)
+	VALUES (import_secret_file.name, stage._decode_key(pg_catalog.pg_read_binary_file(path), format));
+EXCEPTION WHEN unique_violation THEN
+	RAISE EXCEPTION 'secret "%" already exists', import_secret_file.name
+		USING ERRCODE = 'duplicate_object',
+			  HINT = 'Choose another name; a secret is never replaced in place (see docs/masking.md, rotation).';
+END
+$$;
+REVOKE ALL ON FUNCTION stage.import_secret_file(text, text, text) FROM PUBLIC;
+
+/*
+ * Drop a secret no mask uses any more.  Its tokens are dropped too when
+ * drop_tokens is set, which makes every token issued under it
+ * irreversible for good (crypto-shredding); otherwise a secret with tokens
+ * is kept.
+ */
+CREATE FUNCTION stage.drop_secret(name text, drop_tokens boolean DEFAULT false)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	users text;
+	ntokens bigint;
+BEGIN
+	SELECT pg_catalog.string_agg(DISTINCT p.name, ', ') INTO users
+	  FROM stage.mask m JOIN stage.pipeline p USING (pipeline_id)
+	 WHERE (m.method OPERATOR(pg_catalog.=) ANY (ARRAY['hash', 'pseudonym', 'tokenize'])
+			AND COALESCE(m.args OPERATOR(pg_catalog.->>) 'secret', 'default') OPERATOR(pg_catalog.=) drop_secret.name)
+		OR (m.method OPERATOR(pg_catalog.=) 'noise'
+			AND m.args OPERATOR(pg_catalog.->>) 'secret' OPERATOR(pg_catalog.=) drop_secret.name);
+	IF users IS NOT NULL THEN
+		RAISE EXCEPTION 'secret "%" is used by masks of pipeline %', drop_secret.name, users
+			USING ERRCODE = 'dependent_objects_still_exist',
+				  HINT = 'Change those masks first (stage.add_mask with another secret).';
+	END IF;
+	SELECT pg_catalog.count(*) INTO ntokens FROM stage.token_vault v
+	 WHERE v.secret OPERATOR(pg_catalog.=) drop_secret.name;
+	IF ntokens OPERATOR(pg_catalog.>) 0 AND NOT drop_tokens THEN
+		RAISE EXCEPTION 'secret "%" has tokens in the vault (%)', drop_secret.name, ntokens
+			USING ERRCODE = 'dependent_objects_still_exist',
+				  HINT = 'Pass drop_tokens => true to drop them with it: its tokens can then never be reversed.';
+	END IF;
+	DELETE FROM stage.token_vault v WHERE v.secret OPERATOR(pg_catalog.=) drop_secret.name;
+	DELETE FROM stage.secret s WHERE s.name OPERATOR(pg_catalog.=) drop_secret.name;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'secret "%" does not exist', drop_secret.name
+			USING ERRCODE = 'undefined_object';
+	END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION stage.drop_secret(text, boolean) FROM PUBLIC;
+
+/* -------------------------------------------- quarantine, as shown */
+
+/*
+ * raw_data of stage.quarantine_log (rows as they landed) is not readable by
+ * PUBLIC.  Each pipeline owner role is granted SELECT on it while it owns a
+ * pipeline (row-level security still shows it its own pipelines' rows
+ * only), so owners, replay and the worker running as the owner read raw
+ * rows; an analyst, a producer or anyone else is refused (42501).
+ */
+CREATE FUNCTION stage._raw_access() RETURNS trigger LANGUAGE c
+AS 'MODULE_PATHNAME', 'stage_raw_access';
+CREATE TRIGGER raw_access AFTER INSERT OR DELETE ON stage.pipeline
+	FOR EACH ROW EXECUTE FUNCTION stage._raw_access();
+
+CREATE FUNCTION stage._quarantine(pipeline_id integer)
+RETURNS TABLE(landing_id bigint, batch_id bigint, contract_version integer, source text,
+			  received_at timestamptz, row_data jsonb, reasons jsonb,
+			  quarantined_at timestamptz)
+LANGUAGE c VOLATILE STRICT
+AS 'MODULE_PATHNAME', 'stage_quarantine_rows';
+COMMENT ON FUNCTION stage._quarantine(integer) IS
+	'a pipeline''s quarantined rows for its owner and stage_analyst members, masked with the current masks';
+
+CREATE FUNCTION stage.quarantine_raw(pipeline text)
+RETURNS TABLE(landing_id bigint, batch_id bigint, contract_version integer, raw_data jsonb,
+			  reasons jsonb, quarantined_at timestamptz)
+LANGUAGE c STABLE STRICT
+AS 'MODULE_PATHNAME', 'stage_quarantine_raw';
+COMMENT ON FUNCTION stage.quarantine_raw(text) IS
+	'a pipeline''s quarantined rows as they landed: members of the owner role and superusers only';
+
+CREATE FUNCTION stage._quarantine_count(pipeline_id integer, since timestamptz DEFAULT NULL)
+RETURNS bigint LANGUAGE c STABLE
+AS 'MODULE_PATHNAME', 'stage_quarantine_count';
+COMMENT ON FUNCTION stage._quarantine_count(integer, timestamptz) IS
+	'how many rows of a pipeline are in quarantine, for those who may read it (else NULL)';
+
+/*
+ * The quarantine and its daily summary, for owners (their pipelines),
+ * stage_analyst members (every pipeline) and superusers; masked columns
+ * show masked with their current mask, also on rows quarantined before it
+ * was set.
+ */
+CREATE VIEW stage.quarantine WITH (security_invoker = true) AS
+SELECT p.name AS pipeline, q.batch_id, q.landing_id, q.contract_version,
+	   q.reasons OPERATOR(pg_catalog.->) 0 OPERATOR(pg_catalog.->>) 'rule' AS rule_name,
+	   q.reasons OPERATOR(pg_catalog.->) 0 OPERATOR(pg_catalog.->>) 'kind' AS kind,
+	   q.reasons OPERATOR(pg_catalog.->) 0 OPERATOR(pg_catalog.->>) 'column' AS column_name,
+	   q.reasons OPERATOR(pg_catalog.->) 0 OPERATOR(pg_catalog.->>) 'message' AS message,
+	   q.reasons, q.row_data, q.source, q.received_at, q.quarantined_at
+  FROM stage.pipeline p
+ CROSS JOIN LATERAL stage._quarantine(p.pipeline_id) q;
+
+CREATE VIEW stage.dlq_summary WITH (security_invoker = true) AS
+SELECT p.name AS pipeline, r.value OPERATOR(pg_catalog.->>) 'rule' AS rule_name,
+	   r.value OPERATOR(pg_catalog.->>) 'kind' AS kind,
+	   r.value OPERATOR(pg_catalog.->>) 'column' AS column_name,
+	   pg_catalog.date_trunc('day', q.quarantined_at) AS day,
+	   pg_catalog.count(*) AS failures,
+	   pg_catalog.count(DISTINCT q.landing_id) AS rows
+  FROM stage.pipeline p
+ CROSS JOIN LATERAL stage._quarantine(p.pipeline_id) q
+ CROSS JOIN LATERAL pg_catalog.jsonb_array_elements(q.reasons) r
+ GROUP BY 1, 2, 3, 4, 5;
+
+GRANT SELECT ON stage.quarantine, stage.dlq_summary TO PUBLIC;
+
+/* ------------------------------------------------------------- roles */
+
+/*
+ * Create (or check) the documented group roles, NOLOGIN:
+ *   stage_producer  lands rows: give it a pipeline's landing table with
+ *                   stage.grant_producer(pipeline, 'stage_producer');
+ *   stage_analyst   reads the health views and the quarantine of every
+ *                   pipeline, masked columns masked (stage.quarantine,
+ *                   stage.dlq_summary, stage.health where it exists); never
+ *                   raw values, secrets or the vault.
+ * Grant them to login roles: GRANT stage_analyst TO alice.  Run again after
+ * an upgrade that adds views; existing roles are kept (and checked).
+ */
+CREATE FUNCTION stage.create_roles()
+RETURNS TABLE(role_name name, created boolean)
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	r text;
+	v text;
+BEGIN
+	FOREACH r IN ARRAY ARRAY['stage_producer', 'stage_analyst'] LOOP
+		role_name := r;
+		created := NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles x WHERE x.rolname OPERATOR(pg_catalog.=) r);
+		IF created THEN
+			EXECUTE pg_catalog.format('CREATE ROLE %I NOLOGIN', r);
+		ELSIF EXISTS (SELECT 1 FROM pg_catalog.pg_roles x
+					   WHERE x.rolname OPERATOR(pg_catalog.=) r
+						 AND (x.rolsuper OR x.rolcanlogin OR x.rolcreaterole OR x.rolbypassrls)) THEN
+			RAISE EXCEPTION 'role "%" exists and is not a plain group role', r
+				USING ERRCODE = 'invalid_role_specification',
+					  HINT = 'It must be NOLOGIN, without SUPERUSER, CREATEROLE or BYPASSRLS; drop or alter it first.';
+		END IF;
+		RETURN NEXT;
+	END LOOP;
+	GRANT USAGE ON SCHEMA stage TO stage_producer, stage_analyst;
+	GRANT USAGE ON SCHEMA stage_landing TO stage_producer;
+	FOREACH v IN ARRAY ARRAY['stage.pipelines', 'stage.batches', 'stage.rule_stats', 'stage.lineage',
+							 'stage.quarantine', 'stage.dlq_summary', 'stage.health'] LOOP
+		IF pg_catalog.to_regclass(v) IS NOT NULL THEN
+			EXECUTE pg_catalog.format('GRANT SELECT ON %s TO stage_analyst', v);
+		END IF;
+	END LOOP;
+END
+$$;
+REVOKE ALL ON FUNCTION stage.create_roles() FROM PUBLIC;
+COMMENT ON FUNCTION stage.create_roles() IS
+	'creates the group roles stage_producer and stage_analyst (NOLOGIN) and grants them what they need';
+
+/* ---------------------------------------------------------- the worker */
+
+CREATE FUNCTION stage.start_worker()
+RETURNS integer LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'stage_start_worker';
+COMMENT ON FUNCTION stage.start_worker() IS
+	'starts one more stage worker for the current database; returns its pid';
+REVOKE ALL ON FUNCTION stage.start_worker() FROM PUBLIC;
+
+CREATE FUNCTION stage._workers()
+RETURNS TABLE(pid integer, database text, state text, pipeline text, batch_id bigint,
+			  last_error text, batches bigint, rows bigint, started_at timestamptz,
+			  last_batch_at timestamptz, dynamic boolean)
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'stage_workers';
+
+CREATE VIEW stage.workers WITH (security_invoker = true) AS
+SELECT w.pid, w.database, w.state, w.pipeline, w.batch_id, w.last_error,
+	   w.batches, w.rows, w.started_at, w.last_batch_at,
+	   CASE WHEN w.dynamic THEN 'stage.start_worker()' ELSE 'stage.databases' END AS started_by
+  FROM stage._workers() w;
+GRANT SELECT ON stage.workers TO PUBLIC;
+
+/* ------------------------------------------------------------ health */
+
+/*
+ * The staging SLIs per pipeline, over the last hour of batches (and the
+ * whole quarantine for the DLQ): what a dashboard or an alert reads.
+ * Rates are fractions of the rows the batches took.  Runs as the invoker:
+ * row-level security shows each role the batches it may see.
+ */
+CREATE VIEW stage.health WITH (security_invoker = true) AS
+WITH recent AS (
+	SELECT b.*
+	  FROM stage.batch b
+	 WHERE b.finished_at OPERATOR(pg_catalog.>) (pg_catalog.now() OPERATOR(pg_catalog.-) '1 hour'::interval)
+), per_pipeline AS (
+	SELECT r.pipeline_id,
+		   pg_catalog.count(*) FILTER (WHERE r.kind OPERATOR(pg_catalog.=) 'batch') AS batches,
+		   pg_catalog.count(*) FILTER (WHERE r.status OPERATOR(pg_catalog.=) 'failed') AS failed_batches,
+		   pg_catalog.count(*) FILTER (WHERE r.status OPERATOR(pg_catalog.=) 'held') AS held_batches,
+		   pg_catalog.sum(r.rows_in) FILTER (WHERE r.kind OPERATOR(pg_catalog.=) 'batch'
+											 AND r.status OPERATOR(pg_catalog.=) 'done') AS rows_in,
+		   pg_catalog.sum(r.rows_clean) FILTER (WHERE r.kind OPERATOR(pg_catalog.=) 'batch'
+												AND r.status OPERATOR(pg_catalog.=) 'done') AS rows_clean,
+		   pg_catalog.sum(r.rows_quarantined) FILTER (WHERE r.kind OPERATOR(pg_catalog.=) 'batch'
+													  AND r.status OPERATOR(pg_catalog.=) 'done') AS rows_quarantined,
+		   pg_catalog.sum(r.rows_duplicate) FILTER (WHERE r.kind OPERATOR(pg_catalog.=) 'batch'
+													AND r.status OPERATOR(pg_catalog.=) 'done') AS rows_duplicate,
+		   pg_catalog.sum(r.rows_drift) AS rows_drift,
+		   pg_catalog.sum(r.rows_in) FILTER (WHERE r.kind OPERATOR(pg_catalog.=) 'replay') AS replayed,
+		   pg_catalog.sum(r.rows_clean) FILTER (WHERE r.kind OPERATOR(pg_catalog.=) 'replay') AS replayed_clean,
+		   /* row-weighted: a fair summary of per-batch percentiles */
+		   pg_catalog.sum(r.latency_p50_ms OPERATOR(pg_catalog.*) r.rows_in)
+			 OPERATOR(pg_catalog./) NULLIF(pg_catalog.sum(r.rows_in) FILTER (WHERE r.latency_p50_ms IS NOT NULL), 0) AS latency_p50_ms,
+		   pg_catalog.max(r.latency_p95_ms) AS latency_p95_ms,
+		   pg_catalog.sum(EXTRACT(epoch FROM r.finished_at OPERATOR(pg_catalog.-) r.started_at))
+			 OPERATOR(pg_catalog./) NULLIF(pg_catalog.sum(r.rows_in), 0) AS seconds_per_row,
+		   pg_catalog.max(r.finished_at) AS last_batch_at
+	  FROM recent r
+	 GROUP BY r.pipeline_id
+), type_failures AS (
+	SELECT b.pipeline_id, pg_catalog.sum(s.failed) AS failed
+	  FROM recent b JOIN stage.batch_rule_stat s USING (batch_id)
+	 WHERE s.kind OPERATOR(pg_catalog.=) 'type' AND b.kind OPERATOR(pg_catalog.=) 'batch'
+	 GROUP BY b.pipeline_id
+), dlq AS (
+	/* counted for whoever may read the quarantine, analysts included */
+	SELECT x.pipeline_id, stage._quarantine_count(x.pipeline_id) AS size,
+		   stage._quarantine_count(x.pipeline_id,
+								   pg_catalog.now() OPERATOR(pg_catalog.-) '1 day'::interval) AS growth_24h
+	  FROM stage.pipeline x
+)
+SELECT p.name AS pipeline, p.enabled, p.paused_reason,
+	   COALESCE(pp.batches, 0) AS batches_1h,
+	   COALESCE(pp.failed_batches, 0) AS failed_batches_1h,
+	   COALESCE(pp.held_batches, 0) AS held_batches_1h,
+	   COALESCE(pp.rows_in, 0) AS rows_1h,
+	   /* ingest: batches that completed, of those attempted */
+	   ((pp.batches OPERATOR(pg_catalog.-) pp.failed_batches)::double precision
+		 OPERATOR(pg_catalog./) NULLIF(pp.batches, 0)) AS ingest_success_rate,
+	   pp.rows_clean::double precision OPERATOR(pg_catalog./) NULLIF(pp.rows_in, 0) AS validation_pass_rate,
+	   pp.rows_duplicate::double precision OPERATOR(pg_catalog./) NULLIF(pp.rows_in, 0) AS duplicate_rate,
+	   (COALESCE(tf.failed, 0) OPERATOR(pg_catalog.+) COALESCE(pp.rows_drift, 0))::double precision
+		 OPERATOR(pg_catalog./) NULLIF(pp.rows_in, 0) AS schema_violation_rate,
+	   pp.replayed_clean::double precision OPERATOR(pg_catalog./) NULLIF(pp.replayed, 0) AS replay_success_rate,
+	   pp.latency_p50_ms AS handoff_latency_p50_ms,
+	   pp.latency_p95_ms AS handoff_latency_p95_ms,
+	   (pp.seconds_per_row OPERATOR(pg_catalog.*) 1000000)::double precision AS microseconds_per_row,
+	   COALESCE(d.size, 0) AS dlq_size,
+	   COALESCE(d.growth_24h, 0) AS dlq_growth_24h,
+	   p.retention,
+	   pp.last_batch_at
+  FROM stage.pipeline p
+  LEFT JOIN per_pipeline pp USING (pipeline_id)
+  LEFT JOIN type_failures tf USING (pipeline_id)
+  LEFT JOIN dlq d USING (pipeline_id);
+GRANT SELECT ON stage.health TO PUBLIC;
+
+/* rows of a pipeline's landing table not yet taken by a batch */
+CREATE FUNCTION stage.backlog(pipeline text)
+RETURNS bigint
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	p stage.pipeline := stage._pipeline(pipeline, true);
+	n bigint;
+BEGIN
+	EXECUTE pg_catalog.format(
+		'SELECT pg_catalog.count(*) FROM %s l
+		  WHERE l._stage_txid OPERATOR(pg_catalog.>=) pg_catalog.pg_snapshot_xmin($1)
+			AND NOT pg_catalog.pg_visible_in_snapshot(l._stage_txid, $1)
+			AND ($2 IS NULL OR NOT pg_catalog.pg_visible_in_snapshot(l._stage_txid, $2)
+				 OR ROW(l._stage_txid, l._stage_id) OPERATOR(pg_catalog.>) ROW($3, $4))',
+		p.landing)
+	INTO n USING p.win_lo, p.win_hi, p.cur_txid, p.cur_id;
+	RETURN n;
+END
+$$;
+
+/*
+ * The SLIs in Prometheus text exposition format, for postgres_exporter's
+ * custom queries or a scrape proxy: one family per metric, each with its
+ * HELP and TYPE lines, one sample per pipeline.
+ */
+CREATE FUNCTION stage.metrics()
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	out text := '';
+	fam record;
+	h record;
+	v text;
+BEGIN
+	FOR fam IN SELECT * FROM (VALUES
+		(1, 'stage_rows_1h', 'Landing rows taken by batches in the last hour.'),
+		(2, 'stage_rows_clean_1h', 'Rows moved to the target by batches in the last hour.'),
+		(3, 'stage_rows_quarantined_1h', 'Rows quarantined by batches in the last hour (DLQ growth over the hour).'),
+		(4, 'stage_batches_1h', 'Batches attempted in the last hour.'),
+		(5, 'stage_batches_failed_1h', 'Batches that failed in the last hour.'),
+		(6, 'stage_batches_held_1h', 'Batches held (max_reject_ratio or drift) in the last hour.'),
+		(7, 'stage_validation_pass_rate', 'Share of the last hour''s rows that passed the contract.'),
+		(8, 'stage_duplicate_rate', 'Share of the last hour''s rows resolved as duplicates.'),
+		(9, 'stage_schema_violation_rate', 'Type failures and drifting payloads per row taken, last hour.'),
+		(10, 'stage_handoff_latency_p50_seconds', 'Median time from landing to the target, last hour.'),
+		(11, 'stage_handoff_latency_p95_seconds', '95th percentile time from landing to the target, last hour.'),
+		(12, 'stage_dlq_size', 'Rows in quarantine.'),
+		(13, 'stage_dlq_growth_24h', 'Rows quarantined in the last 24 hours.'),
+		(14, 'stage_pipeline_enabled', '1 when the pipeline runs, 0 when paused or held.')
+	) AS f(n, name, help) ORDER BY n
+	LOOP
+		out := out OPERATOR(pg_catalog.||) pg_catalog.format(E'# HELP %s %s\n# TYPE %s gauge\n',
+															 fam.name, fam.help, fam.name);
+		FOR h IN SELECT * FROM stage.health ORDER BY pipeline LOOP
+			v := CASE fam.n
+				WHEN 1 THEN h.rows_1h::text
+				WHEN 2 THEN COALESCE((SELECT pg_catalog.sum(b.rows_clean) FROM stage.batches b
+									   WHERE b.pipeline OPERATOR(pg_catalog.=) h.pipeline
+										 AND b.kind OPERATOR(pg_catalog.=) 'batch'
+										 AND b.status OPERATOR(pg_catalog.=) 'done'
+										 AND b.finished_at OPERATOR(pg_catalog.>) (pg_catalog.now() OPERATOR(pg_catalog.-) '1 hour'::interval)), 0)::text
+				WHEN 3 THEN COALESCE((SELECT pg_catalog.sum(b.rows_quarantined) FROM stage.batches b
+									   WHERE b.pipeline OPERATOR(pg_catalog.=) h.pipeline
+										 AND b.kind OPERATOR(pg_catalog.=) 'batch'
+										 AND b.status OPERATOR(pg_catalog.=) 'done'
+										 AND b.finished_at OPERATOR(pg_catalog.>) (pg_catalog.now() OPERATOR(pg_catalog.-) '1 hour'::interval)), 0)::text
+				WHEN 4 THEN h.batches_1h::text
+				WHEN 5 THEN h.failed_batches_1h::text
+				WHEN 6 THEN h.held_batches_1h::text
+				WHEN 7 THEN h.validation_pass_rate::text
+				WHEN 8 THEN h.duplicate_rate::text
+				WHEN 9 THEN h.schema_violation_rate::text
+				WHEN 10 THEN (h.handoff_latency_p50_ms OPERATOR(pg_catalog./) 1000)::text
+				WHEN 11 THEN (h.handoff_latency_p95_ms OPERATOR(pg_catalog./) 1000)::text
+				WHEN 12 THEN h.dlq_size::text
+				WHEN 13 THEN h.dlq_growth_24h::text
+				WHEN 14 THEN CASE WHEN h.enabled THEN '1' ELSE '0' END
+			END;
+			out := out OPERATOR(pg_catalog.||) pg_catalog.format(E'%s{pipeline="%s"} %s\n', fam.name,
+				pg_catalog.replace(pg_catalog.replace(h.pipeline, E'\\', E'\\\\'), '"', E'\\"'),
+				COALESCE(v, 'NaN'));
+		END LOOP;
+	END LOOP;
+	out := out OPERATOR(pg_catalog.||) E'# HELP stage_workers Running stage background workers.\n'
+		OPERATOR(pg_catalog.||) E'# TYPE stage_workers gauge\n'
+		OPERATOR(pg_catalog.||) 'stage_workers ' OPERATOR(pg_catalog.||)
+		(SELECT pg_catalog.count(*) FROM stage.workers)::text OPERATOR(pg_catalog.||) E'\n';
+	RETURN out;
+END
+$$;
+
+/* ------------------------------------------------- OpenLineage outbox */
+
+/*
+ * Batches as OpenLineage run events, in batch order after a cursor: a
+ * shipper (a small script, or a postgres_exporter-like poller) reads the
+ * events after the last batch id it shipped, sends them, and keeps the new
+ * cursor.  Nothing is deleted: the events are derived from stage.batch and
+ * its rule statistics, so the outbox is as durable as the batch history.
+ *
+ * Mapping: a batch is a run (runId is a UUID derived from the database and
+ * the batch id, stable across calls); the pipeline is the job, its
+ * contract version the job's version facet; the landing table is the
+ * input, the target and the quarantine are the outputs with their row
+ * counts; each rule's result in the batch is a data-quality assertion on
+ * the input.  Done batches are COMPLETE, failed ones FAIL, held ones ABORT.
+ */
+CREATE FUNCTION stage.openlineage_events(since_batch_id bigint DEFAULT 0,
+										 max_events integer DEFAULT 1000)
+RETURNS TABLE(batch_id bigint, event jsonb)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT b.batch_id,
+		   pg_catalog.jsonb_build_object(
+			'eventType', CASE b.status WHEN 'done' THEN 'COMPLETE'
+									   WHEN 'failed' THEN 'FAIL' ELSE 'ABORT' END,
+			'eventTime', pg_catalog.to_char(pg_catalog.timezone('UTC', b.finished_at),
+											'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+			'producer', 'urn:stage:0.1',
+			'schemaURL', 'https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent',
+			'run', pg_catalog.jsonb_build_object(
+				'runId', (pg_catalog.md5(pg_catalog.current_database() OPERATOR(pg_catalog.||) '/'
+										 OPERATOR(pg_catalog.||) b.batch_id::text))::uuid,
+				'facets', pg_catalog.jsonb_build_object(
+					'stage_batch', pg_catalog.jsonb_build_object(
+						'kind', b.kind, 'status', b.status,
+						'rows_in', b.rows_in, 'rows_clean', b.rows_clean,
+						'rows_quarantined', b.rows_quarantined,
+						'rows_duplicate', b.rows_duplicate, 'rows_warned', b.rows_warned,
+						'started_at', b.started_at, 'error', b.error, 'sqlstate', b.sqlstate))),
+			'job', pg_catalog.jsonb_build_object(
+				'namespace', 'stage://' OPERATOR(pg_catalog.||) pg_catalog.current_database(),
+				'name', p.name,
+				'facets', pg_catalog.jsonb_build_object(
+					'stage_contract', pg_catalog.jsonb_build_object('version', b.contract_version))),
+			'inputs', pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
+				'namespace', 'postgres://' OPERATOR(pg_catalog.||) pg_catalog.current_database(),
+				'name', p.landing::text,
+				'inputFacets', pg_catalog.jsonb_build_object(
+					'dataQualityAssertions', pg_catalog.jsonb_build_object(
+						'assertions', COALESCE((
+							SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+									'assertion', s.rule_name, 'column', s.column_name,
+									'success', s.failed OPERATOR(pg_catalog.=) 0)
+									ORDER BY s.rule_name)
+							  FROM stage.batch_rule_stat s
+							 WHERE s.batch_id OPERATOR(pg_catalog.=) b.batch_id), '[]'))))),
+			'outputs', pg_catalog.jsonb_build_array(
+				pg_catalog.jsonb_build_object(
+					'namespace', 'postgres://' OPERATOR(pg_catalog.||) pg_catalog.current_database(),
+					'name', p.target::text,
+					'outputFacets', pg_catalog.jsonb_build_object(
+						'outputStatistics', pg_catalog.jsonb_build_object('rowCount', b.rows_clean))),
+				pg_catalog.jsonb_build_object(
+					'namespace', 'postgres://' OPERATOR(pg_catalog.||) pg_catalog.current_database(),
+					'name', 'stage.quarantine_log',
+					'outputFacets', pg_catalog.jsonb_build_object(
+						'outputStatistics', pg_catalog.jsonb_build_object('rowCount', b.rows_quarantined)))))
+	  FROM stage.batch b JOIN stage.pipeline p USING (pipeline_id)
+	 WHERE b.batch_id OPERATOR(pg_catalog.>) COALESCE(since_batch_id, 0)
+	 ORDER BY b.batch_id
+	 LIMIT COALESCE(max_events, 1000)
+$$;
+COMMENT ON FUNCTION stage.openlineage_events(bigint, integer) IS
+	'batches after a cursor as OpenLineage run events (the lineage outbox)';

@@ -1,0 +1,76 @@
+/*
+ * stage--0.1--0.2.sql: update an installation of 0.1 to 0.2.
+ *
+ * Built from sql/stage--0.1--0.2/ (this prologue and the epilogue) around
+ * the function and view definitions of the 0.2 pieces (sql/stage--0.2/05
+ * to 90, with CREATE turned into CREATE OR REPLACE, which in an extension
+ * script only ever replaces the extension's own objects).  The test
+ * "update" checks that an updated 0.1 and a fresh 0.2 have the same
+ * objects and privileges (pg_dump --schema-only compared).
+ *
+ * What changes: the catalog belongs to the catalog owner alone (no
+ * privileges, no row-level security policies for anyone else), the API
+ * runs through gates, landing tables belong to the catalog owner, schema
+ * stage becomes a member of the extension, which itself moves to
+ * pg_catalog (as a fresh 0.2 is installed), quarantine reasons record
+ * whose text their message is.
+ */
+
+\echo Use "ALTER EXTENSION stage UPDATE TO '0.2'" to load this file. \quit
+
+/* -------------------------------------------- the extension's schema */
+
+/*
+ * 0.1 was installed into schema stage, created by CREATE EXTENSION and not
+ * a member of the extension.  0.2 creates both schemas itself and lives in
+ * pg_catalog: move the extension there and make stage a member, as a
+ * fresh install has it.
+ */
+UPDATE pg_catalog.pg_extension SET extnamespace = 'pg_catalog'::pg_catalog.regnamespace
+ WHERE extname OPERATOR(pg_catalog.=) 'stage';
+DELETE FROM pg_catalog.pg_depend
+ WHERE classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass
+   AND objid OPERATOR(pg_catalog.=) (SELECT e.oid FROM pg_catalog.pg_extension e
+									  WHERE e.extname OPERATOR(pg_catalog.=) 'stage')
+   AND refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_namespace'::pg_catalog.regclass
+   AND refobjid OPERATOR(pg_catalog.=) 'stage'::pg_catalog.regnamespace
+   AND deptype OPERATOR(pg_catalog.=) 'n';
+ALTER EXTENSION stage ADD SCHEMA stage;
+
+/* ----------------------------------------------- what 0.2 no longer has */
+
+/* owners wrote the catalog under row-level security: no more */
+DROP POLICY read_all ON stage.pipeline;
+DROP POLICY owner_insert ON stage.pipeline;
+DROP POLICY owner_update ON stage.pipeline;
+DROP POLICY owner_delete ON stage.pipeline;
+DROP POLICY owner_write ON stage.rule;
+DROP POLICY read_all ON stage.rule;
+DROP POLICY owner_write ON stage.mask;
+DROP POLICY read_all ON stage.mask;
+DROP POLICY owner_write ON stage.contract_history;
+DROP POLICY read_all ON stage.contract_history;
+DROP POLICY owner_write ON stage.batch;
+DROP POLICY read_all ON stage.batch;
+DROP POLICY owner_write ON stage.quarantine_log;
+DROP POLICY owner_write ON stage.duplicate_log;
+DROP POLICY owner_write ON stage.batch_rule_stat;
+DROP POLICY read_all ON stage.batch_rule_stat;
+DROP FUNCTION stage._owns(integer);
+
+/* raw quarantine rows were granted to owner roles; now read through a function */
+DROP TRIGGER raw_access ON stage.pipeline;
+DROP FUNCTION stage._raw_access();
+
+/* recreated below with their functions */
+DROP TRIGGER mask_check ON stage.mask;
+DROP TRIGGER secret_check ON stage.secret;
+
+/* the validators now take the owner they compile for */
+DROP FUNCTION stage._validate_rule(regclass, text, text, jsonb);
+DROP FUNCTION stage._validate_mask(regclass, text, text, jsonb);
+
+/* withheld server messages are kept for the owners */
+ALTER TABLE stage.quarantine_log ADD COLUMN raw_reasons jsonb;
+COMMENT ON COLUMN stage.quarantine_log.raw_reasons IS NULL;
+

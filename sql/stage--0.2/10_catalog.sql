@@ -1,0 +1,218 @@
+/* ---------------------------------------------------------------- catalog */
+
+CREATE TABLE stage.pipeline (
+	pipeline_id		integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	name			text NOT NULL UNIQUE
+		CHECK (name OPERATOR(pg_catalog.~) '^[a-z_][a-z0-9_]{0,62}$'),
+	target			regclass NOT NULL,
+	landing			regclass,
+	format			text NOT NULL
+		CHECK (format OPERATOR(pg_catalog.=) ANY (ARRAY['columns', 'jsonb'])),
+	key				text[],
+	on_duplicate	text NOT NULL DEFAULT 'skip'
+		CHECK (on_duplicate OPERATOR(pg_catalog.=) ANY (ARRAY['skip', 'update', 'quarantine'])),
+	enabled			boolean NOT NULL DEFAULT true,
+	paused_reason	text,
+	/* above this share of rejected rows a batch is held (NULL: never) */
+	max_reject_ratio double precision
+		CHECK (max_reject_ratio OPERATOR(pg_catalog.>=) 0 AND max_reject_ratio OPERATOR(pg_catalog.<=) 1),
+	/* jsonb format: what to do with schema drift (unknown/missing keys, type changes) */
+	drift			text NOT NULL DEFAULT 'ignore'
+		CHECK (drift OPERATOR(pg_catalog.=) ANY (ARRAY['ignore', 'quarantine', 'hold'])),
+	/* contract version that held a batch; a new version lifts the hold */
+	held_version	integer,
+	/* landing rows older than this leave by stage.purge(), once their batch is done */
+	retention		interval NOT NULL DEFAULT '7 days'
+		CHECK (retention OPERATOR(pg_catalog.>=) '0'::interval),
+	/* consecutive failed batches (worker), and when to try again */
+	failures		integer NOT NULL DEFAULT 0,
+	retry_at		timestamptz,
+	contract_version integer NOT NULL DEFAULT 1,
+	owner			regrole NOT NULL,
+	/* the snapshot window: rows visible in win_hi and not in win_lo */
+	win_lo			pg_snapshot NOT NULL DEFAULT '1:1:',
+	win_hi			pg_snapshot,
+	/* progress inside an open window, in (_stage_txid, _stage_id) order */
+	cur_txid		xid8,
+	cur_id			bigint,
+	created_at		timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE stage.pipeline IS 'one row per pipeline: target, landing table, policies and the open snapshot window';
+
+CREATE TABLE stage.rule (
+	pipeline_id		integer NOT NULL REFERENCES stage.pipeline ON DELETE CASCADE,
+	rule_name		text NOT NULL,
+	column_name		text NOT NULL,
+	kind			text NOT NULL,
+	args			jsonb NOT NULL DEFAULT '{}',
+	severity		text NOT NULL DEFAULT 'reject'
+		CHECK (severity OPERATOR(pg_catalog.=) ANY (ARRAY['reject', 'warn'])),
+	position		integer NOT NULL,
+	PRIMARY KEY (pipeline_id, rule_name)
+);
+
+CREATE TABLE stage.mask (
+	pipeline_id		integer NOT NULL REFERENCES stage.pipeline ON DELETE CASCADE,
+	column_name		text NOT NULL,
+	method			text NOT NULL,
+	args			jsonb NOT NULL DEFAULT '{}',
+	PRIMARY KEY (pipeline_id, column_name)
+);
+
+CREATE TABLE stage.contract_history (
+	pipeline_id		integer NOT NULL REFERENCES stage.pipeline ON DELETE CASCADE,
+	version			integer NOT NULL,
+	contract		jsonb NOT NULL,
+	created_at		timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	created_by		name NOT NULL DEFAULT stage._caller()::text,
+	PRIMARY KEY (pipeline_id, version)
+);
+
+CREATE TABLE stage.batch (
+	batch_id		bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	pipeline_id		integer NOT NULL REFERENCES stage.pipeline ON DELETE CASCADE,
+	contract_version integer NOT NULL,
+	status			text NOT NULL
+		CHECK (status OPERATOR(pg_catalog.=) ANY (ARRAY['done', 'held', 'failed'])),
+	/* 'batch': a chunk of the landing window; 'replay': quarantined rows run again */
+	kind			text NOT NULL DEFAULT 'batch'
+		CHECK (kind OPERATOR(pg_catalog.=) ANY (ARRAY['batch', 'replay'])),
+	/* the chunk (NULL for a batch that failed before it was taken) */
+	win_lo			pg_snapshot,
+	win_hi			pg_snapshot,
+	from_txid		xid8,
+	from_id			bigint,
+	to_txid			xid8,
+	to_id			bigint,
+	first_id		bigint,			/* first and last landing id of the chunk */
+	rows_in			bigint NOT NULL DEFAULT 0,
+	rows_clean		bigint NOT NULL DEFAULT 0,
+	rows_quarantined bigint NOT NULL DEFAULT 0,
+	rows_duplicate	bigint NOT NULL DEFAULT 0,
+	rows_warned		bigint NOT NULL DEFAULT 0,
+	rows_drift		bigint NOT NULL DEFAULT 0,
+	/* handoff latency of the rows, received -> moved, milliseconds */
+	latency_p50_ms	double precision,
+	latency_p95_ms	double precision,
+	latency_p99_ms	double precision,
+	latency_max_ms	double precision,
+	started_at		timestamptz NOT NULL,
+	finished_at		timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+	error			text,
+	sqlstate		text,
+	backend_pid		integer NOT NULL DEFAULT pg_catalog.pg_backend_pid(),
+	run_by			name NOT NULL DEFAULT stage._caller()::text
+);
+CREATE INDEX ON stage.batch (pipeline_id, batch_id);
+
+/*
+ * The outcome tables below are written by the mover in bulk, once per
+ * landing row; they carry no foreign keys (a per-row RI check would cost
+ * more than the row itself).  Their rows are only ever written together
+ * with their batch, in one transaction, and stage.drop_pipeline deletes
+ * them with the pipeline.
+ */
+CREATE TABLE stage.batch_rule_stat (
+	batch_id		bigint NOT NULL,
+	rule_name		text NOT NULL,
+	column_name		text,
+	kind			text NOT NULL,
+	severity		text NOT NULL,
+	checked			bigint NOT NULL,
+	failed			bigint NOT NULL,
+	PRIMARY KEY (batch_id, rule_name)
+);
+
+/* one row per quarantined landing row; the key makes "twice" impossible */
+CREATE TABLE stage.quarantine_log (
+	pipeline_id		integer NOT NULL,
+	landing_id		bigint NOT NULL,
+	batch_id		bigint NOT NULL,
+	contract_version integer NOT NULL,
+	source			text,
+	received_at		timestamptz,
+	row_data		jsonb NOT NULL,	/* masked where the column is masked */
+	raw_data		jsonb NOT NULL,	/* as landed: owner only */
+	raw_payload		jsonb,			/* jsonb format: the payload as landed (owner only) */
+	reasons			jsonb NOT NULL,
+	quarantined_at	timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	/* the reasons with the server messages that were withheld (owner only) */
+	raw_reasons		jsonb,
+	PRIMARY KEY (pipeline_id, landing_id)
+);
+CREATE INDEX ON stage.quarantine_log (batch_id);
+
+/* one row per landing row resolved as a duplicate of an earlier key */
+CREATE TABLE stage.duplicate_log (
+	pipeline_id		integer NOT NULL,
+	landing_id		bigint NOT NULL,
+	batch_id		bigint NOT NULL,
+	PRIMARY KEY (pipeline_id, landing_id)
+);
+CREATE INDEX ON stage.duplicate_log (batch_id);
+
+/* keys for the hash, pseudonym, tokenize and keyed noise masks: catalog owner only */
+CREATE TABLE stage.secret (
+	name			text PRIMARY KEY,
+	key				bytea NOT NULL CHECK (pg_catalog.length(key) OPERATOR(pg_catalog.>=) 16),
+	/* roles that may use it in masks (superusers always may) */
+	users			regrole[] NOT NULL DEFAULT '{}',
+	created_at		timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+
+/*
+ * The tokens of the tokenize mask: one per (secret, value), unique.  The
+ * digest is HMAC-SHA256(secret, value); only the extension owner reads or
+ * writes the table (C code switches to it for the batch's one INSERT and
+ * one lookup).  Dumps include it: tokens in target tables stay reversible
+ * after a restore, and the dump holds the raw values.
+ */
+CREATE TABLE stage.token_vault (
+	secret			text NOT NULL,
+	digest			bytea NOT NULL,
+	token			text NOT NULL UNIQUE,
+	value			text NOT NULL,
+	created_at		timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	PRIMARY KEY (secret, digest)
+);
+COMMENT ON TABLE stage.token_vault IS 'tokens of the tokenize mask and the values behind them: extension owner only';
+
+/*
+ * User data and configuration: pg_dump keeps them (the catalog, history
+ * and quarantine are the users' data too).
+ */
+SELECT pg_catalog.pg_extension_config_dump('stage.pipeline', '');
+SELECT pg_catalog.pg_extension_config_dump('stage.rule', '');
+SELECT pg_catalog.pg_extension_config_dump('stage.mask', '');
+SELECT pg_catalog.pg_extension_config_dump('stage.contract_history', '');
+/* batch history and the quarantine are the users' data too */
+SELECT pg_catalog.pg_extension_config_dump('stage.batch', '');
+SELECT pg_catalog.pg_extension_config_dump('stage.batch_rule_stat', '');
+SELECT pg_catalog.pg_extension_config_dump('stage.quarantine_log', '');
+SELECT pg_catalog.pg_extension_config_dump('stage.duplicate_log', '');
+SELECT pg_catalog.pg_extension_config_dump('stage.secret', '');
+SELECT pg_catalog.pg_extension_config_dump('stage.token_vault', '');
+SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('stage.pipeline', 'pipeline_id'), '');
+SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('stage.batch', 'batch_id'), '');
+
+/*
+ * Only the catalog owner reads or writes these tables: the API (gates,
+ * guard.c) and the views are the way in.  Nothing a pipeline owner could
+ * write here by hand (a mask under someone else's secret, a batch with a
+ * chosen id, a statistic) is possible.
+ */
+REVOKE ALL ON stage.pipeline, stage.rule, stage.mask, stage.contract_history,
+	stage.batch, stage.batch_rule_stat, stage.quarantine_log, stage.duplicate_log,
+	stage.secret, stage.token_vault
+	FROM PUBLIC;
+/* and should one be granted by mistake, no row shows: no policy allows any */
+ALTER TABLE stage.pipeline ENABLE ROW LEVEL SECURITY;
+ALTER TABLE stage.rule ENABLE ROW LEVEL SECURITY;
+ALTER TABLE stage.mask ENABLE ROW LEVEL SECURITY;
+ALTER TABLE stage.contract_history ENABLE ROW LEVEL SECURITY;
+ALTER TABLE stage.batch ENABLE ROW LEVEL SECURITY;
+ALTER TABLE stage.batch_rule_stat ENABLE ROW LEVEL SECURITY;
+ALTER TABLE stage.quarantine_log ENABLE ROW LEVEL SECURITY;
+ALTER TABLE stage.duplicate_log ENABLE ROW LEVEL SECURITY;
+ALTER TABLE stage.secret ENABLE ROW LEVEL SECURITY;
+ALTER TABLE stage.token_vault ENABLE ROW LEVEL SECURITY;

@@ -1,0 +1,273 @@
+/* --------------------------------------------------------------- runs */
+
+CREATE FUNCTION stage.run_batch(pipeline text, max_rows integer DEFAULT NULL)
+RETURNS TABLE(batch_id bigint, rows_in bigint, rows_clean bigint,
+			  rows_quarantined bigint, rows_duplicate bigint, status text)
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'stage_run_batch';
+COMMENT ON FUNCTION stage.run_batch(text, integer) IS
+	'moves the next chunk of committed landing rows to the target or to quarantine, exactly once';
+
+CREATE FUNCTION stage.run_all()
+RETURNS bigint
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'stage_api';
+COMMENT ON FUNCTION stage.run_all() IS 'runs batches for every enabled pipeline the caller owns until none has pending rows; returns rows processed';
+CREATE FUNCTION stage._do_run_all()
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	n bigint := 0;
+	p record;
+	r record;
+	msg text;
+	state text;
+BEGIN
+	/* held pipelines whose contract changed since are taken again */
+	FOR p IN SELECT x.pipeline_id, x.name FROM stage.pipeline x
+			  WHERE (x.enabled OR x.held_version OPERATOR(pg_catalog.<>) x.contract_version)
+				AND (x.retry_at IS NULL OR x.retry_at OPERATOR(pg_catalog.<=) pg_catalog.now())
+				AND stage._owns(x.owner)
+			  ORDER BY x.pipeline_id
+	LOOP
+		LOOP
+			/* one failing pipeline must not stop the others */
+			BEGIN
+				SELECT * INTO r FROM stage.run_batch(p.name);
+			EXCEPTION WHEN OTHERS THEN
+				GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, state = RETURNED_SQLSTATE;
+				/* back off and, after stage.max_failures, pause: as the worker does */
+				IF stage._record_failure(p.pipeline_id, msg, state,
+						COALESCE(pg_catalog.current_setting('stage.max_failures', true), '5')::integer) THEN
+					/* the text may quote a masked value: owners read it in stage.batches */
+					msg := stage._withheld(state);
+				END IF;
+				RAISE WARNING 'stage: batch of pipeline "%" failed: %', p.name, msg
+					USING ERRCODE = state;
+				EXIT;
+			END;
+			EXIT WHEN r.batch_id IS NULL OR r.rows_in OPERATOR(pg_catalog.=) 0;
+			IF r.status OPERATOR(pg_catalog.=) 'done' THEN
+				n := n OPERATOR(pg_catalog.+) r.rows_in;
+				/* a success ends a series of failures */
+				UPDATE stage.pipeline x SET failures = 0, retry_at = NULL
+				 WHERE x.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id
+				   AND x.failures OPERATOR(pg_catalog.>) 0;
+			END IF;
+			EXIT WHEN r.status OPERATOR(pg_catalog.<>) 'done';
+		END LOOP;
+	END LOOP;
+	RETURN n;
+END
+$$;
+
+/*
+ * A failed batch, recorded in the caller's (sub)transaction by run_all and
+ * in a fresh one by the worker: a batch row with the error, one more
+ * failure, a back-off of 2^failures seconds (at most 5 minutes) and, after
+ * max_failures in a row, a pause with the reason.  Returns whether the
+ * pipeline masks columns: then the error's text may quote a masked value
+ * and is not repeated where others see it (reason.c).
+ */
+CREATE FUNCTION stage._record_failure(pipeline_id integer, message text, sqlstate text,
+									  max_failures integer)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	INSERT INTO stage.batch (pipeline_id, contract_version, status, started_at, error, sqlstate)
+	SELECT x.pipeline_id, x.contract_version, 'failed', pg_catalog.clock_timestamp(),
+		   _record_failure.message, _record_failure.sqlstate
+	  FROM stage.pipeline x WHERE x.pipeline_id OPERATOR(pg_catalog.=) _record_failure.pipeline_id;
+	UPDATE stage.pipeline x
+	   SET failures = x.failures OPERATOR(pg_catalog.+) 1,
+		   retry_at = pg_catalog.now() OPERATOR(pg_catalog.+)
+			   pg_catalog.make_interval(secs => LEAST(300, 2 OPERATOR(pg_catalog.^) x.failures)),
+		   enabled = (x.failures OPERATOR(pg_catalog.+) 1 OPERATOR(pg_catalog.<) max_failures),
+		   paused_reason = CASE
+			   WHEN x.failures OPERATOR(pg_catalog.+) 1 OPERATOR(pg_catalog.>=) max_failures
+			   THEN pg_catalog.format('paused after %s consecutive failed batches; last: %s (SQLSTATE %s)',
+									  x.failures OPERATOR(pg_catalog.+) 1, message, sqlstate)
+			   ELSE x.paused_reason END
+	 WHERE x.pipeline_id OPERATOR(pg_catalog.=) _record_failure.pipeline_id;
+	RETURN EXISTS (SELECT 1 FROM stage.mask m
+					WHERE m.pipeline_id OPERATOR(pg_catalog.=) _record_failure.pipeline_id);
+END
+$$;
+
+/* where a landing row went: target, quarantine or duplicate */
+CREATE FUNCTION stage.trace(pipeline text, landing_id bigint)
+RETURNS TABLE(batch_id bigint, outcome text, source text,
+			  received_at timestamptz, contract_version integer, target regclass)
+LANGUAGE c STABLE
+AS 'MODULE_PATHNAME', 'stage_api';
+CREATE FUNCTION stage._do_trace(pipeline text, landing_id bigint)
+RETURNS TABLE(batch_id bigint, outcome text, source text,
+			  received_at timestamptz, contract_version integer, target regclass)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	p stage.pipeline := stage._pipeline(pipeline, true);
+	l record;
+BEGIN
+	EXECUTE pg_catalog.format(
+		'SELECT _stage_txid, _stage_source, _stage_received_at FROM %s
+		  WHERE _stage_id OPERATOR(pg_catalog.=) $1', p.landing)
+	INTO l USING _do_trace.landing_id;
+	IF l IS NULL THEN
+		RETURN;
+	END IF;
+	RETURN QUERY
+	SELECT b.batch_id,
+		   CASE WHEN q.landing_id IS NOT NULL THEN 'quarantine'
+				WHEN d.landing_id IS NOT NULL THEN 'duplicate'
+				ELSE 'target' END,
+		   l._stage_source, l._stage_received_at, b.contract_version, p.target
+	  FROM stage.batch b
+	  LEFT JOIN stage.quarantine_log q
+		ON q.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id
+	   AND q.landing_id OPERATOR(pg_catalog.=) _do_trace.landing_id
+	  LEFT JOIN stage.duplicate_log d
+		ON d.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id
+	   AND d.landing_id OPERATOR(pg_catalog.=) _do_trace.landing_id
+	 WHERE b.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id
+	   AND b.status OPERATOR(pg_catalog.=) 'done' AND b.kind OPERATOR(pg_catalog.=) 'batch'
+	   AND pg_catalog.pg_visible_in_snapshot(l._stage_txid, b.win_hi)
+	   AND NOT pg_catalog.pg_visible_in_snapshot(l._stage_txid, b.win_lo)
+	   AND ROW(l._stage_txid, _do_trace.landing_id) OPERATOR(pg_catalog.>) ROW(b.from_txid, b.from_id)
+	   AND ROW(l._stage_txid, _do_trace.landing_id) OPERATOR(pg_catalog.<=) ROW(b.to_txid, b.to_id);
+END
+$$;
+
+/* ------------------------------------------------- replay and retention */
+
+CREATE FUNCTION stage._replay(pipeline text, ids bigint[], dry_run boolean)
+RETURNS TABLE(landing_id bigint, outcome text, reasons jsonb)
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'stage_replay_rows';
+
+/*
+ * Run quarantined rows through the current contract again (after a fix):
+ * all of a pipeline's, or those with the given landing ids, of a batch, or
+ * failing a rule.  Returns one row per replayed landing row and where it
+ * went; dry_run only reports.
+ */
+CREATE FUNCTION stage.replay(pipeline text, ids bigint[] DEFAULT NULL,
+							 batch_id bigint DEFAULT NULL, rule_name text DEFAULT NULL,
+							 dry_run boolean DEFAULT false)
+RETURNS TABLE(landing_id bigint, outcome text, reasons jsonb)
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'stage_api';
+CREATE FUNCTION stage._do_replay(pipeline text, ids bigint[],
+							 batch_id bigint, rule_name text,
+							 dry_run boolean)
+RETURNS TABLE(landing_id bigint, outcome text, reasons jsonb)
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	p stage.pipeline := stage._pipeline(pipeline, true);
+	todo bigint[];
+BEGIN
+	SELECT pg_catalog.array_agg(q.landing_id ORDER BY q.landing_id) INTO todo
+	  FROM stage.quarantine_log q
+	 WHERE q.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id
+	   AND (_do_replay.ids IS NULL OR q.landing_id OPERATOR(pg_catalog.=) ANY (_do_replay.ids))
+	   AND (_do_replay.batch_id IS NULL OR q.batch_id OPERATOR(pg_catalog.=) _do_replay.batch_id)
+	   AND (_do_replay.rule_name IS NULL
+			OR q.reasons OPERATOR(pg_catalog.@>)
+			   pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object('rule', _do_replay.rule_name)));
+	IF todo IS NULL THEN
+		RETURN;
+	END IF;
+	RETURN QUERY SELECT * FROM stage._replay(pipeline, todo, COALESCE(dry_run, false));
+END
+$$;
+
+CREATE FUNCTION stage._purge_landing(pipeline_id integer)
+RETURNS bigint LANGUAGE c VOLATILE STRICT
+AS 'MODULE_PATHNAME', 'stage_purge_landing';
+
+/*
+ * Retention: delete landing rows older than their pipeline's retention
+ * whose batch is finished, for one pipeline or every pipeline the caller
+ * owns.  Returns the number of rows deleted.
+ */
+CREATE FUNCTION stage.purge(pipeline text DEFAULT NULL)
+RETURNS bigint
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'stage_api';
+CREATE FUNCTION stage._do_purge(pipeline text)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	n bigint := 0;
+	p record;
+BEGIN
+	IF pipeline IS NOT NULL THEN
+		PERFORM stage._pipeline(pipeline, true);
+	END IF;
+	FOR p IN SELECT x.pipeline_id FROM stage.pipeline x
+			  WHERE (_do_purge.pipeline IS NULL OR x.name OPERATOR(pg_catalog.=) _do_purge.pipeline)
+				AND stage._owns(x.owner)
+			  ORDER BY x.pipeline_id
+	LOOP
+		n := n OPERATOR(pg_catalog.+) stage._purge_landing(p.pipeline_id);
+	END LOOP;
+	RETURN n;
+END
+$$;
+
+CREATE FUNCTION stage.set_retention(pipeline text, retention interval)
+RETURNS void
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'stage_api';
+CREATE FUNCTION stage._do_set_retention(pipeline text, retention interval)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	p stage.pipeline := stage._pipeline(pipeline, true);
+BEGIN
+	IF retention IS NULL OR retention OPERATOR(pg_catalog.<) '0'::interval THEN
+		RAISE EXCEPTION 'retention must be a non-negative interval'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'For example stage.set_retention(''orders'', ''30 days'').';
+	END IF;
+	UPDATE stage.pipeline x SET retention = _do_set_retention.retention
+	 WHERE x.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id;
+END
+$$;
+
+/* rows of a pipeline's landing table not yet taken by a batch */
+CREATE FUNCTION stage.backlog(pipeline text)
+RETURNS bigint
+LANGUAGE c STABLE
+AS 'MODULE_PATHNAME', 'stage_api';
+CREATE FUNCTION stage._do_backlog(pipeline text)
+RETURNS bigint
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	p stage.pipeline := stage._pipeline(pipeline, true);
+	n bigint;
+BEGIN
+	EXECUTE pg_catalog.format(
+		'SELECT pg_catalog.count(*) FROM %s l
+		  WHERE l._stage_txid OPERATOR(pg_catalog.>=) pg_catalog.pg_snapshot_xmin($1)
+			AND NOT pg_catalog.pg_visible_in_snapshot(l._stage_txid, $1)
+			AND ($2 IS NULL OR NOT pg_catalog.pg_visible_in_snapshot(l._stage_txid, $2)
+				 OR ROW(l._stage_txid, l._stage_id) OPERATOR(pg_catalog.>) ROW($3, $4))',
+		p.landing)
+	INTO n USING p.win_lo, p.win_hi, p.cur_txid, p.cur_id;
+	RETURN n;
+END
+$$;

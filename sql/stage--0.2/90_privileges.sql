@@ -1,0 +1,22 @@
+/* -------------------------------------------------------- privileges */
+
+/*
+ * Internal functions (name starting with _) are for the catalog owner
+ * only: the gates run them as that role.  Those the views call in the
+ * caller's name stay executable; each decides what the caller may see:
+ * _may_see, _owns, _withheld, _quarantine, _quarantine_count, _workers.
+ */
+DO $$
+DECLARE
+	f regprocedure;
+BEGIN
+	FOR f IN SELECT p.oid::regprocedure FROM pg_catalog.pg_proc p
+			  WHERE p.pronamespace OPERATOR(pg_catalog.=) 'stage'::regnamespace
+				AND p.proname OPERATOR(pg_catalog.~~) '\_%'
+				AND p.proname OPERATOR(pg_catalog.<>) ALL (ARRAY['_may_see', '_owns', '_withheld',
+						'_quarantine', '_quarantine_count', '_workers'])
+	LOOP
+		EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
+	END LOOP;
+END
+$$;
