@@ -17,6 +17,10 @@
 #
 #   scripts/test.sh [SUITE...]     run only the named suites
 #   STAGE_TEST_KEEP=1              keep the temporary directory
+#   STAGE_TESTS="a b"              run only these tests of the suites: regress
+#                                  test names, test/pgtap/ file names, isolation
+#                                  spec names, test/t/ file names (with or
+#                                  without their extension)
 # shellcheck disable=SC2317  # the suite_* functions are called indirectly
 set -euo pipefail
 
@@ -35,6 +39,16 @@ FAILED=()
 SKIPPED=()
 
 say() { printf '\n=== %s\n' "$*"; }
+
+# the names among "$@" that STAGE_TESTS selects (all of them when unset)
+only() {
+	local t
+	for t in "$@"; do
+		if [ -z "${STAGE_TESTS:-}" ] || [[ " $STAGE_TESTS " == *" $t "* ]]; then
+			printf '%s ' "$t"
+		fi
+	done
+}
 
 # show the end of a file, if it exists
 show_tail() {
@@ -56,6 +70,7 @@ suite_regress() {
 	local tests opts t n=0 rc missing=
 	tests=$(make_var REGRESS) && opts=$(make_var REGRESS_OPTS) ||
 		{ echo "could not read REGRESS from the Makefile"; return 1; }
+	tests=$(only $tests)
 	for t in $tests; do
 		if [ -f "sql/$t.sql" ]; then
 			n=$((n + 1))
@@ -93,7 +108,7 @@ suite_regress() {
 suite_isolation() {
 	local specs=() f rc
 	for f in test/isolation/specs/*.spec; do
-		[ -f "$f" ] && specs+=("$(basename "$f" .spec)")
+		[ -f "$f" ] && [ -n "$(only "$(basename "$f" .spec)")" ] && specs+=("$(basename "$f" .spec)")
 	done
 	if [ "${#specs[@]}" -eq 0 ]; then
 		echo "skipped: no test/isolation/specs/*.spec yet"
@@ -144,7 +159,7 @@ cluster_stop() {
 suite_pgtap() {
 	local files=() f db rc=0 i=0
 	for f in test/pgtap/*.sql; do
-		[ -f "$f" ] && files+=("$f")
+		[ -f "$f" ] && [ -n "$(only "$(basename "$f" .sql)")" ] && files+=("$f")
 	done
 	if [ "${#files[@]}" -eq 0 ]; then
 		echo "skipped: no test/pgtap/*.sql yet"
@@ -178,7 +193,7 @@ suite_pgtap() {
 suite_tap() {
 	local files=() f n rc=0
 	for f in test/t/*.pl; do
-		[ -f "$f" ] && files+=("$f")
+		[ -f "$f" ] && [ -n "$(only "$(basename "$f" .pl)")" ] && files+=("$f")
 	done
 	if [ "${#files[@]}" -eq 0 ]; then
 		echo "skipped: no test/t/*.pl yet"
@@ -265,7 +280,8 @@ if [ "$(id -u)" -eq 0 ]; then
 	chown -R postgres:postgres "$work"
 	chmod 0755 "$work"
 	(cd "$work" && runuser -u postgres -- env PATH="$PATH" \
-		STAGE_PG_BINDIR="$bindir" bash "$work/scripts/test.sh" --suites "$work" "${suites[@]}") || rc=$?
+		STAGE_PG_BINDIR="$bindir" STAGE_TESTS="${STAGE_TESTS:-}" \
+		bash "$work/scripts/test.sh" --suites "$work" "${suites[@]}") || rc=$?
 else
 	bash "$work/scripts/test.sh" --suites "$work" "${suites[@]}" || rc=$?
 fi

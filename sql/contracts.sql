@@ -50,7 +50,7 @@ SELECT stage.set_contract('co_orders', '{
 		{"column": "email", "kind": "format", "args": {"format": "email"}}
 	],
 	"masks": [
-		{"column": "email", "method": "hash", "args": {"secret": "co_key", "length": 12}},
+		{"column": "email", "method": "hash", "args": {"secret": "co_key", "length": 16}},
 		{"column": "card", "method": "card"}
 	]
 }') AS version;
@@ -66,7 +66,7 @@ SELECT stage.set_contract('co_orders', stage.contract('co_orders')) AS version;
 SELECT stage.set_contract('co_orders', stage.contract('co_orders') - 'version') AS version;
 SELECT stage.set_contract('co_orders', '{
 	"masks": [{"column": "card", "method": "card"},
-			  {"column": "email", "method": "hash", "args": {"length": 12, "secret": "co_key"}}],
+			  {"column": "email", "method": "hash", "args": {"length": 16, "secret": "co_key"}}],
 	"rules": [
 		{"name": "qty_range", "column": "qty", "kind": "range", "args": {"max": 100, "min": 1},
 		 "severity": "reject"},

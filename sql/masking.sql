@@ -66,10 +66,10 @@ SELECT stage.mask_hash('x', 'mm_hex') = encode(hmac('x', '\x00112233445566778899
 -- pinned outputs: 64 hex, 44 base64, cut to length
 SELECT stage.mask_hash('alice@example.com', 'mm_key') AS hex,
 	   stage.mask_hash('alice@example.com', 'mm_key', 0, 'base64') AS base64,
-	   stage.mask_hash('alice@example.com', 'mm_key', 12) AS hex12,
-	   stage.mask_hash('alice@example.com', 'mm_key', 10, 'base64') AS b64_10;
+	   stage.mask_hash('alice@example.com', 'mm_key', 16) AS hex16,
+	   stage.mask_hash('alice@example.com', 'mm_key', 11, 'base64') AS b64_11;
 -- the same through stage.mask, the form add_mask stores
-SELECT stage.mask('alice@example.com', 'hash', '{"secret": "mm_key", "length": 12}') AS via_mask;
+SELECT stage.mask('alice@example.com', 'hash', '{"secret": "mm_key", "length": 16}') AS via_mask;
 SELECT stage.mask_hash(NULL, 'mm_key') IS NULL AS strict;
 SELECT stage.mask_hash('x', 'mm_key', 5);
 SELECT stage.mask_hash('x', 'mm_key', 45, 'base64');

@@ -24,7 +24,7 @@ CREATE TABLE mc_people (
 	age		integer CHECK (age < 150),
 	note	text,
 	card	varchar(40),
-	code	varchar(12),
+	code	varchar(16),
 	status	text NOT NULL DEFAULT 'new'
 );
 SELECT stage.create_pipeline('mc_people', 'mc_people', key => '{id}');
@@ -95,7 +95,7 @@ SELECT stage.add_mask('mc_people', 'salary', 'noise', '{"ratio": 0.1, "seed": 7}
 SELECT stage.add_mask('mc_people', 'age', 'generalize', '{"bucket": 10}');
 SELECT stage.add_mask('mc_people', 'note', 'redact_pii');
 SELECT stage.add_mask('mc_people', 'card', 'tokenize', '{"secret": "mc_key"}');
-SELECT stage.add_mask('mc_people', 'code', 'hash', '{"secret": "mc_key", "length": 12}');
+SELECT stage.add_mask('mc_people', 'code', 'hash', '{"secret": "mc_key", "length": 16}');
 -- rules see raw values
 SELECT stage.add_rule('mc_people', 'email', 'format', '{"format": "email"}');
 

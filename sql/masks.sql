@@ -106,7 +106,7 @@ SELECT stage.add_mask('mk_people', 'name', 'partial', '{"keep_start": 1, "keep_e
 SELECT stage.add_mask('mk_people', 'card', 'card');
 SELECT stage.add_mask('mk_people', 'ssn', 'hash', '{"secret": "mk_test"}');
 SELECT stage.add_mask('mk_people', 'phone', 'null');
-SELECT stage.add_mask('mk_people', 'code', 'hash', '{"secret": "mk_test", "length": 12}');
+SELECT stage.add_mask('mk_people', 'code', 'hash', '{"secret": "mk_test", "length": 16}');
 -- rules see the raw value; the quarantine shows it masked
 SELECT stage.add_rule('mk_people', 'email', 'regex', '{"pattern": "^[^@]+@[^@]+\\.[a-z]+$"}');
 SELECT stage.contract('mk_people')->'masks';
@@ -133,7 +133,7 @@ SELECT rows_in, rows_clean, rows_quarantined, rows_duplicate, status
 -- the target holds masked values only
 SELECT id, email, name, card, ssn, phone, score, code FROM mk_people ORDER BY id;
 SELECT bool_and(p.ssn = stage.hmac(l.ssn, 'mk_test')) AS ssn_is_hmac,
-	   bool_and(p.code = left(stage.hmac(l.code, 'mk_test'), 12)) AS code_is_hmac_prefix
+	   bool_and(p.code = left(stage.hmac(l.code, 'mk_test'), 16)) AS code_is_hmac_prefix
   FROM mk_people p JOIN stage_landing.mk_people l ON l.id = p.id::text;
 -- no raw value of a masked column appears anywhere in the target (empty
 -- strings aside: they are in everything)

@@ -466,14 +466,17 @@ SELECT stage.add_rule('rk_expr', 'qty', 'expression', '{"sql": "sum(qty) > 0"}',
 -- cast to boolean, text fails per row)
 SELECT rk_refused($$SELECT stage.add_rule('rk_expr', 'qty', 'expression',
 				  '{"sql": "qty + 1"}', rule_name => 'bug_not_boolean')$$) AS not_boolean;
--- injection attempts: several statements, comments, unbalanced text
+-- injection attempts: several statements, comments, unbalanced text and
+-- parentheses that would regroup what the expression is pasted into
 SELECT sql, rk_try(format($$SELECT stage.add_rule('rk_expr', 'qty', 'expression', %L,
 										   rule_name => 'x')$$,
 						  jsonb_build_object('sql', sql))) AS outcome
   FROM (VALUES ('1); DROP TABLE rk_expr; SELECT (1'),
 			   ('true; DROP TABLE rk_expr'),
 			   ('qty > 0) AS u WHERE false UNION SELECT 1 FROM (SELECT 1'),
-			   ('qty > 0 -- and more'),
+			   ('true) --'),
+			   ('true) OR (true'),
+			   ('qty > 0) OR (true'),
 			   ('qty > 0 /*'),
 			   ('qty > 0 ORDER BY 1'),
 			   ('qty > 0 AS ok'),

@@ -207,9 +207,10 @@ SELECT count(*) AS my_quarantined_rows FROM stage.quarantine WHERE pipeline = 's
 SELECT rule_name, failures FROM stage.dlq_summary WHERE pipeline = 'sec_owned';
 RESET ROLE;
 
--- any other role may look at the contract, but not change or run it
+-- any other role may neither read the contract nor change or run it
 SET ROLE sec_other;
 SELECT stage.contract('sec_owned')->'version' AS version;
+\echo :LAST_ERROR_SQLSTATE
 SELECT stage.add_rule('sec_owned', 'v', 'regex', '{"pattern": "x"}');
 \echo :LAST_ERROR_SQLSTATE
 SELECT * FROM stage.run_batch('sec_owned');
@@ -232,13 +233,17 @@ SELECT stage.create_pipeline('sec_theirs', 'sec_others_table');
 -- row values stay with the owner: quarantine and landing are not readable,
 -- landing is not writable without a grant
 SELECT count(*) AS visible_quarantined_rows FROM stage.quarantine_log;
+\echo :LAST_ERROR_SQLSTATE
 SELECT count(*) FROM stage_landing.sec_owned;
 \echo :LAST_ERROR_SQLSTATE
 INSERT INTO stage_landing.sec_owned (id, v) VALUES ('3', 'c');
 \echo :LAST_ERROR_SQLSTATE
--- writing the catalog directly does not get around the owner check
+-- writing the catalog directly does not get around the owner check:
+-- nobody but the catalog owner holds any privilege on it
 UPDATE stage.pipeline SET enabled = false WHERE name = 'sec_owned';
+\echo :LAST_ERROR_SQLSTATE
 DELETE FROM stage.rule;
+\echo :LAST_ERROR_SQLSTATE
 INSERT INTO stage.rule (pipeline_id, rule_name, column_name, kind, position)
 SELECT pipeline_id, 'sneaky', 'v', 'not_null', 99 FROM stage.pipeline WHERE name = 'sec_owned';
 \echo :LAST_ERROR_SQLSTATE

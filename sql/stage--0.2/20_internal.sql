@@ -76,11 +76,17 @@ BEGIN
 			USING ERRCODE = 'undefined_object',
 				  HINT = 'See SELECT pipeline FROM stage.pipelines for the pipelines of this database.';
 	END IF;
-	IF NOT stage._may_see(p.owner) OR (for_write AND NOT stage._owns(p.owner)) THEN
+	IF for_write AND NOT stage._owns(p.owner) THEN
 		RAISE EXCEPTION 'permission denied for pipeline "%"', $1
 			USING ERRCODE = 'insufficient_privilege',
 				  DETAIL = pg_catalog.format('Only members of role %s and superusers may change it.', p.owner),
 				  HINT = 'Ask the pipeline owner to make the change.';
+	END IF;
+	IF NOT stage._may_see(p.owner) THEN
+		RAISE EXCEPTION 'permission denied for pipeline "%"', $1
+			USING ERRCODE = 'insufficient_privilege',
+				  DETAIL = pg_catalog.format('Its contract and history are for members of role %s, of stage_analyst and superusers.', p.owner),
+				  HINT = 'Ask the pipeline owner, or a superuser for membership in stage_analyst.';
 	END IF;
 	IF for_write THEN
 		/* no change from code that runs inside the pipeline's own batch */

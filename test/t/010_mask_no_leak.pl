@@ -183,9 +183,9 @@ is($ret, 0, 'the producer lands its rows');
 # a second target without triggers: written directly, as COPY does
 $node->safe_psql(
 	'postgres', q{
-CREATE TABLE leak_direct (id integer PRIMARY KEY, name varchar(12), score integer CHECK (score >= 0));
+CREATE TABLE leak_direct (id integer PRIMARY KEY, name varchar(16), score integer CHECK (score >= 0));
 SELECT stage.create_pipeline('leak_direct', 'leak_direct', key => '{id}');
-SELECT stage.add_mask('leak_direct', 'name', 'hash', '{"secret": "leak_key", "length": 12}');
+SELECT stage.add_mask('leak_direct', 'name', 'hash', '{"secret": "leak_key", "length": 16}');
 });
 ($ret, $out, $err) = run(
 	"COPY stage_landing.leak_direct (id, name, score) FROM STDIN;\n1\tZQXMARK One\t1\n2\tZQXMARK Two\t-2\n\\.\n");
