@@ -7,7 +7,7 @@
 --   pg_prove -d tap_x test/pgtap/01_schema.sql
 -- This file creates no extension itself and leaves nothing behind.
 BEGIN;
-SELECT plan(104);
+SELECT plan(106);
 
 -- ------------------------------------------------------------ schemas (2)
 SELECT has_schema('stage', 'schema stage exists');
@@ -147,7 +147,14 @@ SELECT is_empty(
 SELECT is((SELECT extrelocatable FROM pg_catalog.pg_extension WHERE extname = 'stage'), false,
 	'extension stage is not relocatable');
 SELECT is((SELECT extnamespace::regnamespace::text FROM pg_catalog.pg_extension WHERE extname = 'stage'),
-	'stage', 'extension stage lives in schema stage');
+	'pg_catalog', 'extension stage lives in pg_catalog (its schemas are its own members)');
+-- the install script creates both schemas: CREATE EXTENSION fails if either exists
+SELECT set_eq(
+	$$SELECT d.objid::regnamespace::text FROM pg_catalog.pg_depend d
+	   WHERE d.classid = 'pg_catalog.pg_namespace'::regclass AND d.deptype = 'e'
+		 AND d.refobjid = (SELECT oid FROM pg_catalog.pg_extension WHERE extname = 'stage')$$,
+	ARRAY['stage', 'stage_landing'],
+	'schemas stage and stage_landing are members of the extension');
 SELECT is((SELECT trusted FROM pg_catalog.pg_available_extension_versions
 			WHERE name = 'stage' AND installed), false,
 	'extension stage is not trusted (only superusers may install it)');
@@ -167,34 +174,68 @@ SELECT is_empty(
 			 pg_catalog.regexp_matches(body, '([^\n]*\mIF\s+(NOT\s+)?EXISTS\s+[a-z_"][^\n]*)', 'gi') m$$,
 	'the install script has no DDL IF [NOT] EXISTS');
 
--- ------------------------------------------------------------ views (1)
+-- ------------------------------------------------------------ views (2)
+-- views read the catalog as their owner and filter per caller: a caller's
+-- own conditions must not run before that filter
 SELECT is_empty(
 	$$SELECT c.relname::text FROM pg_catalog.pg_class c
 	   WHERE c.relnamespace = 'stage'::regnamespace AND c.relkind IN ('v', 'm')
-		 AND NOT COALESCE(c.reloptions @> ARRAY['security_invoker=true'], false)$$,
-	'every view in schema stage has security_invoker = true (RLS of the caller applies)');
+		 AND (NOT COALESCE(c.reloptions @> ARRAY['security_barrier=true'], false)
+			  OR COALESCE(c.reloptions @> ARRAY['security_invoker=true'], false))$$,
+	'every view in schema stage is a security_barrier view that runs as its owner');
+SELECT is_empty(
+	$$SELECT c.relname::text FROM pg_catalog.pg_class c
+	   WHERE c.relnamespace = 'stage'::regnamespace AND c.relkind = 'v'
+		 AND pg_catalog.pg_get_viewdef(c.oid) !~ 'stage._may_see'$$,
+	'every view filters its rows with stage._may_see');
 
--- ------------------------------------------------ row-level security (10)
--- every table but stage.secret (no privilege for anyone but its owner)
+-- ------------------------------------- the catalog: its owner alone (10)
 SELECT is_empty(
 	$$SELECT c.relname::text FROM pg_catalog.pg_class c
 	   WHERE c.relnamespace = 'stage'::regnamespace AND c.relkind IN ('r', 'p')
-		 AND NOT c.relrowsecurity AND c.relname <> 'secret'$$,
-	'row-level security is enabled on every catalog table of schema stage (stage.secret aside)');
-SELECT policies_are('stage', 'pipeline', ARRAY['read_all', 'owner_insert', 'owner_update', 'owner_delete'],
-	'stage.pipeline: public read, owner-only writes');
-SELECT policies_are('stage', 'rule', ARRAY['read_all', 'owner_write'], 'stage.rule policies');
-SELECT policies_are('stage', 'mask', ARRAY['read_all', 'owner_write'], 'stage.mask policies');
-SELECT policies_are('stage', 'contract_history', ARRAY['read_all', 'owner_write'], 'stage.contract_history policies');
-SELECT policies_are('stage', 'batch', ARRAY['read_all', 'owner_write'], 'stage.batch policies');
-SELECT policies_are('stage', 'batch_rule_stat', ARRAY['read_all', 'owner_write'], 'stage.batch_rule_stat policies');
--- raw row values: no read_all policy, owners only
-SELECT policies_are('stage', 'quarantine_log', ARRAY['owner_write'],
-	'stage.quarantine_log (raw values) has no public read policy');
-SELECT policies_are('stage', 'duplicate_log', ARRAY['owner_write'],
-	'stage.duplicate_log has no public read policy');
-SELECT policy_cmd_is('stage', 'quarantine_log', 'owner_write', 'all',
-	'the owner policy of stage.quarantine_log also governs SELECT');
+		 AND NOT c.relrowsecurity$$,
+	'row-level security is on for every table of schema stage (no policy: nobody else sees a row)');
+SELECT is_empty(
+	$$SELECT p.tablename || '.' || p.policyname FROM pg_catalog.pg_policies p
+	   WHERE p.schemaname = 'stage'$$,
+	'no table of schema stage has a policy');
+SELECT is_empty(
+	$$SELECT c.relname || ' ' || x.privilege_type || ' to ' || x.grantee::regrole::text
+		FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) x
+	   WHERE c.relnamespace = 'stage'::regnamespace AND c.relkind IN ('r', 'p', 'S')
+		 AND x.grantee <> c.relowner$$,
+	'no role but the owner holds a privilege on a table or sequence of schema stage');
+SELECT is_empty(
+	$$SELECT c.relname || '.' || a.attname FROM pg_catalog.pg_attribute a
+		JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
+	   WHERE c.relnamespace = 'stage'::regnamespace AND a.attacl IS NOT NULL$$,
+	'no column of schema stage carries a privilege');
+SELECT is(pg_catalog.has_table_privilege('public', 'stage.mask', 'INSERT'), false,
+	'PUBLIC cannot write stage.mask (a mask under someone else''s secret)');
+SELECT is(pg_catalog.has_table_privilege('public', 'stage.batch', 'INSERT'), false,
+	'PUBLIC cannot write stage.batch (forged history)');
+SELECT is(pg_catalog.has_table_privilege('public', 'stage.batch', 'SELECT'), false,
+	'PUBLIC cannot read stage.batch (history through the views only)');
+-- internal functions (name starting with _) are for the catalog owner, except
+-- the few the views call in the caller's name, which check the caller
+SELECT is_empty(
+	$$SELECT p.oid::regprocedure::text FROM pg_catalog.pg_proc p
+	   WHERE p.pronamespace = 'stage'::regnamespace AND p.proname LIKE '\_%'
+		 AND pg_catalog.has_function_privilege('public', p.oid, 'EXECUTE')
+		 AND p.proname NOT IN ('_may_see', '_owns', '_withheld', '_quarantine',
+							   '_quarantine_count', '_workers')$$,
+	'PUBLIC cannot execute any internal function but those the views call');
+-- every gate has its implementation, and nothing else is a gate
+SELECT is_empty(
+	$$SELECT p.oid::regprocedure::text FROM pg_catalog.pg_proc p
+	   WHERE p.pronamespace = 'stage'::regnamespace AND p.prosrc = 'stage_api'
+		 AND pg_catalog.to_regprocedure('stage._do_' || p.proname || '(' ||
+			 pg_catalog.oidvectortypes(p.proargtypes) || ')') IS NULL$$,
+	'every gate (stage_api) has its stage._do_ implementation with the same arguments');
+SELECT cmp_ok(
+	(SELECT count(*)::int FROM pg_catalog.pg_proc p
+	  WHERE p.pronamespace = 'stage'::regnamespace AND p.prosrc = 'stage_api'),
+	'>=', 18, 'the API that reads or writes the catalog goes through gates (at least 18)');
 
 -- ------------------------------------------------- default privileges (6)
 SELECT is(pg_catalog.has_table_privilege('public', 'stage.secret', 'SELECT'), false,

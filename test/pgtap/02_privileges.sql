@@ -2,8 +2,13 @@
 --
 --   tap_owner     owns the target table, nothing else; creates the pipeline
 --   tap_producer  INSERT on the landing table's data columns (stage.grant_producer)
---   tap_analyst   no grants (health views are public)
+--   tap_analyst   no grants at first, then member of stage_analyst
 --   tap_stranger  no grants at all
+--
+-- The model (0.2, docs/security.md): only the catalog owner (the superuser
+-- that ran CREATE EXTENSION) holds any privilege on stage's tables; the API
+-- checks the caller and writes; the views show each role the pipelines it
+-- may see; landing tables belong to the catalog owner too.
 --
 -- Everything, roles included, is created inside the transaction and rolled
 -- back.  Run by scripts/test.sh (pg_prove, one fresh database per file with
@@ -12,14 +17,10 @@
 --
 -- The mover only takes rows whose inserting transaction has committed, so
 -- inside this single transaction run_batch sees no rows; the quarantined row
--- that the read tests need is written directly by the superuser (who bypasses
--- row-level security), as the mover would have written it.
---
--- Tests inside todo() blocks are security findings: they state what DESIGN §7
--- requires and currently fail (pg_prove reports them as TODO, not as a
--- failure of the suite).  Remove the todo() once the finding is fixed.
+-- that the read tests need is written directly by the superuser (the
+-- catalog owner), as the mover would have written it.
 BEGIN;
-SELECT plan(95);
+SELECT plan(111);
 
 SET LOCAL client_min_messages = warning;
 CREATE ROLE tap_owner NOLOGIN;
@@ -60,10 +61,11 @@ CREATE TABLE tap_app.orders (
 SELECT is(stage.create_pipeline('tap_orders', 'tap_app.orders', key => '{order_id}')::text,
 		  'stage_landing.tap_orders',
 		  'owner: the owner of the target, with no other privilege, creates a pipeline');
-SELECT is((SELECT relowner::regrole::text FROM pg_catalog.pg_class
+SELECT is((SELECT relowner FROM pg_catalog.pg_class
 			WHERE oid = 'stage_landing.tap_orders'::regclass),
-		  'tap_owner', 'owner: the landing table belongs to the pipeline owner');
-SELECT is((SELECT owner::text FROM stage.pipeline WHERE name = 'tap_orders'),
+		  (SELECT relowner FROM pg_catalog.pg_class WHERE oid = 'stage.pipeline'::regclass),
+		  'owner: the landing table belongs to the catalog owner, not to the pipeline owner');
+SELECT is((SELECT owner::text FROM stage.pipelines WHERE pipeline = 'tap_orders'),
 		  'tap_owner', 'owner: the pipeline is recorded as owned by tap_owner');
 SELECT is(stage.add_rule('tap_orders', 'amount', 'range', '{"min": 0, "max": 1000}'), 2,
 		  'owner: add_rule works and returns contract version 2');
@@ -138,21 +140,41 @@ SELECT throws_ok($$SELECT * FROM stage.run_batch('tap_orders')$$,
 SELECT throws_ok($$SELECT stage.add_rule('tap_orders', 'email', 'not_null')$$,
 	'42501', 'permission denied for pipeline "tap_orders"',
 	'producer: cannot change the contract');
-SELECT is((SELECT count(*)::int FROM stage.quarantine_log), 0,
-	'producer: sees no quarantine_log rows (RLS filters, no error)');
+SELECT throws_ok($$SELECT count(*) FROM stage.quarantine_log$$,
+	'42501', 'permission denied for table quarantine_log',
+	'producer: cannot read the catalog''s quarantine');
+SELECT is((SELECT count(*)::int FROM stage.batches), 0,
+	'producer: sees no batch history (counts of its own batches would be an oracle)');
+SELECT lives_ok($$SELECT stage.check_row('tap_orders', '{"order_id": "1", "amount": "5"}')$$,
+	'producer: may check a row before sending it');
 RESET ROLE;
 
 -- ========================================================== owner again
 SET ROLE tap_owner;
 SELECT throws_ok($$UPDATE stage_landing.tap_orders SET email = 'x'$$,
+	'42501', 'permission denied for table tap_orders',
+	'owner: cannot UPDATE landing rows (no privilege)');
+SELECT throws_ok($$DELETE FROM stage_landing.tap_orders$$,
+	'42501', 'permission denied for table tap_orders',
+	'owner: cannot DELETE landing rows');
+SELECT throws_ok($$TRUNCATE stage_landing.tap_orders$$,
+	'42501', 'permission denied for table tap_orders',
+	'owner: cannot TRUNCATE the landing table');
+SELECT throws_ok($$ALTER TABLE stage_landing.tap_orders RENAME TO tap_squat$$,
+	'42501', 'must be owner of table tap_orders',
+	'owner: cannot rename its landing table (a name a later pipeline needs)');
+SELECT throws_ok($$CREATE INDEX tap_squat ON stage_landing.tap_orders (_stage_id)$$,
+	'42501', 'must be owner of table tap_orders',
+	'owner: cannot put an index (a name) into schema stage_landing');
+RESET ROLE;
+-- the catalog owner is refused too: landing is append-only
+SELECT throws_ok($$UPDATE stage_landing.tap_orders SET email = 'x'$$,
 	'55000', 'landing table "tap_orders" is append-only',
-	'owner: even the owner cannot UPDATE landing rows (append-only guard)');
+	'superuser: even the landing table''s owner cannot UPDATE landing rows (append-only guard)');
 SELECT throws_ok($$DELETE FROM stage_landing.tap_orders$$,
 	'55000', 'landing table "tap_orders" is append-only',
-	'owner: even the owner cannot DELETE landing rows');
-SELECT throws_ok($$TRUNCATE stage_landing.tap_orders$$,
-	'55000', 'landing table "tap_orders" is append-only',
-	'owner: even the owner cannot TRUNCATE the landing table');
+	'superuser: nor DELETE them');
+SET ROLE tap_owner;
 SELECT is((SELECT count(*)::int FROM stage_landing.tap_orders), 2,
 	'owner: reads the producer''s landing rows');
 -- the producer's rows are not committed yet: the window is empty
@@ -161,20 +183,33 @@ SELECT results_eq($$SELECT rows_in, status FROM stage.run_batch('tap_orders')$$,
 	'owner: may run a batch (empty: the landing rows of this transaction are not committed)');
 SELECT is(stage.run_all(), 0::bigint, 'owner: may call run_all');
 SELECT results_eq(
-	$$SELECT landing_id, row_data->>'email' FROM stage.quarantine_log
-	   WHERE pipeline_id = (SELECT pipeline_id FROM tap_ids)$$,
+	$$SELECT landing_id, row_data->>'email' FROM stage.quarantine WHERE pipeline = 'tap_orders'$$,
 	$$VALUES (1::bigint, stage.mask_email('alice@example.com'))$$,
-	'owner: reads the quarantine rows of its pipeline');
-SELECT is((SELECT count(*)::int FROM stage.duplicate_log
-			WHERE pipeline_id = (SELECT pipeline_id FROM tap_ids)), 1,
-	'owner: reads the duplicate rows of its pipeline');
+	'owner: reads the quarantine rows of its pipeline, masked');
+SELECT results_eq(
+	$$SELECT landing_id, raw_data->>'email' FROM stage.quarantine_raw('tap_orders')$$,
+	$$VALUES (1::bigint, 'alice@example.com')$$,
+	'owner: reads its raw quarantine rows through stage.quarantine_raw');
+SELECT throws_ok($$SELECT count(*) FROM stage.duplicate_log$$,
+	'42501', 'permission denied for table duplicate_log',
+	'owner: the catalog tables themselves are closed to owners too');
+SELECT throws_ok(
+	$$INSERT INTO stage.mask (pipeline_id, column_name, method, args)
+	  SELECT pipeline_id, 'email', 'tokenize', '{"secret": "other"}' FROM tap_ids$$,
+	'42501', 'permission denied for table mask',
+	'owner: cannot write a mask into the catalog (a secret it was not granted)');
+SELECT throws_ok(
+	$$INSERT INTO stage.batch (batch_id, pipeline_id, contract_version, status, started_at)
+	  OVERRIDING SYSTEM VALUE SELECT 9223372036854775000, pipeline_id, 1, 'done', now() FROM tap_ids$$,
+	'42501', 'permission denied for table batch',
+	'owner: cannot forge a batch (a chosen id would move every OpenLineage cursor)');
 SELECT lives_ok($$SELECT * FROM stage.trace('tap_orders', 1)$$,
 	'owner: may trace a landing row');
 SELECT lives_ok($$SELECT stage.pause('tap_orders')$$, 'owner: may pause');
-SELECT is((SELECT enabled FROM stage.pipeline WHERE name = 'tap_orders'), false,
+SELECT is((SELECT enabled FROM stage.pipelines WHERE pipeline = 'tap_orders'), false,
 	'owner: pause disabled the pipeline');
 SELECT lives_ok($$SELECT stage.resume('tap_orders')$$, 'owner: may resume');
-SELECT is((SELECT enabled FROM stage.pipeline WHERE name = 'tap_orders'), true,
+SELECT is((SELECT enabled FROM stage.pipelines WHERE pipeline = 'tap_orders'), true,
 	'owner: resume enabled the pipeline');
 SELECT is(pg_temp.rows_or_error($$SELECT landing_id, rule_name FROM stage.quarantine WHERE pipeline = 'tap_orders'$$),
 	'(1,amount_range)',
@@ -187,6 +222,7 @@ SELECT is(pg_temp.rows_or_error($$SELECT rule_name, rows FROM stage.dlq_summary 
 -- stage.grant_producer; a producer must still not choose the landing
 -- metadata: a row with an old _stage_txid falls before the pipeline's window
 -- and never moves
+RESET ROLE;
 GRANT INSERT ON stage_landing.tap_orders TO tap_producer;
 SET ROLE tap_producer;
 DO $$
@@ -242,8 +278,11 @@ SELECT throws_ok($$SELECT * FROM stage.trace('tap_orders', 1)$$,
 	'42501', 'permission denied for pipeline "tap_orders"',
 	'stranger: cannot trace (it reads landing metadata)');
 SELECT throws_ok($$SELECT stage._landing_ddl((SELECT pipeline_id FROM tap_ids), true)$$,
-	'42501', 'permission denied for pipeline "tap_orders"',
-	'stranger: cannot drop the landing table through the internal C helper');
+	'42501', 'permission denied for function _landing_ddl',
+	'stranger: cannot even call the internal C helper that drops landing tables');
+SELECT throws_ok($$SELECT stage._do_drop_pipeline('tap_orders')$$,
+	'42501', 'permission denied for function _do_drop_pipeline',
+	'stranger: cannot call an implementation behind a gate');
 SELECT throws_ok($$SELECT * FROM stage.secret$$,
 	'42501', 'permission denied for table secret',
 	'stranger: cannot read stage.secret');
@@ -253,10 +292,12 @@ SELECT throws_ok($$SELECT stage.hmac('alice@example.com')$$,
 SELECT throws_ok($$SELECT stage.create_secret('mine')$$,
 	'42501', 'permission denied for function create_secret',
 	'stranger: cannot execute stage.create_secret');
-SELECT is((SELECT count(*)::int FROM stage.quarantine_log), 0,
-	'stranger: sees zero quarantine_log rows (RLS filters silently, no error)');
-SELECT is((SELECT count(*)::int FROM stage.duplicate_log), 0,
-	'stranger: sees zero duplicate_log rows');
+SELECT throws_ok($$SELECT count(*) FROM stage.quarantine_log$$,
+	'42501', 'permission denied for table quarantine_log',
+	'stranger: cannot read quarantine_log');
+SELECT throws_ok($$SELECT count(*) FROM stage.duplicate_log$$,
+	'42501', 'permission denied for table duplicate_log',
+	'stranger: cannot read duplicate_log');
 SELECT is((SELECT count(*)::int FROM stage.quarantine), 0,
 	'stranger: the stage.quarantine view shows none of the owner''s rows');
 SELECT throws_ok($$SELECT * FROM stage_landing.tap_orders$$,
@@ -265,60 +306,68 @@ SELECT throws_ok($$SELECT * FROM stage_landing.tap_orders$$,
 SELECT throws_ok($$INSERT INTO stage_landing.tap_orders (order_id) VALUES ('9')$$,
 	'42501', 'permission denied for table tap_orders',
 	'stranger: cannot insert into the landing table');
--- direct writes to the catalog: filtered (UPDATE/DELETE) or refused (INSERT)
+-- direct writes to the catalog: refused, every one
 SELECT throws_ok(
 	$$UPDATE stage.pipeline SET target = 'stage.secret'::regclass WHERE name = 'tap_orders'$$,
 	'42501', 'permission denied for table pipeline',
-	'stranger: cannot repoint any pipeline at another table (column privilege)');
-SELECT results_eq(
-	$$WITH u AS (UPDATE stage.pipeline SET enabled = false
-				 WHERE name = 'tap_orders' RETURNING 1)
-	  SELECT count(*)::int FROM u$$,
-	ARRAY[0], 'stranger: UPDATE of the owner''s stage.pipeline row affects 0 rows (no error)');
-SELECT results_eq(
-	$$WITH d AS (DELETE FROM stage.pipeline WHERE name = 'tap_orders' RETURNING 1)
-	  SELECT count(*)::int FROM d$$,
-	ARRAY[0], 'stranger: DELETE of the owner''s stage.pipeline row affects 0 rows');
-SELECT results_eq(
-	$$WITH u AS (UPDATE stage.rule SET args = '{"min": -1000000, "max": 1000000}'
-				 WHERE rule_name = 'amount_range' RETURNING 1)
-	  SELECT count(*)::int FROM u$$,
-	ARRAY[0], 'stranger: UPDATE of the owner''s rules affects 0 rows');
-SELECT results_eq(
-	$$WITH d AS (DELETE FROM stage.mask RETURNING 1) SELECT count(*)::int FROM d$$,
-	ARRAY[0], 'stranger: DELETE of the owner''s masks affects 0 rows');
-SELECT results_eq(
-	$$WITH d AS (DELETE FROM stage.quarantine_log RETURNING 1) SELECT count(*)::int FROM d$$,
-	ARRAY[0], 'stranger: DELETE of the owner''s quarantine affects 0 rows');
+	'stranger: cannot repoint any pipeline at another table');
+SELECT throws_ok(
+	$$UPDATE stage.pipeline SET enabled = false WHERE name = 'tap_orders'$$,
+	'42501', 'permission denied for table pipeline',
+	'stranger: cannot UPDATE the owner''s stage.pipeline row');
+SELECT throws_ok(
+	$$DELETE FROM stage.pipeline WHERE name = 'tap_orders'$$,
+	'42501', 'permission denied for table pipeline',
+	'stranger: cannot DELETE the owner''s stage.pipeline row');
+SELECT throws_ok(
+	$$UPDATE stage.rule SET args = '{"min": -1000000, "max": 1000000}' WHERE rule_name = 'amount_range'$$,
+	'42501', 'permission denied for table rule',
+	'stranger: cannot UPDATE the owner''s rules');
+SELECT throws_ok($$DELETE FROM stage.mask$$,
+	'42501', 'permission denied for table mask',
+	'stranger: cannot DELETE the owner''s masks');
+SELECT throws_ok($$DELETE FROM stage.quarantine_log$$,
+	'42501', 'permission denied for table quarantine_log',
+	'stranger: cannot DELETE the owner''s quarantine');
 SELECT throws_ok(
 	$$INSERT INTO stage.rule (pipeline_id, rule_name, column_name, kind, position)
 	  SELECT pipeline_id, 'x', 'email', 'not_null', 99 FROM tap_ids$$,
-	'42501', 'new row violates row-level security policy for table "rule"',
+	'42501', 'permission denied for table rule',
 	'stranger: INSERT of a rule into the owner''s pipeline is refused');
 SELECT throws_ok(
 	$$INSERT INTO stage.quarantine_log (pipeline_id, landing_id, batch_id, contract_version, row_data, reasons)
 	  SELECT pipeline_id, 99, 1, 1, '{}', '[]' FROM tap_ids$$,
-	'42501', 'new row violates row-level security policy for table "quarantine_log"',
+	'42501', 'permission denied for table quarantine_log',
 	'stranger: INSERT into the owner''s quarantine is refused');
 SELECT throws_ok(
 	$$INSERT INTO stage.pipeline (name, target, format, owner)
 	  SELECT 'tap_impostor', target::regclass, 'columns', 'tap_owner' FROM tap_ids$$,
-	'42501', 'new row violates row-level security policy for table "pipeline"',
+	'42501', 'permission denied for table pipeline',
 	'stranger: cannot INSERT a pipeline row in the owner''s name');
-SELECT is(stage.contract('tap_orders')->>'version', '5',
-	'stranger: contracts are public metadata (no row values)');
--- check_row on a column with a hash mask: the failing value is reported
--- masked, i.e. as HMAC(secret, guess), which is what stage.hmac computes
-SELECT unalike(
-	pg_temp.rows_or_error($$SELECT stage.check_row('tap_orders', '{"order_id": "9", "card": "1234"}')$$),
-	'%' || (SELECT card_hmac FROM tap_ids) || '%',
-	'stranger: check_row does not reveal HMAC(default secret, guess) of a hashed column');
+SELECT throws_ok($$SELECT stage.contract('tap_orders')$$,
+	'42501', 'permission denied for pipeline "tap_orders"',
+	'stranger: contracts are for owners and analysts (they name tables and expressions)');
+SELECT throws_ok($$SELECT stage.check_row('tap_orders', '{"order_id": "9", "card": "1234"}')$$,
+	'42501', 'permission denied for pipeline "tap_orders"',
+	'stranger: check_row is for owners, producers and analysts');
+SELECT is((SELECT count(*)::int FROM stage.pipelines), 0,
+	'stranger: the pipelines view shows none of the owner''s pipelines');
+SELECT is((SELECT count(*)::int FROM stage.batches), 0,
+	'stranger: the batches view shows none of the owner''s batches');
 
 SELECT throws_ok(
 	$$INSERT INTO stage.pipeline (name, target, format, owner)
 	  SELECT 'tap_forged', target::regclass, 'columns', 'tap_stranger' FROM tap_ids$$,
 	'42501', NULL,
 	'stranger: cannot register a pipeline on a table it does not own by writing stage.pipeline');
+-- check_row by the producer on a column with a hash mask: the failing value
+-- is never shown in any form (its HMAC would be a guessing oracle)
+SET ROLE tap_producer;
+SELECT unalike(
+	pg_temp.rows_or_error($$SELECT stage.check_row('tap_orders', '{"order_id": "9", "card": "1234"}')$$),
+	'%' || (SELECT card_hmac FROM tap_ids) || '%',
+	'producer: check_row does not reveal HMAC(default secret, guess) of a hashed column');
+SET ROLE tap_stranger;
 
 -- a pipeline of the stranger's own: a temporary table (TEMP is granted to
 -- PUBLIC on every database by default) is refused as a target; a table in a
@@ -338,14 +387,14 @@ RESET ROLE;
 
 -- ============================================================== analyst
 SET ROLE tap_analyst;
-SELECT results_eq($$SELECT pipeline, owner::text FROM stage.pipelines WHERE pipeline = 'tap_orders'$$,
-	$$VALUES ('tap_orders'::text, 'tap_owner'::text)$$,
-	'analyst: reads the health view stage.pipelines');
-SELECT lives_ok($$SELECT * FROM stage.batches$$, 'analyst: reads stage.batches');
-SELECT lives_ok($$SELECT * FROM stage.rule_stats$$, 'analyst: reads stage.rule_stats');
-SELECT lives_ok($$SELECT * FROM stage.lineage$$, 'analyst: reads stage.lineage');
-SELECT is((SELECT count(*)::int FROM stage.quarantine_log), 0,
-	'analyst: sees no raw quarantine_log rows');
+SELECT is((SELECT count(*)::int FROM stage.pipelines WHERE pipeline = 'tap_orders'), 0,
+	'analyst, not yet in stage_analyst: stage.pipelines shows nothing');
+SELECT lives_ok($$SELECT * FROM stage.batches$$, 'analyst: may query stage.batches');
+SELECT lives_ok($$SELECT * FROM stage.rule_stats$$, 'analyst: may query stage.rule_stats');
+SELECT lives_ok($$SELECT * FROM stage.lineage$$, 'analyst: may query stage.lineage');
+SELECT throws_ok($$SELECT count(*) FROM stage.quarantine_log$$,
+	'42501', 'permission denied for table quarantine_log',
+	'analyst: cannot read raw quarantine_log rows');
 SELECT throws_ok($$SELECT * FROM stage_landing.tap_orders$$,
 	'42501', 'permission denied for table tap_orders',
 	'analyst: cannot read the landing table (raw values)');
@@ -364,6 +413,14 @@ SET ROLE tap_analyst;
 SELECT is(pg_temp.rows_or_error($$SELECT row_data->>'email' FROM stage.quarantine WHERE pipeline = 'tap_orders'$$),
 	'(' || stage.mask_email('alice@example.com') || ')',
 	'analyst: reads quarantine rows, with masked columns masked');
+SELECT results_eq($$SELECT pipeline, owner::text FROM stage.pipelines WHERE pipeline = 'tap_orders'$$,
+	$$VALUES ('tap_orders'::text, 'tap_owner'::text)$$,
+	'analyst: reads stage.pipelines once in stage_analyst');
+SELECT is(stage.contract('tap_orders')->>'version', '5',
+	'analyst: reads contracts');
+SELECT throws_ok($$SELECT stage.add_rule('tap_orders', 'email', 'not_null')$$,
+	'42501', 'permission denied for pipeline "tap_orders"',
+	'analyst: cannot change them');
 RESET ROLE;
 
 -- ============================================================ superuser

@@ -81,8 +81,8 @@ SELECT ok((SELECT relrowsecurity FROM pg_class WHERE oid = 'stage.token_vault'::
 	'row-level security is on for the vault (no policy: owner only)');
 SELECT is(has_column_privilege('public', 'stage.quarantine_log', 'raw_data', 'SELECT'), false,
 	'PUBLIC cannot read quarantine_log.raw_data');
-SELECT is(has_column_privilege('public', 'stage.quarantine_log', 'row_data', 'SELECT'), true,
-	'PUBLIC may read quarantine_log.row_data (row-level security shows owners their rows)');
+SELECT is(has_column_privilege('public', 'stage.quarantine_log', 'row_data', 'SELECT'), false,
+	'PUBLIC may not read quarantine_log.row_data either (stage.quarantine shows each role what it may see)');
 SELECT ok(EXISTS (SELECT 1 FROM pg_extension e, unnest(e.extconfig) c
 				   WHERE e.extname = 'stage' AND c = 'stage.token_vault'::regclass),
 	'the vault is dumped with the database (tokens stay reversible after a restore)');
@@ -91,7 +91,7 @@ SELECT is_empty($$SELECT 1 FROM stage.token_vault$$, 'the vault starts empty');
 -- ------------------------------------------------------------ checks (6)
 SELECT has_trigger('stage', 'mask', 'mask_check', 'stored masks are checked against their column');
 SELECT has_trigger('stage', 'secret', 'secret_check', 'stored secrets are checked before the constraints');
-SELECT has_trigger('stage', 'pipeline', 'raw_access', 'pipeline owners get raw_data while they own a pipeline');
+SELECT hasnt_trigger('stage', 'pipeline', 'raw_access', 'no role is granted raw_data (owners read it through stage.quarantine_raw)');
 SELECT is(has_function_privilege('public', 'stage._decode_key(bytea, text)', 'EXECUTE'), false,
 	'PUBLIC may not call the key decoder');
 SELECT is(has_function_privilege('public', 'stage.import_secret_file(text, text, text)', 'EXECUTE'), false,
