@@ -50,7 +50,7 @@ stage--0.1--0.2.sql: $(srcdir)/sql/stage--0.1--0.2/00_prologue.sql $(UPDATE_0_2_
 	      -e 's/^CREATE VIEW /CREATE OR REPLACE VIEW /'; \
 	  cat $(srcdir)/sql/stage--0.1--0.2/99_epilogue.sql; } > $@
 
-.PHONY: deps demo test bench latency
+.PHONY: deps demo test bench latency fuzz valgrind
 deps:
 	scripts/deps.sh
 
@@ -65,6 +65,15 @@ bench:
 
 latency:
 	scripts/latency.sh
+
+# libFuzzer harnesses of the pure C parts: FUZZ_SECONDS each (make test runs 15)
+FUZZ_SECONDS ?= 60
+fuzz:
+	scripts/fuzz.sh $(FUZZ_SECONDS)
+
+# regress and pgTAP with the server under valgrind (also part of make test)
+valgrind:
+	scripts/valgrind.sh
 
 # every object is rebuilt when a header changes (PGXS tracks no headers)
 $(OBJS): $(wildcard $(srcdir)/include/*.h)

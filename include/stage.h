@@ -396,5 +396,6 @@ extern void direct_insert(RuleProgram *p, int n, char **values, int64 *ids,
 
 /*---- errors that are a row's fault (quarantine) vs the batch's (abort) ----*/
 extern bool stage_row_error(int sqlerrcode);
+extern bool stage_input_error(int sqlerrcode);
 
 #endif							/* STAGE_H */

@@ -14,6 +14,8 @@ extern int	stage_naptime;
 extern int	stage_batch_time_budget;
 extern char *stage_worker_role;
 extern int	stage_max_failures;
+extern int	stage_worker_batch_timeout;
+extern int	stage_worker_lock_timeout;
 
 extern void worker_init(void);
 

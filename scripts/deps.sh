@@ -15,6 +15,10 @@ PACKAGES=(
 	libtap-parser-sourcehandler-pgtap-perl # pg_prove
 	libipc-run-perl                        # needed by PostgreSQL::Test::Cluster
 	postgresql-15-cron                     # pg_cron, the alternative scheduler
+	clang-14                               # libFuzzer harnesses (scripts/fuzz.sh)
+	libclang-rt-14-dev                     # libFuzzer and the sanitizers' runtime
+	valgrind                               # memory checking (scripts/valgrind.sh)
+	libc6-dbg                              # symbols valgrind's suppressions name
 )
 
 installed() {

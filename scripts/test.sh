@@ -10,7 +10,12 @@
 #        pgtap      pg_prove over test/pgtap/*.sql, one fresh database per file
 #        isolation  pg_isolation_regress over test/isolation/specs/*.spec
 #        tap        prove over test/t/*.pl (PostgreSQL::Test::Cluster)
-#      each against a throwaway cluster with shared_preload_libraries = 'stage'.
+#      each against a throwaway cluster with shared_preload_libraries = 'stage';
+#   3. runs, from the repository, as root when root:
+#        fuzz       scripts/fuzz.sh: libFuzzer harnesses of the pure C parts,
+#                   STAGE_FUZZ_SECONDS (15) each, reproducers, 1 MiB timings
+#        valgrind   scripts/valgrind.sh: regress and pgTAP with the server
+#                   under valgrind; fails on any error in stage.so
 #
 # A suite without any test file is skipped with a message.  The last line is
 # "N passed, N failed" (N = suites); the exit status is non-zero if any failed.
@@ -29,7 +34,10 @@ set -euo pipefail
 PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
 PG_BINDIR=${STAGE_PG_BINDIR:-/usr/lib/postgresql/15/bin}
 export PATH="$PG_BINDIR:$PATH:/usr/sbin:/sbin"
-ALL_SUITES=(regress pgtap isolation tap)
+ALL_SUITES=(regress pgtap isolation tap fuzz valgrind)
+# run as the cluster user in the temporary copy (part 2); the others are
+# whole scripts of their own, run from part 1
+CLUSTER_SUITES=" regress pgtap isolation tap "
 
 # ===================================================== part 2: the suites
 # Runs as the cluster user, inside the temporary copy of the tree.
@@ -233,12 +241,12 @@ run_suites() {
 		*) FAILED+=("$s"); echo "--- suite $s: FAILED" ;;
 		esac
 	done
-	echo
-	echo "passed:  ${PASSED[*]:-none}"
-	echo "failed:  ${FAILED[*]:-none}"
-	echo "skipped: ${SKIPPED[*]:-none}"
 	[ "${#FAILED[@]}" -eq 0 ] || echo "(results kept in $PWD)"
-	echo "${#PASSED[@]} passed, ${#FAILED[@]} failed"
+	{
+		for s in "${PASSED[@]}"; do echo "passed $s"; done
+		for s in "${FAILED[@]}"; do echo "failed $s"; done
+		for s in "${SKIPPED[@]}"; do echo "skipped $s"; done
+	} >"$PWD/suites.result"
 	[ "${#FAILED[@]}" -eq 0 ]
 }
 
@@ -254,10 +262,13 @@ fi
 
 suites=("$@")
 [ "${#suites[@]}" -gt 0 ] || suites=("${ALL_SUITES[@]}")
+cluster=()
+tools=()
 for s in "${suites[@]}"; do
 	case " ${ALL_SUITES[*]} " in *" $s "*) ;;
 	*) echo "unknown suite '$s' (known: ${ALL_SUITES[*]})" >&2; exit 2 ;;
 	esac
+	case "$CLUSTER_SUITES" in *" $s "*) cluster+=("$s") ;; *) tools+=("$s") ;; esac
 done
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -273,19 +284,64 @@ if ! make -s -j"$(nproc)" PG_CONFIG="$PG_CONFIG" ||
 	echo "0 passed, ${#suites[@]} failed"
 	exit 1
 fi
-tar -C "$repo" --exclude=./.git --exclude=./tmp_install -cf - . | tar -C "$work" -xf -
+tar -C "$repo" --exclude=./.git --exclude=./tmp_install --exclude=./test/fuzz/build \
+	-cf - . | tar -C "$work" -xf -
 export STAGE_PG_BINDIR=$bindir
 rc=0
-if [ "$(id -u)" -eq 0 ]; then
-	chown -R postgres:postgres "$work"
-	chmod 0755 "$work"
-	(cd "$work" && runuser -u postgres -- env PATH="$PATH" \
-		STAGE_PG_BINDIR="$bindir" STAGE_TESTS="${STAGE_TESTS:-}" \
-		bash "$work/scripts/test.sh" --suites "$work" "${suites[@]}") || rc=$?
-else
-	bash "$work/scripts/test.sh" --suites "$work" "${suites[@]}" || rc=$?
+if [ "${#cluster[@]}" -gt 0 ]; then
+	if [ "$(id -u)" -eq 0 ]; then
+		chown -R postgres:postgres "$work"
+		chmod 0755 "$work"
+		(cd "$work" && runuser -u postgres -- env PATH="$PATH" \
+			STAGE_PG_BINDIR="$bindir" STAGE_TESTS="${STAGE_TESTS:-}" \
+			bash "$work/scripts/test.sh" --suites "$work" "${cluster[@]}") || rc=$?
+	else
+		bash "$work/scripts/test.sh" --suites "$work" "${cluster[@]}" || rc=$?
+	fi
 fi
+results=()
+[ -f "$work/suites.result" ] && mapfile -t results <"$work/suites.result"
+
+# fuzz: a short run of every harness, its saved reproducers and the 1 MiB
+# timings (scripts/fuzz.sh); valgrind: the regress and pgTAP suites with
+# the server under memcheck (scripts/valgrind.sh)
+for s in "${tools[@]}"; do
+	say "suite $s"
+	trc=0
+	case $s in
+	fuzz) "$repo/scripts/fuzz.sh" "${STAGE_FUZZ_SECONDS:-15}" || trc=$? ;;
+	valgrind) "$repo/scripts/valgrind.sh" || trc=$? ;;
+	esac
+	if [ "$trc" -eq 0 ]; then
+		results+=("passed $s")
+		echo "--- suite $s: passed"
+	else
+		results+=("failed $s")
+		echo "--- suite $s: FAILED"
+		rc=1
+	fi
+done
+
+npass=0
+nfail=0
+lpass=
+lfail=
+lskip=
+for r in "${results[@]}"; do
+	case $r in
+	"passed "*) npass=$((npass + 1)); lpass="$lpass ${r#passed }" ;;
+	"failed "*) nfail=$((nfail + 1)); lfail="$lfail ${r#failed }" ;;
+	"skipped "*) lskip="$lskip ${r#skipped }" ;;
+	esac
+done
+echo
+echo "passed: ${lpass:- none}"
+echo "failed: ${lfail:- none}"
+echo "skipped:${lskip:- none}"
 if [ "$rc" -eq 0 ] && [ -z "${STAGE_TEST_KEEP:-}" ]; then
 	rm -rf "$work"
+else
+	echo "(results kept in $work)"
 fi
+echo "$npass passed, $nfail failed"
 exit "$rc"

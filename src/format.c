@@ -272,6 +272,10 @@ fmt_url(const char *s, int len)
 		if (s[j] == '@')
 			host = j + 1;
 	}
+	/* user:password@ takes no spaces or control characters either */
+	for (j = auth; j < host; j++)
+		if ((unsigned char) s[j] <= ' ' || s[j] == 0x7f)
+			return false;
 	if (host < end && s[host] == '[')
 	{
 		/* [IPv6]:port */

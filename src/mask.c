@@ -64,6 +64,21 @@
  *		primitives
  * ---------------------------------------------------------------- */
 
+/*
+ * Memory for a masked value: a mask may make a value longer (a fill of four
+ * bytes per digit), and a value of a gigabyte would then not fit a text.
+ */
+static char *
+mask_alloc(Size size)
+{
+	if (size > MaxAllocSize - VARHDRSZ)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("the masked value would be longer than a text value can be"),
+				 errhint("Use a one-byte fill character, or a mask that does not lengthen the value.")));
+	return palloc(size);
+}
+
 /* number of characters in s[0..len) */
 static int
 mask_nchars(const char *s, int len)
@@ -84,7 +99,7 @@ mask_partial(const char *s, int len, int keep_start, int keep_end,
 	int			nchars = mask_nchars(s, len);
 	int			fill_len = strlen(fill);
 	bool		fill_each = (pg_mbstrlen(fill) == 1);
-	char	   *out = palloc(len + (fill_each ? nchars * fill_len : fill_len) + 1);
+	char	   *out = mask_alloc((Size) len + (fill_each ? (Size) nchars * fill_len : fill_len) + 1);
 	char	   *o = out;
 	int			i;
 	const char *p = s;
@@ -93,7 +108,7 @@ mask_partial(const char *s, int len, int keep_start, int keep_end,
 		keep_start = 0;
 	if (keep_end < 0)
 		keep_end = 0;
-	if (nchars <= keep_start + keep_end)
+	if ((int64) nchars <= (int64) keep_start + keep_end)
 	{
 		keep_start = 0;
 		keep_end = 0;
@@ -211,7 +226,7 @@ mask_phone(const char *s, int len, int keep, const char *fill)
 		if (s[i] >= '0' && s[i] <= '9')
 			ndigits++;
 	}
-	out = o = palloc(len + ndigits * fill_len + 1);
+	out = o = mask_alloc((Size) len + (Size) ndigits * fill_len + 1);
 	for (i = 0; i < len; i++)
 	{
 		CHECK_FOR_INTERRUPTS();

@@ -121,6 +121,7 @@ typedef struct Mover
 	StringInfo	skipped;		/* what limited left out, for the NOTICE */
 	bool		use_direct;		/* writes go through direct_insert */
 	int			cur_col;		/* column of the type check being bisected */
+	bool		input_errors;	/* bisecting input functions: see stage_input_error */
 	StageRule  *cur_rule;		/* expression rule being bisected */
 } Mover;
 
@@ -361,7 +362,8 @@ mover_try(Mover *m, mover_try_fn fn, int *idx, int n)
 		RollbackAndReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(oldcxt);
 		CurrentResourceOwner = oldowner;
-		if (!stage_row_error(edata->sqlerrcode))
+		if (!stage_row_error(edata->sqlerrcode) &&
+			!(m->input_errors && stage_input_error(edata->sqlerrcode)))
 			ReThrowError(edata);
 	}
 	PG_END_TRY();
@@ -459,7 +461,9 @@ mover_typecheck(Mover *m)
 				unsure[nu++] = i;
 		}
 		m->cur_col = c;
+		m->input_errors = true;
 		mover_bisect(m, mover_tc_group, mover_tc_fail, unsure, nu);
+		m->input_errors = false;
 	}
 }
 

@@ -27,6 +27,8 @@
  */
 #include "postgres.h"
 
+#include <limits.h>
+
 #include "miscadmin.h"
 
 #include <arpa/inet.h>
@@ -401,18 +403,34 @@ pii_iban(const char *s, int len, int i)
 	return -1;
 }
 
-/* n or more characters of class fn from j; the end, or -1 */
+/*
+ * min to max characters of class fn from j; the end, or -1 (also when the
+ * run goes on beyond max: no token of that shape is that long).  The cap
+ * keeps a scan linear: a token start inside a long run of key characters
+ * would otherwise read to the end of the run, at every start.
+ */
 static int
-pii_run(const char *s, int len, int j, int min, bool (*fn) (unsigned char))
+pii_run_max(const char *s, int len, int j, int min, int max, bool (*fn) (unsigned char))
 {
 	int			start = j;
 
 	while (j < len && fn(s[j]))
 	{
 		CHECK_FOR_INTERRUPTS();
+		if (j - start >= max)
+			return -1;
 		j++;
 	}
 	return (j - start >= min) ? j : -1;
+}
+
+/* the longest credential of a fixed-width family we look for */
+#define PII_KEY_MAX 255
+
+static int
+pii_run(const char *s, int len, int j, int min, bool (*fn) (unsigned char))
+{
+	return pii_run_max(s, len, j, min, PII_KEY_MAX, fn);
 }
 
 static bool
@@ -451,7 +469,7 @@ pii_slack_char(unsigned char c)
  * key blocks.
  */
 static int
-pii_credential(const char *s, int len, int i)
+pii_credential(const char *s, int len, int i, int *jwt_dead)
 {
 	static const char *const aws[] = {"AKIA", "ASIA", "ABIA", "ACCA", "AGPA", "AIDA",
 	"AROA", "AIPA", "ANPA", "ANVA", "APKA", NULL};
@@ -466,13 +484,13 @@ pii_credential(const char *s, int len, int i)
 			for (p = aws; *p; p++)
 				if (pii_at(s, len, i, *p))
 				{
-					e = pii_run(s, len, i + 4, 16, pii_key_char);
+					e = pii_run_max(s, len, i + 4, 16, 16, pii_key_char);
 					if (e == i + 20 && pii_ends_word(s, len, e))
 						return e;
 				}
 			if (pii_at(s, len, i, "AIza"))
 			{
-				e = pii_run(s, len, i + 4, 35, pii_b64url_fn);
+				e = pii_run_max(s, len, i + 4, 35, 35, pii_b64url_fn);
 				if (e > 0 && e == i + 39)
 					return e;
 			}
@@ -512,20 +530,39 @@ pii_credential(const char *s, int len, int i)
 				}
 			break;
 		case 'e':
-			/* header.payload.signature, the first two base64url JSON objects */
-			if (pii_at(s, len, i, "eyJ"))
+			/*
+			 * header.payload.signature, the first two base64url JSON
+			 * objects.  Parts have no fixed length; a start inside a run
+			 * that already failed from an earlier start ends the same
+			 * way, so *jwt_dead (the end of that run) skips it.
+			 */
+			if (i >= *jwt_dead && pii_at(s, len, i, "eyJ"))
 			{
-				e = pii_run(s, len, i, 10, pii_b64url_fn);
+				int			h = pii_run_max(s, len, i, 10, INT_MAX, pii_b64url_fn);
+
+				e = h;
 				if (e < 0 || e >= len || s[e] != '.' || !pii_at(s, len, e + 1, "eyJ"))
+				{
+					*jwt_dead = h > 0 ? h : i;
 					break;
-				e = pii_run(s, len, e + 1, 4, pii_b64url_fn);
+				}
+				e = pii_run_max(s, len, e + 1, 4, INT_MAX, pii_b64url_fn);
 				if (e < 0 || e >= len || s[e] != '.')
+				{
+					*jwt_dead = h;
 					break;
+				}
 				e++;
 				while (e < len && pii_b64url(s[e]))
+				{
+					CHECK_FOR_INTERRUPTS();
 					e++;
+				}
 				if (e < len && s[e] == '.')
+				{
+					*jwt_dead = h;
 					break;
+				}
 				return e;
 			}
 			break;
@@ -573,7 +610,7 @@ pii_credential(const char *s, int len, int i)
  * a card before a phone, an SSN before an IPv4.
  */
 static int
-pii_detect(const char *s, int len, int i, int kinds, int *kind)
+pii_detect(const char *s, int len, int i, int kinds, int *kind, int *jwt_dead)
 {
 	unsigned char c = s[i];
 	int			e;
@@ -601,7 +638,7 @@ pii_detect(const char *s, int len, int i, int kinds, int *kind)
 	if (pii_upper(c) && (kinds & PII_IBAN) && (e = pii_iban(s, len, i)) > 0)
 		return (*kind = PII_IBAN), e;
 	if ((kinds & PII_CREDENTIAL) && strchr("Agxsre-", c) && c != '\0' &&
-		(e = pii_credential(s, len, i)) > 0)
+		(e = pii_credential(s, len, i, jwt_dead)) > 0)
 		return (*kind = PII_CREDENTIAL), e;
 	if ((kinds & PII_IPV6) && (pii_hex(c) || c == ':') &&
 		(i == 0 || (s[i - 1] != ':' && s[i - 1] != '.')) &&
@@ -620,6 +657,7 @@ pii_scan(const char *s, int len, int kinds, PiiHit *hits, int maxhits)
 	int			n = 0;
 	int			i = 0;
 	int			covered = 0;	/* bytes before this are inside a reported span */
+	int			jwt_dead = 0;	/* no token starts before this (pii_credential) */
 
 	while (i < len)
 	{
@@ -638,14 +676,23 @@ pii_scan(const char *s, int len, int kinds, PiiHit *hits, int maxhits)
 				end = -1;
 		}
 		else if (c < 0x80 && c != ' ' && pii_starts_word(s, i) &&
-				 (end = pii_detect(s, len, i, kinds, &kind)) > 0)
+				 (end = pii_detect(s, len, i, kinds, &kind, &jwt_dead)) > 0)
 		{
 			int			es;
 			int			ee;
 
-			/* a number or key that is the local part of an email is the email */
-			if (end < len && s[end] == '@' && (kinds & PII_EMAIL) &&
-				pii_email_at(s, len, end, &es, &ee) && es <= i && es >= covered)
+			int			at = end;
+
+			/*
+			 * A number or key inside the local part of an email is the
+			 * email: 123-45-6789.john@example.com is not an SSN followed
+			 * by an address-shaped rest.  A local part has at most 64
+			 * characters, so the look-ahead is bounded.
+			 */
+			while (at < len && at - i <= 64 && s[at] != '@' && pii_local_char(s[at]))
+				at++;
+			if (at < len && s[at] == '@' && (kinds & PII_EMAIL) &&
+				pii_email_at(s, len, at, &es, &ee) && es <= i && es >= covered)
 			{
 				start = es;
 				end = ee;

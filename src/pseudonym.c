@@ -463,10 +463,18 @@ static void
 ps_email(PseudoStream *st, const char *s, int len, bool keep_domain, StringInfo out)
 {
 	const char *at = s + len - 1;
+	int			domain_len;
 
 	while (*at != '@')
 		at--;
-	ps_label(st, out, 12);
+	domain_len = len - (at + 1 - s);
+
+	/*
+	 * 12 characters, fewer when a kept long domain would make the result
+	 * longer than an address may be (254): a pseudonym of a valid address
+	 * is a valid address.
+	 */
+	ps_label(st, out, keep_domain ? Min(12, 253 - domain_len) : 12);
 	appendStringInfoChar(out, '@');
 	if (keep_domain)
 		appendBinaryStringInfo(out, at + 1, len - (at + 1 - s));

@@ -65,6 +65,17 @@ static const SqlstateName sqlstate_names[] = {
 	{"P0004", "assert_failure"},
 	{"44000", "with_check_option_violation"},
 	{"54000", "program_limit_exceeded"},
+	{"55006", "object_in_use"},
+	{"55P03", "lock_not_available"},
+	{"57014", "query_canceled"},
+	{"40001", "serialization_failure"},
+	{"40P01", "deadlock_detected"},
+	{"42501", "insufficient_privilege"},
+	{"42601", "syntax_error"},
+	{"42P01", "undefined_table"},
+	{"42704", "undefined_object"},
+	{"42883", "undefined_function"},
+	{"XX000", "internal_error"},
 	{NULL, NULL}
 };
 
@@ -73,6 +84,13 @@ static const SqlstateName sqlstate_classes[] = {
 	{"23", "integrity_constraint_violation"},
 	{"P0", "plpgsql_error"},
 	{"44", "with_check_option_violation"},
+	{"42", "syntax_error_or_access_rule_violation"},
+	{"40", "transaction_rollback"},
+	{"53", "insufficient_resources"},
+	{"54", "program_limit_exceeded"},
+	{"55", "object_not_in_prerequisite_state"},
+	{"57", "operator_intervention"},
+	{"XX", "internal_error"},
 	{NULL, NULL}
 };
 

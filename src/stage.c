@@ -62,6 +62,21 @@ int			stage_batch_time_budget = 5000;
 char	   *stage_worker_role = NULL;
 int			stage_max_failures = 5;
 
+/*
+ * stage.worker_batch_timeout: how long one batch of the worker may run
+ * (its owner's triggers and expressions included) before it is cancelled
+ * as a failed batch; 0: no limit.  One slow or blocked pipeline must not
+ * hold up the other owners' pipelines of the database.
+ */
+int			stage_worker_batch_timeout = 60000;
+
+/*
+ * stage.worker_lock_timeout: how long a worker's batch waits for a lock
+ * (a target table an owner's open transaction holds) before it fails and
+ * backs off; 0: as long as stage.worker_batch_timeout allows.
+ */
+int			stage_worker_lock_timeout = 1000;
+
 void		_PG_init(void);
 
 void
@@ -145,6 +160,22 @@ _PG_init(void)
 							PGC_SIGHUP, 0,
 							NULL, NULL, NULL);
 
+	DefineCustomIntVariable("stage.worker_batch_timeout",
+							"How long one batch of a stage worker may run before it is cancelled as failed.",
+							"Owner code (target triggers, expressions) counts; 0 means no limit.",
+							&stage_worker_batch_timeout,
+							60000, 0, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("stage.worker_lock_timeout",
+							"How long a batch of a stage worker waits for a lock before it fails and backs off.",
+							"0 means as long as stage.worker_batch_timeout allows.",
+							&stage_worker_lock_timeout,
+							1000, 0, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
 	MarkGUCPrefixReserved("stage");
 
 	/* the worker needs shared memory: only when preloaded */
@@ -172,4 +203,17 @@ stage_row_error(int sqlerrcode)
 		default:
 			return false;
 	}
+}
+
+/*
+ * A type's input function may also reject a value with a syntax or lookup
+ * error (class 42): a tsquery that does not parse (42601), a regclass or
+ * regtype that names nothing (42P01, 42704).  In the type check such an
+ * error is the value's fault too; a missing privilege (42501) is not.
+ */
+bool
+stage_input_error(int sqlerrcode)
+{
+	return ERRCODE_TO_CATEGORY(sqlerrcode) == ERRCODE_SYNTAX_ERROR_OR_ACCESS_RULE_VIOLATION &&
+		sqlerrcode != ERRCODE_INSUFFICIENT_PRIVILEGE;
 }

@@ -130,8 +130,8 @@ tc_numeric(const char *s, int32 typmod, bool is_float)
 	 */
 	if (is_float)
 		return intdigits <= 15 && fracdigits <= 15;
-	if (intdigits > 1000)
-		return false;
+	if (intdigits > 1000 || fracdigits > 16383)
+		return false;			/* numeric_in's limits are near: let it decide */
 	if (typmod >= (int32) VARHDRSZ)
 	{
 		int			precision = ((typmod - VARHDRSZ) >> 16) & 0xffff;

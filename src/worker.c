@@ -55,6 +55,7 @@
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
+#include "utils/timeout.h"
 #include "utils/timestamp.h"
 #include "utils/varlena.h"
 
@@ -74,8 +75,10 @@ typedef struct WorkerSlot
 	char		dbname[NAMEDATALEN];
 	char		state[16];
 	char		pipeline[NAMEDATALEN];
+	Oid			pipeline_owner; /* who may see what the worker is on */
 	int64		batch_id;
 	char		last_error[256];
+	Oid			error_owner;	/* owner of the pipeline of last_error */
 	int64		batches;
 	int64		rows;
 	TimestampTz started_at;
@@ -402,11 +405,12 @@ worker_release_slot(int code, Datum arg)
  * ---------------------------------------------------------------- */
 
 static void
-worker_set_state(const char *state, const char *pipeline)
+worker_set_state(const char *state, const char *pipeline, Oid owner)
 {
 	LWLockAcquire(shared->lock, LW_EXCLUSIVE);
 	strlcpy(my_slot->state, state, sizeof(my_slot->state));
 	strlcpy(my_slot->pipeline, pipeline ? pipeline : "", NAMEDATALEN);
+	my_slot->pipeline_owner = owner;
 	LWLockRelease(shared->lock);
 }
 
@@ -414,6 +418,7 @@ typedef struct PipelineRef
 {
 	int			id;
 	char	   *name;
+	Oid			owner;
 } PipelineRef;
 
 /*
@@ -446,7 +451,7 @@ worker_pipelines(MemoryContext cxt)
 		Datum		arg = ObjectIdGetDatum(GetUserId());
 
 		/* the pipelines of owners the worker's role is a member of */
-		catalog_exec("SELECT pipeline_id, name FROM stage.pipeline"
+		catalog_exec("SELECT pipeline_id, name, owner::pg_catalog.oid FROM stage.pipeline"
 					 " WHERE (enabled OR held_version OPERATOR(pg_catalog.<>) contract_version)"
 					 " AND pg_catalog.pg_has_role($1, owner::pg_catalog.oid, 'MEMBER')"
 					 " AND (retry_at IS NULL"
@@ -461,6 +466,7 @@ worker_pipelines(MemoryContext cxt)
 
 		p->id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
 		p->name = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
+		p->owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 3, &isnull));
 		result = lappend(result, p);
 		MemoryContextSwitchTo(old);
 	}
@@ -478,8 +484,8 @@ worker_pipelines(MemoryContext cxt)
 static bool
 worker_record_failure(PipelineRef *p, ErrorData *e)
 {
-	Oid			types[4] = {INT4OID, TEXTOID, TEXTOID, INT4OID};
-	Datum		vals[4];
+	Oid			types[5] = {INT4OID, TEXTOID, TEXTOID, INT4OID, TEXTOID};
+	Datum		vals[5];
 	bool		has_masks;
 	bool		isnull;
 
@@ -492,25 +498,9 @@ worker_record_failure(PipelineRef *p, ErrorData *e)
 	vals[1] = CStringGetTextDatum(e->message ? e->message : "unknown error");
 	vals[2] = CStringGetTextDatum(unpack_sql_state(e->sqlerrcode));
 	vals[3] = Int32GetDatum(stage_max_failures);
-	catalog_exec("INSERT INTO stage.batch (pipeline_id, contract_version, status,"
-				 " started_at, error, sqlstate)"
-				 " SELECT pipeline_id, contract_version, 'failed',"
-				 " pg_catalog.statement_timestamp(), $2, $3"
-				 " FROM stage.pipeline WHERE pipeline_id OPERATOR(pg_catalog.=) $1",
-				 4, types, vals, NULL, SPI_OK_INSERT);
-	catalog_exec("UPDATE stage.pipeline SET failures = failures OPERATOR(pg_catalog.+) 1,"
-				 " retry_at = pg_catalog.now() OPERATOR(pg_catalog.+)"
-				 "   pg_catalog.make_interval(secs => LEAST(300, 2 OPERATOR(pg_catalog.^) failures)),"
-				 " enabled = (failures OPERATOR(pg_catalog.+) 1 OPERATOR(pg_catalog.<) $4),"
-				 " paused_reason = CASE WHEN failures OPERATOR(pg_catalog.+) 1 OPERATOR(pg_catalog.>=) $4"
-				 "   THEN pg_catalog.format('paused after %s consecutive failed batches; last: %s (SQLSTATE %s)',"
-				 "        failures OPERATOR(pg_catalog.+) 1, $2, $3)"
-				 "   ELSE paused_reason END"
-				 " WHERE pipeline_id OPERATOR(pg_catalog.=) $1",
-				 4, types, vals, NULL, SPI_OK_UPDATE);
-	catalog_exec("SELECT EXISTS (SELECT 1 FROM stage.mask"
-				 " WHERE pipeline_id OPERATOR(pg_catalog.=) $1)",
-				 1, types, vals, NULL, SPI_OK_SELECT);
+	vals[4] = CStringGetTextDatum(GetUserNameFromId(GetUserId(), false));
+	catalog_exec("SELECT stage._record_failure($1, $2, $3, $4, $5::pg_catalog.name)",
+				 5, types, vals, NULL, SPI_OK_SELECT);
 	has_masks = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
 										   1, &isnull));
 	SPI_finish();
@@ -530,12 +520,13 @@ worker_run_one(PipelineRef *p, MemoryContext cxt)
 	volatile int64 rows = 0;
 	MemoryContext oldcxt = CurrentMemoryContext;
 
-	worker_set_state("running", p->name);
+	worker_set_state("running", p->name, p->owner);
 	PG_TRY();
 	{
 		Oid			argtype = INT4OID;
 		Datum		arg = Int32GetDatum(p->id);
 		BatchResult res;
+		bool		ran;
 
 		SetCurrentStatementStartTimestamp();
 		StartTransactionCommand();
@@ -548,7 +539,23 @@ worker_run_one(PipelineRef *p, MemoryContext cxt)
 		 * left for this pass.  The lock is the pipeline's catalog row,
 		 * which only stage can lock: no other role can hold a pipeline up.
 		 */
-		if (mover_run(p->name, stage_batch_size, true, &res) && res.rows_in > 0)
+		/*
+		 * A batch runs owner code (triggers, expressions) that could wait
+		 * on a lock of the owner's or sleep: bounded, so the worker goes
+		 * on with the other owners' pipelines, and this one backs off.
+		 * Owner code can change statement_timeout but not this timer.
+		 */
+		if (stage_worker_batch_timeout > 0)
+			enable_timeout_after(STATEMENT_TIMEOUT, stage_worker_batch_timeout);
+		/* and a lock the owner holds (an open transaction on its target) fails it soon */
+		if (stage_worker_lock_timeout > 0)
+			(void) set_config_option("lock_timeout",
+									 psprintf("%d", stage_worker_lock_timeout),
+									 PGC_SUSET, PGC_S_SESSION, GUC_ACTION_LOCAL,
+									 true, 0, false);
+		ran = mover_run(p->name, stage_batch_size, true, &res);
+		disable_timeout(STATEMENT_TIMEOUT, false);
+		if (ran && res.rows_in > 0)
 		{
 			rows = res.rows_in;
 			if (strcmp(res.status, "done") != 0)
@@ -573,6 +580,7 @@ worker_run_one(PipelineRef *p, MemoryContext cxt)
 	{
 		ErrorData  *e;
 
+		disable_timeout(STATEMENT_TIMEOUT, false);
 		MemoryContextSwitchTo(cxt);
 		e = CopyErrorData();
 		FlushErrorState();
@@ -589,6 +597,7 @@ worker_run_one(PipelineRef *p, MemoryContext cxt)
 				 "batch of pipeline \"%s\" failed: %s (SQLSTATE %s); see stage.batches",
 				 p->name, sqlstate_name(unpack_sql_state(e->sqlerrcode)),
 				 unpack_sql_state(e->sqlerrcode));
+		my_slot->error_owner = p->owner;
 		LWLockRelease(shared->lock);
 		PG_TRY();
 		{
@@ -743,7 +752,7 @@ stage_worker_main(Datum arg)
 		PG_END_TRY();
 		MemoryContextSwitchTo(old);
 		MemoryContextReset(cxt);
-		worker_set_state("idle", NULL);
+		worker_set_state("idle", NULL, InvalidOid);
 
 		if (!pending)
 		{
@@ -847,29 +856,46 @@ stage_workers(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	int			i;
 
+	WorkerSlot *copy;
+	int			n = 0;
+
 	InitMaterializedSRF(fcinfo, 0);
 	if (shared == NULL)
 		return (Datum) 0;
+	/* a copy, so that the role checks below run without the lock */
+	copy = palloc(sizeof(WorkerSlot) * Max(shared->nslots, 1));
 	LWLockAcquire(shared->lock, LW_SHARED);
 	for (i = 0; i < shared->nslots; i++)
+		if (shared->slots[i].in_use)
+			copy[n++] = shared->slots[i];
+	LWLockRelease(shared->lock);
+	for (i = 0; i < n; i++)
 	{
-		WorkerSlot *s = &shared->slots[i];
+		WorkerSlot *s = &copy[i];
 		Datum		values[11];
 		bool		nulls[11];
 
-		if (!s->in_use)
-			continue;
+		/*
+		 * That a worker runs, anyone may see; which pipeline it is on and
+		 * how its last batch failed, those who may see that pipeline
+		 * (roles are cluster-wide, so this holds across databases).
+		 */
+		bool		see_pipeline = OidIsValid(s->pipeline_owner) &&
+			guard_may_see(s->pipeline_owner);
+		bool		see_error = OidIsValid(s->error_owner) &&
+			guard_may_see(s->error_owner);
+
 		memset(nulls, 0, sizeof(nulls));
 		values[0] = Int32GetDatum(s->pid);
 		nulls[0] = (s->pid == 0);
 		values[1] = CStringGetTextDatum(s->dbname);
 		values[2] = CStringGetTextDatum(s->state);
 		values[3] = CStringGetTextDatum(s->pipeline);
-		nulls[3] = (s->pipeline[0] == '\0');
+		nulls[3] = (s->pipeline[0] == '\0' || !see_pipeline);
 		values[4] = Int64GetDatum(s->batch_id);
-		nulls[4] = (s->batch_id == 0);
+		nulls[4] = (s->batch_id == 0 || !see_pipeline);
 		values[5] = CStringGetTextDatum(s->last_error);
-		nulls[5] = (s->last_error[0] == '\0');
+		nulls[5] = (s->last_error[0] == '\0' || !see_error);
 		values[6] = Int64GetDatum(s->batches);
 		values[7] = Int64GetDatum(s->rows);
 		values[8] = TimestampTzGetDatum(s->started_at);
@@ -879,6 +905,5 @@ stage_workers(PG_FUNCTION_ARGS)
 		values[10] = BoolGetDatum(s->dynamic);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
-	LWLockRelease(shared->lock);
 	return (Datum) 0;
 }

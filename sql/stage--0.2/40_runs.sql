@@ -40,7 +40,8 @@ BEGIN
 				GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, state = RETURNED_SQLSTATE;
 				/* back off and, after stage.max_failures, pause: as the worker does */
 				IF stage._record_failure(p.pipeline_id, msg, state,
-						COALESCE(pg_catalog.current_setting('stage.max_failures', true), '5')::integer) THEN
+						COALESCE(pg_catalog.current_setting('stage.max_failures', true), '5')::integer,
+						stage._caller()::text) THEN
 					/* the text may quote a masked value: owners read it in stage.batches */
 					msg := stage._withheld(state);
 				END IF;
@@ -72,15 +73,16 @@ $$;
  * and is not repeated where others see it (reason.c).
  */
 CREATE FUNCTION stage._record_failure(pipeline_id integer, message text, sqlstate text,
-									  max_failures integer)
+									  max_failures integer, run_by name)
 RETURNS boolean
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-	INSERT INTO stage.batch (pipeline_id, contract_version, status, started_at, error, sqlstate)
+	INSERT INTO stage.batch (pipeline_id, contract_version, status, started_at, error, sqlstate,
+							 run_by)
 	SELECT x.pipeline_id, x.contract_version, 'failed', pg_catalog.clock_timestamp(),
-		   _record_failure.message, _record_failure.sqlstate
+		   _record_failure.message, _record_failure.sqlstate, _record_failure.run_by
 	  FROM stage.pipeline x WHERE x.pipeline_id OPERATOR(pg_catalog.=) _record_failure.pipeline_id;
 	UPDATE stage.pipeline x
 	   SET failures = x.failures OPERATOR(pg_catalog.+) 1,

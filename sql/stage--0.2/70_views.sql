@@ -254,17 +254,12 @@ $$;
 
 /*
  * The workers of the cluster: anyone may see that they run; which
- * pipeline and batch each is on only those who may see that pipeline.
+ * pipeline and batch each is on, and how its last batch failed, only
+ * those who may see that pipeline (stage._workers decides).
  */
 CREATE VIEW stage.workers WITH (security_barrier) AS
-SELECT w.pid, w.database, w.state,
-	   CASE WHEN p.owner IS NOT NULL AND stage._may_see(p.owner) THEN w.pipeline END AS pipeline,
-	   CASE WHEN p.owner IS NOT NULL AND stage._may_see(p.owner) THEN w.batch_id END AS batch_id,
-	   CASE WHEN p.owner IS NOT NULL AND stage._may_see(p.owner) THEN w.last_error END AS last_error,
+SELECT w.pid, w.database, w.state, w.pipeline, w.batch_id, w.last_error,
 	   w.batches, w.rows, w.started_at, w.last_batch_at,
 	   CASE WHEN w.dynamic THEN 'stage.start_worker()' ELSE 'stage.databases' END AS started_by
-  FROM stage._workers() w
-  LEFT JOIN stage.pipeline p
-	ON p.name OPERATOR(pg_catalog.=) w.pipeline
-   AND w.database OPERATOR(pg_catalog.=) pg_catalog.current_database();
+  FROM stage._workers() w;
 GRANT SELECT ON stage.workers TO PUBLIC;
