@@ -19,7 +19,7 @@
  *			 initials, case (Title, UPPER, lower) and separators are kept;
  *	digits	 +1 (555) 010-0123 -> +7 (283) 041-6620: every digit becomes a
  *			 digit (the first digit of a run stays zero or non-zero),
- *			 everything else is kept; a keyed permutation (ps_digits), so
+ *			 everything else is kept; a keyed permutation (ps_permute), so
  *			 distinct values always get distinct pseudonyms;
  *	text	 AB-1234-x -> QF-8302-k: letters become letters of the same case,
  *			 digits digits, other characters of other scripts lower-case
@@ -30,9 +30,10 @@
  * Names are drawn from 16384 combinations, so distinct names can share a
  * pseudonym: use the hash or tokenize mask for join keys that must stay
  * distinct.  Emails get 62 bits (a collision among a million addresses
- * has odds of about 1 in 10^7); text keeps the value's shape with fresh
- * random characters, so short texts of one shape can collide.  Digits
- * never collide (see ps_digits).
+ * has odds of about 1 in 10^7).  Digits, and texts in ASCII, never
+ * collide (see ps_permute): their letters and digits are enciphered, not
+ * drawn; a text with characters of other scripts gets fresh random letters
+ * for them, and short texts of one shape can then collide.
  *
  * The bytes come from HMAC-SHA256 under the mask's secret: a seed
  * HMAC(key, "stage.pseudonym" || value), then blocks HMAC(key, seed || i).
@@ -250,7 +251,7 @@ ps_text(PseudoStream *st, const char *s, int len, StringInfo out)
 }
 
 /*
- * digits: a keyed permutation.  The digits of the value are one
+ * digits (and ASCII text): a keyed permutation.  The digits of the value are one
  * mixed-radix number: the first digit of a run of digits keeps being zero
  * or not (radix 9 for 1..9, or fixed at 0), every other digit has radix
  * 10.  That number is enciphered with a Feistel network: its digits split
@@ -271,7 +272,8 @@ typedef struct PsDigits
 	int		   *pos;			/* their byte positions */
 	uint8	   *radix;			/* 1, 9 or 10 */
 	uint8	   *v;				/* the value, digit by digit, in [0, radix) */
-	char	   *layout;			/* the value with digits as 'd', '0' or '9' */
+	char	   *layout;			/* the value with digits as 'd', '0' or '9',
+								 * letters as 'a' or 'A' */
 	int			len;
 } PsDigits;
 
@@ -311,7 +313,7 @@ ps_digits_round(const HmacKey *key, PsDigits *d, int round, int tb, int te,
 }
 
 static void
-ps_digits(const HmacKey *key, const char *s, int len, StringInfo out)
+ps_permute(const HmacKey *key, const char *s, int len, bool letters, StringInfo out)
 {
 	PsDigits	d;
 	int			i;
@@ -332,6 +334,16 @@ ps_digits(const HmacKey *key, const char *s, int len, StringInfo out)
 		bool		run_start = (i == 0 || !ps_is_digit(s[i - 1]));
 
 		CHECK_FOR_INTERRUPTS();
+		if (letters && ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')))
+		{
+			/* a letter stays a letter of its case */
+			d.pos[d.n] = i;
+			d.radix[d.n] = 26;
+			d.v[d.n] = (c >= 'a') ? c - 'a' : c - 'A';
+			d.layout[i] = (c >= 'a') ? 'a' : 'A';
+			d.n++;
+			continue;
+		}
 		if (!ps_is_digit(c))
 		{
 			d.layout[i] = c;
@@ -373,7 +385,12 @@ ps_digits(const HmacKey *key, const char *s, int len, StringInfo out)
 	o = out->data + out->len;
 	memcpy(o, s, len);
 	for (k = 0; k < d.n; k++)
-		o[d.pos[k]] = (char) (d.radix[k] == 9 ? '1' + d.v[k] : '0' + d.v[k]);
+	{
+		if (d.radix[k] == 26)
+			o[d.pos[k]] = (char) ((d.layout[d.pos[k]] == 'a' ? 'a' : 'A') + d.v[k]);
+		else
+			o[d.pos[k]] = (char) (d.radix[k] == 9 ? '1' + d.v[k] : '0' + d.v[k]);
+	}
 	out->len += len;
 	out->data[out->len] = '\0';
 	explicit_bzero(d.v, Max(len, 1));
@@ -508,11 +525,15 @@ mask_pseudonym(const HmacKey *key, const char *s, int len, PseudoKind kind,
 			ps_name(&st, s, len, &out);
 			break;
 		case PSEUDO_DIGITS:
-			ps_digits(key, s, len, &out);
+			ps_permute(key, s, len, false, &out);
 			break;
 		case PSEUDO_TEXT:
 		case PSEUDO_AUTO:
-			ps_text(&st, s, len, &out);
+			/* ASCII text: a permutation too; other scripts map to letters */
+			if (pg_mbstrlen_with_len(s, len) == len)
+				ps_permute(key, s, len, true, &out);
+			else
+				ps_text(&st, s, len, &out);
 			break;
 	}
 	explicit_bzero(&st, sizeof(st));

@@ -1,0 +1,167 @@
+# The update from 0.1 to 0.2 (ALTER EXTENSION stage UPDATE): an updated
+# installation has the same objects and privileges as a fresh one, and a
+# pipeline made under 0.1 goes on working under 0.2's rules.
+#
+# Compared: pg_dump --schema-only --binary-upgrade of both databases.  In
+# binary-upgrade mode pg_dump lists every member of the extension (functions,
+# tables, views, triggers, privileges, initial privileges) instead of one
+# CREATE EXTENSION line; object ids, relfrozenxid values and the id list of
+# the extension's configuration tables differ between any two databases and
+# are taken out before comparing.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $node = PostgreSQL::Test::Cluster->new('update');
+$node->init;
+$node->start;
+
+$node->safe_psql('postgres', 'CREATE DATABASE fresh');
+$node->safe_psql('postgres', 'CREATE DATABASE updated');
+$node->safe_psql('fresh', 'CREATE EXTENSION stage');
+$node->safe_psql('updated', q{CREATE EXTENSION stage VERSION '0.1'});
+is($node->safe_psql('updated', q{SELECT extversion FROM pg_extension WHERE extname = 'stage'}),
+	'0.1', 'version 0.1 installs');
+$node->safe_psql('updated', q{ALTER EXTENSION stage UPDATE TO '0.2'});
+is($node->safe_psql('updated', q{SELECT extversion FROM pg_extension WHERE extname = 'stage'}),
+	'0.2', 'and updates to 0.2');
+
+# the schema of a database as pg_dump --binary-upgrade shows it, without
+# what differs between any two databases
+sub schema_of
+{
+	my ($db) = @_;
+	my ($out, $err);
+	my $ok = IPC::Run::run(
+		[ 'pg_dump', '--schema-only', '--binary-upgrade', '-d', $node->connstr($db) ],
+		'>', \$out, '2>', \$err);
+	die "pg_dump $db failed: $err" unless $ok;
+	my @lines;
+	for my $l (split /\n/, $out)
+	{
+		next if $l =~ /^\\(un)?restrict /;
+		next if $l =~ /binary_upgrade_set_next_/;
+		next if $l =~ /^-- /;
+		$l =~ s/relfrozenxid = '\d+'/relfrozenxid = 'X'/;
+		$l =~ s/WHERE oid = '\d+'/WHERE oid = 'X'/;
+		$l =~ s/(binary_upgrade_create_empty_extension\('stage', 'pg_catalog', false, '0\.2', )'\{[\d,]*\}'/$1'{X}'/;
+		push @lines, $l;
+	}
+	return join("\n", @lines);
+}
+
+my $fresh = schema_of('fresh');
+my $updated = schema_of('updated');
+# the comparison must see the extension's members, not one CREATE EXTENSION
+like($fresh, qr/CREATE FUNCTION stage\._do_add_rule\(/, 'the dump lists the extension\'s functions');
+like($fresh, qr/CREATE TABLE stage\.quarantine_log/, 'and its tables');
+like($fresh, qr/binary_upgrade_set_record_init_privs/, 'and their initial privileges');
+my @fl = split /\n/, $fresh;
+my @ul = split /\n/, $updated;
+cmp_ok(scalar(@fl), '>', 1000, 'the schema is compared in full (' . scalar(@fl) . ' lines)');
+my $diff = '';
+for my $i (0 .. ($#fl > $#ul ? $#fl : $#ul))
+{
+	my ($a, $b) = ($fl[$i] // '<none>', $ul[$i] // '<none>');
+	if ($a ne $b)
+	{
+		$diff = "first difference at line $i:\n  fresh:   $a\n  updated: $b\n";
+		last;
+	}
+}
+is($diff, '', 'an updated 0.1 and a fresh 0.2 have the same objects and privileges');
+
+# ----------------------------------------- a pipeline made under 0.1
+# The 0.2 library refuses to run 0.1's SQL (it asks for the update), so the
+# state 0.1 left is written as 0.1 wrote it: catalog rows, a landing table
+# of the owner's with a trigger of its own, owner privileges by row-level
+# security, a quarantined row whose message quotes a value.
+$node->safe_psql('postgres', 'CREATE DATABASE data');
+$node->safe_psql('data', q{
+	CREATE ROLE up_owner;
+	CREATE ROLE up_analyst;
+	CREATE EXTENSION stage VERSION '0.1';
+	-- 0.1's own triggers on its catalog need 0.1's library: not fired here
+	SET session_replication_role = replica;
+	CREATE TABLE public.t (id int PRIMARY KEY, email text, note text CHECK (note <> 'bad'),
+						   _stage_id bigint);
+	ALTER TABLE public.t OWNER TO up_owner;
+	INSERT INTO stage.pipeline (name, target, format, key, owner)
+	VALUES ('p', 'public.t', 'columns', '{id}', 'up_owner');
+	CREATE TABLE stage_landing.p (
+		_stage_id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+		_stage_txid xid8 NOT NULL DEFAULT pg_current_xact_id(),
+		_stage_source text,
+		_stage_received_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+		id text, email text, note text);
+	CREATE INDEX ON stage_landing.p (_stage_txid, _stage_id);
+	CREATE TRIGGER stage_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON stage_landing.p
+		FOR EACH STATEMENT EXECUTE FUNCTION stage._landing_guard();
+	ALTER TABLE stage_landing.p OWNER TO up_owner;
+	UPDATE stage.pipeline SET landing = 'stage_landing.p';
+	INSERT INTO stage.contract_history (pipeline_id, version, contract, created_by)
+	SELECT pipeline_id, 1, '{}', 'up_owner' FROM stage.pipeline;
+	-- a trigger the owner hung on its landing table (0.1 let it)
+	CREATE FUNCTION public.owner_hook() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETURN NULL; END$$;
+	CREATE TRIGGER owner_hook AFTER INSERT ON stage_landing.p
+		FOR EACH STATEMENT EXECUTE FUNCTION public.owner_hook();
+	INSERT INTO stage.batch (pipeline_id, contract_version, status, started_at)
+	SELECT pipeline_id, 1, 'done', now() FROM stage.pipeline;
+	INSERT INTO stage.quarantine_log (pipeline_id, landing_id, batch_id, contract_version,
+									  row_data, raw_data, reasons)
+	SELECT pipeline_id, 1, 1, 1, '{"id": "1", "email": "zq@old.example", "note": "bad"}',
+		   '{"id": "1", "email": "zq@old.example", "note": "bad"}',
+		   '[{"rule": "t_note_check", "kind": "target", "column": null, "value": null,
+			  "sqlstate": "23514", "severity": "reject", "contract_version": 1,
+			  "message": "new row for relation \"t\" violates check constraint \"t_note_check\": Failing row contains (1, zq@old.example, bad, 1)."}]'
+	  FROM stage.pipeline;
+});
+my ($ret, $stdout, $stderr) = $node->psql('data', q{ALTER EXTENSION stage UPDATE TO '0.2'});
+is($ret, 0, 'the update of a database with a pipeline succeeds');
+like($stderr, qr/dropping trigger "owner_hook" of landing table stage_landing\.p/,
+	'the owner\'s own trigger on the landing table goes, with a warning');
+is($node->safe_psql('data', q{
+	SELECT c.relowner = (SELECT relowner FROM pg_class WHERE oid = 'stage.pipeline'::regclass)
+	  FROM pg_class c WHERE c.oid = 'stage_landing.p'::regclass}),
+	't', 'the landing table belongs to the catalog owner');
+is($node->safe_psql('data', q{
+	SELECT has_table_privilege('up_owner', 'stage_landing.p', 'SELECT')
+		   AND has_column_privilege('up_owner', 'stage_landing.p', 'email', 'INSERT')
+		   AND NOT has_table_privilege('up_owner', 'stage_landing.p', 'DELETE')}),
+	't', 'the owner keeps SELECT and INSERT on it, nothing more');
+is($node->safe_psql('data', q{SELECT count(*) FROM pg_policies WHERE schemaname = 'stage'}),
+	'0', 'no row-level security policy is left');
+is($node->safe_psql('data', q{
+	SELECT has_table_privilege('up_owner', 'stage.mask', 'INSERT')
+		OR has_table_privilege('up_owner', 'stage.quarantine_log', 'SELECT')
+		OR has_column_privilege('up_owner', 'stage.quarantine_log', 'raw_data', 'SELECT')}),
+	'f', 'the owner holds no privilege on the catalog');
+
+# 0.2 at work on the old pipeline: a mask, rows, a batch
+$node->safe_psql('data', q{
+	SET ROLE up_owner;
+	SELECT stage.add_mask('p', 'email', 'email');
+	INSERT INTO stage_landing.p (id, email, note) VALUES ('2', 'ok@new.example', 'fine'),
+		('3', 'zq3@new.example', 'bad');
+	RESET ROLE;
+	SELECT stage.create_roles();
+	GRANT stage_analyst TO up_analyst;
+});
+is($node->safe_psql('data', q{SET ROLE up_owner; SELECT rows_clean || ' ' || rows_quarantined FROM stage.run_batch('p')}),
+	'1 1', 'a batch of the old pipeline runs under 0.2');
+is($node->safe_psql('data', q{SELECT email FROM public.t}), 'o***@new.example',
+	'its clean row is masked');
+my $seen = $node->safe_psql('data',
+	q{SET ROLE up_analyst; SELECT string_agg(q::text, ' ') FROM stage.quarantine q});
+unlike($seen, qr/zq\@old|zq3\@new/, 'an analyst sees neither the old nor the new raw address');
+like($seen, qr/the server's message is withheld/,
+	'the message quarantined under 0.1 is withheld now that the column is masked');
+is($node->safe_psql('data', q{
+	SET ROLE up_owner;
+	SELECT count(*) FROM stage.quarantine_raw('p') WHERE raw_data->>'email' LIKE 'zq%'}),
+	'2', 'the owner still reads both raw rows');
+
+$node->stop;
+done_testing();
