@@ -322,6 +322,7 @@ typedef struct StageColumn
 	bool		is_key;
 	bool		required;		/* NOT NULL in the target: drift if missing */
 	const char *json_type;		/* JSON type a jsonb payload should carry */
+	AttrNumber	landing_attnum; /* columns format: its landing column */
 	StageMask  *mask;
 } StageColumn;
 
@@ -363,7 +364,13 @@ typedef struct RuleProgram
 	bool		direct;			/* clean rows bypass the INSERT (direct.c) */
 	double		max_reject_ratio;	/* < 0: none */
 	DriftPolicy drift;
-	char	   *select_sql;		/* reads one chunk of the window */
+	/* the landing table, for the chunk reader (reader in mover.c) */
+	AttrNumber	l_id;
+	AttrNumber	l_txid;
+	AttrNumber	l_source;
+	AttrNumber	l_received;
+	AttrNumber	l_payload;		/* jsonb format */
+	Oid			landing_index;	/* btree on (_stage_txid, _stage_id) */
 	char	   *insert_sql;		/* writes clean rows from arrays */
 	char	   *upsert_sql;		/* the same with ON CONFLICT on the key */
 	bool		conflicts_seen; /* last chunk met keys already in the target */

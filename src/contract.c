@@ -22,6 +22,9 @@
 
 #include "access/htup_details.h"
 #include "access/xact.h"
+#include "access/genam.h"
+#include "catalog/pg_am.h"
+#include "catalog/pg_index.h"
 #include "access/relation.h"
 #include "access/table.h"
 #include "catalog/namespace.h"
@@ -1082,36 +1085,47 @@ contract_colindex(RuleProgram *p, const char *name)
 	return -1;
 }
 
-/* build the SQL that reads one chunk of the window */
+/*
+ * Where the chunk reader finds things in the landing table: the columns of
+ * its metadata and data, and the index on (_stage_txid, _stage_id) it walks
+ * (landing DDL creates it; nobody else can drop it).
+ */
 static void
-contract_build_select(RuleProgram *p, const char *landing)
+contract_landing_layout(RuleProgram *p, Relation lrel)
 {
-	StringInfoData s;
-	int			i;
+	List	   *indexes = RelationGetIndexList(lrel);
+	ListCell   *lc;
+	int			c;
 
-	initStringInfo(&s);
-	appendStringInfoString(&s,
-						   "SELECT l._stage_id, l._stage_txid, l._stage_source, l._stage_received_at");
-	for (i = 0; i < p->ncols; i++)
+	p->l_id = attnameAttNum(lrel, "_stage_id", false);
+	p->l_txid = attnameAttNum(lrel, "_stage_txid", false);
+	p->l_source = attnameAttNum(lrel, "_stage_source", false);
+	p->l_received = attnameAttNum(lrel, "_stage_received_at", false);
+	p->l_payload = p->jsonb_format ? attnameAttNum(lrel, "payload", false) : InvalidAttrNumber;
+	for (c = 0; c < p->ncols; c++)
+		p->cols[c].landing_attnum = p->jsonb_format ? InvalidAttrNumber :
+			attnameAttNum(lrel, p->cols[c].name, false);
+	p->landing_index = InvalidOid;
+	foreach(lc, indexes)
 	{
-		if (p->jsonb_format)
-			appendStringInfo(&s, ", l.payload OPERATOR(pg_catalog.->>) %s",
-							 quote_literal_cstr(p->cols[i].name));
-		else
-			appendStringInfo(&s, ", l.%s", quote_identifier(p->cols[i].name));
+		Oid			indexoid = lfirst_oid(lc);
+		Relation	irel = index_open(indexoid, AccessShareLock);
+		Form_pg_index ind = irel->rd_index;
+
+		if (ind->indnkeyatts == 2 && ind->indisvalid && irel->rd_rel->relam == BTREE_AM_OID &&
+			ind->indkey.values[0] == p->l_txid && ind->indkey.values[1] == p->l_id &&
+			RelationGetIndexPredicate(irel) == NIL && RelationGetIndexExpressions(irel) == NIL)
+			p->landing_index = indexoid;
+		index_close(irel, AccessShareLock);
 	}
-	/* the payload itself last, for drift detection */
-	if (p->jsonb_format)
-		appendStringInfoString(&s, ", l.payload");
-	appendStringInfo(&s,
-					 " FROM %s l"
-					 " WHERE ROW(l._stage_txid, l._stage_id) OPERATOR(pg_catalog.>) ROW($1, $2)"
-					 " AND l._stage_txid OPERATOR(pg_catalog.<) $3"
-					 " AND pg_catalog.pg_visible_in_snapshot(l._stage_txid, $4)"
-					 " AND NOT pg_catalog.pg_visible_in_snapshot(l._stage_txid, $5)"
-					 " ORDER BY l._stage_txid, l._stage_id LIMIT $6",
-					 landing);
-	p->select_sql = s.data;
+	list_free(indexes);
+	if (p->l_id <= 0 || p->l_txid <= 0 || p->l_source <= 0 || p->l_received <= 0 ||
+		!OidIsValid(p->landing_index))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("landing table \"%s\" lacks its metadata columns or its index on (_stage_txid, _stage_id)",
+						RelationGetRelationName(lrel)),
+				 errhint("Landing tables are made by stage.create_pipeline; recreate the pipeline.")));
 }
 
 /*
@@ -1303,9 +1317,7 @@ contract_build(int pipeline_id, int version)
 				continue;		/* added to the target later: its default applies */
 			column_init(&p->cols[p->ncols++], rel, att->attnum);
 		}
-		contract_build_select(p, quote_qualified_identifier(
-									get_namespace_name(RelationGetNamespace(lrel)),
-									RelationGetRelationName(lrel)));
+		contract_landing_layout(p, lrel);
 		table_close(lrel, AccessShareLock);
 
 		/* key */

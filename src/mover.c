@@ -35,7 +35,16 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
 #include "access/htup_details.h"
+#include "access/relscan.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "executor/tuptable.h"
+#include "utils/fmgroids.h"
+#include "utils/fmgrprotos.h"
+#include "utils/snapmgr.h"
+#include "utils/xid8.h"
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
@@ -126,6 +135,7 @@ typedef struct Mover
 } Mover;
 
 static HTAB *mover_key_table(const char *name, int n);
+static char *mover_json_text(JsonbValue *v);
 static Datum mover_array(Datum *elems, bool *nulls, int n, Oid elemtype);
 static void mover_exec(const char *sql, int nargs, Oid *types, Datum *values,
 					   const char *nulls, int expect);
@@ -1697,69 +1707,150 @@ mover_close_window(Window *w)
 			   2, types, vals, NULL, SPI_OK_UPDATE);
 }
 
-/* read the next chunk of the window into m->rows */
+/* a copy of a text datum as a text whose data is also a C string */
+static Datum
+mover_text_copy(Datum d, char **cstr)
+{
+	struct varlena *v = pg_detoast_datum_packed((struct varlena *) DatumGetPointer(d));
+	Size		len = VARSIZE_ANY_EXHDR(v);
+	text	   *t = palloc(VARHDRSZ + len + 1);
+
+	SET_VARSIZE(t, VARHDRSZ + len);
+	memcpy(VARDATA(t), VARDATA_ANY(v), len);
+	VARDATA(t)[len] = '\0';
+	if ((Pointer) v != DatumGetPointer(d))
+		pfree(v);
+	*cstr = VARDATA(t);
+	return PointerGetDatum(t);
+}
+
+static bool
+mover_in_snapshot(Datum txid, Datum snapshot)
+{
+	return DatumGetBool(DirectFunctionCall2(pg_visible_in_snapshot, txid, snapshot));
+}
+
+/*
+ * Read the next chunk of the window into m->rows: the landing rows after
+ * the cursor (cur_txid, cur_id), in (_stage_txid, _stage_id) order, whose
+ * transaction is visible in win_hi and not in win_lo, at most limit.
+ *
+ * Straight through the landing index from the cursor, with the window test
+ * in C: the cost is that of the rows read, whatever the statistics say (a
+ * query planned on an unanalysed landing table read the whole rest of the
+ * window, then sorted it, for every chunk).  A row stops the walk once its
+ * transaction is at or past win_hi's xmax: no later one can be in the
+ * window.  Each value is copied once, detoasted, as a text whose data is
+ * also the C string the checks read.
+ */
 static void
 mover_read_chunk(Mover *m, Window *w, int64 limit)
 {
 	RuleProgram *p = m->p;
-	Oid			types[6] = {XID8OID, INT8OID, XID8OID, PG_SNAPSHOTOID, PG_SNAPSHOTOID, INT8OID};
-	Datum		vals[6];
-	int			ncols = p->ncols;
-	int			natts = ncols + 4 + (p->jsonb_format ? 1 : 0);
-	Datum	   *values;
-	bool	   *nulls;
-	int			i;
-	int			c;
-	MemoryContext old;
+	Relation	lrel;
+	Relation	irel;
+	IndexScanDesc scan;
+	ScanKeyData key;
+	TupleTableSlot *slot;
+	int			cap = (int) Min(limit, 1024);
+	int64		cur_id = w->cur_id;
+	FullTransactionId cur_txid = DatumGetFullTransactionId(w->cur_txid);
+	FullTransactionId hi_xmax = DatumGetFullTransactionId(w->hi_xmax);
+	MemoryContext old = MemoryContextSwitchTo(m->cxt);
 
-	vals[0] = w->cur_txid;
-	vals[1] = Int64GetDatum(w->cur_id);
-	vals[2] = w->hi_xmax;
-	vals[3] = w->hi;
-	vals[4] = w->lo;
-	vals[5] = Int64GetDatum(limit);
-	catalog_exec(p->select_sql, 6, types, vals, NULL, SPI_OK_SELECT);
+	m->n = 0;
+	m->rows = palloc0(sizeof(MoverRow) * cap);
 
-	old = MemoryContextSwitchTo(m->cxt);
-	m->n = (int) SPI_processed;
-	m->rows = palloc0(sizeof(MoverRow) * Max(m->n, 1));
-	values = palloc(sizeof(Datum) * natts);
-	nulls = palloc(sizeof(bool) * natts);
-	for (i = 0; i < m->n; i++)
+	lrel = table_open(p->landing, AccessShareLock);
+	irel = index_open(p->landing_index, AccessShareLock);
+	ScanKeyInit(&key, 1, BTGreaterEqualStrategyNumber, F_XID8GE, w->cur_txid);
+	scan = index_beginscan(lrel, irel, GetActiveSnapshot(), 1, 0);
+	index_rescan(scan, &key, 1, NULL, 0);
+	slot = table_slot_create(lrel, NULL);
+	while (m->n < limit && index_getnext_slot(scan, ForwardScanDirection, slot))
 	{
-		MoverRow   *row = &m->rows[i];
+		MoverRow   *row;
+		Datum		txid;
+		FullTransactionId ftxid;
+		int64		id;
+		bool		isnull;
+		int			c;
 
-		heap_deform_tuple(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, values, nulls);
-		row->id = DatumGetInt64(values[0]);
-		if (i == m->n - 1)
-			w->cur_txid = values[1];	/* xid8 is by value */
-		row->source = nulls[2] ? NULL : TextDatumGetCString(values[2]);
-		row->received_at = values[3];
-		row->received_null = nulls[3];
-		row->vals = palloc(sizeof(char *) * ncols);
-		row->datums = palloc(sizeof(Datum) * ncols);
-		row->badtype = palloc0(sizeof(bool) * ncols);
-		row->outcome = OUT_CLEAN;
-		if (p->jsonb_format && !nulls[ncols + 4])
-			row->payload = values[ncols + 4];
-		for (c = 0; c < ncols; c++)
+		CHECK_FOR_INTERRUPTS();
+		txid = slot_getattr(slot, p->l_txid, &isnull);
+		ftxid = DatumGetFullTransactionId(txid);
+		if (!FullTransactionIdPrecedes(ftxid, hi_xmax))
+			break;				/* every later row is past the window */
+		id = DatumGetInt64(slot_getattr(slot, p->l_id, &isnull));
+		if (FullTransactionIdEquals(ftxid, cur_txid) && id <= cur_id)
+			continue;			/* at or before the cursor */
+		if (!mover_in_snapshot(txid, w->hi) || mover_in_snapshot(txid, w->lo))
+			continue;			/* another window's */
+
+		if (m->n == cap)
 		{
-			if (nulls[c + 4])
+			int			newcap = (int) Min((int64) cap * 2, limit);
+
+			m->rows = repalloc(m->rows, sizeof(MoverRow) * newcap);
+			memset(&m->rows[cap], 0, sizeof(MoverRow) * (newcap - cap));
+			cap = newcap;
+		}
+		row = &m->rows[m->n++];
+		row->id = id;
+		w->cur_txid = txid;		/* xid8 is by value */
+		w->cur_id = id;
+		{
+			Datum		d = slot_getattr(slot, p->l_source, &isnull);
+
+			row->source = isnull ? NULL : TextDatumGetCString(d);
+		}
+		row->received_at = slot_getattr(slot, p->l_received, &row->received_null);
+		row->vals = palloc(sizeof(char *) * Max(p->ncols, 1));
+		row->datums = palloc(sizeof(Datum) * Max(p->ncols, 1));
+		row->badtype = palloc0(sizeof(bool) * Max(p->ncols, 1));
+		row->outcome = OUT_CLEAN;
+		if (p->jsonb_format)
+		{
+			Datum		d = slot_getattr(slot, p->l_payload, &isnull);
+			Jsonb	   *jb = isnull ? NULL : DatumGetJsonbPCopy(d);
+
+			row->payload = jb ? JsonbPGetDatum(jb) : (Datum) 0;
+			for (c = 0; c < p->ncols; c++)
 			{
+				JsonbValue	v;
+				const char *cn = p->cols[c].name;
+
 				row->vals[c] = NULL;
 				row->datums[c] = (Datum) 0;
+				if (jb == NULL || !JB_ROOT_IS_OBJECT(jb) || JB_ROOT_IS_SCALAR(jb) ||
+					getKeyJsonValueFromContainer(&jb->root, cn, strlen(cn), &v) == NULL)
+					continue;
+				row->vals[c] = mover_json_text(&v);
+				if (row->vals[c] != NULL)
+					row->datums[c] = CStringGetTextDatum(row->vals[c]);
 			}
-			else
+		}
+		else
+		{
+			for (c = 0; c < p->ncols; c++)
 			{
-				row->datums[c] = values[c + 4];
-				row->vals[c] = TextDatumGetCString(values[c + 4]);
+				Datum		d = slot_getattr(slot, p->cols[c].landing_attnum, &isnull);
+
+				if (isnull)
+				{
+					row->vals[c] = NULL;
+					row->datums[c] = (Datum) 0;
+				}
+				else
+					row->datums[c] = mover_text_copy(d, &row->vals[c]);
 			}
 		}
 	}
-	if (m->n > 0)
-		w->cur_id = m->rows[m->n - 1].id;
+	ExecDropSingleTupleTableSlot(slot);
+	index_endscan(scan);
+	index_close(irel, AccessShareLock);
+	table_close(lrel, AccessShareLock);
 	MemoryContextSwitchTo(old);
-	/* the tuptable stays: row->datums point into it until SPI_finish */
 }
 
 static void
