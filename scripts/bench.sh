@@ -23,6 +23,13 @@
 #                  for trying the baselines alone
 #   BENCH_PORT     server port (default 54350)
 #   BENCH_KEEP     1 keeps the temp dir (data directory and server log)
+#   BENCH_SCENARIO batch (default): test/bench/bench.sql, the throughput of
+#                  run_batch against hand-written SQL on an analysed landing;
+#                  fresh: test/bench/fresh_main.sql, a fresh file COPYed and
+#                  moved at once against a COPY of its clean rows
+#   BENCH_GROWTH   fresh: 1 also runs ten times BENCH_ROWS (default 0)
+#   BENCH_MEMORY   fresh: 1 also measures one run_batch of 10k, 100k, 1M rows
+#                  (default 1)
 #
 # The output is also written to test/bench/out/bench-<timestamp>.txt.
 set -euo pipefail
@@ -39,6 +46,9 @@ BENCH_REPEAT="${BENCH_REPEAT:-1}"
 BENCH_STAGE="${BENCH_STAGE:-1}"
 BENCH_PORT="${BENCH_PORT:-54350}"
 BENCH_KEEP="${BENCH_KEEP:-0}"
+BENCH_SCENARIO="${BENCH_SCENARIO:-batch}"
+BENCH_GROWTH="${BENCH_GROWTH:-0}"
+BENCH_MEMORY="${BENCH_MEMORY:-1}"
 
 die() { echo "bench: $*" >&2; exit 1; }
 
@@ -126,6 +136,16 @@ STARTED=1
 mkdir -p test/bench/out
 OUT="test/bench/out/bench-$(date -u +%Y%m%dT%H%M%SZ).txt"
 
+if [ "$BENCH_SCENARIO" = fresh ]; then
+	echo "bench: fresh file of $BENCH_ROWS rows (growth $BENCH_GROWTH, memory $BENCH_MEMORY), output in $OUT"
+	"$PG_BINDIR/psql" -X -q -h "$TMPD" -p "$BENCH_PORT" -U postgres -d postgres \
+		-v ON_ERROR_STOP=1 \
+		-v rows="$BENCH_ROWS" \
+		-v dir="$TMPD" \
+		-v growth="$BENCH_GROWTH" \
+		-v memory="$BENCH_MEMORY" \
+		-f test/bench/fresh_main.sql 2>&1 | tee "$OUT"
+else
 echo "bench: $BENCH_ROWS rows ((c) on $BENCH_C_ROWS), batch size ${BENCH_BATCH:-default}, $BENCH_REPEAT round(s), output in $OUT"
 "$PG_BINDIR/psql" -X -q -h "$TMPD" -p "$BENCH_PORT" -U postgres -d postgres \
 	-v ON_ERROR_STOP=1 \
@@ -135,5 +155,6 @@ echo "bench: $BENCH_ROWS rows ((c) on $BENCH_C_ROWS), batch size ${BENCH_BATCH:-
 	-v repeat="$BENCH_REPEAT" \
 	-v with_stage="$BENCH_STAGE" \
 	-f test/bench/bench.sql 2>&1 | tee "$OUT"
+fi
 rc=${PIPESTATUS[0]}
 [ "$rc" -eq 0 ] || die "bench.sql failed (psql exit $rc)"

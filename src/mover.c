@@ -112,7 +112,8 @@ typedef struct MoverRow
 typedef struct Mover
 {
 	RuleProgram *p;
-	MemoryContext cxt;
+	MemoryContext cxt;			/* the rows of the current piece */
+	MemoryContext batch_cxt;	/* what lasts for the whole batch */
 	int			n;
 	MoverRow   *rows;
 	int64		batch_id;
@@ -130,6 +131,9 @@ typedef struct Mover
 	StringInfo	skipped;		/* what limited left out, for the NOTICE */
 	bool		use_direct;		/* writes go through direct_insert */
 	int			cur_col;		/* column of the type check being bisected */
+	TimestampTz *received;		/* arrival of every row of the batch, all pieces */
+	int64		nreceived;
+	int64		received_cap;
 	bool		input_errors;	/* bisecting input functions: see stage_input_error */
 	StageRule  *cur_rule;		/* expression rule being bisected */
 } Mover;
@@ -1643,7 +1647,7 @@ typedef struct MoverSession
 	RuleProgram *prog;			/* pinned for the call (contract_release) */
 } MoverSession;
 
-static bool mover_hold(Mover *m, Window *w, BatchResult *res);
+static bool mover_hold(Mover *m, BatchResult *res, int64 rows_in, int64 rejected);
 static char *mover_latency_sql(Mover *m);
 
 /* the role that called run_batch (the batch itself runs as the owner) */
@@ -1853,6 +1857,35 @@ mover_read_chunk(Mover *m, Window *w, int64 limit)
 	MemoryContextSwitchTo(old);
 }
 
+/* keep the arrival times of the piece's rows, for the batch's latencies */
+static void
+mover_note_received(Mover *m)
+{
+	int			i;
+
+	if (m->nreceived + m->n > m->received_cap)
+	{
+		int64		cap = Max(m->received_cap * 2, m->nreceived + m->n);
+
+		m->received = m->received == NULL ?
+			MemoryContextAlloc(m->batch_cxt, sizeof(TimestampTz) * cap) :
+			repalloc(m->received, sizeof(TimestampTz) * cap);
+		m->received_cap = cap;
+	}
+	for (i = 0; i < m->n; i++)
+		if (!m->rows[i].received_null)
+			m->received[m->nreceived++] = DatumGetTimestampTz(m->rows[i].received_at);
+}
+
+/*
+ * A batch reads, checks and writes its rows in pieces of at most
+ * MOVER_PIECE rows, each piece's memory freed before the next: a batch of a
+ * million rows (run_batch(p, 1000000), or a large stage.batch_size) needs
+ * no more memory than one of ten thousand.  The pieces are one transaction
+ * and one batch record; rule counts and latencies add up over them.
+ */
+#define MOVER_PIECE 10000
+
 static void
 mover_batch(MoverSession *ms, int64 limit, BatchResult *res, MemoryContext cxt)
 {
@@ -1861,11 +1894,21 @@ mover_batch(MoverSession *ms, int64 limit, BatchResult *res, MemoryContext cxt)
 	Mover		m;
 	Datum		from_txid;
 	int64		from_id;
+	int64		first_id;
+	int64		rows_in = 0;
+	int64		rejected = 0;
+	bool		window_done = false;
+	bool		may_hold;
 	TimestampTz started = GetCurrentTimestamp();
+	MemoryContext piece_cxt;
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
 	int			attempt;
 
 	memset(&m, 0, sizeof(m));
-	m.cxt = cxt;
+	m.batch_cxt = cxt;
+	piece_cxt = AllocSetContextCreate(cxt, "stage batch piece", ALLOCSET_DEFAULT_SIZES);
+	m.cxt = piece_cxt;
 	mover_read_window(&w, pipeline_id, cxt);
 	if (!w.enabled)
 	{
@@ -1887,7 +1930,7 @@ mover_batch(MoverSession *ms, int64 limit, BatchResult *res, MemoryContext cxt)
 	{
 		from_txid = w.cur_txid;
 		from_id = w.cur_id;
-		mover_read_chunk(&m, &w, limit);
+		mover_read_chunk(&m, &w, Min(limit, MOVER_PIECE));
 		if (m.n > 0 || w.fresh)
 			break;
 		mover_close_window(&w);
@@ -1899,6 +1942,7 @@ mover_batch(MoverSession *ms, int64 limit, BatchResult *res, MemoryContext cxt)
 		res->status = "empty";
 		return;
 	}
+	first_id = m.rows[0].id;
 
 	/* the batch record first: outcomes reference it */
 	{
@@ -1909,7 +1953,6 @@ mover_batch(MoverSession *ms, int64 limit, BatchResult *res, MemoryContext cxt)
 			TimestampTzGetDatum(started),
 		CStringGetTextDatum(GetUserNameFromId(mover_caller, false))};
 		bool		isnull;
-		SPITupleTable *rows_tt = SPI_tuptable;
 
 		catalog_exec("INSERT INTO stage.batch (pipeline_id, contract_version, status,"
 					 " win_lo, win_hi, from_txid, from_id, started_at, run_by)"
@@ -1918,18 +1961,72 @@ mover_batch(MoverSession *ms, int64 limit, BatchResult *res, MemoryContext cxt)
 		m.batch_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
 												 SPI_tuptable->tupdesc, 1, &isnull));
 		SPI_freetuptable(SPI_tuptable);
-		(void) rows_tt;
 	}
 
-	mover_prepare_masks(&m);
-	mover_drift(&m);
-	mover_typecheck(&m);
-	mover_rules(&m);
-	mover_dedupe(&m);
-	if (mover_hold(&m, &w, res))
-		return;
-	mover_write_clean(&m);
-	mover_write_outcomes(&m);
+	/*
+	 * A batch that may be held (max_reject_ratio, drift policy hold) is
+	 * decided on all its rows, after the last piece: its pieces are written
+	 * in a subtransaction, undone when the batch is held.
+	 */
+	may_hold = (m.p->max_reject_ratio >= 0 || m.p->drift == DRIFT_HOLD);
+	if (may_hold)
+	{
+		BeginInternalSubTransaction(NULL);
+		MemoryContextSwitchTo(oldcxt);
+	}
+	for (;;)
+	{
+		int64		piece_limit = Min(limit - rows_in, MOVER_PIECE);
+		int			i;
+
+		MemoryContextSwitchTo(piece_cxt);
+		mover_prepare_masks(&m);
+		mover_drift(&m);
+		mover_typecheck(&m);
+		mover_rules(&m);
+		mover_dedupe(&m);
+		for (i = 0; i < m.n; i++)
+			if (m.rows[i].outcome == OUT_QUARANTINE)
+				rejected++;
+		mover_write_clean(&m);
+		mover_write_outcomes(&m);
+		mover_note_received(&m);
+		MemoryContextSwitchTo(oldcxt);
+		rows_in += m.n;
+		if (m.n < piece_limit)
+		{
+			window_done = true; /* a short piece: the window is done */
+			break;
+		}
+		if (rows_in >= limit)
+			break;
+		MemoryContextReset(piece_cxt);
+		mover_read_chunk(&m, &w, Min(limit - rows_in, MOVER_PIECE));
+		if (m.n == 0)
+		{
+			window_done = true;
+			break;
+		}
+	}
+	if (may_hold)
+	{
+		bool		held;
+
+		m.n = 0;
+		held = (m.p->drift == DRIFT_HOLD && m.n_drift > 0) ||
+			(m.p->max_reject_ratio >= 0 && (double) rejected > m.p->max_reject_ratio * rows_in);
+		if (held)
+			RollbackAndReleaseCurrentSubTransaction();
+		else
+			ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+		if (held)
+		{
+			(void) mover_hold(&m, res, rows_in, rejected);
+			return;
+		}
+	}
 	mover_write_stats(&m);
 
 	/* advance: a short chunk means the window is done */
@@ -1941,34 +2038,34 @@ mover_batch(MoverSession *ms, int64 limit, BatchResult *res, MemoryContext cxt)
 		vals[0] = Int64GetDatum(m.batch_id);
 		vals[1] = w.cur_txid;
 		vals[2] = Int64GetDatum(w.cur_id);
-		vals[3] = Int64GetDatum(m.n);
+		vals[3] = Int64GetDatum(rows_in);
 		vals[4] = Int64GetDatum(m.n_clean);
 		vals[5] = Int64GetDatum(m.n_quarantined);
 		vals[6] = Int64GetDatum(m.n_duplicate);
 		vals[7] = Int64GetDatum(m.n_warned);
 		vals[8] = Int32GetDatum(pipeline_id);
-		vals[9] = BoolGetDatum(m.n < limit);
+		vals[9] = BoolGetDatum(window_done);
 		vals[10] = w.hi;
 		vals[11] = Int64GetDatum(m.n_drift);
-		vals[12] = Int64GetDatum(m.rows[0].id);
+		vals[12] = Int64GetDatum(first_id);
 		catalog_exec(psprintf("UPDATE stage.batch SET to_txid = $2, to_id = $3, first_id = $13, rows_in = $4,"
-							" rows_clean = $5, rows_quarantined = $6, rows_duplicate = $7,"
-							" rows_warned = $8, rows_drift = $12, finished_at = pg_catalog.clock_timestamp(),"
-							" %s WHERE batch_id OPERATOR(pg_catalog.=) $1",
-							mover_latency_sql(&m)),
-				   13, types, vals, NULL, SPI_OK_UPDATE);
+							  " rows_clean = $5, rows_quarantined = $6, rows_duplicate = $7,"
+							  " rows_warned = $8, rows_drift = $12, finished_at = pg_catalog.clock_timestamp(),"
+							  " %s WHERE batch_id OPERATOR(pg_catalog.=) $1",
+							  mover_latency_sql(&m)),
+					 13, types, vals, NULL, SPI_OK_UPDATE);
 		catalog_exec("UPDATE stage.pipeline SET"
-				   " win_lo = CASE WHEN $10 THEN $11 ELSE win_lo END,"
-				   " win_hi = CASE WHEN $10 THEN NULL ELSE $11 END,"
-				   " cur_txid = CASE WHEN $10 THEN NULL ELSE $2 END,"
-				   " cur_id = CASE WHEN $10 THEN NULL ELSE $3 END"
-				   " WHERE pipeline_id OPERATOR(pg_catalog.=) $9",
-				   13, types, vals, NULL, SPI_OK_UPDATE);
+					 " win_lo = CASE WHEN $10 THEN $11 ELSE win_lo END,"
+					 " win_hi = CASE WHEN $10 THEN NULL ELSE $11 END,"
+					 " cur_txid = CASE WHEN $10 THEN NULL ELSE $2 END,"
+					 " cur_id = CASE WHEN $10 THEN NULL ELSE $3 END"
+					 " WHERE pipeline_id OPERATOR(pg_catalog.=) $9",
+					 13, types, vals, NULL, SPI_OK_UPDATE);
 	}
 
 	res->has_batch = true;
 	res->batch_id = m.batch_id;
-	res->rows_in = m.n;
+	res->rows_in = rows_in;
 	res->clean = m.n_clean;
 	res->quarantined = m.n_quarantined;
 	res->duplicate = m.n_duplicate;
@@ -1992,14 +2089,13 @@ mover_cmp_double(const void *a, const void *b)
 static char *
 mover_latency_sql(Mover *m)
 {
-	double	   *lat = palloc(sizeof(double) * Max(m->n, 1));
-	int			n = 0;
-	int			i;
+	double	   *lat = palloc(sizeof(double) * Max(m->nreceived, 1));
+	int64		n = 0;
+	int64		i;
 	TimestampTz now = GetCurrentTimestamp();
 
-	for (i = 0; i < m->n; i++)
-		if (!m->rows[i].received_null)
-			lat[n++] = (now - DatumGetTimestampTz(m->rows[i].received_at)) / 1000.0;
+	for (i = 0; i < m->nreceived; i++)
+		lat[n++] = (now - m->received[i]) / 1000.0;
 	if (n == 0)
 		return "latency_p50_ms = NULL";
 	qsort(lat, n, sizeof(double), mover_cmp_double);
@@ -2017,30 +2113,25 @@ mover_latency_sql(Mover *m)
  * change (a fix), lets the next run take the same rows again.
  */
 static bool
-mover_hold(Mover *m, Window *w, BatchResult *res)
+mover_hold(Mover *m, BatchResult *res, int64 rows_in, int64 rejected)
 {
-	int64		rejected = 0;
-	int			i;
 	char	   *reason;
 	Oid			types[6] = {INT8OID, INT8OID, INT8OID, TEXTOID, INT4OID, INT8OID};
 	Datum		vals[6];
 
-	for (i = 0; i < m->n; i++)
-		if (m->rows[i].outcome == OUT_QUARANTINE)
-			rejected++;
 	if (m->p->drift == DRIFT_HOLD && m->n_drift > 0)
-		reason = psprintf("batch %lld held: %lld of %d payloads drift from the target's shape (drift policy hold)",
-						  (long long) m->batch_id, (long long) m->n_drift, m->n);
+		reason = psprintf("batch %lld held: %lld of %lld payloads drift from the target's shape (drift policy hold)",
+						  (long long) m->batch_id, (long long) m->n_drift, (long long) rows_in);
 	else if (m->p->max_reject_ratio >= 0 &&
-			 (double) rejected > m->p->max_reject_ratio * m->n)
-		reason = psprintf("batch %lld held: %lld of %d rows (%.1f%%) fail the contract, above max_reject_ratio %.1f%%",
-						  (long long) m->batch_id, (long long) rejected, m->n,
-						  100.0 * rejected / m->n, 100.0 * m->p->max_reject_ratio);
+			 (double) rejected > m->p->max_reject_ratio * rows_in)
+		reason = psprintf("batch %lld held: %lld of %lld rows (%.1f%%) fail the contract, above max_reject_ratio %.1f%%",
+						  (long long) m->batch_id, (long long) rejected, (long long) rows_in,
+						  100.0 * rejected / rows_in, 100.0 * m->p->max_reject_ratio);
 	else
 		return false;
 	mover_write_stats(m);
 	vals[0] = Int64GetDatum(m->batch_id);
-	vals[1] = Int64GetDatum(m->n);
+	vals[1] = Int64GetDatum(rows_in);
 	vals[2] = Int64GetDatum(rejected);
 	vals[3] = CStringGetTextDatum(reason);
 	vals[4] = Int32GetDatum(m->p->pipeline_id);
@@ -2060,7 +2151,7 @@ mover_hold(Mover *m, Window *w, BatchResult *res)
 					 (long long) m->batch_id, m->p->name)));
 	res->has_batch = true;
 	res->batch_id = m->batch_id;
-	res->rows_in = m->n;
+	res->rows_in = rows_in;
 	res->quarantined = rejected;
 	res->status = "held";
 	return true;
