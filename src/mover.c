@@ -1755,6 +1755,7 @@ mover_read_chunk(Mover *m, Window *w, int64 limit)
 	Relation	irel;
 	IndexScanDesc scan;
 	ScanKeyData key;
+	ScanKeyData row[2];
 	TupleTableSlot *slot;
 	int			cap = (int) Min(limit, 1024);
 	int64		cur_id = w->cur_id;
@@ -1767,7 +1768,18 @@ mover_read_chunk(Mover *m, Window *w, int64 limit)
 
 	lrel = table_open(p->landing, AccessShareLock);
 	irel = index_open(p->landing_index, AccessShareLock);
-	ScanKeyInit(&key, 1, BTGreaterEqualStrategyNumber, F_XID8GE, w->cur_txid);
+	/*
+	 * ROW(_stage_txid, _stage_id) > ROW(cur_txid, cur_id): a row
+	 * comparison key, so the scan starts right after the cursor (one
+	 * transaction's million rows share a txid: a key on the txid alone
+	 * would start each chunk at the first of them).
+	 */
+	ScanKeyEntryInitialize(&row[0], SK_ROW_MEMBER, 1, BTGreaterStrategyNumber,
+						   XID8OID, InvalidOid, F_XID8GT, w->cur_txid);
+	ScanKeyEntryInitialize(&row[1], SK_ROW_MEMBER | SK_ROW_END, 2, BTGreaterStrategyNumber,
+						   INT8OID, InvalidOid, F_INT8GT, Int64GetDatum(w->cur_id));
+	ScanKeyEntryInitialize(&key, SK_ROW_HEADER, 1, BTGreaterStrategyNumber,
+						   InvalidOid, InvalidOid, InvalidOid, PointerGetDatum(row));
 	scan = index_beginscan(lrel, irel, GetActiveSnapshot(), 1, 0);
 	index_rescan(scan, &key, 1, NULL, 0);
 	slot = table_slot_create(lrel, NULL);
@@ -1786,8 +1798,9 @@ mover_read_chunk(Mover *m, Window *w, int64 limit)
 		if (!FullTransactionIdPrecedes(ftxid, hi_xmax))
 			break;				/* every later row is past the window */
 		id = DatumGetInt64(slot_getattr(slot, p->l_id, &isnull));
-		if (FullTransactionIdEquals(ftxid, cur_txid) && id <= cur_id)
-			continue;			/* at or before the cursor */
+		if (FullTransactionIdPrecedes(ftxid, cur_txid) ||
+			(FullTransactionIdEquals(ftxid, cur_txid) && id <= cur_id))
+			continue;			/* at or before the cursor (the key sees to it) */
 		if (!mover_in_snapshot(txid, w->hi) || mover_in_snapshot(txid, w->lo))
 			continue;			/* another window's */
 
