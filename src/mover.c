@@ -136,6 +136,8 @@ typedef struct Mover
 	int64		received_cap;
 	bool		input_errors;	/* bisecting input functions: see stage_input_error */
 	StageRule  *cur_rule;		/* expression rule being bisected */
+	void		(*sweep_fn) (struct Mover *m, int *idx, int n);	/* mover_sweep's work */
+	int			sweep_pos;		/* the row mover_sweep is at */
 } Mover;
 
 static HTAB *mover_key_table(const char *name, int n);
@@ -411,6 +413,40 @@ mover_bisect(Mover *m, mover_try_fn fn, mover_fail_fn fail, int *idx, int n)
 	mover_bisect(m, fn, fail, idx + n / 2, n - n / 2);
 }
 
+static void
+mover_sweep_run(Mover *m, int *idx, int n)
+{
+	for (m->sweep_pos = 0; m->sweep_pos < n; m->sweep_pos++)
+		m->sweep_fn(m, idx + m->sweep_pos, 1);
+}
+
+/*
+ * For work that leaves nothing in the database (input functions): fn over
+ * the rows one by one in one subtransaction; a row that fails is recorded
+ * and the sweep goes on after it in a new one.  Each value is converted
+ * once and a failing row costs one subtransaction, where bisection
+ * converts the rows of a failing group again at every level.
+ */
+static void
+mover_sweep(Mover *m, mover_try_fn fn, mover_fail_fn fail, int *idx, int n)
+{
+	int			start = 0;
+
+	m->sweep_fn = fn;
+	while (start < n)
+	{
+		ErrorData  *e = mover_try(m, mover_sweep_run, idx + start, n - start);
+		int			at;
+
+		if (e == NULL)
+			break;
+		at = start + m->sweep_pos;
+		fail(m, idx[at], e);
+		FreeErrorData(e);
+		start = at + 1;
+	}
+}
+
 /* ----------------------------------------------------------------
  *		type checks
  * ---------------------------------------------------------------- */
@@ -476,7 +512,7 @@ mover_typecheck(Mover *m)
 		}
 		m->cur_col = c;
 		m->input_errors = true;
-		mover_bisect(m, mover_tc_group, mover_tc_fail, unsure, nu);
+		mover_sweep(m, mover_tc_group, mover_tc_fail, unsure, nu);
 		m->input_errors = false;
 	}
 }

@@ -73,6 +73,19 @@ BEGIN
 		   AND a.attname OPERATOR(pg_catalog.<>) ALL (ARRAY['_stage_id', '_stage_txid', '_stage_received_at']);
 		EXECUTE pg_catalog.format('GRANT SELECT ON %s TO %I', p.landing, p.owner::text);
 		EXECUTE pg_catalog.format('GRANT INSERT (%s) ON %s TO %I', cols, p.landing, p.owner::text);
+		/*
+		 * A leaner landing table, as 0.2 creates them: the received time
+		 * of the statement (a stable default keeps COPY's multi-row
+		 * inserts), and a BRIN index on the id instead of a btree key.
+		 */
+		EXECUTE pg_catalog.format('ALTER TABLE %s ALTER COLUMN _stage_received_at SET DEFAULT pg_catalog.statement_timestamp()',
+								  p.landing);
+		FOR t IN SELECT c.conname FROM pg_catalog.pg_constraint c
+				  WHERE c.conrelid OPERATOR(pg_catalog.=) p.landing AND c.contype OPERATOR(pg_catalog.=) 'p'
+		LOOP
+			EXECUTE pg_catalog.format('ALTER TABLE %s DROP CONSTRAINT %I', p.landing, t.conname);
+		END LOOP;
+		EXECUTE pg_catalog.format('CREATE INDEX ON %s USING brin (_stage_id) WITH (autosummarize = on)', p.landing);
 	END LOOP;
 END
 $$;

@@ -123,6 +123,16 @@ is($ret, 0, 'the update of a database with a pipeline succeeds');
 like($stderr, qr/dropping trigger "owner_hook" of landing table stage_landing\.p/,
 	'the owner\'s own trigger on the landing table goes, with a warning');
 is($node->safe_psql('data', q{
+	SELECT (SELECT string_agg(pg_get_indexdef(indexrelid), '; ' ORDER BY indexrelid::regclass::text)
+			  FROM pg_index WHERE indrelid = 'stage_landing.p'::regclass)
+		   || ' | ' || pg_get_expr(d.adbin, d.adrelid)
+	  FROM pg_attrdef d JOIN pg_attribute a ON a.attrelid = d.adrelid AND a.attnum = d.adnum
+	 WHERE d.adrelid = 'stage_landing.p'::regclass AND a.attname = '_stage_received_at'}),
+	'CREATE INDEX p__stage_id_idx ON stage_landing.p USING brin (_stage_id) WITH (autosummarize=\'on\'); '
+	. 'CREATE INDEX p__stage_txid__stage_id_idx ON stage_landing.p USING btree (_stage_txid, _stage_id)'
+	. ' | statement_timestamp()',
+	'the landing table is made as lean as 0.2 creates them: BRIN on the id, no btree key, a stable received time');
+is($node->safe_psql('data', q{
 	SELECT c.relowner = (SELECT relowner FROM pg_class WHERE oid = 'stage.pipeline'::regclass)
 	  FROM pg_class c WHERE c.oid = 'stage_landing.p'::regclass}),
 	't', 'the landing table belongs to the catalog owner');
