@@ -9,6 +9,7 @@
 #define STAGE_WORKER_H
 
 extern char *stage_databases;
+extern int	stage_workers_per_database;
 extern int	stage_max_workers;
 extern int	stage_naptime;
 extern int	stage_batch_time_budget;

@@ -27,6 +27,9 @@
 #                  run_batch against hand-written SQL on an analysed landing;
 #                  fresh: test/bench/fresh_main.sql, a fresh file COPYed and
 #                  moved at once against a COPY of its clean rows
+#                  parallel: test/bench/parallel_setup.sql, one pipeline moved
+#                  by one mover, then by two movers in two lanes, then two
+#                  pipelines moved at once (wall times and speed-ups)
 #   BENCH_GROWTH   fresh: 1 also runs ten times BENCH_ROWS (default 0)
 #   BENCH_MEMORY   fresh: 1 also measures one run_batch of 10k, 100k, 1M rows
 #                  (default 1)
@@ -136,7 +139,33 @@ STARTED=1
 mkdir -p test/bench/out
 OUT="test/bench/out/bench-$(date -u +%Y%m%dT%H%M%SZ).txt"
 
-if [ "$BENCH_SCENARIO" = fresh ]; then
+psql_bench() {
+	"$PG_BINDIR/psql" -X -q -h "$TMPD" -p "$BENCH_PORT" -U postgres -d postgres -v ON_ERROR_STOP=1 "$@"
+}
+
+# wall seconds of the drains given, run at once (one session each)
+timed_drains() {
+	local t0 t1 p pids=()
+	t0=$(date +%s.%N)
+	for p in "$@"; do
+		psql_bench -c "CALL fb.drain('$p')" & pids+=($!)
+	done
+	for p in "${pids[@]}"; do
+		wait "$p" || die "a drain failed"
+	done
+	t1=$(date +%s.%N)
+	awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f\n", b - a }'
+}
+
+if [ "$BENCH_SCENARIO" = parallel ]; then
+	echo "bench: parallel movers, $BENCH_ROWS rows a pipeline, output in $OUT"
+	psql_bench -v rows="$BENCH_ROWS" -f test/bench/parallel_setup.sql
+	t_one=$(timed_drains one)
+	t_two=$(timed_drains two two)
+	t_pair=$(timed_drains pa pb)
+	psql_bench -v t_one="$t_one" -v t_two="$t_two" -v t_pair="$t_pair" \
+		-f test/bench/parallel_report.sql 2>&1 | tee "$OUT"
+elif [ "$BENCH_SCENARIO" = fresh ]; then
 	echo "bench: fresh file of $BENCH_ROWS rows (growth $BENCH_GROWTH, memory $BENCH_MEMORY), output in $OUT"
 	"$PG_BINDIR/psql" -X -q -h "$TMPD" -p "$BENCH_PORT" -U postgres -d postgres \
 		-v ON_ERROR_STOP=1 \

@@ -68,6 +68,7 @@
 
 #include "stage.h"
 #include "guard.h"
+#include "lane.h"
 #include "mover.h"
 #include "reason.h"
 
@@ -1672,6 +1673,10 @@ typedef struct Window
 	Datum		hi_xmax;		/* xid8 */
 	Datum		cur_txid;		/* xid8 */
 	int64		cur_id;
+	Datum		start_txid;		/* xid8: the cursor before a window's first row */
+	int			lanes;			/* of the open window (1: no lanes) */
+	int			next_lanes;		/* the pipeline's, for the next window */
+	int			lane;			/* the lane worked (-1: none) */
 } Window;
 
 /* what mover_enter changed, for mover_leave to restore */
@@ -1681,6 +1686,7 @@ typedef struct MoverSession
 	Oid			save_userid;	/* who called (stage_caller) */
 	Guard		guard;
 	RuleProgram *prog;			/* pinned for the call (contract_release) */
+	int			lane;			/* the lane mover_enter took (-1: the whole pipeline) */
 } MoverSession;
 
 static bool mover_hold(Mover *m, BatchResult *res, int64 rows_in, int64 rejected);
@@ -1694,7 +1700,7 @@ static MemoryContext mover_batch_cxt = NULL;
 static int	mover_depth = 0;	/* run_batch calls in progress in this backend */
 
 static void
-mover_read_window(Window *w, int pipeline_id, MemoryContext cxt)
+mover_read_window(Window *w, int pipeline_id, bool whole, MemoryContext cxt)
 {
 	Oid			argtype = INT4OID;
 	Datum		arg = Int32GetDatum(pipeline_id);
@@ -1704,16 +1710,22 @@ mover_read_window(Window *w, int pipeline_id, MemoryContext cxt)
 	MemoryContext old;
 
 	/* a statement of its own: its snapshot postdates the lock */
-	/* a contract change since a batch was held is the fix: lift the hold */
-	catalog_exec("UPDATE stage.pipeline SET enabled = true, paused_reason = NULL, held_version = NULL"
-			   " WHERE pipeline_id OPERATOR(pg_catalog.=) $1 AND NOT enabled"
-			   " AND held_version OPERATOR(pg_catalog.<>) contract_version",
-			   1, &argtype, &arg, NULL, SPI_OK_UPDATE);
+	/*
+	 * A contract change since a batch was held is the fix: lift the hold.
+	 * Only with the pipeline's row held FOR UPDATE (whole), not beside
+	 * the movers of other lanes.
+	 */
+	if (whole)
+		catalog_exec("UPDATE stage.pipeline SET enabled = true, paused_reason = NULL, held_version = NULL"
+					 " WHERE pipeline_id OPERATOR(pg_catalog.=) $1 AND NOT enabled"
+					 " AND held_version OPERATOR(pg_catalog.<>) contract_version",
+					 1, &argtype, &arg, NULL, SPI_OK_UPDATE);
 	catalog_exec("SELECT p.enabled, p.contract_version, p.win_lo,"
 			   " COALESCE(p.win_hi, s.snap), p.win_hi IS NULL,"
 			   " pg_catalog.pg_snapshot_xmax(COALESCE(p.win_hi, s.snap)),"
 			   " COALESCE(p.cur_txid, pg_catalog.pg_snapshot_xmin(p.win_lo)),"
-			   " COALESCE(p.cur_id, 0)"
+			   " COALESCE(p.cur_id, 0), pg_catalog.pg_snapshot_xmin(p.win_lo),"
+			   " CASE WHEN p.win_hi IS NULL THEN 1 ELSE COALESCE(p.win_lanes, 1) END, p.lanes"
 			   " FROM stage.pipeline p, (SELECT stage._window_snapshot() AS snap) s"
 			   " WHERE p.pipeline_id OPERATOR(pg_catalog.=) $1",
 			   1, &argtype, &arg, NULL, SPI_OK_SELECT);
@@ -1731,8 +1743,141 @@ mover_read_window(Window *w, int pipeline_id, MemoryContext cxt)
 	w->hi_xmax = SPI_getbinval(tup, desc, 6, &isnull);
 	w->cur_txid = SPI_getbinval(tup, desc, 7, &isnull);
 	w->cur_id = DatumGetInt64(SPI_getbinval(tup, desc, 8, &isnull));
+	w->start_txid = SPI_getbinval(tup, desc, 9, &isnull);
+	w->lanes = DatumGetInt32(SPI_getbinval(tup, desc, 10, &isnull));
+	w->next_lanes = DatumGetInt32(SPI_getbinval(tup, desc, 11, &isnull));
+	w->lane = -1;
 	MemoryContextSwitchTo(old);
 	SPI_freetuptable(SPI_tuptable);
+}
+
+/* ----------------------------------------------------------------
+ *		lanes: one window worked by several movers at once
+ *
+ * A pipeline with lanes (stage.set_lanes) splits each window by the lane
+ * of its rows (lane.c: the key's landing text hashed).  Each lane has its
+ * cursor in stage.lane; a mover holds the pipeline's row FOR SHARE, so
+ * movers of other lanes go on beside it while contract changes, pauses
+ * and the next window wait, and its lane's row FOR UPDATE, so no other
+ * mover takes the same lane.  Opening and closing a window need the
+ * pipeline's row FOR UPDATE: no lane is being worked then.  A batch and
+ * its lane's new cursor commit together, as for a pipeline without
+ * lanes, so each row is still taken exactly once.
+ * ---------------------------------------------------------------- */
+
+/* the cursor of lane w->lane */
+static void
+mover_lane_load(Window *w, int lane, Datum cur_txid, bool txid_null, int64 cur_id)
+{
+	w->lane = lane;
+	w->cur_txid = txid_null ? w->start_txid : cur_txid;
+	w->cur_id = txid_null ? 0 : cur_id;
+}
+
+/*
+ * Take the next lane of the open window no other mover holds and that
+ * still has rows to take; false if there is none.
+ */
+static bool
+mover_lane_next(Window *w)
+{
+	Oid			argtype = INT4OID;
+	Datum		arg = Int32GetDatum(w->pipeline_id);
+	bool		isnull;
+	bool		txid_null;
+	Datum		txid;
+	int64		id;
+	int			lane;
+
+	catalog_exec("SELECT lane, cur_txid, cur_id FROM stage.lane"
+				 " WHERE pipeline_id OPERATOR(pg_catalog.=) $1 AND NOT done"
+				 " ORDER BY lane LIMIT 1 FOR UPDATE SKIP LOCKED",
+				 1, &argtype, &arg, NULL, SPI_OK_SELECT);
+	if (SPI_processed == 0)
+		return false;
+	lane = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	txid = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &txid_null);
+	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
+	SPI_freetuptable(SPI_tuptable);
+	mover_lane_load(w, lane, txid, txid_null, id);
+	return true;
+}
+
+/* lane, which mover_enter locked */
+static void
+mover_lane_take(Window *w, int lane)
+{
+	Oid			types[2] = {INT4OID, INT4OID};
+	Datum		vals[2] = {Int32GetDatum(w->pipeline_id), Int32GetDatum(lane)};
+	bool		isnull;
+	bool		txid_null;
+	Datum		txid;
+	int64		id;
+
+	catalog_exec("SELECT cur_txid, cur_id FROM stage.lane"
+				 " WHERE pipeline_id OPERATOR(pg_catalog.=) $1 AND lane OPERATOR(pg_catalog.=) $2",
+				 2, types, vals, NULL, SPI_OK_SELECT);
+	if (SPI_processed != 1 || w->lanes <= 1)
+		elog(ERROR, "lane %d of pipeline %d vanished", lane, w->pipeline_id);
+	txid = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &txid_null);
+	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	SPI_freetuptable(SPI_tuptable);
+	mover_lane_load(w, lane, txid, txid_null, id);
+}
+
+/* the lane's new cursor, and whether it has taken all its rows */
+static void
+mover_lane_save(Window *w, bool done)
+{
+	Oid			types[5] = {INT4OID, INT4OID, XID8OID, INT8OID, BOOLOID};
+	Datum		vals[5] = {Int32GetDatum(w->pipeline_id), Int32GetDatum(w->lane),
+	w->cur_txid, Int64GetDatum(w->cur_id), BoolGetDatum(done)};
+
+	catalog_exec("UPDATE stage.lane SET cur_txid = $3, cur_id = $4, done = $5"
+				 " WHERE pipeline_id OPERATOR(pg_catalog.=) $1 AND lane OPERATOR(pg_catalog.=) $2",
+				 5, types, vals, NULL, SPI_OK_UPDATE);
+}
+
+/*
+ * Every lane done, and the pipeline's row to be had FOR UPDATE now (no
+ * other mover holds it, in share or otherwise): the window may close.
+ */
+static bool
+mover_lanes_closable(Window *w)
+{
+	Oid			argtype = INT4OID;
+	Datum		arg = Int32GetDatum(w->pipeline_id);
+
+	catalog_exec("SELECT 1 FROM stage.lane WHERE pipeline_id OPERATOR(pg_catalog.=) $1 AND NOT done",
+				 1, &argtype, &arg, NULL, SPI_OK_SELECT);
+	if (SPI_processed > 0)
+		return false;
+	catalog_exec("SELECT 1 FROM stage.pipeline WHERE pipeline_id OPERATOR(pg_catalog.=) $1"
+				 " FOR UPDATE SKIP LOCKED",
+				 1, &argtype, &arg, NULL, SPI_OK_SELECT);
+	return SPI_processed == 1;
+}
+
+/*
+ * A window just opened, for a pipeline with lanes: record it with its
+ * lanes, all at the start, and take lane 0.  The caller holds the
+ * pipeline's row FOR UPDATE.
+ */
+static void
+mover_lanes_open(Window *w)
+{
+	Oid			types[3] = {INT4OID, PG_SNAPSHOTOID, INT4OID};
+	Datum		vals[3] = {Int32GetDatum(w->pipeline_id), w->hi, Int32GetDatum(w->next_lanes)};
+
+	w->lanes = w->next_lanes;
+	catalog_exec("UPDATE stage.pipeline SET win_hi = $2, win_lanes = $3, cur_txid = NULL, cur_id = NULL"
+				 " WHERE pipeline_id OPERATOR(pg_catalog.=) $1",
+				 3, types, vals, NULL, SPI_OK_UPDATE);
+	catalog_exec("INSERT INTO stage.lane (pipeline_id, lane)"
+				 " SELECT $1, g FROM pg_catalog.generate_series(0, $3 OPERATOR(pg_catalog.-) 1) g",
+				 3, types, vals, NULL, SPI_OK_INSERT);
+	if (!mover_lane_next(w))
+		elog(ERROR, "lane 0 of a new window of pipeline %d is locked", w->pipeline_id);
 }
 
 /* close the window: the next batch opens a new one from here */
@@ -1743,8 +1888,11 @@ mover_close_window(Window *w)
 	Datum		vals[2] = {Int32GetDatum(w->pipeline_id), w->hi};
 
 	catalog_exec("UPDATE stage.pipeline SET win_lo = $2, win_hi = NULL, cur_txid = NULL,"
-			   " cur_id = NULL WHERE pipeline_id OPERATOR(pg_catalog.=) $1",
+			   " cur_id = NULL, win_lanes = NULL WHERE pipeline_id OPERATOR(pg_catalog.=) $1",
 			   2, types, vals, NULL, SPI_OK_UPDATE);
+	if (w->lanes > 1)
+		catalog_exec("DELETE FROM stage.lane WHERE pipeline_id OPERATOR(pg_catalog.=) $1",
+					 1, types, vals, NULL, SPI_OK_DELETE);
 }
 
 /* a copy of a text datum as a text whose data is also a C string */
@@ -1770,6 +1918,50 @@ mover_in_snapshot(Datum txid, Datum snapshot)
 	return DatumGetBool(DirectFunctionCall2(pg_visible_in_snapshot, txid, snapshot));
 }
 
+/* the lane of the landing row in slot (lane.c), as stage._lane computes it */
+static int
+mover_row_lane(RuleProgram *p, TupleTableSlot *slot, int64 id, int lanes)
+{
+	uint32		h = LANE_SEED;
+	bool		isnull;
+	int			k;
+
+	if (p->nkeys == 0)
+		return lane_of_id(id, lanes);
+	if (p->jsonb_format)
+	{
+		Datum		d = slot_getattr(slot, p->l_payload, &isnull);
+		Jsonb	   *jb = isnull ? NULL : DatumGetJsonbP(d);
+
+		for (k = 0; k < p->nkeys; k++)
+		{
+			const char *cn = p->cols[p->keycols[k]].name;
+			JsonbValue	v;
+			char	   *t = NULL;
+
+			if (jb != NULL && JB_ROOT_IS_OBJECT(jb) && !JB_ROOT_IS_SCALAR(jb) &&
+				getKeyJsonValueFromContainer(&jb->root, cn, strlen(cn), &v) != NULL)
+				t = mover_json_text(&v);
+			h = lane_add(h, t, t ? strlen(t) : 0);
+		}
+		return lane_end(h, lanes);
+	}
+	for (k = 0; k < p->nkeys; k++)
+	{
+		Datum		d = slot_getattr(slot, p->cols[p->keycols[k]].landing_attnum, &isnull);
+		text	   *t;
+
+		if (isnull)
+		{
+			h = lane_add(h, NULL, 0);
+			continue;
+		}
+		t = DatumGetTextPP(d);
+		h = lane_add(h, VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+	}
+	return lane_end(h, lanes);
+}
+
 /*
  * Read the next chunk of the window into m->rows: the landing rows after
  * the cursor (cur_txid, cur_id), in (_stage_txid, _stage_id) order, whose
@@ -1792,6 +1984,7 @@ mover_read_chunk(Mover *m, Window *w, int64 limit)
 	IndexScanDesc scan;
 	ScanKeyData key;
 	ScanKeyData row[2];
+	Snapshot	snap;
 	TupleTableSlot *slot;
 	int			cap = (int) Min(limit, 1024);
 	int64		cur_id = w->cur_id;
@@ -1816,7 +2009,17 @@ mover_read_chunk(Mover *m, Window *w, int64 limit)
 						   INT8OID, InvalidOid, F_INT8GT, Int64GetDatum(w->cur_id));
 	ScanKeyEntryInitialize(&key, SK_ROW_HEADER, 1, BTGreaterStrategyNumber,
 						   InvalidOid, InvalidOid, InvalidOid, PointerGetDatum(row));
-	scan = index_beginscan(lrel, irel, GetActiveSnapshot(), 1, 0);
+	/*
+	 * A snapshot taken now: the window's upper snapshot was taken by a
+	 * query of this batch, later than the statement's own snapshot (a
+	 * mover that waited for the pipeline's lock started long before).
+	 * Rows committed in between are in the window; read with the
+	 * statement's snapshot they would not be seen, and the window would
+	 * close without them.  Whatever a newer snapshot shows beyond the
+	 * window, the window test below leaves out.
+	 */
+	snap = RegisterSnapshot(GetLatestSnapshot());
+	scan = index_beginscan(lrel, irel, snap, 1, 0);
 	index_rescan(scan, &key, 1, NULL, 0);
 	slot = table_slot_create(lrel, NULL);
 	while (m->n < limit && index_getnext_slot(scan, ForwardScanDirection, slot))
@@ -1839,6 +2042,8 @@ mover_read_chunk(Mover *m, Window *w, int64 limit)
 			continue;			/* at or before the cursor (the key sees to it) */
 		if (!mover_in_snapshot(txid, w->hi) || mover_in_snapshot(txid, w->lo))
 			continue;			/* another window's */
+		if (w->lanes > 1 && mover_row_lane(p, slot, id, w->lanes) != w->lane)
+			continue;			/* another lane's */
 
 		if (m->n == cap)
 		{
@@ -1901,6 +2106,7 @@ mover_read_chunk(Mover *m, Window *w, int64 limit)
 	}
 	ExecDropSingleTupleTableSlot(slot);
 	index_endscan(scan);
+	UnregisterSnapshot(snap);
 	index_close(irel, AccessShareLock);
 	table_close(lrel, AccessShareLock);
 	MemoryContextSwitchTo(old);
@@ -1947,6 +2153,7 @@ mover_batch(MoverSession *ms, int64 limit, BatchResult *res, MemoryContext cxt)
 	int64		rows_in = 0;
 	int64		rejected = 0;
 	bool		window_done = false;
+	bool		reopened;
 	bool		may_hold;
 	TimestampTz started = GetCurrentTimestamp();
 	MemoryContext piece_cxt;
@@ -1958,7 +2165,7 @@ mover_batch(MoverSession *ms, int64 limit, BatchResult *res, MemoryContext cxt)
 	m.batch_cxt = cxt;
 	piece_cxt = AllocSetContextCreate(cxt, "stage batch piece", ALLOCSET_DEFAULT_SIZES);
 	m.cxt = piece_cxt;
-	mover_read_window(&w, pipeline_id, cxt);
+	mover_read_window(&w, pipeline_id, ms->lane < 0, cxt);
 	if (!w.enabled)
 	{
 		res->status = "paused";
@@ -1972,41 +2179,74 @@ mover_batch(MoverSession *ms, int64 limit, BatchResult *res, MemoryContext cxt)
 	m.type_failed = palloc0(sizeof(int64) * Max(m.p->ncols, 1));
 
 	/*
-	 * An open window may be exhausted exactly at a chunk boundary; then
-	 * close it and look at a fresh one, once.
+	 * The lane mover_enter took, or with the pipeline's row held FOR
+	 * UPDATE: a lane of the open window still to be worked, a window
+	 * whose lanes are all done closed, a new window's lanes set up.
 	 */
-	for (attempt = 0; attempt < 2; attempt++)
+	if (ms->lane >= 0)
+		mover_lane_take(&w, ms->lane);
+	else if (w.lanes > 1 && !mover_lane_next(&w))
+	{
+		mover_close_window(&w);
+		mover_read_window(&w, pipeline_id, ms->lane < 0, cxt);
+	}
+	if (w.fresh && w.next_lanes > 1)
+		mover_lanes_open(&w);
+
+	/*
+	 * An open window (or lane) may be exhausted exactly at a chunk
+	 * boundary: then the next lane, or, every lane done, a fresh window,
+	 * once.
+	 */
+	for (reopened = false;;)
 	{
 		from_txid = w.cur_txid;
 		from_id = w.cur_id;
 		mover_read_chunk(&m, &w, Min(limit, MOVER_PIECE));
-		if (m.n > 0 || w.fresh)
+		if (m.n > 0)
 			break;
+		if (w.lanes > 1)
+		{
+			mover_lane_save(&w, true);
+			if (mover_lane_next(&w))
+				continue;
+			if (!mover_lanes_closable(&w))
+			{
+				res->status = "empty";	/* other movers finish the window */
+				return;
+			}
+		}
 		mover_close_window(&w);
-		mover_read_window(&w, pipeline_id, cxt);
-	}
-	if (m.n == 0)
-	{
-		mover_close_window(&w);
-		res->status = "empty";
-		return;
+		if (w.fresh || reopened)
+		{
+			res->status = "empty";
+			return;
+		}
+		reopened = true;
+		mover_read_window(&w, pipeline_id, ms->lane < 0, cxt);
+		if (w.next_lanes > 1)
+			mover_lanes_open(&w);
 	}
 	first_id = m.rows[0].id;
 
 	/* the batch record first: outcomes reference it */
 	{
-		Oid			types[8] = {INT4OID, INT4OID, PG_SNAPSHOTOID, PG_SNAPSHOTOID,
-		XID8OID, INT8OID, TIMESTAMPTZOID, TEXTOID};
-		Datum		vals[8] = {Int32GetDatum(pipeline_id), Int32GetDatum(w.version),
+		Oid			types[10] = {INT4OID, INT4OID, PG_SNAPSHOTOID, PG_SNAPSHOTOID,
+			XID8OID, INT8OID, TIMESTAMPTZOID, TEXTOID, INT4OID, INT4OID};
+		Datum		vals[10] = {Int32GetDatum(pipeline_id), Int32GetDatum(w.version),
 			w.lo, w.hi, from_txid, Int64GetDatum(from_id),
 			TimestampTzGetDatum(started),
-		CStringGetTextDatum(GetUserNameFromId(mover_caller, false))};
+			CStringGetTextDatum(GetUserNameFromId(mover_caller, false)),
+		Int32GetDatum(w.lane), Int32GetDatum(w.lanes)};
+		char		nulls[10] = "        nn";
 		bool		isnull;
 
+		if (w.lanes > 1)
+			nulls[8] = nulls[9] = ' ';
 		catalog_exec("INSERT INTO stage.batch (pipeline_id, contract_version, status,"
-					 " win_lo, win_hi, from_txid, from_id, started_at, run_by)"
-					 " VALUES ($1, $2, 'done', $3, $4, $5, $6, $7, $8) RETURNING batch_id",
-					 8, types, vals, NULL, SPI_OK_INSERT_RETURNING);
+					 " win_lo, win_hi, from_txid, from_id, started_at, run_by, lane, lanes)"
+					 " VALUES ($1, $2, 'done', $3, $4, $5, $6, $7, $8, $9, $10) RETURNING batch_id",
+					 10, types, vals, nulls, SPI_OK_INSERT_RETURNING);
 		m.batch_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
 												 SPI_tuptable->tupdesc, 1, &isnull));
 		SPI_freetuptable(SPI_tuptable);
@@ -2103,13 +2343,21 @@ mover_batch(MoverSession *ms, int64 limit, BatchResult *res, MemoryContext cxt)
 							  " %s WHERE batch_id OPERATOR(pg_catalog.=) $1",
 							  mover_latency_sql(&m)),
 					 13, types, vals, NULL, SPI_OK_UPDATE);
-		catalog_exec("UPDATE stage.pipeline SET"
-					 " win_lo = CASE WHEN $10 THEN $11 ELSE win_lo END,"
-					 " win_hi = CASE WHEN $10 THEN NULL ELSE $11 END,"
-					 " cur_txid = CASE WHEN $10 THEN NULL ELSE $2 END,"
-					 " cur_id = CASE WHEN $10 THEN NULL ELSE $3 END"
-					 " WHERE pipeline_id OPERATOR(pg_catalog.=) $9",
-					 13, types, vals, NULL, SPI_OK_UPDATE);
+		if (w.lanes > 1)
+		{
+			/* the lane's cursor; the last lane done closes the window if it can */
+			mover_lane_save(&w, window_done);
+			if (window_done && mover_lanes_closable(&w))
+				mover_close_window(&w);
+		}
+		else
+			catalog_exec("UPDATE stage.pipeline SET"
+						 " win_lo = CASE WHEN $10 THEN $11 ELSE win_lo END,"
+						 " win_hi = CASE WHEN $10 THEN NULL ELSE $11 END,"
+						 " cur_txid = CASE WHEN $10 THEN NULL ELSE $2 END,"
+						 " cur_id = CASE WHEN $10 THEN NULL ELSE $3 END"
+						 " WHERE pipeline_id OPERATOR(pg_catalog.=) $9",
+						 13, types, vals, NULL, SPI_OK_UPDATE);
 	}
 
 	res->has_batch = true;
@@ -2214,6 +2462,8 @@ typedef struct PipelineInfo
 	bool		target_exists;
 	Oid			landing;
 	int			version;
+	bool		enabled;
+	bool		lanes_open;		/* an open window worked in lanes, a lane of it left */
 } PipelineInfo;
 
 /*
@@ -2232,7 +2482,10 @@ mover_find_pipeline(const char *name, PipelineInfo *pi)
 	catalog_exec("SELECT pipeline_id, owner::pg_catalog.oid,"
 				 " EXISTS (SELECT 1 FROM pg_catalog.pg_class c"
 				 "         WHERE c.oid OPERATOR(pg_catalog.=) target::pg_catalog.oid),"
-				 " landing::pg_catalog.oid, contract_version"
+				 " landing::pg_catalog.oid, contract_version, enabled,"
+				 " win_hi IS NOT NULL AND win_lanes OPERATOR(pg_catalog.>) 1"
+				 " AND EXISTS (SELECT 1 FROM stage.lane x WHERE x.pipeline_id"
+				 " OPERATOR(pg_catalog.=) pipeline.pipeline_id AND NOT x.done)"
 				 " FROM stage.pipeline WHERE name OPERATOR(pg_catalog.=) $1",
 				 1, &argtype, &arg, NULL, SPI_OK_SELECT);
 	if (SPI_processed != 1)
@@ -2247,6 +2500,8 @@ mover_find_pipeline(const char *name, PipelineInfo *pi)
 	pi->target_exists = DatumGetBool(SPI_getbinval(tup, desc, 3, &isnull));
 	pi->landing = DatumGetObjectId(SPI_getbinval(tup, desc, 4, &isnull));
 	pi->version = DatumGetInt32(SPI_getbinval(tup, desc, 5, &isnull));
+	pi->enabled = DatumGetBool(SPI_getbinval(tup, desc, 6, &isnull));
+	pi->lanes_open = DatumGetBool(SPI_getbinval(tup, desc, 7, &isnull));
 	SPI_freetuptable(SPI_tuptable);
 }
 
@@ -2266,9 +2521,13 @@ mover_find_pipeline(const char *name, PipelineInfo *pi)
  * The row lock is one only stage can take (nobody else may lock rows of
  * stage.pipeline), so no stranger can stop a pipeline from running; with
  * nowait, a pipeline whose row another session holds is skipped (false).
+ * With may_lane, an open window worked in lanes is entered in one of its
+ * lanes (the pipeline's row FOR SHARE, the lane's FOR UPDATE; false when
+ * other movers hold every lane left); a replay always takes the whole
+ * pipeline.
  */
 static bool
-mover_enter(const char *name, MoverSession *ms, bool nowait)
+mover_enter(const char *name, MoverSession *ms, bool nowait, bool may_lane)
 {
 	PipelineInfo pi;
 	Oid			argtype = INT4OID;
@@ -2293,14 +2552,42 @@ mover_enter(const char *name, MoverSession *ms, bool nowait)
 	memset(&ms->guard, 0, sizeof(Guard));
 	guard_enter(&ms->guard, pi.pipeline_id, name, pi.owner);
 	arg = Int32GetDatum(pi.pipeline_id);
-	catalog_exec(nowait ?
-				 "SELECT 1 FROM stage.pipeline WHERE pipeline_id OPERATOR(pg_catalog.=) $1"
-				 " FOR UPDATE SKIP LOCKED" :
-				 "SELECT 1 FROM stage.pipeline WHERE pipeline_id OPERATOR(pg_catalog.=) $1"
-				 " FOR UPDATE",
-				 1, &argtype, &arg, NULL, SPI_OK_SELECT);
-	if (SPI_processed != 1)
-		return false;
+	ms->lane = -1;
+	if (may_lane && pi.enabled && pi.lanes_open)
+	{
+		/* a lane of the open window, beside the movers of its other lanes */
+		catalog_exec(nowait ?
+					 "SELECT 1 FROM stage.pipeline WHERE pipeline_id OPERATOR(pg_catalog.=) $1"
+					 " FOR SHARE SKIP LOCKED" :
+					 "SELECT 1 FROM stage.pipeline WHERE pipeline_id OPERATOR(pg_catalog.=) $1"
+					 " FOR SHARE",
+					 1, &argtype, &arg, NULL, SPI_OK_SELECT);
+		if (SPI_processed != 1)
+			return false;
+		catalog_exec("SELECT lane FROM stage.lane WHERE pipeline_id OPERATOR(pg_catalog.=) $1"
+					 " AND NOT done ORDER BY lane LIMIT 1 FOR UPDATE SKIP LOCKED",
+					 1, &argtype, &arg, NULL, SPI_OK_SELECT);
+		if (SPI_processed != 1)
+			return false;		/* every lane left is being worked */
+		{
+			bool		isnull;
+
+			ms->lane = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
+												   SPI_tuptable->tupdesc, 1, &isnull));
+		}
+	}
+	else
+	{
+		/* the whole pipeline: its window, or the opening and closing of one */
+		catalog_exec(nowait ?
+					 "SELECT 1 FROM stage.pipeline WHERE pipeline_id OPERATOR(pg_catalog.=) $1"
+					 " FOR UPDATE SKIP LOCKED" :
+					 "SELECT 1 FROM stage.pipeline WHERE pipeline_id OPERATOR(pg_catalog.=) $1"
+					 " FOR UPDATE",
+					 1, &argtype, &arg, NULL, SPI_OK_SELECT);
+		if (SPI_processed != 1)
+			return false;
+	}
 	mover_exec("SET CONSTRAINTS ALL IMMEDIATE", 0, NULL, NULL, NULL, SPI_OK_UTILITY);
 	return true;
 }
@@ -2361,7 +2648,7 @@ mover_run(const char *name, int64 limit, bool nowait, BatchResult *res)
 		MemoryContext old;
 
 		memset(&ms, 0, sizeof(ms));
-		if (mover_enter(name, &ms, nowait))
+		if (mover_enter(name, &ms, nowait, true))
 		{
 			old = MemoryContextSwitchTo(cxt);
 			mover_batch(&ms, limit, res, cxt);
@@ -2619,7 +2906,7 @@ stage_replay_rows(PG_FUNCTION_ARGS)
 	cxt = AllocSetContextCreate(CurrentMemoryContext, "stage replay",
 								ALLOCSET_DEFAULT_SIZES);
 	memset(&ms, 0, sizeof(ms));
-	(void) mover_enter(name, &ms, false);
+	(void) mover_enter(name, &ms, false, false);
 	pipeline_id = ms.pipeline_id;
 	old = MemoryContextSwitchTo(cxt);
 

@@ -51,11 +51,15 @@ int			stage_regex_depth_limit = 10000;
  * long an idle worker sleeps before looking again; a commit that landed
  * rows wakes it at once.  stage.batch_time_budget: how long a worker keeps
  * running batches before it looks at the other pipelines and naps.
+ * stage.workers_per_database: how many workers the launcher keeps running in
+ * each of those databases (more than one pays for pipelines with lanes and
+ * for many busy pipelines).
  * stage.worker_role: the ordinary role workers connect as; it must be a
  * member of the pipeline owners.  stage.max_failures: consecutive failed
  * batches after which a pipeline is paused with the reason.
  */
 char	   *stage_databases = NULL;
+int			stage_workers_per_database = 1;
 int			stage_max_workers = 8;
 int			stage_naptime = 1000;
 int			stage_batch_time_budget = 5000;
@@ -113,6 +117,14 @@ _PG_init(void)
 							   "",
 							   PGC_SIGHUP, 0,
 							   NULL, NULL, NULL);
+
+	DefineCustomIntVariable("stage.workers_per_database",
+							"Workers the launcher keeps running in each database of stage.databases.",
+							"Each also needs a stage.max_workers and a max_worker_processes slot.",
+							&stage_workers_per_database,
+							1, 1, 64,
+							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
 
 	/*
 	 * Worker slots live in shared memory, sized at startup: the variable

@@ -223,20 +223,23 @@ worker_start(const char *dbname, bool dynamic, bool raise, BackgroundWorkerHandl
 	return slot;
 }
 
-/* does a configured (not dynamic) worker serve dbname? */
-static bool
-worker_serves(const char *dbname)
+/*
+ * How many configured (not dynamic) workers serve dbname, in slots before
+ * slot before (all of them: nslots)?
+ */
+static int
+worker_serving(const char *dbname, int before)
 {
 	int			i;
-	bool		found = false;
+	int			n = 0;
 
 	LWLockAcquire(shared->lock, LW_SHARED);
-	for (i = 0; i < shared->nslots; i++)
+	for (i = 0; i < shared->nslots && i < before; i++)
 		if (shared->slots[i].in_use && !shared->slots[i].dynamic &&
 			strcmp(shared->slots[i].dbname, dbname) == 0)
-			found = true;
+			n++;
 	LWLockRelease(shared->lock);
-	return found;
+	return n;
 }
 
 /* ----------------------------------------------------------------
@@ -366,10 +369,16 @@ stage_launcher_main(Datum arg)
 			foreach(lc, names)
 			{
 				const char *db = (const char *) lfirst(lc);
+				int			n = worker_serving(db, INT_MAX);
 
-				if (!worker_serves(db) && launcher_may_start(db) &&
-					worker_start(db, false, false, NULL) < 0)
-					failed = true;
+				/* the missing workers at once; a failing database backs off */
+				if (n < stage_workers_per_database && launcher_may_start(db))
+					for (; n < stage_workers_per_database; n++)
+						if (worker_start(db, false, false, NULL) < 0)
+						{
+							failed = true;
+							break;
+						}
 			}
 			retry_after = failed ?
 				TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 30000) : 0;
@@ -566,10 +575,16 @@ worker_run_one(PipelineRef *p, MemoryContext cxt)
 			my_slot->rows += res.rows_in;
 			my_slot->last_batch_at = GetCurrentTimestamp();
 			LWLockRelease(shared->lock);
-			/* a success ends a series of failures */
+			/*
+			 * A success ends a series of failures.  Not waiting: beside
+			 * the movers of other lanes (who hold the row in share) the
+			 * wait could be a deadlock; a later batch resets it then.
+			 */
 			catalog_exec("UPDATE stage.pipeline SET failures = 0, retry_at = NULL"
 						 " WHERE pipeline_id OPERATOR(pg_catalog.=) $1"
-						 " AND failures OPERATOR(pg_catalog.>) 0",
+						 " AND pipeline_id OPERATOR(pg_catalog.=) ANY (SELECT x.pipeline_id"
+						 " FROM stage.pipeline x WHERE x.pipeline_id OPERATOR(pg_catalog.=) $1"
+						 " AND x.failures OPERATOR(pg_catalog.>) 0 FOR UPDATE SKIP LOCKED)",
 						 1, &argtype, &arg, NULL, SPI_OK_UPDATE);
 		}
 		SPI_finish();
@@ -687,6 +702,17 @@ stage_worker_main(Datum arg)
 	my_slot->started_at = GetCurrentTimestamp();
 	LWLockRelease(shared->lock);
 
+	/*
+	 * Started by a launcher that has not seen a reload lowering
+	 * stage.workers_per_database yet: one too many.
+	 */
+	if (!my_slot->dynamic && worker_serving(dbname, slot) >= stage_workers_per_database)
+	{
+		ereport(LOG,
+				(errmsg("stage worker for database \"%s\" stops: stage.workers_per_database is %d",
+						dbname, stage_workers_per_database)));
+		proc_exit(0);
+	}
 	if (stage_worker_role == NULL || stage_worker_role[0] == '\0')
 		ereport(FATAL,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -730,6 +756,15 @@ stage_worker_main(Datum arg)
 				ereport(LOG,
 						(errmsg("stage worker for database \"%s\" stops: the database left stage.databases",
 								dbname)));
+				proc_exit(0);
+			}
+			/* the configured workers beyond stage.workers_per_database stop */
+			if (!my_slot->dynamic &&
+				worker_serving(dbname, (int) (my_slot - shared->slots)) >= stage_workers_per_database)
+			{
+				ereport(LOG,
+						(errmsg("stage worker for database \"%s\" stops: stage.workers_per_database is %d",
+								dbname, stage_workers_per_database)));
 				proc_exit(0);
 			}
 		}

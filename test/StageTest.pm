@@ -12,10 +12,19 @@
 #                           in every way the contract and the target catch,
 #                           3% of the keys from a small range (duplicates);
 #                           returns the script's path
+#   check_accounting($node, $db, $pipeline, $target)
+#                           the promise, as tests: every landing row of the
+#                           pipeline is in exactly one of target,
+#                           quarantine_log and duplicate_log (on_duplicate
+#                           skip or quarantine), nothing placed comes from
+#                           elsewhere, and the committed batches together
+#                           took every landing row once; returns the counts
+#                           (landing, target, quarantined, duplicate)
 package StageTest;
 
 use strict;
 use warnings;
+use Test::More;
 
 sub orders_sql
 {
@@ -71,4 +80,58 @@ SELECT CASE WHEN random() < 0.03 THEN floor(random() * 2000)
 	return $script;
 }
 
+sub check_accounting
+{
+	my ($node, $db, $pipeline, $target) = @_;
+	my $placed = qq{
+	WITH p AS (SELECT pipeline_id FROM stage.pipeline WHERE name = '$pipeline'),
+	placed AS (
+		SELECT t._stage_id AS landing_id FROM $target t
+		UNION ALL
+		SELECT q.landing_id FROM stage.quarantine_log q, p WHERE q.pipeline_id = p.pipeline_id
+		UNION ALL
+		SELECT d.landing_id FROM stage.duplicate_log d, p WHERE d.pipeline_id = p.pipeline_id)
+};
+	my ($landing, $clean, $quarantined, $duplicate) = split /\|/,
+	  $node->safe_psql(
+		$db, qq{
+		SELECT (SELECT count(*) FROM stage_landing.$pipeline),
+			   (SELECT count(*) FROM $target),
+			   (SELECT count(*) FROM stage.quarantine_log q JOIN stage.pipeline p USING (pipeline_id)
+				 WHERE p.name = '$pipeline'),
+			   (SELECT count(*) FROM stage.duplicate_log d JOIN stage.pipeline p USING (pipeline_id)
+				 WHERE p.name = '$pipeline')});
+	note "$pipeline: landing $landing = target $clean + quarantine $quarantined + duplicate $duplicate";
+	is($clean + $quarantined + $duplicate, $landing,
+		"$pipeline: count(landing) = count(target) + count(quarantine) + count(duplicate)");
+	is( $node->safe_psql(
+			$db, $placed . q{
+		SELECT count(*) FROM (SELECT landing_id FROM placed GROUP BY landing_id
+							  HAVING count(*) > 1) twice}),
+		'0',
+		"$pipeline: no landing id is in two places, or twice in one");
+	is( $node->safe_psql(
+			$db, $placed . qq{
+		SELECT count(*) FROM stage_landing.$pipeline l
+		 WHERE NOT EXISTS (SELECT 1 FROM placed WHERE placed.landing_id = l._stage_id)}),
+		'0',
+		"$pipeline: every landing id is in one of them (nothing lost)");
+	is( $node->safe_psql(
+			$db, $placed . qq{
+		SELECT count(*) FROM placed
+		 WHERE landing_id IS NULL
+			OR NOT EXISTS (SELECT 1 FROM stage_landing.$pipeline l WHERE l._stage_id = placed.landing_id)}),
+		'0',
+		"$pipeline: every placed row comes from a landing row (nothing invented)");
+	is( $node->safe_psql(
+			$db, qq{
+		SELECT (SELECT COALESCE(sum(b.rows_in), 0) FROM stage.batch b JOIN stage.pipeline p USING (pipeline_id)
+				 WHERE p.name = '$pipeline' AND b.status = 'done' AND b.kind = 'batch')
+			   = (SELECT count(*) FROM stage_landing.$pipeline)}),
+		't',
+		"$pipeline: the committed batches together took every landing row once");
+	return ($landing, $clean, $quarantined, $duplicate);
+}
+
 1;
+

@@ -74,3 +74,25 @@ DROP FUNCTION stage._validate_mask(regclass, text, text, jsonb);
 ALTER TABLE stage.quarantine_log ADD COLUMN raw_reasons jsonb;
 COMMENT ON COLUMN stage.quarantine_log.raw_reasons IS NULL;
 
+/* one window worked by several movers at once, each its lane of keys */
+ALTER TABLE stage.pipeline ADD COLUMN lanes integer;
+/* set, not defaulted in the ADD: a fresh table has no "missing value" either */
+UPDATE stage.pipeline SET lanes = 1;
+ALTER TABLE stage.pipeline ALTER COLUMN lanes SET DEFAULT 1,
+	ALTER COLUMN lanes SET NOT NULL,
+	ADD CONSTRAINT pipeline_lanes_check
+		CHECK (lanes OPERATOR(pg_catalog.>=) 1 AND lanes OPERATOR(pg_catalog.<=) 64);
+ALTER TABLE stage.pipeline ADD COLUMN win_lanes integer;
+ALTER TABLE stage.batch ADD COLUMN lane integer;
+ALTER TABLE stage.batch ADD COLUMN lanes integer;
+CREATE TABLE stage.lane (
+	pipeline_id		integer NOT NULL REFERENCES stage.pipeline ON DELETE CASCADE,
+	lane			integer NOT NULL,
+	cur_txid		xid8,
+	cur_id			bigint,
+	done			boolean NOT NULL DEFAULT false,
+	PRIMARY KEY (pipeline_id, lane)
+);
+SELECT pg_catalog.pg_extension_config_dump('stage.lane', '');
+REVOKE ALL ON stage.lane FROM PUBLIC;
+ALTER TABLE stage.lane ENABLE ROW LEVEL SECURITY;

@@ -35,7 +35,12 @@ CREATE TABLE stage.pipeline (
 	/* progress inside an open window, in (_stage_txid, _stage_id) order */
 	cur_txid		xid8,
 	cur_id			bigint,
-	created_at		timestamptz NOT NULL DEFAULT pg_catalog.now()
+	created_at		timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	/* movers that may work one window at once, each its lane of keys (stage.set_lanes) */
+	lanes			integer NOT NULL DEFAULT 1
+		CHECK (lanes OPERATOR(pg_catalog.>=) 1 AND lanes OPERATOR(pg_catalog.<=) 64),
+	/* the lanes of the open window (NULL: one, its cursor in cur_txid and cur_id) */
+	win_lanes		integer
 );
 COMMENT ON TABLE stage.pipeline IS 'one row per pipeline: target, landing table, policies and the open snapshot window';
 
@@ -101,9 +106,26 @@ CREATE TABLE stage.batch (
 	error			text,
 	sqlstate		text,
 	backend_pid		integer NOT NULL DEFAULT pg_catalog.pg_backend_pid(),
-	run_by			name NOT NULL DEFAULT stage._caller()::text
+	run_by			name NOT NULL DEFAULT stage._caller()::text,
+	/* the lane of a window worked in lanes, and their number (NULL: one) */
+	lane			integer,
+	lanes			integer
 );
 CREATE INDEX ON stage.batch (pipeline_id, batch_id);
+
+/*
+ * The progress of each lane of an open window worked in lanes (win_lanes
+ * above one): the lane's cursor, and whether it has taken all its rows.
+ * The rows live from the window's opening to its closing.
+ */
+CREATE TABLE stage.lane (
+	pipeline_id		integer NOT NULL REFERENCES stage.pipeline ON DELETE CASCADE,
+	lane			integer NOT NULL,
+	cur_txid		xid8,
+	cur_id			bigint,
+	done			boolean NOT NULL DEFAULT false,
+	PRIMARY KEY (pipeline_id, lane)
+);
 
 /*
  * The outcome tables below are written by the mover in bulk, once per
@@ -192,6 +214,7 @@ SELECT pg_catalog.pg_extension_config_dump('stage.quarantine_log', '');
 SELECT pg_catalog.pg_extension_config_dump('stage.duplicate_log', '');
 SELECT pg_catalog.pg_extension_config_dump('stage.secret', '');
 SELECT pg_catalog.pg_extension_config_dump('stage.token_vault', '');
+SELECT pg_catalog.pg_extension_config_dump('stage.lane', '');
 SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('stage.pipeline', 'pipeline_id'), '');
 SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('stage.batch', 'batch_id'), '');
 
@@ -203,7 +226,7 @@ SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('st
  */
 REVOKE ALL ON stage.pipeline, stage.rule, stage.mask, stage.contract_history,
 	stage.batch, stage.batch_rule_stat, stage.quarantine_log, stage.duplicate_log,
-	stage.secret, stage.token_vault
+	stage.secret, stage.token_vault, stage.lane
 	FROM PUBLIC;
 /* and should one be granted by mistake, no row shows: no policy allows any */
 ALTER TABLE stage.pipeline ENABLE ROW LEVEL SECURITY;
@@ -216,3 +239,4 @@ ALTER TABLE stage.quarantine_log ENABLE ROW LEVEL SECURITY;
 ALTER TABLE stage.duplicate_log ENABLE ROW LEVEL SECURITY;
 ALTER TABLE stage.secret ENABLE ROW LEVEL SECURITY;
 ALTER TABLE stage.token_vault ENABLE ROW LEVEL SECURITY;
+ALTER TABLE stage.lane ENABLE ROW LEVEL SECURITY;

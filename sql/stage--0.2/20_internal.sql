@@ -54,6 +54,36 @@ BEGIN
 END
 $$;
 
+/*
+ * The lane of a landing row (src/lane.c): its key's landing text hashed,
+ * or without a key its id, modulo the number of lanes.
+ */
+CREATE FUNCTION stage._lane(lanes integer, key text[], id bigint)
+RETURNS integer
+LANGUAGE c IMMUTABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'stage_lane';
+
+/* SQL for the key of landing row l, as stage._lane takes it */
+CREATE FUNCTION stage._lane_key_sql(p stage.pipeline)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+SELECT CASE WHEN p.key IS NULL OR pg_catalog.cardinality(p.key) OPERATOR(pg_catalog.=) 0
+			THEN 'NULL::pg_catalog.text[]'
+			WHEN p.format OPERATOR(pg_catalog.=) 'jsonb'
+			THEN 'ARRAY[' OPERATOR(pg_catalog.||)
+				 (SELECT pg_catalog.string_agg(pg_catalog.format('l.payload OPERATOR(pg_catalog.->>) %L', k), ', '
+											   ORDER BY n)
+					FROM pg_catalog.unnest(p.key) WITH ORDINALITY AS u(k, n))
+				 OPERATOR(pg_catalog.||) ']::pg_catalog.text[]'
+			ELSE 'ARRAY[' OPERATOR(pg_catalog.||)
+				 (SELECT pg_catalog.string_agg(pg_catalog.format('l.%I', k), ', ' ORDER BY n)
+					FROM pg_catalog.unnest(p.key) WITH ORDINALITY AS u(k, n))
+				 OPERATOR(pg_catalog.||) ']::pg_catalog.text[]'
+	   END
+$$;
+
 /* ------------------------------------------------------------ helpers */
 
 /*

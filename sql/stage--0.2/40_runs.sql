@@ -117,8 +117,8 @@ DECLARE
 	l record;
 BEGIN
 	EXECUTE pg_catalog.format(
-		'SELECT _stage_txid, _stage_source, _stage_received_at FROM %s
-		  WHERE _stage_id OPERATOR(pg_catalog.=) $1', p.landing)
+		'SELECT l._stage_txid, l._stage_source, l._stage_received_at, %s AS key FROM %s l
+		  WHERE l._stage_id OPERATOR(pg_catalog.=) $1', stage._lane_key_sql(p), p.landing)
 	INTO l USING _do_trace.landing_id;
 	IF l IS NULL THEN
 		RETURN;
@@ -141,7 +141,10 @@ BEGIN
 	   AND pg_catalog.pg_visible_in_snapshot(l._stage_txid, b.win_hi)
 	   AND NOT pg_catalog.pg_visible_in_snapshot(l._stage_txid, b.win_lo)
 	   AND ROW(l._stage_txid, _do_trace.landing_id) OPERATOR(pg_catalog.>) ROW(b.from_txid, b.from_id)
-	   AND ROW(l._stage_txid, _do_trace.landing_id) OPERATOR(pg_catalog.<=) ROW(b.to_txid, b.to_id);
+	   AND ROW(l._stage_txid, _do_trace.landing_id) OPERATOR(pg_catalog.<=) ROW(b.to_txid, b.to_id)
+	   /* a window worked in lanes: the batch of the row's lane */
+	   AND (b.lane IS NULL
+			OR b.lane OPERATOR(pg_catalog.=) stage._lane(b.lanes, l.key, _do_trace.landing_id));
 END
 $$;
 
@@ -248,6 +251,30 @@ BEGIN
 END
 $$;
 
+/* how many movers may work one window of the pipeline at once */
+CREATE FUNCTION stage.set_lanes(pipeline text, lanes integer)
+RETURNS void
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'stage_api';
+CREATE FUNCTION stage._do_set_lanes(pipeline text, lanes integer)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	p stage.pipeline := stage._pipeline(pipeline, true);
+BEGIN
+	IF lanes IS NULL OR lanes OPERATOR(pg_catalog.<) 1 OR lanes OPERATOR(pg_catalog.>) 64 THEN
+		RAISE EXCEPTION 'lanes must be between 1 and 64'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'One lane per mover that should work the pipeline at once, for example stage.set_lanes(''orders'', 2).';
+	END IF;
+	/* the open window keeps its lanes; the next one has these */
+	UPDATE stage.pipeline x SET lanes = _do_set_lanes.lanes
+	 WHERE x.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id;
+END
+$$;
+
 /* rows of a pipeline's landing table not yet taken by a batch */
 CREATE FUNCTION stage.backlog(pipeline text)
 RETURNS bigint
@@ -262,6 +289,23 @@ DECLARE
 	p stage.pipeline := stage._pipeline(pipeline, true);
 	n bigint;
 BEGIN
+	IF p.win_hi IS NOT NULL AND p.win_lanes OPERATOR(pg_catalog.>) 1 THEN
+		/* a window worked in lanes: a row is taken when its lane has passed it */
+		EXECUTE pg_catalog.format(
+			'SELECT pg_catalog.count(*) FROM %s l
+			  WHERE l._stage_txid OPERATOR(pg_catalog.>=) pg_catalog.pg_snapshot_xmin($1)
+				AND NOT pg_catalog.pg_visible_in_snapshot(l._stage_txid, $1)
+				AND (NOT pg_catalog.pg_visible_in_snapshot(l._stage_txid, $2)
+					 OR NOT EXISTS (
+						SELECT 1 FROM stage.lane x
+						 WHERE x.pipeline_id OPERATOR(pg_catalog.=) $3
+						   AND x.lane OPERATOR(pg_catalog.=) stage._lane($4, %s, l._stage_id)
+						   AND (x.done OR ROW(l._stage_txid, l._stage_id)
+										  OPERATOR(pg_catalog.<=) ROW(x.cur_txid, x.cur_id))))',
+			p.landing, stage._lane_key_sql(p))
+		INTO n USING p.win_lo, p.win_hi, p.pipeline_id, p.win_lanes;
+		RETURN n;
+	END IF;
 	EXECUTE pg_catalog.format(
 		'SELECT pg_catalog.count(*) FROM %s l
 		  WHERE l._stage_txid OPERATOR(pg_catalog.>=) pg_catalog.pg_snapshot_xmin($1)

@@ -31,7 +31,7 @@ SELECT p.name AS pipeline, p.target, p.landing, p.format, p.key, p.on_duplicate,
 	   (SELECT pg_catalog.count(*) FROM stage.mask m
 		 WHERE m.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id) AS masks,
 	   p.win_hi IS NOT NULL AS window_open,
-	   p.created_at
+	   p.created_at, p.lanes
   FROM stage.pipeline p
  WHERE stage._may_see(p.owner);
 
@@ -46,7 +46,7 @@ SELECT b.batch_id, p.name AS pipeline, b.kind, b.contract_version, b.status,
 								 WHERE m.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id)
 			THEN b.error ELSE stage._withheld(b.sqlstate) END AS error,
 	   b.sqlstate, b.backend_pid, b.run_by,
-	   b.win_lo, b.win_hi, b.from_id, b.to_id
+	   b.win_lo, b.win_hi, b.from_id, b.to_id, b.lane
   FROM stage.batch b JOIN stage.pipeline p USING (pipeline_id)
  WHERE stage._may_see(p.owner);
 

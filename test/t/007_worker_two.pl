@@ -8,9 +8,9 @@
 # second one is started with stage.start_worker().  A pgbench producer lands
 # about 5,000 rows/s spread over four pipelines (about 5% rejected by a
 # rule, some duplicate keys).  Each worker takes a pipeline only when it
-# gets the pipeline's transaction-level advisory lock, so at any moment a
-# pipeline is run by at most one of them, and the pipeline row lock taken by
-# stage.run_batch would serialize them anyway.
+# can lock the pipeline's catalog row (FOR UPDATE SKIP LOCKED), so at any
+# moment a pipeline without lanes is run by at most one of them (with
+# lanes, see 015_lanes_workers.pl).
 #
 # Shown: both workers ran batches of several pipelines; the batches of one
 # pipeline never overlap in time; the chunks of one snapshot window follow

@@ -1,0 +1,55 @@
+/*
+ * parallel_setup.sql: the parallel scenario (BENCH_SCENARIO=parallel in
+ * scripts/bench.sh).  Four pipelines with the contract of the fresh-file
+ * scenario, each with :rows landed rows (5% bad, keys all distinct):
+ *   one      moved by one mover (the reference)
+ *   two      stage.set_lanes(2), moved by two movers at once
+ *   pa, pb   two pipelines moved at once, one mover each
+ * bench.sh times the drains (fb.drain: run_batch until nothing is left,
+ * a transaction per batch, as a worker does) and reports the ratios.
+ */
+\set ON_ERROR_STOP 1
+SET client_min_messages = warning;
+\o /dev/null
+CREATE EXTENSION stage;
+CREATE SCHEMA fb;
+CREATE PROCEDURE fb.drain(p text) LANGUAGE plpgsql AS $$
+DECLARE
+	st text;
+BEGIN
+	LOOP
+		SELECT status INTO st FROM stage.run_batch(p);
+		COMMIT;
+		/* empty: nothing left; busy: another mover holds every lane left */
+		EXIT WHEN st <> 'done';
+	END LOOP;
+END $$;
+CREATE FUNCTION fb.make(name text) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+	EXECUTE format('CREATE TABLE fb.%I (id bigint PRIMARY KEY, email text NOT NULL, amount numeric(12,2) NOT NULL,
+					currency char(3) NOT NULL, ordered_at timestamptz NOT NULL, note text)', 't_' || name);
+	PERFORM stage.create_pipeline(name, format('fb.%I', 't_' || name)::regclass, key => '{id}');
+	PERFORM stage.add_rule(name, 'amount', 'range', '{"min": 0, "max": 100000}');
+	PERFORM stage.add_rule(name, 'currency', 'enum', '{"values": ["USD", "EUR", "GBP"]}');
+	PERFORM stage.add_rule(name, 'email', 'format', '{"format": "email"}');
+	PERFORM stage.add_mask(name, 'email', 'email');
+END $$;
+SELECT fb.make(n) FROM unnest(ARRAY['one', 'two', 'pa', 'pb']) n;
+SELECT stage.set_lanes('two', 2);
+CREATE TABLE fb.src AS
+SELECT g AS id,
+	   'user' || g || '@example.com' AS email,
+	   CASE WHEN g % 60 = 0 THEN 'n/a' ELSE (g % 100000)::text || '.' || lpad((g % 100)::text, 2, '0') END AS amount,
+	   CASE WHEN g % 60 = 20 THEN 'EURO' ELSE (ARRAY['USD', 'EUR', 'GBP'])[1 + g % 3] END AS currency,
+	   CASE WHEN g % 60 = 40 THEN '2024-02-30 10:00:00+00'
+			ELSE to_char(timestamp '2024-01-01' + (g % 31536000) * interval '1 second',
+						 'YYYY-MM-DD HH24:MI:SS') || '+00' END AS ordered_at,
+	   'note ' || g AS note
+  FROM generate_series(1, :rows) g;
+INSERT INTO stage_landing.one (id, email, amount, currency, ordered_at, note) SELECT * FROM fb.src;
+INSERT INTO stage_landing.two (id, email, amount, currency, ordered_at, note) SELECT * FROM fb.src;
+INSERT INTO stage_landing.pa (id, email, amount, currency, ordered_at, note) SELECT * FROM fb.src;
+INSERT INTO stage_landing.pb (id, email, amount, currency, ordered_at, note) SELECT * FROM fb.src;
+VACUUM ANALYZE;
+CHECKPOINT;
+\o
