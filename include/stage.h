@@ -398,8 +398,8 @@ extern int	json_get_int(Jsonb *args, const char *key, const char *what,
 
 /*---- direct.c ----*/
 extern bool direct_eligible(Relation rel, RuleProgram *p);
-extern void direct_insert(RuleProgram *p, int n, char **values, int64 *ids,
-						  int64 batch_id);
+extern void direct_insert(RuleProgram *p, int n, char **values, Datum *texts,
+						  int64 *ids, int64 batch_id);
 
 /*---- errors that are a row's fault (quarantine) vs the batch's (abort) ----*/
 extern bool stage_row_error(int sqlerrcode);

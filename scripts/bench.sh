@@ -18,7 +18,8 @@
 #   BENCH_BATCH    max_rows passed to stage.run_batch (default: empty = the
 #                  extension's default batch size)
 #   BENCH_REPEAT   timed rounds of every variant on the same data (default 1);
-#                  the report gives each variant's median
+#                  the report gives each variant's median (parallel: rounds
+#                  on fresh pipelines each)
 #   BENCH_STAGE    1 (default) runs variant (d); 0 skips building stage and (d),
 #                  for trying the baselines alone
 #   BENCH_PORT     server port (default 54350)
@@ -33,6 +34,9 @@
 #   BENCH_GROWTH   fresh: 1 also runs ten times BENCH_ROWS (default 0)
 #   BENCH_MEMORY   fresh: 1 also measures one run_batch of 10k, 100k, 1M rows
 #                  (default 1)
+#   BENCH_PGLOADER fresh: seconds Debian's pgloader gets to load the same file
+#                  into a copy of the target (default 120; 0 skips it); the
+#                  package is installed if missing
 #
 # The output is also written to test/bench/out/bench-<timestamp>.txt.
 set -euo pipefail
@@ -52,6 +56,7 @@ BENCH_KEEP="${BENCH_KEEP:-0}"
 BENCH_SCENARIO="${BENCH_SCENARIO:-batch}"
 BENCH_GROWTH="${BENCH_GROWTH:-0}"
 BENCH_MEMORY="${BENCH_MEMORY:-1}"
+BENCH_PGLOADER="${BENCH_PGLOADER:-120}"
 
 die() { echo "bench: $*" >&2; exit 1; }
 
@@ -159,12 +164,19 @@ timed_drains() {
 
 if [ "$BENCH_SCENARIO" = parallel ]; then
 	echo "bench: parallel movers, $BENCH_ROWS rows a pipeline, output in $OUT"
-	psql_bench -v rows="$BENCH_ROWS" -f test/bench/parallel_setup.sql
-	t_one=$(timed_drains one)
-	t_two=$(timed_drains two two)
-	t_pair=$(timed_drains pa pb)
-	psql_bench -v t_one="$t_one" -v t_two="$t_two" -v t_pair="$t_pair" \
-		-f test/bench/parallel_report.sql 2>&1 | tee "$OUT"
+	psql_bench -v rows="$BENCH_ROWS" -v repeat="$BENCH_REPEAT" -f test/bench/parallel_setup.sql
+	for r in $(seq 1 "$BENCH_REPEAT"); do
+		psql_bench -c CHECKPOINT
+		t=$(timed_drains "one_$r")
+		psql_bench -c "INSERT INTO fb.timing VALUES ($r, 'one', $t)"
+		psql_bench -c CHECKPOINT
+		t=$(timed_drains "two_$r" "two_$r")
+		psql_bench -c "INSERT INTO fb.timing VALUES ($r, 'two', $t)"
+		psql_bench -c CHECKPOINT
+		t=$(timed_drains "pa_$r" "pb_$r")
+		psql_bench -c "INSERT INTO fb.timing VALUES ($r, 'pair', $t)"
+	done
+	psql_bench -f test/bench/parallel_report.sql 2>&1 | tee "$OUT"
 elif [ "$BENCH_SCENARIO" = fresh ]; then
 	echo "bench: fresh file of $BENCH_ROWS rows (growth $BENCH_GROWTH, memory $BENCH_MEMORY), output in $OUT"
 	"$PG_BINDIR/psql" -X -q -h "$TMPD" -p "$BENCH_PORT" -U postgres -d postgres \
@@ -174,6 +186,30 @@ elif [ "$BENCH_SCENARIO" = fresh ]; then
 		-v growth="$BENCH_GROWTH" \
 		-v memory="$BENCH_MEMORY" \
 		-f test/bench/fresh_main.sql 2>&1 | tee "$OUT"
+	rc=${PIPESTATUS[0]}
+	[ "$rc" -eq 0 ] || die "fresh_main.sql failed (psql exit $rc)"
+	if [ "$BENCH_PGLOADER" -gt 0 ]; then
+		command -v pgloader >/dev/null || apt-get install -y -q pgloader >/dev/null \
+			|| die "could not install pgloader"
+		# the same file, into a table like the target, with pgloader's
+		# default error handling (a failing batch is retried row by row)
+		psql_bench -c 'CREATE TABLE fb.t_pgl (LIKE fb.t_copy_small INCLUDING ALL)'
+		cat >"$TMPD/pgl.load" <<-EOF
+		LOAD CSV
+		     FROM '$TMPD/full_small.csv' (id, email, amount, currency, ordered_at, note)
+		     INTO postgresql://postgres@unix:$TMPD:$BENCH_PORT/postgres
+		          TARGET TABLE fb.t_pgl
+		     WITH fields terminated by ',', fields optionally enclosed by '"';
+		EOF
+		chown postgres: "$TMPD/pgl.load"
+		t0=$(date +%s.%N)
+		runuser -u postgres -- timeout "$BENCH_PGLOADER" pgloader --root-dir "$TMPD/pgloader" \
+			"$TMPD/pgl.load" >"$TMPD/pgloader.out" 2>&1 || true
+		t1=$(date +%s.%N)
+		psql_bench -v t="$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')" \
+			-v budget="$BENCH_PGLOADER" -f test/bench/pgloader_report.sql 2>&1 | tee -a "$OUT"
+	fi
+	exit 0
 else
 echo "bench: $BENCH_ROWS rows ((c) on $BENCH_C_ROWS), batch size ${BENCH_BATCH:-default}, $BENCH_REPEAT round(s), output in $OUT"
 "$PG_BINDIR/psql" -X -q -h "$TMPD" -p "$BENCH_PORT" -U postgres -d postgres \

@@ -65,11 +65,15 @@ direct_eligible(Relation rel, RuleProgram *p)
 
 /*
  * Insert n rows into the target.  values[r * ncols + c] is the text of
- * column c of row r (already masked), NULL for SQL NULL; ids[r] its landing
+ * column c of row r (already masked), NULL for SQL NULL; texts, when not
+ * NULL, holds for each such value its text datum where the column is of
+ * type text and the value is the landing one (the input function would
+ * only copy it: a value of 100 MB is not copied again); ids[r] its landing
  * id for the _stage_id lineage column.
  */
 void
-direct_insert(RuleProgram *p, int n, char **values, int64 *ids, int64 batch_id)
+direct_insert(RuleProgram *p, int n, char **values, Datum *texts, int64 *ids,
+			  int64 batch_id)
 {
 	Relation	rel = table_open(p->target, RowExclusiveLock);
 	TupleDesc	desc = RelationGetDescr(rel);
@@ -122,8 +126,11 @@ direct_insert(RuleProgram *p, int n, char **values, int64 *ids, int64 batch_id)
 							InputFunctionCall(&col->infunc, NULL, col->ioparam, col->typmod);
 					continue;
 				}
-				slot->tts_values[col->attnum - 1] =
-					InputFunctionCall(&col->infunc, v, col->ioparam, col->typmod);
+				if (texts != NULL && texts[(size_t) r * p->ncols + c] != (Datum) 0)
+					slot->tts_values[col->attnum - 1] = texts[(size_t) r * p->ncols + c];
+				else
+					slot->tts_values[col->attnum - 1] =
+						InputFunctionCall(&col->infunc, v, col->ioparam, col->typmod);
 				slot->tts_isnull[col->attnum - 1] = false;
 			}
 			if (p->lineage_id)

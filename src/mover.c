@@ -1264,16 +1264,24 @@ mover_insert_direct(Mover *m, int *idx, int n)
 {
 	RuleProgram *p = m->p;
 	char	  **values = palloc(sizeof(char *) * (size_t) n * Max(p->ncols, 1));
+	Datum	   *texts = palloc0(sizeof(Datum) * (size_t) n * Max(p->ncols, 1));
 	int64	   *ids = palloc(sizeof(int64) * n);
 	int			i;
+	int			c;
 
 	for (i = 0; i < n; i++)
 	{
-		memcpy(values + (size_t) i * p->ncols, m->rows[idx[i]].out,
-			   sizeof(char *) * p->ncols);
-		ids[i] = m->rows[idx[i]].id;
+		MoverRow   *row = &m->rows[idx[i]];
+
+		memcpy(values + (size_t) i * p->ncols, row->out, sizeof(char *) * p->ncols);
+		/* a text column's landing value is its own datum */
+		for (c = 0; c < p->ncols; c++)
+			if (p->cols[c].typid == TEXTOID && !p->cols[c].is_domain &&
+				row->out[c] != NULL && row->out[c] == row->vals[c])
+				texts[(size_t) i * p->ncols + c] = row->datums[c];
+		ids[i] = row->id;
 	}
-	direct_insert(p, n, values, ids, m->batch_id);
+	direct_insert(p, n, values, texts, ids, m->batch_id);
 }
 
 static void
@@ -1901,7 +1909,21 @@ mover_text_copy(Datum d, char **cstr)
 {
 	struct varlena *v = pg_detoast_datum_packed((struct varlena *) DatumGetPointer(d));
 	Size		len = VARSIZE_ANY_EXHDR(v);
-	text	   *t = palloc(VARHDRSZ + len + 1);
+	text	   *t;
+
+	/*
+	 * A value detoasted into memory of its own (a large one) gets its
+	 * terminator in place: for a large chunk, repalloc grows the mapping
+	 * without copying.
+	 */
+	if ((Pointer) v != DatumGetPointer(d) && !VARATT_IS_SHORT(v))
+	{
+		t = (text *) repalloc(v, VARSIZE(v) + 1);
+		((char *) t)[VARSIZE(t)] = '\0';
+		*cstr = VARDATA(t);
+		return PointerGetDatum(t);
+	}
+	t = palloc(VARHDRSZ + len + 1);
 
 	SET_VARSIZE(t, VARHDRSZ + len);
 	memcpy(VARDATA(t), VARDATA_ANY(v), len);

@@ -2,7 +2,7 @@
  * fresh_main.sql: the fresh-file scenario (BENCH_SCENARIO=fresh in
  * scripts/bench.sh): fresh.sql at :rows and, with :growth, at ten times
  * as many, then the memory of one run_batch of 10,000, 100,000 and
- * 1,000,000 rows.  See docs/performance.md, "A fresh file".
+ * 1,000,000 rows, and of one row holding a value of 100 MB.  See docs/performance.md, "A fresh file".
  */
 \set ON_ERROR_STOP 1
 \pset footer off
@@ -66,8 +66,19 @@ INSERT INTO fb.mem_result SELECT 100000, :r, substring(pg_read_file('/proc/' || 
 SET client_min_messages = warning;
 SELECT rows_in AS r FROM stage.run_batch('mem', 1000000) \gset
 INSERT INTO fb.mem_result SELECT 1000000, :r, substring(pg_read_file('/proc/' || pg_backend_pid() || '/status') FROM 'VmHWM:\s*(\d+)')::bigint, substring(pg_read_file('/proc/' || pg_backend_pid() || '/status') FROM 'RssShmem:\s*(\d+)')::bigint;
+/* one row holding a value of 100 MB */
+\o /dev/null
+CREATE TABLE fb.big_t (id bigint PRIMARY KEY, note text);
+SELECT stage.create_pipeline('big', 'fb.big_t', key => '{id}');
+INSERT INTO stage_landing.big (id, note) SELECT 1, repeat(md5('x'), 100 * 1024 * 1024 / 32);
+\o
+\c
+SET client_min_messages = warning;
+SELECT rows_in AS r FROM stage.run_batch('big') \gset
+INSERT INTO fb.mem_result SELECT -1, :r, substring(pg_read_file('/proc/' || pg_backend_pid() || '/status') FROM 'VmHWM:\s*(\d+)')::bigint, substring(pg_read_file('/proc/' || pg_backend_pid() || '/status') FROM 'RssShmem:\s*(\d+)')::bigint;
 /* shared buffers a backend touched stay mapped: the peak of its own memory
-   is the peak resident size less the shared memory resident at the end */
+   is the peak resident size less the shared memory resident at the end
+   (max_rows -1: the row of 100 MB) */
 SELECT max_rows, rows_in, round(vmhwm_kb / 1024.0) AS peak_rss_mb,
 	   round(shmem_kb / 1024.0) AS shared_mb, round((vmhwm_kb - shmem_kb) / 1024.0) AS own_peak_mb
   FROM fb.mem_result ORDER BY max_rows;

@@ -1,12 +1,14 @@
 /*
  * parallel_setup.sql: the parallel scenario (BENCH_SCENARIO=parallel in
- * scripts/bench.sh).  Four pipelines with the contract of the fresh-file
- * scenario, each with :rows landed rows (5% bad, keys all distinct):
- *   one      moved by one mover (the reference)
- *   two      stage.set_lanes(2), moved by two movers at once
- *   pa, pb   two pipelines moved at once, one mover each
+ * scripts/bench.sh).  For each of :repeat rounds, four pipelines with the
+ * contract of the fresh-file scenario, each with :rows landed rows (5% bad,
+ * keys all distinct):
+ *   one_R      moved by one mover (the reference)
+ *   two_R      stage.set_lanes(2), moved by two movers at once
+ *   pa_R, pb_R two pipelines moved at once, one mover each
  * bench.sh times the drains (fb.drain: run_batch until nothing is left,
- * a transaction per batch, as a worker does) and reports the ratios.
+ * a transaction per batch, as a worker does), round by round, and
+ * parallel_report.sql gives the medians and ratios.
  */
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
@@ -34,8 +36,10 @@ BEGIN
 	PERFORM stage.add_rule(name, 'email', 'format', '{"format": "email"}');
 	PERFORM stage.add_mask(name, 'email', 'email');
 END $$;
-SELECT fb.make(n) FROM unnest(ARRAY['one', 'two', 'pa', 'pb']) n;
-SELECT stage.set_lanes('two', 2);
+CREATE TABLE fb.timing (round int, what text, seconds numeric);
+SELECT fb.make(n || '_' || r)
+  FROM unnest(ARRAY['one', 'two', 'pa', 'pb']) n, generate_series(1, :repeat) r;
+SELECT stage.set_lanes('two_' || r, 2) FROM generate_series(1, :repeat) r;
 CREATE TABLE fb.src AS
 SELECT g AS id,
 	   'user' || g || '@example.com' AS email,
@@ -46,10 +50,15 @@ SELECT g AS id,
 						 'YYYY-MM-DD HH24:MI:SS') || '+00' END AS ordered_at,
 	   'note ' || g AS note
   FROM generate_series(1, :rows) g;
-INSERT INTO stage_landing.one (id, email, amount, currency, ordered_at, note) SELECT * FROM fb.src;
-INSERT INTO stage_landing.two (id, email, amount, currency, ordered_at, note) SELECT * FROM fb.src;
-INSERT INTO stage_landing.pa (id, email, amount, currency, ordered_at, note) SELECT * FROM fb.src;
-INSERT INTO stage_landing.pb (id, email, amount, currency, ordered_at, note) SELECT * FROM fb.src;
+DO $$
+DECLARE
+	p text;
+BEGIN
+	FOR p IN SELECT pipeline FROM stage.pipelines LOOP
+		EXECUTE format('INSERT INTO stage_landing.%I (id, email, amount, currency, ordered_at, note)
+						SELECT * FROM fb.src', p);
+	END LOOP;
+END $$;
 VACUUM ANALYZE;
 CHECKPOINT;
 \o
