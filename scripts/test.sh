@@ -22,6 +22,7 @@
 #
 #   scripts/test.sh [SUITE...]     run only the named suites
 #   STAGE_TEST_KEEP=1              keep the temporary directory
+#   STAGE_TEST_PORT_BASE=N         ports N..N+9 for the suites' servers (54329)
 #   STAGE_TESTS="a b"              run only these tests of the suites: regress
 #                                  test names, test/pgtap/ file names, isolation
 #                                  spec names, test/t/ file names (with or
@@ -35,6 +36,9 @@ PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
 PG_BINDIR=${STAGE_PG_BINDIR:-/usr/lib/postgresql/15/bin}
 export PATH="$PG_BINDIR:$PATH:/usr/sbin:/sbin"
 ALL_SUITES=(regress pgtap isolation tap fuzz valgrind)
+# the suites' servers listen on PORT_BASE and a few ports above it; two runs
+# on one machine need bases at least 10 apart
+PORT_BASE=${STAGE_TEST_PORT_BASE:-54329}
 # run as the cluster user in the temporary copy (part 2); the others are
 # whole scripts of their own, run from part 1
 CLUSTER_SUITES=" regress pgtap isolation tap "
@@ -102,7 +106,7 @@ suite_regress() {
 	rc=0
 	# shellcheck disable=SC2086
 	"$PGXS_TESTS/regress/pg_regress" \
-		--temp-instance=./tmp_check_regress --port=54329 \
+		--temp-instance=./tmp_check_regress --port=$((PORT_BASE + 0)) \
 		--bindir="$PG_BINDIR" --inputdir=. --outputdir=. \
 		--no-locale --encoding=UTF8 \
 		$opts $tests || rc=$?
@@ -125,7 +129,7 @@ suite_isolation() {
 	rm -rf output_iso tmp_check_iso
 	rc=0
 	"$PGXS_TESTS/isolation/pg_isolation_regress" \
-		--temp-instance=./tmp_check_iso --port=54333 \
+		--temp-instance=./tmp_check_iso --port=$((PORT_BASE + 4)) \
 		--bindir="$PG_BINDIR" --inputdir=test/isolation --outputdir=output_iso \
 		--no-locale --encoding=UTF8 \
 		--temp-config=test/stage.conf --load-extension=stage \
@@ -173,7 +177,7 @@ suite_pgtap() {
 		echo "skipped: no test/pgtap/*.sql yet"
 		return 2
 	fi
-	cluster_start 54331 || { cluster_stop; return 1; }
+	cluster_start $((PORT_BASE + 2)) || { cluster_stop; return 1; }
 	# every file gets a fresh database with pgtap and stage installed, so a
 	# test may commit without disturbing the next one
 	if ! psql -X -q -v ON_ERROR_STOP=1 -d postgres \
@@ -212,7 +216,7 @@ suite_tap() {
 	# what PGXS's prove_installcheck sets; TEMP_CONFIG preloads stage in
 	# every node (a test may still append its own settings)
 	TESTDIR="$PWD" PG_REGRESS="$PGXS_TESTS/regress/pg_regress" \
-		TEMP_CONFIG="$PWD/test/stage.conf" PGPORT=54335 \
+		TEMP_CONFIG="$PWD/test/stage.conf" PGPORT=$((PORT_BASE + 6)) \
 		prove -I "$PGXS_TESTS/perl" -I test "${files[@]}" || rc=$?
 	if [ "$rc" -ne 0 ]; then
 		# the logs of the scripts that failed, and of their nodes

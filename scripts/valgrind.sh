@@ -60,7 +60,7 @@
 set -euo pipefail
 
 PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
-PORT=54360
+PORT=${STAGE_VALGRIND_PORT:-$(( ${STAGE_TEST_PORT_BASE:-54329} + 31 ))}
 ALL_SUITES=(regress pgtap)
 
 say() { printf '\n=== %s\n' "$*"; }
