@@ -34,7 +34,6 @@ typedef struct Guard
 
 extern void guard_enter(Guard *g, int pipeline_id, const char *name, Oid owner);
 extern void guard_leave(Guard *g);
-extern bool guard_active(int pipeline_id);
 extern void guard_check_idle(int pipeline_id, const char *name);
 
 /* a short switch of identity, undone by guard_pop */
@@ -51,7 +50,6 @@ extern void guard_pop(GuardSwitch *s);
 
 extern void catalog_exec(const char *sql, int nargs, Oid *types, Datum *values,
 						 const char *nulls, int expect);
-extern int	guard_pin_search_path(void);
 extern void guard_require_update(void);
 
 #endif							/* STAGE_GUARD_H */

@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * reason.h
- *	  Messages of quarantine reasons that stage writes itself (reason.c).
+ *	  Which errors a row is quarantined for, and the messages of quarantine
+ *	  reasons that stage writes itself (reason.c).
  *
  *-------------------------------------------------------------------------
  */
@@ -12,6 +13,10 @@
 #define ORIGIN_STAGE	NULL		/* written by stage: no value in it */
 #define ORIGIN_INPUT	"input"		/* a built-in type's input function: quotes its value */
 #define ORIGIN_SERVER	"server"	/* the target, a trigger, an expression: anything */
+
+/* errors that are a row's fault (quarantine) vs the batch's (abort) */
+extern bool stage_row_error(int sqlerrcode);
+extern bool stage_input_error(int sqlerrcode);
 
 extern const char *sqlstate_name(const char *sqlstate);
 extern char *reason_withheld(const char *sqlstate, const char *constraint,

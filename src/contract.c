@@ -16,6 +16,11 @@
  * compile a single rule or mask with the same code and throw it away, so a
  * rule that cannot run is refused when it is declared.
  *
+ * Touches, as the catalog owner: stage.pipeline, stage.mask and
+ * stage.rule (reads); the target and landing tables (relcache only).
+ * JSON arguments are read with jsonarg.c, masks compiled by
+ * mask_contract.c, secrets loaded there.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -52,142 +57,22 @@
 #include "utils/rel.h"
 #include "utils/typcache.h"
 
-#include "stage.h"
+#include "contract.h"
+#include "direct.h"
+#include "format.h"
 #include "guard.h"
-
-/* ----------------------------------------------------------------
- *		JSON argument helpers
- * ---------------------------------------------------------------- */
-
-bool
-json_get(Jsonb *args, const char *key, JsonbValue *out)
-{
-	JsonbValue *v;
-
-	if (args == NULL || !JB_ROOT_IS_OBJECT(args))
-		return false;
-	v = getKeyJsonValueFromContainer(&args->root, key, strlen(key), out);
-	return v != NULL && v->type != jbvNull;
-}
-
-/* refuse arguments that are not an object or carry unknown keys */
-void
-json_check_keys(Jsonb *args, const char *what, const char *const *allowed)
-{
-	JsonbIterator *it;
-	JsonbValue	v;
-	JsonbIteratorToken tok;
-
-	if (args == NULL)
-		return;
-	if (!JB_ROOT_IS_OBJECT(args) || JB_ROOT_IS_SCALAR(args))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("arguments of %s must be a JSON object", what)));
-	it = JsonbIteratorInit(&args->root);
-	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
-	{
-		if (tok == WJB_KEY)
-		{
-			char	   *k = pnstrdup(v.val.string.val, v.val.string.len);
-			const char *const *a;
-			bool		ok = false;
-			StringInfoData valid;
-
-			for (a = allowed; *a; a++)
-				if (strcmp(*a, k) == 0)
-					ok = true;
-			if (ok)
-				continue;
-			initStringInfo(&valid);
-			for (a = allowed; *a; a++)
-				appendStringInfo(&valid, "%s%s", a == allowed ? "" : ", ", *a);
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("unknown argument \"%s\" for %s", k, what),
-					 allowed[0] ? errhint("Valid arguments are: %s.", valid.data) :
-					 errhint("It takes no arguments.")));
-		}
-	}
-}
-
-char *
-json_get_string(Jsonb *args, const char *key, const char *what, const char *dflt)
-{
-	JsonbValue	v;
-
-	if (!json_get(args, key, &v))
-		return dflt ? pstrdup(dflt) : NULL;
-	if (v.type != jbvString)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("argument \"%s\" of %s must be a string", key, what)));
-	return pnstrdup(v.val.string.val, v.val.string.len);
-}
-
-int
-json_get_int(Jsonb *args, const char *key, const char *what, int dflt,
-			 int minval, int maxval)
-{
-	JsonbValue	v;
-	int64		i;
-
-	if (!json_get(args, key, &v))
-		return dflt;
-	if (v.type == jbvNumeric)
-	{
-		char	   *txt = DatumGetCString(DirectFunctionCall1(numeric_out,
-															  NumericGetDatum(v.val.numeric)));
-		char	   *end;
-
-		errno = 0;
-		i = strtoll(txt, &end, 10);
-		if (*end != '\0' || errno == ERANGE)
-		{
-			if (strspn(txt, "-0123456789") == strlen(txt))
-				i = (txt[0] == '-') ? PG_INT64_MIN : PG_INT64_MAX;	/* too large */
-			else
-				v.type = jbvNull;	/* a fraction or NaN: not an integer */
-		}
-	}
-	if (v.type != jbvNumeric)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("argument \"%s\" of %s must be an integer", key, what)));
-	if (i < minval || i > maxval)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("argument \"%s\" of %s must be between %d and %d", key, what,
-						minval, maxval)));
-	return (int) i;
-}
-
-/* a scalar JSON value as text: strings unquoted, numbers and booleans printed */
-static char *
-json_scalar_text(JsonbValue *v, const char *key, const char *what)
-{
-	switch (v->type)
-	{
-		case jbvString:
-			return pnstrdup(v->val.string.val, v->val.string.len);
-		case jbvNumeric:
-			return DatumGetCString(DirectFunctionCall1(numeric_out,
-													   NumericGetDatum(v->val.numeric)));
-		case jbvBool:
-			return pstrdup(v->val.boolean ? "true" : "false");
-		default:
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("argument \"%s\" of %s must be a string or a number", key, what)));
-	}
-	return NULL;
-}
+#include "jsonarg.h"
+#include "mask_contract.h"
+#include "pii.h"
+#include "regex.h"
+#include "typecheck.h"
 
 /* ----------------------------------------------------------------
  *		columns and rules
  * ---------------------------------------------------------------- */
 
-void
+/* the column of a compiled contract: type, input/output functions, flags */
+static void
 column_init(StageColumn *col, Relation rel, AttrNumber attnum)
 {
 	Form_pg_attribute att = TupleDescAttr(RelationGetDescr(rel), attnum - 1);
@@ -246,6 +131,7 @@ column_init(StageColumn *col, Relation rel, AttrNumber attnum)
 		fmgr_info_copy(&col->cmpfunc, &tce->cmp_proc_finfo, CurrentMemoryContext);
 }
 
+/* can a range rule compare values of this type (numbers, dates, times)? */
 static bool
 rule_range_type(Oid typid)
 {
@@ -267,6 +153,7 @@ rule_range_type(Oid typid)
 	}
 }
 
+/* qsort/bsearch comparator of C strings, for the values of an enum rule */
 static int
 rule_strcmp(const void *a, const void *b)
 {
@@ -516,6 +403,7 @@ rule_json_path(JsonCheck *c, const char *path)
 	c->path_text = psprintf("$.%s", strncmp(path, "$.", 2) == 0 ? path + 2 : path);
 }
 
+/* the check of path already in r ("a.b" and "$.a.b" alike), or NULL */
 static JsonCheck *
 rule_json_find(StageRule *r, const char *path)
 {
@@ -682,7 +570,7 @@ rule_compile_reference(StageRule *r, StageColumn *col, Jsonb *args)
  * Parse kind and args for a rule on col into r (in CurrentMemoryContext).
  * Every argument error is an ERROR with errcode and hint.
  */
-void
+static void
 rule_compile(StageRule *r, StageColumn *col, const char *kind, Jsonb *args,
 			 Relation rel)
 {
@@ -821,37 +709,7 @@ rule_compile(StageRule *r, StageColumn *col, const char *kind, Jsonb *args,
 		r->kind = RULE_NO_PII;
 		r->kind_name = "no_pii";
 		json_check_keys(args, "rule no_pii", rule_no_pii_keys);
-		r->pii_kinds = 0;
-		if (json_get(args, "kinds", &v))
-		{
-			JsonbIterator *it;
-			JsonbIteratorToken tok;
-			JsonbValue	e;
-
-			if (v.type != jbvBinary || !JsonContainerIsArray(v.val.binary.data))
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("argument \"kinds\" of rule no_pii must be an array")));
-			it = JsonbIteratorInit(v.val.binary.data);
-			while ((tok = JsonbIteratorNext(&it, &e, true)) != WJB_DONE)
-			{
-				char	   *k;
-				int			bit;
-
-				if (tok != WJB_ELEM)
-					continue;
-				k = json_scalar_text(&e, "kinds", "rule no_pii");
-				bit = pii_kind_lookup(k);
-				if (bit == 0)
-					ereport(ERROR,
-							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-							 errmsg("unknown PII kind \"%s\"", k),
-							 errhint("Valid kinds are %s.", pii_kind_list())));
-				r->pii_kinds |= bit;
-			}
-		}
-		if (r->pii_kinds == 0)
-			r->pii_kinds = PII_ALL;
+		r->pii_kinds = pii_kinds_arg(args, "rule no_pii");
 	}
 	else if (strcmp(kind, "json") == 0)
 	{
@@ -926,6 +784,10 @@ contract_find_column(Relation rel, const char *column_name)
 	return attnum;
 }
 
+/*
+ * stage._validate_rule(target, column, kind, args, owner): compile a rule
+ * as the mover would and throw it away, so add_rule refuses what cannot run.
+ */
 PG_FUNCTION_INFO_V1(stage_validate_rule);
 Datum
 stage_validate_rule(PG_FUNCTION_ARGS)
@@ -962,6 +824,7 @@ stage_validate_rule(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
+/* is the type (or a domain over it) text, varchar or bpchar? */
 static bool
 contract_text_type(Oid typid)
 {
@@ -970,6 +833,10 @@ contract_text_type(Oid typid)
 	return base == TEXTOID || base == VARCHAROID || base == BPCHAROID;
 }
 
+/*
+ * stage._validate_mask(target, column, method, args, owner): parse a mask,
+ * load its key for the owner and check it writes the column's type.
+ */
 PG_FUNCTION_INFO_V1(stage_validate_mask);
 Datum
 stage_validate_mask(PG_FUNCTION_ARGS)
@@ -1020,6 +887,7 @@ static List *retired_programs = NIL;	/* in TopMemoryContext */
 
 static void contract_xact_callback(XactEvent event, void *arg);
 
+/* relcache callback: programs on relid's target or landing are stale */
 static void
 contract_invalidate(Datum arg, Oid relid)
 {
@@ -1035,6 +903,7 @@ contract_invalidate(Datum arg, Oid relid)
 			e->prog->valid = false;
 }
 
+/* create the program cache and register its callbacks, once per backend */
 static void
 contract_cache_init(void)
 {
@@ -1061,6 +930,7 @@ contract_query(const char *sql, int pipeline_id)
 	catalog_exec(sql, 1, &argtype, &arg, NULL, SPI_OK_SELECT);
 }
 
+/* a copy of column col of row row of the last SPI result, NULL for null */
 static char *
 contract_getstr(int row, int col)
 {
@@ -1069,6 +939,7 @@ contract_getstr(int row, int col)
 	return s ? pstrdup(s) : NULL;
 }
 
+/* the index in p->cols of the named column; ERROR when it is not one */
 static int
 contract_colindex(RuleProgram *p, const char *name)
 {
@@ -1204,12 +1075,7 @@ contract_build_insert(RuleProgram *p, const char *target, bool on_conflict)
 	return s.data;
 }
 
-/*
- * The set-wise evaluation of an expression rule: $1 the row numbers, then
- * one text[] per column the expression reads, cast to the column's type
- * under the column's own name, so the validated expression text reads
- * them unqualified.  NULL passes, as in a CHECK constraint.
- */
+/* every column an expression rule reads must come from landing */
 static void
 contract_build_expression(RuleProgram *p, StageRule *r)
 {
@@ -1220,6 +1086,7 @@ contract_build_expression(RuleProgram *p, StageRule *r)
 		(void) contract_colindex(p, (char *) lfirst(lc));
 }
 
+/* is att the lineage column name (bigint)? then note its flag and attnum */
 static bool
 contract_is_lineage(Form_pg_attribute att, const char *name, bool *flag,
 					AttrNumber *attnum)
@@ -1423,6 +1290,7 @@ contract_build(int pipeline_id, int version)
 	return p;
 }
 
+/* free a program: its kept plans and its memory context */
 static void
 contract_free(RuleProgram *p)
 {
@@ -1493,6 +1361,7 @@ contract_get(int pipeline_id, int version)
 	return p;
 }
 
+/* unpin a program contract_get returned; a retired one is freed at last */
 void
 contract_release(RuleProgram *p)
 {

@@ -32,6 +32,7 @@
 #include "utils/acl.h"
 #include "utils/rel.h"
 
+#include "direct.h"
 #include "stage.h"
 
 #define DIRECT_BUFFER 1000

@@ -2,13 +2,17 @@
  *
  * format.c
  *	  Validators behind the "format" rule kind and stage.is_email,
- *	  stage.iban_valid: email, uuid, e164, card (Luhn), iban (mod 97),
- *	  ipv4, ipv6, iso_date, iso_timestamp, url.
+ *	  stage.iban_valid, stage.luhn_valid: email, uuid, e164, card (Luhn),
+ *	  iban (mod 97), ipv4, ipv6, iso_date, iso_timestamp, url.  PII
+ *	  detection (pii.c) validates what it finds with the same checks.
  *
  * Each validator is a pure function of the bytes it is given: no
  * allocation, no catalog access, safe on any input (the mover calls them
  * on raw landing text).  They check shape and checksums, not existence:
  * an email can be well formed and undeliverable.
+ *
+ * Touches nothing: no catalog, no allocation (but the SQL wrappers'
+ * results).
  *
  *-------------------------------------------------------------------------
  */
@@ -20,13 +24,15 @@
 
 #include "fmgr.h"
 
-#include "stage.h"
+#include "format.h"
+#include "typecheck.h"
 
 static const char *const format_names[] = {
 	"email", "uuid", "e164", "card", "iban", "ipv4", "ipv6", "iso_date",
 	"iso_timestamp", "url"
 };
 
+/* the format named by a format rule; false if there is none of that name */
 bool
 format_lookup(const char *name, FormatKind *kind)
 {
@@ -41,6 +47,7 @@ format_lookup(const char *name, FormatKind *kind)
 	return false;
 }
 
+/* the name of a format, as reasons show it */
 const char *
 format_name(FormatKind kind)
 {
@@ -129,6 +136,7 @@ email_valid(const char *s, int len)
 	return false;
 }
 
+/* 8-4-4-4-12 hex digits, either case */
 static bool
 fmt_uuid(const char *s, int len)
 {
@@ -205,6 +213,48 @@ iban_valid(const char *s, int len)
 	return rem == 1;
 }
 
+/*
+ * Luhn check over the digits of s; spaces and hyphens are allowed as
+ * separators, anything else fails.  12 to 19 digits, as card numbers have.
+ */
+bool
+luhn_valid(const char *s, int len)
+{
+	int			digits[32];
+	int			n = 0;
+	int			i;
+	int			sum = 0;
+
+	for (i = 0; i < len; i++)
+	{
+		CHECK_FOR_INTERRUPTS();
+		if (s[i] >= '0' && s[i] <= '9')
+		{
+			if (n >= 32)
+				return false;
+			digits[n++] = s[i] - '0';
+		}
+		else if (s[i] != ' ' && s[i] != '-')
+			return false;
+	}
+	if (n < 12 || n > 19)
+		return false;
+	for (i = 0; i < n; i++)
+	{
+		int			d = digits[n - 1 - i];
+
+		if (i % 2 == 1)
+		{
+			d *= 2;
+			if (d > 9)
+				d -= 9;
+		}
+		sum += d;
+	}
+	return sum % 10 == 0;
+}
+
+/* an IPv4 (af AF_INET) or IPv6 (AF_INET6) address, as inet_pton reads it */
 static bool
 fmt_inet(int af, const char *s, int len)
 {
@@ -218,6 +268,7 @@ fmt_inet(int af, const char *s, int len)
 	return inet_pton(af, buf, addr) == 1;
 }
 
+/* an ISO date, a T or a space, a time and a zone (tc_isotime, tc_isozone) */
 static bool
 fmt_iso_timestamp(const char *s, int len)
 {
@@ -317,6 +368,7 @@ fmt_url(const char *s, int len)
 	return true;
 }
 
+/* does s[0..len) have the format kind? */
 bool
 format_valid(FormatKind kind, const char *s, int len)
 {
@@ -354,6 +406,7 @@ format_valid(FormatKind kind, const char *s, int len)
 	return false;
 }
 
+/* stage.is_email(text) */
 PG_FUNCTION_INFO_V1(stage_is_email);
 Datum
 stage_is_email(PG_FUNCTION_ARGS)
@@ -363,6 +416,7 @@ stage_is_email(PG_FUNCTION_ARGS)
 	PG_RETURN_BOOL(email_valid(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t)));
 }
 
+/* stage.iban_valid(text) */
 PG_FUNCTION_INFO_V1(stage_iban_valid);
 Datum
 stage_iban_valid(PG_FUNCTION_ARGS)
@@ -370,4 +424,14 @@ stage_iban_valid(PG_FUNCTION_ARGS)
 	text	   *t = PG_GETARG_TEXT_PP(0);
 
 	PG_RETURN_BOOL(iban_valid(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t)));
+}
+
+/* stage.luhn_valid(text) */
+PG_FUNCTION_INFO_V1(stage_luhn_valid);
+Datum
+stage_luhn_valid(PG_FUNCTION_ARGS)
+{
+	text	   *t = PG_GETARG_TEXT_PP(0);
+
+	PG_RETURN_BOOL(luhn_valid(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t)));
 }

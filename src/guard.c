@@ -36,6 +36,9 @@
  * runs as the catalog owner for one statement at a time (catalog_exec),
  * with search_path pinned again: owner code may have changed it.
  *
+ * Touches the user identity, the security context and the GUC nest level
+ * of the backend, always restored on the way out (or by the abort).
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -113,6 +116,7 @@ guard_owns(Oid owner)
 	return is_member_of_role(stage_caller(), owner);
 }
 
+/* is role a member of stage_analyst (masked quarantine of every pipeline)? */
 bool
 guard_is_analyst(Oid role)
 {
@@ -145,7 +149,7 @@ guard_may_see(Oid owner)
  * change made at or above it.  auto_explain would log plans with the
  * values of their parameters (raw rows among them) at any depth.
  */
-int
+static int
 guard_pin_search_path(void)
 {
 	int			level = NewGUCNestLevel();
@@ -164,6 +168,7 @@ guard_pin_search_path(void)
  *		short switches of identity
  * ---------------------------------------------------------------- */
 
+/* become role, security-restricted, search_path pinned, until guard_pop */
 void
 guard_push_role(GuardSwitch *s, Oid role)
 {
@@ -180,6 +185,7 @@ guard_push_catalog(GuardSwitch *s)
 	guard_push_role(s, guard_catalog_owner());
 }
 
+/* undo guard_push_role/_catalog: identity back, GUC changes discarded */
 void
 guard_pop(GuardSwitch *s)
 {
@@ -210,6 +216,7 @@ catalog_exec(const char *sql, int nargs, Oid *types, Datum *values,
  *		entry and exit
  * ---------------------------------------------------------------- */
 
+/* forget the entries made at transaction nest level xact_nest or deeper */
 static void
 guard_forget_from(int xact_nest)
 {
@@ -217,6 +224,7 @@ guard_forget_from(int xact_nest)
 		nactive--;
 }
 
+/* at the end of a transaction no entry and no gate is open */
 static void
 guard_xact_callback(XactEvent event, void *arg)
 {
@@ -228,6 +236,7 @@ guard_xact_callback(XactEvent event, void *arg)
 	api_caller = InvalidOid;
 }
 
+/* an aborted subtransaction forgets the entries made inside it */
 static void
 guard_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 					   SubTransactionId parentSubid, void *arg)
@@ -236,7 +245,8 @@ guard_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 		guard_forget_from(GetCurrentTransactionNestLevel());
 }
 
-bool
+/* is this backend inside pipeline_id now (a batch, replay or check)? */
+static bool
 guard_active(int pipeline_id)
 {
 	int			i;
@@ -289,6 +299,7 @@ guard_enter(Guard *g, int pipeline_id, const char *name, Oid owner)
 	g->entered = true;
 }
 
+/* leave what guard_enter entered: identity back, GUC changes discarded */
 void
 guard_leave(Guard *g)
 {
@@ -343,6 +354,7 @@ api_lookup(FunctionCallInfo fcinfo)
 	return c;
 }
 
+/* the gate: every SQL API function is LANGUAGE c 'stage_api' (see above) */
 PG_FUNCTION_INFO_V1(stage_api);
 Datum
 stage_api(PG_FUNCTION_ARGS)

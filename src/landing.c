@@ -12,6 +12,9 @@
  * stage.grant_producer.  Identifiers are quoted with quote_identifier;
  * nothing from the caller is pasted into SQL otherwise.
  *
+ * Touches schema stage_landing (DDL, as the catalog owner) and
+ * stage.pipeline (its landing column); the guard trigger touches nothing.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -35,6 +38,7 @@
 #include "stage.h"
 #include "guard.h"
 
+/* run one DDL statement (SPI connected) */
 static void
 landing_exec(const char *sql)
 {
@@ -42,6 +46,7 @@ landing_exec(const char *sql)
 		elog(ERROR, "landing DDL failed: %s", sql);
 }
 
+/* append the data columns of target's landing table: text each, or a payload */
 static void
 landing_columns(StringInfo s, Oid target, bool jsonb_format)
 {
@@ -103,6 +108,7 @@ landing_insert_columns(Oid target, bool jsonb_format)
 	return s.data;
 }
 
+/* stage._landing_ddl(pipeline_id, drop): create or drop a landing table */
 PG_FUNCTION_INFO_V1(stage_landing_ddl);
 Datum
 stage_landing_ddl(PG_FUNCTION_ARGS)
@@ -250,8 +256,9 @@ stage_landing_ddl(PG_FUNCTION_ARGS)
  * finished batch can be replayed from landing.  Rows leave only through
  * retention, which sets landing_purge_allowed for its own statements.
  */
-bool		landing_purge_allowed = false;
+static bool landing_purge_allowed = false;
 
+/* trigger stage._landing_guard: landing rows are never updated or deleted */
 PG_FUNCTION_INFO_V1(stage_landing_guard);
 Datum
 stage_landing_guard(PG_FUNCTION_ARGS)

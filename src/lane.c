@@ -14,6 +14,8 @@
  * it with stage._lane() (stage.trace, stage.backlog): the two must agree,
  * so both go through the functions here.
  *
+ * Touches nothing: pure functions of a key's text and a landing id.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -27,6 +29,7 @@
 
 #include "lane.h"
 
+/* hash h with one more key value (NULL: a value of its own) */
 uint32
 lane_add(uint32 h, const char *text, Size len)
 {
@@ -37,12 +40,14 @@ lane_add(uint32 h, const char *text, Size len)
 												   (int) Min(len, (Size) INT_MAX))));
 }
 
+/* the lane of a key hash h among lanes */
 int
 lane_end(uint32 h, int lanes)
 {
 	return (int) (h % (uint32) lanes);
 }
 
+/* the lane of a row of a pipeline without a key: its landing id decides */
 int
 lane_of_id(int64 id, int lanes)
 {

@@ -67,6 +67,9 @@
 #include "utils/timestamp.h"
 
 #include "stage.h"
+#include "contract.h"
+#include "direct.h"
+#include "mask_contract.h"
 #include "guard.h"
 #include "lane.h"
 #include "mover.h"

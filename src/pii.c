@@ -23,6 +23,9 @@
  * pii_scan reports byte offsets into the text it is given and never
  * allocates or raises: callers decide what to do with the spans.
  *
+ * Touches nothing while scanning; pii_kinds_arg reads a jsonb argument
+ * and raises on a bad one.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -38,7 +41,9 @@
 #include "mb/pg_wchar.h"
 #include "utils/builtins.h"
 
-#include "stage.h"
+#include "format.h"
+#include "jsonarg.h"
+#include "pii.h"
 
 /* ----------------------------------------------------------------
  *		character classes (ASCII; bytes >= 0x80 are never word characters,
@@ -82,12 +87,14 @@ pii_b64url(unsigned char c)
 	return pii_alnum(c) || c == '_' || c == '-';
 }
 
+/* may c stand in the local part of an email address? */
 static bool
 pii_local_char(unsigned char c)
 {
 	return pii_alnum(c) || c >= 0x80 || strchr("!#$%&'*+/=?^_`{|}~.-", c);
 }
 
+/* may c stand in the domain of an email address? */
 static bool
 pii_domain_char(unsigned char c)
 {
@@ -192,6 +199,7 @@ pii_digits(const char *s, int len, int i, int n)
 	return true;
 }
 
+/* the number the n digits at s[i] write */
 static int
 pii_num(const char *s, int i, int n)
 {
@@ -427,36 +435,42 @@ pii_run_max(const char *s, int len, int j, int min, int max, bool (*fn) (unsigne
 /* the longest credential of a fixed-width family we look for */
 #define PII_KEY_MAX 255
 
+/* pii_run_max with the longest credential as max */
 static int
 pii_run(const char *s, int len, int j, int min, bool (*fn) (unsigned char))
 {
 	return pii_run_max(s, len, j, min, PII_KEY_MAX, fn);
 }
 
+/* A-Z or 0-9: the characters of an AWS access key id */
 static bool
 pii_key_char(unsigned char c)
 {
 	return pii_upper(c) || pii_digit(c);
 }
 
+/* pii_alnum, as a function pointer for pii_run */
 static bool
 pii_alnum_fn(unsigned char c)
 {
 	return pii_alnum(c);
 }
 
+/* a letter, digit or underscore */
 static bool
 pii_alnum_us(unsigned char c)
 {
 	return pii_alnum(c) || c == '_';
 }
 
+/* pii_b64url, as a function pointer for pii_run */
 static bool
 pii_b64url_fn(unsigned char c)
 {
 	return pii_b64url(c);
 }
 
+/* a letter, digit or hyphen: the body of a Slack token */
 static bool
 pii_slack_char(unsigned char c)
 {
@@ -735,6 +749,7 @@ static const struct
 	{"all", PII_ALL}
 };
 
+/* the name of one PII_* bit, as scan results and "[kind]" show it */
 const char *
 pii_kind_name(int kind)
 {
@@ -747,7 +762,7 @@ pii_kind_name(int kind)
 }
 
 /* the PII_* bits a kind name stands for, 0 if unknown */
-int
+static int
 pii_kind_lookup(const char *name)
 {
 	int			i;
@@ -763,6 +778,52 @@ const char *
 pii_kind_list(void)
 {
 	return "email, card, iban, phone, ssn, ipv4, ipv6, credential, ip (ipv4 and ipv6) and all";
+}
+
+/*
+ * The PII_* bits of the "kinds" argument of what ("rule no_pii", "mask
+ * redact_pii"): an array of kind names; absent or empty, every kind.
+ */
+int
+pii_kinds_arg(Jsonb *args, const char *what)
+{
+	JsonbValue	v;
+	JsonbIterator *it;
+	JsonbIteratorToken tok;
+	JsonbValue	e;
+	int			kinds = 0;
+
+	if (!json_get(args, "kinds", &v))
+		return PII_ALL;
+	if (v.type != jbvBinary || !JsonContainerIsArray(v.val.binary.data))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("argument \"kinds\" of %s must be an array", what),
+				 errhint("List PII kinds, e.g. {\"kinds\": [\"email\", \"phone\"]}; kinds are %s.",
+						 pii_kind_list())));
+	it = JsonbIteratorInit(v.val.binary.data);
+	while ((tok = JsonbIteratorNext(&it, &e, true)) != WJB_DONE)
+	{
+		char	   *k;
+		int			bit;
+
+		if (tok != WJB_ELEM)
+			continue;
+		if (e.type != jbvString)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("argument \"kinds\" of %s must hold strings", what),
+					 errhint("Kinds are %s.", pii_kind_list())));
+		k = pnstrdup(e.val.string.val, e.val.string.len);
+		bit = pii_kind_lookup(k);
+		if (bit == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("unknown PII kind \"%s\" in %s", k, what),
+					 errhint("Kinds are %s.", pii_kind_list())));
+		kinds |= bit;
+	}
+	return kinds == 0 ? PII_ALL : kinds;
 }
 
 /*

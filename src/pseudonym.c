@@ -39,6 +39,9 @@
  * HMAC(key, "stage.pseudonym" || value), then blocks HMAC(key, seed || i).
  * Every character of the output depends on the whole value.
  *
+ * Touches nothing but the key and value it is given; the result is
+ * palloc'd in CurrentMemoryContext.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -48,7 +51,9 @@
 #include "lib/stringinfo.h"
 #include "mb/pg_wchar.h"
 
-#include "stage.h"
+#include "format.h"
+#include "pseudonym.h"
+#include "sha256.h"
 
 static const char *const pseudo_first[128] = {
 	"Olivia", "Liam", "Emma", "Noah", "Ava", "Oliver", "Sophia", "Elijah",
@@ -102,6 +107,7 @@ typedef struct PseudoStream
 	uint32		counter;
 } PseudoStream;
 
+/* start the byte stream of value s under key: seed HMAC(key, label || s) */
 static void
 ps_init(PseudoStream *st, const HmacKey *key, const char *s, int len)
 {
@@ -114,6 +120,7 @@ ps_init(PseudoStream *st, const HmacKey *key, const char *s, int len)
 	st->counter = 0;
 }
 
+/* the next byte of the stream: blocks HMAC(key, seed || counter) */
 static uint8
 ps_byte(PseudoStream *st)
 {
@@ -168,6 +175,7 @@ ps_is_digit(unsigned char c)
 	return c >= '0' && c <= '9';
 }
 
+/* an ASCII letter, or any byte of a multibyte character */
 static inline bool
 ps_is_letter(unsigned char c)
 {
@@ -181,6 +189,7 @@ ps_name_sep(unsigned char c)
 	return c == ' ' || c == ',' || c == '\t';
 }
 
+/* the kind auto picks for s: email, digits, name or text (see above) */
 static PseudoKind
 ps_classify(const char *s, int len)
 {
@@ -312,6 +321,7 @@ ps_digits_round(const HmacKey *key, PsDigits *d, int round, int tb, int te,
 	pfree(in.data);
 }
 
+/* the keyed permutation of digits (and ASCII letters) of s, described above */
 static void
 ps_permute(const HmacKey *key, const char *s, int len, bool letters, StringInfo out)
 {

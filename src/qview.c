@@ -41,6 +41,10 @@
  * function's tuplestore; everything else lives in a context deleted at the
  * end.  The user is switched back on error (PG_FINALLY).
  *
+ * Touches, as the catalog owner: stage.quarantine_log, stage.pipeline,
+ * stage.mask and stage.contract_history (reads only: reading the
+ * quarantine never writes, the token vault included).
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -59,8 +63,9 @@
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
 
-#include "stage.h"
 #include "guard.h"
+#include "mask.h"
+#include "mask_contract.h"
 #include "reason.h"
 
 #define QV_CHUNK 1000
@@ -95,6 +100,7 @@ typedef struct QvCol
 } QvCol;
 
 
+/* the mask of column in set, or NULL when it is not masked */
 static QvMask *
 qv_find(QvMaskSet *set, const char *column)
 {
@@ -106,6 +112,7 @@ qv_find(QvMaskSet *set, const char *column)
 	return NULL;
 }
 
+/* parse a mask into set and load its key for the pipeline's owner */
 static void
 qv_add_mask(QvMaskSet *set, const char *column, const char *method, Jsonb *args,
 			Oid owner)
@@ -236,6 +243,7 @@ qv_raw_columns(Jsonb *raw, QvCol **cols)
 	return n;
 }
 
+/* the raw column of that name, or NULL */
 static QvCol *
 qv_col(QvCol *cols, int n, const char *name)
 {
@@ -284,6 +292,7 @@ qv_shown_then(QvMaskSet *then, const char *column, const char *raw, char **out)
 	return *out != NULL;
 }
 
+/* s with every occurrence of needle replaced by repl (s itself if none) */
 static char *
 qv_replace(const char *s, const char *needle, const char *repl)
 {
@@ -329,6 +338,7 @@ qv_message(const char *msg, QvCol *cols, int ncols, QvMaskSet *cur, QvMaskSet *t
 	return out;
 }
 
+/* append a jsonb scalar or container to s as JSON text */
 static void
 qv_json_value(StringInfo s, JsonbValue *v)
 {
@@ -354,6 +364,7 @@ qv_json_value(StringInfo s, JsonbValue *v)
 	}
 }
 
+/* append a C string to s as a JSON string, or null */
 static void
 qv_json_text(StringInfo s, const char *v)
 {
@@ -363,6 +374,7 @@ qv_json_text(StringInfo s, const char *v)
 		escape_json(s, v);
 }
 
+/* a jsonb datum from JSON text */
 static Datum
 qv_jsonb(const char *text)
 {
@@ -517,6 +529,7 @@ qv_stale_versions(int32 pipeline_id, QvVersion **out, MemoryContext cxt)
 	return n;
 }
 
+/* the entry of a contract version in versions[0..n), or NULL */
 static QvVersion *
 qv_version(QvVersion *versions, int n, int version)
 {
@@ -560,7 +573,7 @@ qv_prepare_tokens(QvMaskSet *set, SPITupleTable *tt, uint64 nrows, int rawcol)
 				v.type == jbvString)
 				vals[nv++] = pnstrdup(v.val.string.val, v.val.string.len);
 		}
-		vault_prepare(q->mask, vals, nv, false);
+		mask_resolve_tokens(q->mask, vals, nv, false);
 	}
 }
 

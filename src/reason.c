@@ -1,8 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * reason.c
- *	  The messages stage writes in place of a server's message when that
- *	  message may quote a masked value.
+ *	  Which errors are a row's fault (quarantined with the row) and which
+ *	  the batch's (abort it), and the messages stage writes in place of a
+ *	  server's message when that message may quote a masked value.
  *
  * A quarantine reason's message is either stage's own (no value in it), or
  * the text of an error raised by a type's input function, the target (a
@@ -16,6 +17,8 @@
  * constraint and the column, and the server's text is kept for the
  * pipeline's owners only (stage.quarantine_raw).
  *
+ * Touches nothing: functions of an SQLSTATE, a constraint and a column.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -25,6 +28,41 @@
 #include "utils/builtins.h"
 
 #include "reason.h"
+
+/*
+ * Which errors may be pinned on one row and quarantined with it: data
+ * exceptions (class 22), integrity constraint violations (23), errors raised
+ * by the target's triggers (P0) and WITH CHECK OPTION (44).  Everything else
+ * (cancel, permissions, resources, deadlocks, internal errors) is the
+ * batch's problem: it aborts the batch and nothing moves.
+ */
+bool
+stage_row_error(int sqlerrcode)
+{
+	switch (ERRCODE_TO_CATEGORY(sqlerrcode))
+	{
+		case ERRCODE_DATA_EXCEPTION:
+		case ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION:
+		case ERRCODE_PLPGSQL_ERROR:
+		case ERRCODE_WITH_CHECK_OPTION_VIOLATION:
+			return true;
+		default:
+			return false;
+	}
+}
+
+/*
+ * A type's input function may also reject a value with a syntax or lookup
+ * error (class 42): a tsquery that does not parse (42601), a regclass or
+ * regtype that names nothing (42P01, 42704).  In the type check such an
+ * error is the value's fault too; a missing privilege (42501) is not.
+ */
+bool
+stage_input_error(int sqlerrcode)
+{
+	return ERRCODE_TO_CATEGORY(sqlerrcode) == ERRCODE_SYNTAX_ERROR_OR_ACCESS_RULE_VIOLATION &&
+		sqlerrcode != ERRCODE_INSUFFICIENT_PRIVILEGE;
+}
 
 typedef struct SqlstateName
 {

@@ -16,6 +16,10 @@
  * PCRE2_NO_UTF_CHECK, because the server has already verified the
  * encoding of every text value.
  *
+ * Touches no catalog; the cache lives in PCRE2's own (malloc) memory for
+ * the life of the backend, the GUCs stage.regex_match_limit and
+ * stage.regex_depth_limit (stage.c) bound every match.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -29,7 +33,7 @@
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 
-#include "stage.h"
+#include "regex.h"
 
 #define RX_CACHE_SIZE 256
 
@@ -50,6 +54,7 @@ static pcre2_jit_stack *rx_jit_stack = NULL;
 static int	rx_mctx_match_limit = -1;
 static int	rx_mctx_depth_limit = -1;
 
+/* the cache slot key of a pattern and its flags (djb2) */
 static uint32
 rx_hash(const char *pattern, const char *flags)
 {
@@ -64,6 +69,7 @@ rx_hash(const char *pattern, const char *flags)
 	return h;
 }
 
+/* PCRE2 compile options of stage's flags (i, m, s, x) */
 static uint32
 rx_options(const char *flags)
 {
@@ -164,6 +170,7 @@ rx_compile(const char *pattern, const char *flags)
 	return e;
 }
 
+/* the match context, its limits following the GUCs as they are now */
 static pcre2_match_context *
 rx_context(void)
 {
@@ -217,6 +224,7 @@ rx_exec(RxEntry *rx, const char *subject, size_t len, size_t start)
 					   mopts | PCRE2_NO_JIT, rx->md, mctx);
 }
 
+/* is a PCRE2 result a limit hit (match, depth, heap, JIT stack)? */
 static bool
 rx_is_limit(int rc)
 {
@@ -250,6 +258,7 @@ rx_match(RxEntry *rx, const char *subject, size_t len)
 	return RX_NOMATCH;			/* keep compiler quiet */
 }
 
+/* ERROR: a pattern hit its match or depth limit */
 static void
 rx_limit_error(void)
 {
@@ -280,6 +289,7 @@ rx_from_args(FunctionCallInfo fcinfo, int patarg, int flagarg)
 	return e;
 }
 
+/* stage.regex_match(subject, pattern, flags) */
 PG_FUNCTION_INFO_V1(stage_regex_match);
 Datum
 stage_regex_match(PG_FUNCTION_ARGS)

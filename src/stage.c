@@ -8,6 +8,8 @@
  * background worker.  _PG_init therefore defines the GUCs in either case and
  * never assumes it runs in the postmaster.
  *
+ * Touches only GUCs and, when preloaded, the worker's registration.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -15,12 +17,11 @@
 #include <limits.h>
 
 #include "fmgr.h"
-#include "utils/elog.h"
-#include "utils/errcodes.h"
 #include "utils/guc.h"
 
 #include "miscadmin.h"
 
+#include "regex.h"
 #include "stage.h"
 #include "worker.h"
 
@@ -193,39 +194,4 @@ _PG_init(void)
 	/* the worker needs shared memory: only when preloaded */
 	if (process_shared_preload_libraries_in_progress)
 		worker_init();
-}
-
-/*
- * Which errors may be pinned on one row and quarantined with it: data
- * exceptions (class 22), integrity constraint violations (23), errors raised
- * by the target's triggers (P0) and WITH CHECK OPTION (44).  Everything else
- * (cancel, permissions, resources, deadlocks, internal errors) is the
- * batch's problem: it aborts the batch and nothing moves.
- */
-bool
-stage_row_error(int sqlerrcode)
-{
-	switch (ERRCODE_TO_CATEGORY(sqlerrcode))
-	{
-		case ERRCODE_DATA_EXCEPTION:
-		case ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION:
-		case ERRCODE_PLPGSQL_ERROR:
-		case ERRCODE_WITH_CHECK_OPTION_VIOLATION:
-			return true;
-		default:
-			return false;
-	}
-}
-
-/*
- * A type's input function may also reject a value with a syntax or lookup
- * error (class 42): a tsquery that does not parse (42601), a regclass or
- * regtype that names nothing (42P01, 42704).  In the type check such an
- * error is the value's fault too; a missing privilege (42501) is not.
- */
-bool
-stage_input_error(int sqlerrcode)
-{
-	return ERRCODE_TO_CATEGORY(sqlerrcode) == ERRCODE_SYNTAX_ERROR_OR_ACCESS_RULE_VIOLATION &&
-		sqlerrcode != ERRCODE_INSUFFICIENT_PRIVILEGE;
 }

@@ -12,6 +12,9 @@
  * message.  A pre-check must therefore never say "valid" for a value the
  * input function would reject; saying "not sure" is always safe.
  *
+ * Touches nothing: no catalog access after tc_classify, no allocation,
+ * no error; safe on any input.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -22,8 +25,9 @@
 #include "mb/pg_wchar.h"
 #include "utils/lsyscache.h"
 
-#include "stage.h"
+#include "typecheck.h"
 
+/* the pre-check class of a type (TC_OTHER: its input function decides) */
 TypeClass
 tc_classify(Oid typid, int32 typmod)
 {
@@ -234,6 +238,7 @@ tc_isozone(const char *s)
 		(s[3] - '0') * 10 + (s[4] - '0') <= 59;
 }
 
+/* an ISO date, optionally followed by a time and a zone */
 static bool
 tc_timestamp(const char *s)
 {
@@ -259,6 +264,7 @@ tc_hex(char c)
 	return tc_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 }
 
+/* 8-4-4-4-12 hex digits, either case, as uuid_in accepts them */
 static bool
 tc_uuid(const char *s)
 {
@@ -279,6 +285,7 @@ tc_uuid(const char *s)
 	return true;
 }
 
+/* a spelling of a boolean boolin certainly accepts */
 static bool
 tc_bool(const char *s)
 {

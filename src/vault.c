@@ -29,6 +29,9 @@
  * a child of the caller's context; a reset callback forgets it when that
  * context goes, so a compiled contract never points at freed tokens.
  *
+ * Touches stage.token_vault (as the catalog owner) and, to check who may
+ * detokenize, stage.secret through secret.c.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -42,8 +45,11 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 
-#include "stage.h"
 #include "guard.h"
+#include "mask.h"
+#include "secret.h"
+#include "sha256.h"
+#include "vault.h"
 
 #define VAULT_TOKEN_CHARS	24
 #define VAULT_RETRIES		3
@@ -52,7 +58,7 @@ struct VaultMap
 {
 	MemoryContext cxt;			/* owns this map and its tokens */
 	HTAB	   *tokens;			/* digest -> VaultEntry */
-	StageMask  *owner;			/* whose vault pointer to clear */
+	VaultMap  **owner;			/* the caller's pointer to clear */
 	MemoryContextCallback cb;
 };
 
@@ -63,24 +69,27 @@ typedef struct VaultEntry
 	const char *value;			/* the caller's string: valid during prepare only */
 } VaultEntry;
 
+/* reset callback of a map's context: the caller's pointer forgets it */
 static void
 vault_forget(void *arg)
 {
 	VaultMap   *v = (VaultMap *) arg;
 
-	if (v->owner->vault == v)
-		v->owner->vault = NULL;
+	if (*v->owner == v)
+		*v->owner = NULL;
 }
 
+/* the vault's key of a value: HMAC-SHA256(key, "stage.vault" || value) */
 static void
-vault_digest(const StageMask *m, const char *s, int len, uint8 *out)
+vault_digest(const HmacKey *key, const char *s, int len, uint8 *out)
 {
 	static const char label[] = "stage.vault";
 
-	hmac_sha256_2(&m->hkey, (const uint8 *) label, sizeof(label),
+	hmac_sha256_2(key, (const uint8 *) label, sizeof(label),
 				  (const uint8 *) s, len, out);
 }
 
+/* a one-dimensional array of n datums of elemtype */
 static Datum
 vault_array(Datum *elems, int n, Oid elemtype)
 {
@@ -92,6 +101,7 @@ vault_array(Datum *elems, int n, Oid elemtype)
 	return PointerGetDatum(construct_array(elems, n, elemtype, typlen, typbyval, typalign));
 }
 
+/* a bytea datum holding b[0..len) */
 static Datum
 vault_bytea(const uint8 *b, int len)
 {
@@ -175,9 +185,13 @@ vault_fetch(VaultMap *v, const char *secret, VaultEntry **entries, int n)
 	SPI_freetuptable(SPI_tuptable);
 }
 
-/* insert tokens for entries[0..n), in digest order; conflicts are skipped */
+/*
+ * Insert tokens for entries[0..n) under secret, new tokens starting with
+ * prefix, in digest order; conflicts are skipped.
+ */
 static void
-vault_insert(const StageMask *m, VaultEntry **entries, int n)
+vault_insert(const char *secret, const char *prefix, VaultEntry **entries,
+			 int n)
 {
 	Oid			types[4] = {TEXTOID, BYTEAARRAYOID, TEXTARRAYOID, TEXTARRAYOID};
 	Datum		vals[4];
@@ -191,10 +205,10 @@ vault_insert(const StageMask *m, VaultEntry **entries, int n)
 	for (i = 0; i < n; i++)
 	{
 		digests[i] = vault_bytea(entries[i]->digest, SHA256_DIGEST);
-		tokens[i] = CStringGetTextDatum(vault_new_token(m->prefix, rnd + i * VAULT_TOKEN_CHARS));
+		tokens[i] = CStringGetTextDatum(vault_new_token(prefix, rnd + i * VAULT_TOKEN_CHARS));
 		values[i] = CStringGetTextDatum(entries[i]->value);
 	}
-	vals[0] = CStringGetTextDatum(m->secret_name);
+	vals[0] = CStringGetTextDatum(secret);
 	vals[1] = vault_array(digests, n, BYTEAOID);
 	vals[2] = vault_array(tokens, n, TEXTOID);
 	vals[3] = vault_array(values, n, TEXTOID);
@@ -208,13 +222,15 @@ vault_insert(const StageMask *m, VaultEntry **entries, int n)
 }
 
 /*
- * Resolve the tokens of values[0..n) (duplicates allowed) for mask m: with
- * create, values without a token get one (the mover, stage.tokenize);
- * without, they are only looked up (the quarantine view, which must not
- * write).  The map lives in a child of CurrentMemoryContext.
+ * Resolve the tokens of values[0..n) (duplicates allowed) under the named
+ * secret, whose key the caller has loaded: with create, values without a
+ * token get one, starting with prefix; without, they are only looked up.
+ * The map replaces *map and lives in a child of CurrentMemoryContext; when
+ * that context goes, *map is cleared.
  */
 void
-vault_prepare(StageMask *m, const char **values, int n, bool create)
+vault_prepare(VaultMap **map, const HmacKey *key, const char *secret,
+			  const char *prefix, const char **values, int n, bool create)
 {
 	MemoryContext cxt;
 	VaultMap   *v;
@@ -224,16 +240,13 @@ vault_prepare(StageMask *m, const char **values, int n, bool create)
 	int			i;
 	GuardSwitch gs;
 
-	/* the caller loaded the key, for the role the mask is used for */
-	if (!m->key_loaded)
-		elog(ERROR, "tokenize mask used before its key was loaded");
-	if (m->vault != NULL)
-		MemoryContextDelete(m->vault->cxt);
+	if (*map != NULL)
+		MemoryContextDelete((*map)->cxt);
 	cxt = AllocSetContextCreate(CurrentMemoryContext, "stage token vault",
 								ALLOCSET_DEFAULT_SIZES);
 	v = MemoryContextAllocZero(cxt, sizeof(VaultMap));
 	v->cxt = cxt;
-	v->owner = m;
+	v->owner = map;
 	v->cb.func = vault_forget;
 	v->cb.arg = v;
 	MemoryContextRegisterResetCallback(cxt, &v->cb);
@@ -243,7 +256,7 @@ vault_prepare(StageMask *m, const char **values, int n, bool create)
 	ctl.hcxt = cxt;
 	v->tokens = hash_create("stage token vault", Max(n, 16), &ctl,
 							HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-	m->vault = v;
+	*map = v;
 
 	entries = MemoryContextAlloc(cxt, sizeof(VaultEntry *) * Max(n, 1));
 	for (i = 0; i < n; i++)
@@ -252,7 +265,7 @@ vault_prepare(StageMask *m, const char **values, int n, bool create)
 		bool		found;
 		VaultEntry *e;
 
-		vault_digest(m, values[i], strlen(values[i]), d);
+		vault_digest(key, values[i], strlen(values[i]), d);
 		e = hash_search(v->tokens, d, HASH_ENTER, &found);
 		if (!found)
 		{
@@ -275,8 +288,8 @@ vault_prepare(StageMask *m, const char **values, int n, bool create)
 		{
 			int			k = 0;
 
-			vault_insert(m, entries, nd);
-			vault_fetch(v, m->secret_name, entries, nd);
+			vault_insert(secret, prefix, entries, nd);
+			vault_fetch(v, secret, entries, nd);
 			/* a token collision (about 2^-124) leaves a value to retry */
 			for (i = 0; i < nd; i++)
 				if (entries[i]->token == NULL)
@@ -284,7 +297,7 @@ vault_prepare(StageMask *m, const char **values, int n, bool create)
 			nd = k;
 		}
 		if (!create)
-			vault_fetch(v, m->secret_name, entries, nd);
+			vault_fetch(v, secret, entries, nd);
 		else if (nd > 0)
 			elog(ERROR, "stage: could not allocate unique tokens");
 		SPI_finish();
@@ -296,17 +309,17 @@ vault_prepare(StageMask *m, const char **values, int n, bool create)
 	PG_END_TRY();
 }
 
-/* the token of s, from the prepared batch; never the value */
+/* the token of s, from the map vault_prepare made under key; never the value */
 char *
-vault_lookup(const StageMask *m, const char *s, int len)
+vault_lookup(const VaultMap *map, const HmacKey *key, const char *s, int len)
 {
 	uint8		d[SHA256_DIGEST];
 	VaultEntry *e;
 
-	if (m->vault == NULL)
+	if (map == NULL)
 		elog(ERROR, "tokenize mask used before its batch was prepared");
-	vault_digest(m, s, len, d);
-	e = hash_search(m->vault->tokens, d, HASH_FIND, NULL);
+	vault_digest(key, s, len, d);
+	e = hash_search(map->tokens, d, HASH_FIND, NULL);
 	if (e == NULL || e->token == NULL)
 		return pstrdup(MASK_NO_TOKEN);
 	return pstrdup(e->token);
