@@ -95,5 +95,7 @@ extern const char *transform_expression(const Transform *t);	/* expression {sql}
 
 /* the value at a dotted path of a jsonb object, as ->> would give it (NULL if absent) */
 extern char *transform_json_path(Jsonb *jb, List *path);
+/* one JSON value as ->> gives it (NULL for JSON null) */
+extern char *transform_json_text(const JsonbValue *v);
 
 #endif							/* STAGE_TRANSFORM_H */

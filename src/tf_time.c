@@ -67,6 +67,7 @@ struct TfTimeItem
 	TimeTok		tok;
 	char	   *lit;			/* TT_LITERAL */
 	int			litlen;
+	int			litcap;
 };
 
 /* longer keywords before their prefixes */
@@ -143,6 +144,7 @@ time_add(TfTimeFormat *f, int *cap, TimeTok tok)
 	f->items[f->n].tok = tok;
 	f->items[f->n].lit = NULL;
 	f->items[f->n].litlen = 0;
+	f->items[f->n].litcap = 0;
 	return &f->items[f->n++];
 }
 
@@ -157,9 +159,15 @@ time_add_literal(TfTimeFormat *f, int *cap, const char *s, int len)
 	else
 	{
 		it = time_add(f, cap, TT_LITERAL);
-		it->lit = palloc(1);
+		it->litcap = 16;
+		it->lit = palloc(it->litcap);
 	}
-	it->lit = repalloc(it->lit, it->litlen + len + 1);
+	if (it->litlen + len + 1 > it->litcap)
+	{
+		while (it->litlen + len + 1 > it->litcap)
+			it->litcap *= 2;
+		it->lit = repalloc(it->lit, it->litcap);
+	}
 	memcpy(it->lit + it->litlen, s, len);
 	it->litlen += len;
 	it->lit[it->litlen] = '\0';

@@ -324,9 +324,12 @@ tf_arg_choice(const TfMethodInfo *m, Jsonb *args, const char *key,
 	return dflt;
 }
 
-/* a scalar as text: strings as they are, numbers and booleans printed; JSON null: NULL */
-static char *
-tf_scalar_text(const JsonbValue *v)
+/*
+ * A JSON value as ->> gives it: strings unquoted, numbers and booleans
+ * printed, objects and arrays as JSON text, null as NULL.
+ */
+char *
+transform_json_text(const JsonbValue *v)
 {
 	switch (v->type)
 	{
@@ -337,9 +340,18 @@ tf_scalar_text(const JsonbValue *v)
 													   NumericGetDatum(v->val.numeric)));
 		case jbvBool:
 			return pstrdup(v->val.boolean ? "true" : "false");
+		case jbvBinary:
+			return JsonbToCString(NULL, v->val.binary.data, v->val.binary.len);
 		default:
 			return NULL;
 	}
+}
+
+/* a scalar argument value as text (NULL for JSON null and for containers) */
+static char *
+tf_scalar_text(const JsonbValue *v)
+{
+	return v->type == jbvBinary ? NULL : transform_json_text(v);
 }
 
 /*
@@ -1249,15 +1261,6 @@ transform_expression(const Transform *t)
 	return t->sql;
 }
 
-/* a JSON value as ->> gives it: strings unquoted, containers as JSON text, null as NULL */
-static char *
-tf_json_text(JsonbValue *v)
-{
-	if (v->type == jbvBinary)
-		return JsonbToCString(NULL, v->val.binary.data, v->val.binary.len);
-	return tf_scalar_text(v);
-}
-
 char *
 transform_json_path(Jsonb *jb, List *path)
 {
@@ -1268,7 +1271,7 @@ transform_json_path(Jsonb *jb, List *path)
 	if (path == NIL)
 	{
 		if (JB_ROOT_IS_SCALAR(jb))
-			return JsonbExtractScalar(c, &v) ? tf_json_text(&v) : NULL;
+			return JsonbExtractScalar(c, &v) ? transform_json_text(&v) : NULL;
 		return JsonbToCString(NULL, c, VARSIZE(jb));
 	}
 	foreach(lc, path)
@@ -1281,7 +1284,7 @@ transform_json_path(Jsonb *jb, List *path)
 		if (getKeyJsonValueFromContainer(c, key, strlen(key), &v) == NULL)
 			return NULL;
 		if (lnext(path, lc) == NULL)
-			return tf_json_text(&v);
+			return transform_json_text(&v);
 		if (v.type != jbvBinary)
 			return NULL;
 		c = v.val.binary.data;
