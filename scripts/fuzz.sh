@@ -21,7 +21,7 @@
 # Exits non-zero on any crash, timeout, leak, sanitizer report, failed
 # reproducer or slow function, printing the reproducer paths.
 #
-# Harnesses: pii format mask pseudonym typecheck (default: all).
+# Harnesses: pii format mask pseudonym typecheck transform (default: all).
 # Environment:
 #   STAGE_FUZZ_SKIP=name,...   property checks to skip while fuzzing (known,
 #                              reported findings; reproducers still run them)
@@ -35,9 +35,9 @@ set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 fuzzdir=$repo/test/fuzz
 build=${STAGE_FUZZ_BUILD:-$fuzzdir/build}
-ALL_HARNESSES=(pii format mask pseudonym typecheck)
+ALL_HARNESSES=(pii format mask pseudonym typecheck transform)
 # the stage sources the harnesses reach (everything else is stubbed)
-STAGE_SRCS=(pii format mask pseudonym typecheck sha256)
+STAGE_SRCS=(pii format mask pseudonym typecheck sha256 tf_text tf_number tf_time)
 CC=clang-14
 PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
 PGLIBDIR=$("$PG_CONFIG" --pkglibdir 2>/dev/null || echo /usr/lib/postgresql/15/lib)
@@ -339,6 +339,8 @@ if [ "${STAGE_FUZZ_NO_SLOW:-0}" != 1 ]; then
 		'cjk|\x{4e2d}'
 		'emoji|\x{1f600}'
 		'timestamps|2024-01-01T00:00:00+01 '
+		'commas|1,'
+		'nbsp|\x{a0}'
 	)
 	for p in "${PATTERNS[@]}"; do
 		IFS='|' read -r name unit tail <<<"$p"
