@@ -3,7 +3,8 @@
 #
 # Builds and installs stage, starts a throwaway PostgreSQL 15 cluster of its
 # own (preloaded with stage, port 54350, socket and data in a temp dir under
-# /tmp), runs test/bench/bench.sql and stops the cluster again, also on error.
+# /tmp; scripts/lib/cluster.sh), runs test/bench/bench.sql and stops the
+# cluster again, also on error.
 # It is a benchmark, not a test: it prints what it measures (and WARNINGs for
 # result mismatches) and fails only if something could not run.
 #
@@ -43,9 +44,10 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+CLUSTER_NAME=bench
+# shellcheck source=scripts/lib/cluster.sh
+. scripts/lib/cluster.sh
 
-PG_BINDIR=/usr/lib/postgresql/15/bin
-PG_CONFIG="$PG_BINDIR/pg_config"
 BENCH_ROWS="${BENCH_ROWS:-1000000}"
 BENCH_C_ROWS="${BENCH_C_ROWS:-0}"
 BENCH_BATCH="${BENCH_BATCH:-}"
@@ -58,8 +60,6 @@ BENCH_GROWTH="${BENCH_GROWTH:-0}"
 BENCH_MEMORY="${BENCH_MEMORY:-1}"
 BENCH_PGLOADER="${BENCH_PGLOADER:-120}"
 
-die() { echo "bench: $*" >&2; exit 1; }
-
 [[ "$BENCH_ROWS" =~ ^[1-9][0-9]*$ ]] || die "BENCH_ROWS must be a positive integer"
 [[ "$BENCH_C_ROWS" =~ ^[0-9]+$ ]] || die "BENCH_C_ROWS must be a non-negative integer"
 [[ -z "$BENCH_BATCH" || "$BENCH_BATCH" =~ ^[1-9][0-9]*$ ]] || die "BENCH_BATCH must be empty or a positive integer"
@@ -68,57 +68,13 @@ die() { echo "bench: $*" >&2; exit 1; }
 if [ "$BENCH_C_ROWS" -eq 0 ] || [ "$BENCH_C_ROWS" -gt "$BENCH_ROWS" ]; then
 	BENCH_C_ROWS="$BENCH_ROWS"
 fi
-[ "$(id -u)" -eq 0 ] || die "run as root (it installs the extension and runs the server as postgres)"
-
-if [ -x scripts/deps.sh ]; then
-	scripts/deps.sh
-else
-	echo "bench: scripts/deps.sh not found, assuming dependencies are installed"
-fi
-
-
-if (exec 3<>"/dev/tcp/127.0.0.1/$BENCH_PORT") 2>/dev/null; then
-	die "port $BENCH_PORT is in use; set BENCH_PORT"
-fi
-
-TMPD="$(mktemp -d /tmp/stage-bench.XXXXXX)"
-echo "bench: building stage and installing it privately in $TMPD/install"
-PG_BINDIR=$(scripts/private_install.sh "$TMPD/install" | tail -n 1)
-chown -R postgres: "$TMPD"
-chmod 700 "$TMPD"
-PGDATA="$TMPD/data"
-STARTED=0
-
-cleanup() {
-	local rc=$?
-	if [ "$STARTED" = 1 ]; then
-		runuser -u postgres -- "$PG_BINDIR/pg_ctl" -D "$PGDATA" -m fast -w stop >/dev/null 2>&1 || true
-	fi
-	if [ "$rc" -ne 0 ] && [ -f "$TMPD/server.log" ]; then
-		echo "bench: last lines of the server log:" >&2
-		tail -n 30 "$TMPD/server.log" >&2 || true
-	fi
-	if [ "$BENCH_KEEP" = 1 ]; then
-		echo "bench: kept $TMPD"
-	else
-		rm -rf "$TMPD"
-	fi
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-runuser -u postgres -- "$PG_BINDIR/initdb" -D "$PGDATA" -U postgres -A trust \
-	-E UTF8 --locale=C.UTF-8 --no-sync >"$TMPD/initdb.log" 2>&1 \
-	|| { cat "$TMPD/initdb.log" >&2; die "initdb failed"; }
+cluster_create BENCH_PORT BENCH_KEEP
+cluster_initdb --no-sync
 
 # The same settings for every variant.  synchronous_commit = off because the
 # chunked mover (d) commits once per chunk and (a)-(c) once in total; the
 # WAL volume is still written and counted.
 {
-	echo "port = $BENCH_PORT"
-	echo "listen_addresses = ''"
-	echo "unix_socket_directories = '$TMPD'"
 	if [ "$BENCH_STAGE" = 1 ]; then
 		echo "shared_preload_libraries = 'stage'"
 		# no background worker: (d) is the benchmark's own run_batch loop
@@ -135,17 +91,14 @@ runuser -u postgres -- "$PG_BINDIR/initdb" -D "$PGDATA" -U postgres -A trust \
 	echo "timezone = 'UTC'"
 	echo "datestyle = 'ISO, MDY'"
 	echo "logging_collector = off"
-} >>"$PGDATA/postgresql.conf"
-
-runuser -u postgres -- "$PG_BINDIR/pg_ctl" -D "$PGDATA" -l "$TMPD/server.log" -w -t 60 start >/dev/null \
-	|| die "server did not start"
-STARTED=1
+} | cluster_configure
+cluster_start
 
 mkdir -p test/bench/out
 OUT="test/bench/out/bench-$(date -u +%Y%m%dT%H%M%SZ).txt"
 
 psql_bench() {
-	"$PG_BINDIR/psql" -X -q -h "$TMPD" -p "$BENCH_PORT" -U postgres -d postgres -v ON_ERROR_STOP=1 "$@"
+	cluster_psql -d postgres "$@"
 }
 
 # wall seconds of the drains given, run at once (one session each)
@@ -179,8 +132,7 @@ if [ "$BENCH_SCENARIO" = parallel ]; then
 	psql_bench -f test/bench/parallel_report.sql 2>&1 | tee "$OUT"
 elif [ "$BENCH_SCENARIO" = fresh ]; then
 	echo "bench: fresh file of $BENCH_ROWS rows (growth $BENCH_GROWTH, memory $BENCH_MEMORY), output in $OUT"
-	"$PG_BINDIR/psql" -X -q -h "$TMPD" -p "$BENCH_PORT" -U postgres -d postgres \
-		-v ON_ERROR_STOP=1 \
+	psql_bench \
 		-v rows="$BENCH_ROWS" \
 		-v dir="$TMPD" \
 		-v growth="$BENCH_GROWTH" \
@@ -212,8 +164,7 @@ elif [ "$BENCH_SCENARIO" = fresh ]; then
 	exit 0
 else
 echo "bench: $BENCH_ROWS rows ((c) on $BENCH_C_ROWS), batch size ${BENCH_BATCH:-default}, $BENCH_REPEAT round(s), output in $OUT"
-"$PG_BINDIR/psql" -X -q -h "$TMPD" -p "$BENCH_PORT" -U postgres -d postgres \
-	-v ON_ERROR_STOP=1 \
+psql_bench \
 	-v rows="$BENCH_ROWS" \
 	-v c_rows="$BENCH_C_ROWS" \
 	-v batch="${BENCH_BATCH:-NULL}" \

@@ -3,7 +3,8 @@
 # latency").
 #
 # Builds and installs stage, starts a throwaway PostgreSQL 15 cluster of its
-# own (port 54351, data and socket in a temp dir under /tmp) with the
+# own (port 54351, data and socket in a temp dir under /tmp;
+# scripts/lib/cluster.sh) with the
 # background worker on, and lets a pgbench producer land rows at a fixed
 # rate (default 100 transactions of 50 rows a second = 5,000 rows/s, for
 # 60 s) while the worker moves them.  A sampler records the backlog every
@@ -32,9 +33,10 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+CLUSTER_NAME=latency
+# shellcheck source=scripts/lib/cluster.sh
+. scripts/lib/cluster.sh
 
-PG_BINDIR=/usr/lib/postgresql/15/bin
-PG_CONFIG="$PG_BINDIR/pg_config"
 LAT_SECONDS="${LAT_SECONDS:-60}"
 LAT_TPS="${LAT_TPS:-100}"
 LAT_ROWS="${LAT_ROWS:-50}"
@@ -45,70 +47,28 @@ LAT_SYNC="${LAT_SYNC:-on}"
 LAT_PORT="${LAT_PORT:-54351}"
 LAT_KEEP="${LAT_KEEP:-0}"
 
-die() { echo "latency: $*" >&2; exit 1; }
-
 for v in LAT_SECONDS LAT_TPS LAT_ROWS LAT_CLIENTS LAT_PORT; do
 	[[ "${!v}" =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer"
 done
 [[ -z "$LAT_BATCH" || "$LAT_BATCH" =~ ^[1-9][0-9]*$ ]] || die "LAT_BATCH must be empty or a positive integer"
 [[ -z "$LAT_NAPTIME" || "$LAT_NAPTIME" =~ ^[1-9][0-9]*(ms|s|min)?$ ]] || die "LAT_NAPTIME must be like 1s, 200ms or 1000"
 [[ "$LAT_SYNC" =~ ^(on|off|local|remote_write|remote_apply)$ ]] || die "LAT_SYNC must be a synchronous_commit value"
-[ "$(id -u)" -eq 0 ] || die "run as root (it installs the extension and runs the server as postgres)"
-
-if [ -x scripts/deps.sh ]; then
-	scripts/deps.sh
-else
-	echo "latency: scripts/deps.sh not found, assuming dependencies are installed"
-fi
-
-
-if (exec 3<>"/dev/tcp/127.0.0.1/$LAT_PORT") 2>/dev/null; then
-	die "port $LAT_PORT is in use; set LAT_PORT"
-fi
-
-TMPD="$(mktemp -d /tmp/stage-latency.XXXXXX)"
-echo "latency: building stage and installing it privately in $TMPD/install"
-PG_BINDIR=$(scripts/private_install.sh "$TMPD/install" | tail -n 1)
-chown -R postgres: "$TMPD"
-chmod 700 "$TMPD"
-PGDATA="$TMPD/data"
-STARTED=0
 SAMPLER=
-
-cleanup() {
-	local rc=$?
+# the sampler, if it still runs, ends before the server
+cluster_before_stop() {
 	if [ -n "$SAMPLER" ]; then
 		kill "$SAMPLER" 2>/dev/null || true
 		wait "$SAMPLER" 2>/dev/null || true
 	fi
-	if [ "$STARTED" = 1 ]; then
-		runuser -u postgres -- "$PG_BINDIR/pg_ctl" -D "$PGDATA" -m fast -w stop >/dev/null 2>&1 || true
-	fi
-	if [ "$rc" -ne 0 ] && [ -f "$TMPD/server.log" ]; then
-		echo "latency: last lines of the server log:" >&2
-		tail -n 30 "$TMPD/server.log" >&2 || true
-	fi
-	if [ "$LAT_KEEP" = 1 ]; then
-		echo "latency: kept $TMPD"
-	else
-		rm -rf "$TMPD"
-	fi
-	exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-runuser -u postgres -- "$PG_BINDIR/initdb" -D "$PGDATA" -U postgres -A trust \
-	-E UTF8 --locale=C.UTF-8 >"$TMPD/initdb.log" 2>&1 \
-	|| { cat "$TMPD/initdb.log" >&2; die "initdb failed"; }
+cluster_create LAT_PORT LAT_KEEP
+# shellcheck disable=SC2119 # no initdb options of its own
+cluster_initdb
 
 # Stock durability (fsync on, synchronous_commit as LAT_SYNC): the latency a
 # production setup would see.  track_commit_timestamp gives the commit time
 # of every target row.  The worker is configured only after the setup.
 {
-	echo "port = $LAT_PORT"
-	echo "listen_addresses = ''"
-	echo "unix_socket_directories = '$TMPD'"
 	echo "shared_preload_libraries = 'stage'"
 	echo "max_worker_processes = 16"
 	echo "shared_buffers = 512MB"
@@ -118,16 +78,8 @@ runuser -u postgres -- "$PG_BINDIR/initdb" -D "$PGDATA" -U postgres -A trust \
 	echo "logging_collector = off"
 	[ -z "$LAT_NAPTIME" ] || echo "stage.naptime = '$LAT_NAPTIME'"
 	[ -z "$LAT_BATCH" ] || echo "stage.batch_size = $LAT_BATCH"
-} >>"$PGDATA/postgresql.conf"
-
-runuser -u postgres -- "$PG_BINDIR/pg_ctl" -D "$PGDATA" -l "$TMPD/server.log" -w -t 60 start >/dev/null \
-	|| die "server did not start"
-STARTED=1
-
-psql_() {
-	runuser -u postgres -- "$PG_BINDIR/psql" -X -q -h "$TMPD" -p "$LAT_PORT" -U postgres \
-		-v ON_ERROR_STOP=1 "$@"
-}
+} | cluster_configure
+cluster_start
 
 mkdir -p test/bench/out
 OUT="test/bench/out/latency-$(date -u +%Y%m%dT%H%M%SZ).txt"
@@ -146,22 +98,22 @@ echo "load:      $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "server:    $("$PG_BINDIR/postgres" --version)"
 echo "stage:     $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet HEAD -- src include sql 2>/dev/null || echo ' (with uncommitted changes)')"
 
-psql_ -d postgres -f test/bench/latency_setup.sql >/dev/null
+cluster_psql -d postgres -f test/bench/latency_setup.sql >/dev/null
 cp test/bench/latency_produce.sql "$TMPD/produce.sql"
 chown postgres: "$TMPD/produce.sql"
 
 # the worker, and wait until it serves the database
-psql_ -d postgres -c "ALTER SYSTEM SET stage.databases = 'postgres'" \
+cluster_psql -d postgres -c "ALTER SYSTEM SET stage.databases = 'postgres'" \
 	-c "ALTER SYSTEM SET stage.worker_role = 'stage_worker'" -c "SELECT pg_reload_conf()" >/dev/null
 for _ in $(seq 1 100); do
-	n=$(psql_ -d postgres -Atc "SELECT count(*) FROM stage.workers WHERE state IN ('idle', 'running')")
+	n=$(cluster_psql -d postgres -Atc "SELECT count(*) FROM stage.workers WHERE state IN ('idle', 'running')")
 	[ "$n" = 1 ] && break
 	sleep 0.1
 done
 [ "$n" = 1 ] || die "the worker did not start"
 
 # the sampler runs until the backlog is gone after the load
-psql_ -d postgres -c "CALL lat.sample($LAT_SECONDS, $((LAT_SECONDS + 300)))" &
+cluster_psql -d postgres -c "CALL lat.sample($LAT_SECONDS, $((LAT_SECONDS + 300)))" &
 SAMPLER=$!
 
 echo
@@ -174,4 +126,4 @@ runuser -u postgres -- "$PG_BINDIR/pgbench" -n -h "$TMPD" -p "$LAT_PORT" -U prod
 wait "$SAMPLER" || die "the sampler failed"
 SAMPLER=
 
-psql_ -d postgres -f test/bench/latency_report.sql
+cluster_psql -d postgres -f test/bench/latency_report.sql

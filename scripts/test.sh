@@ -50,33 +50,9 @@ PASSED=()
 FAILED=()
 SKIPPED=()
 
-say() { printf '\n=== %s\n' "$*"; }
-
-# the names among "$@" that STAGE_TESTS selects (all of them when unset)
-only() {
-	local t
-	for t in "$@"; do
-		if [ -z "${STAGE_TESTS:-}" ] || [[ " $STAGE_TESTS " == *" $t "* ]]; then
-			printf '%s ' "$t"
-		fi
-	done
-}
-
-# show the end of a file, if it exists
-show_tail() {
-	local n=$1 f=$2
-	[ -s "$f" ] || return 0
-	echo "--- $f (last $n lines)"
-	tail -n "$n" "$f"
-}
-
-# the value of a variable of the Makefile (REGRESS, REGRESS_OPTS, ...)
-make_var() {
-	make -s --no-print-directory PG_CONFIG="$PG_CONFIG" -f Makefile -f - \
-		"print-var-$1" <<-'EOF'
-	print-var-%: ; @echo '$($*)'
-	EOF
-}
+# say, only, show_tail, make_var
+# shellcheck source=scripts/lib/suite.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/suite.sh"
 
 suite_regress() {
 	local tests opts t n=0 rc missing=

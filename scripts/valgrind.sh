@@ -63,24 +63,9 @@ PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
 PORT=${STAGE_VALGRIND_PORT:-$(( ${STAGE_TEST_PORT_BASE:-54329} + 31 ))}
 ALL_SUITES=(regress pgtap)
 
-say() { printf '\n=== %s\n' "$*"; }
-
-show_tail() {
-	local n=$1 f=$2
-	[ -s "$f" ] || return 0
-	echo "--- $f (last $n lines)"
-	tail -n "$n" "$f"
-}
-
-# the names among "$@" that STAGE_TESTS selects (all of them when unset)
-only() {
-	local t
-	for t in "$@"; do
-		if [ -z "${STAGE_TESTS:-}" ] || [[ " $STAGE_TESTS " == *" $t "* ]]; then
-			printf '%s ' "$t"
-		fi
-	done
-}
+# say, only, show_tail, make_var
+# shellcheck source=scripts/lib/suite.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/suite.sh"
 
 fmt_secs() { printf '%dm%02ds' $(($1 / 60)) $(($1 % 60)); }
 
@@ -88,14 +73,6 @@ fmt_secs() { printf '%dm%02ds' $(($1 / 60)) $(($1 % 60)); }
 # Runs as the cluster user.  WORK holds: tree/ (a copy of this tree), data/
 # (the cluster, whose socket is WORK itself), logs/ (valgrind.PID.log,
 # server.log, regress/).
-
-# the value of a variable of the Makefile (REGRESS, REGRESS_OPTS, ...)
-make_var() {
-	make -s --no-print-directory PG_CONFIG="$PG_CONFIG" -f Makefile -f - \
-		"print-var-$1" <<-'EOF'
-	print-var-%: ; @echo '$($*)'
-	EOF
-}
 
 cluster_start() {
 	local conf f

@@ -25,16 +25,8 @@ SET timezone = 'UTC';
 \o /dev/null
 CREATE SCHEMA IF NOT EXISTS fb;
 CREATE TABLE IF NOT EXISTS fb.result (tag text, what text, seconds numeric, PRIMARY KEY (tag, what));
-CREATE TABLE fb.src_:tag AS
-SELECT g AS id,
-	   'user' || g || '@example.com' AS email,
-	   CASE WHEN g % 60 = 0 THEN 'n/a' ELSE (g % 100000)::text || '.' || lpad((g % 100)::text, 2, '0') END AS amount,
-	   CASE WHEN g % 60 = 20 THEN 'EURO' ELSE (ARRAY['USD', 'EUR', 'GBP'])[1 + g % 3] END AS currency,
-	   CASE WHEN g % 60 = 40 THEN '2024-02-30 10:00:00+00'
-			ELSE to_char(timestamp '2024-01-01' + (g % 31536000) * interval '1 second',
-						 'YYYY-MM-DD HH24:MI:SS') || '+00' END AS ordered_at,
-	   'note ' || g AS note
-  FROM generate_series(1, :rows) g;
+\set src 'fb.src_' :tag
+\ir source.sql
 \set full :dir '/full_' :tag '.csv'
 \set clean :dir '/clean_' :tag '.csv'
 COPY (SELECT id, email, amount, currency, ordered_at, note FROM fb.src_:tag ORDER BY id) TO :'full' (FORMAT csv);

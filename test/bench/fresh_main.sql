@@ -8,19 +8,7 @@
 \pset footer off
 SET client_min_messages = warning;
 \o /dev/null
-CREATE EXTENSION stage;
-CREATE SCHEMA fb;
-/* what the worker does: one batch a transaction until the window is empty */
-CREATE PROCEDURE fb.drain(p text) LANGUAGE plpgsql AS $$
-DECLARE
-	st text;
-BEGIN
-	LOOP
-		SELECT status INTO st FROM stage.run_batch(p);
-		COMMIT;
-		EXIT WHEN st <> 'done';
-	END LOOP;
-END $$;
+\ir fb.sql
 \o
 
 \echo '== a fresh file of' :rows 'rows'

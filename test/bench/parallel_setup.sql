@@ -13,19 +13,7 @@
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
 \o /dev/null
-CREATE EXTENSION stage;
-CREATE SCHEMA fb;
-CREATE PROCEDURE fb.drain(p text) LANGUAGE plpgsql AS $$
-DECLARE
-	st text;
-BEGIN
-	LOOP
-		SELECT status INTO st FROM stage.run_batch(p);
-		COMMIT;
-		/* empty: nothing left; busy: another mover holds every lane left */
-		EXIT WHEN st <> 'done';
-	END LOOP;
-END $$;
+\ir fb.sql
 CREATE FUNCTION fb.make(name text) RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
 	EXECUTE format('CREATE TABLE fb.%I (id bigint PRIMARY KEY, email text NOT NULL, amount numeric(12,2) NOT NULL,
@@ -40,16 +28,8 @@ CREATE TABLE fb.timing (round int, what text, seconds numeric);
 SELECT fb.make(n || '_' || r)
   FROM unnest(ARRAY['one', 'two', 'pa', 'pb']) n, generate_series(1, :repeat) r;
 SELECT stage.set_lanes('two_' || r, 2) FROM generate_series(1, :repeat) r;
-CREATE TABLE fb.src AS
-SELECT g AS id,
-	   'user' || g || '@example.com' AS email,
-	   CASE WHEN g % 60 = 0 THEN 'n/a' ELSE (g % 100000)::text || '.' || lpad((g % 100)::text, 2, '0') END AS amount,
-	   CASE WHEN g % 60 = 20 THEN 'EURO' ELSE (ARRAY['USD', 'EUR', 'GBP'])[1 + g % 3] END AS currency,
-	   CASE WHEN g % 60 = 40 THEN '2024-02-30 10:00:00+00'
-			ELSE to_char(timestamp '2024-01-01' + (g % 31536000) * interval '1 second',
-						 'YYYY-MM-DD HH24:MI:SS') || '+00' END AS ordered_at,
-	   'note ' || g AS note
-  FROM generate_series(1, :rows) g;
+\set src fb.src
+\ir source.sql
 DO $$
 DECLARE
 	p text;

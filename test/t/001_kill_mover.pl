@@ -48,64 +48,26 @@ max_connections = 40
 });
 $node->start;
 
-$node->safe_psql(
-	'postgres', q{
-CREATE EXTENSION stage;
-CREATE TABLE public.orders (
-	order_id	bigint PRIMARY KEY,
-	email		text NOT NULL,
-	amount		numeric(12,2) NOT NULL,
-	currency	char(3) NOT NULL,
-	qty			integer NOT NULL CHECK (qty <> 13),
-	code		text,
-	_stage_id	bigint,
-	_stage_batch bigint
-);
-SELECT stage.create_pipeline('orders', 'public.orders', key => '{order_id}',
-							 on_duplicate => 'skip');
-SELECT stage.add_rule('orders', 'amount', 'range', '{"min": 0, "max": 10000}');
-SELECT stage.add_rule('orders', 'currency', 'enum', '{"values": ["USD", "EUR", "GBP"]}');
-SELECT stage.add_rule('orders', 'code', 'regex', '{"pattern": "^[A-Z]{2}-[0-9]{4}$"}');
-SELECT stage.add_mask('orders', 'email', 'email');
-});
+$node->safe_psql('postgres',
+	'CREATE EXTENSION stage; CREATE ROLE shop_owner; CREATE ROLE producer LOGIN');
+$node->safe_psql('postgres', StageTest::orders_sql());
 
 # ------------------------------------------------------------ the producer
 #
-# 20 rows a transaction.  Bad rows (about 5%): amount out of range, unknown
-# currency, code not matching the pattern (all three caught by rules); qty
-# not an integer (type check); qty 13 and NULL email (caught by the target's
-# CHECK and NOT NULL, isolated by bisection).  3% of the keys come from a
-# small range, so duplicates are certain, within and across batches.
+# 20 rows a transaction, about 5% of them bad in one way or another (see
+# StageTest::write_producer), 3% of the keys from a small range, so
+# duplicates are certain, within and across batches.  Bounded: at most 250
+# transactions (5000 rows) a second, for at most 150 seconds; in practice
+# it is stopped long before.
 my $tmp = PostgreSQL::Test::Utils::tempdir;
 my $script = StageTest::write_producer($tmp, 20);
 
-my $producer;
-my ($prod_out, $prod_err) = ('', '');
-
-sub start_producer
-{
-	# bounded: at most 250 transactions (5000 rows) a second, for at most
-	# 150 seconds; in practice it is stopped long before
-	$producer = IPC::Run::start(
-		[
-			'pgbench', '-n', '-c', '4', '-j', '2', '-R', '250',
-			'-T', '150', '-f', $script, $node->connstr('postgres')
-		],
-		'>', \$prod_out, '2>', \$prod_err);
-	return;
-}
-
-sub stop_producer
-{
-	return unless $producer;
-	$producer->kill_kill(grace => 5);
-	$producer = undef;
-	return;
-}
+my $producer = StageTest::producer($script, $node->connstr('postgres'),
+	qw(-c 4 -j 2 -R 250 -T 150));
 
 # ---------------------------------------------------------- kill rounds
 
-start_producer();
+$producer->start;
 
 my ($rounds, $kills, $hits, $committed_first) = (0, 0, 0, 0);
 my $t0 = time;
@@ -191,18 +153,8 @@ while ($hits < $want_hits
 	}
 
 	# the backend may still have been on its way out (its batch committed
-	# between the check and the signal): only a death by signal 9 makes the
-	# postmaster reset the server
-	my $crashed = 0;
-	foreach (1 .. 100)
-	{
-		if (slurp_file($node->logfile, $log_offset) =~ /terminated by signal 9/)
-		{
-			$crashed = 1;
-			last;
-		}
-		usleep(50_000);
-	}
+	# between the check and the signal)
+	my $crashed = StageTest::killed_by_sigkill($node, $log_offset);
 	$mover->finish;
 	if (!$crashed)
 	{
@@ -213,10 +165,7 @@ while ($hits < $want_hits
 
 	# the mover's psql loses its connection; the postmaster resets all
 	# backends (the producer's too) and runs crash recovery
-	$node->wait_for_log(qr/database system is ready to accept connections/,
-		$log_offset);
-	$node->poll_query_until('postgres', 'SELECT 1', '1')
-	  or die "server did not come back after killing $pid";
+	StageTest::wait_recovered($node, 'postgres', $log_offset);
 
 	# a hit: the killed batch committed nothing
 	my $committed = $node->safe_psql('postgres',
@@ -232,11 +181,11 @@ while ($hits < $want_hits
 		note "round $rounds: killed backend $pid after its batch committed";
 	}
 
-	stop_producer();
-	start_producer();
+	$producer->stop;
+	$producer->start;
 }
 
-stop_producer();
+$producer->stop;
 
 note "rounds: $rounds, kills: $kills, kills that hit a running batch: $hits, "
   . "rounds that committed a batch first: $committed_first";
@@ -250,90 +199,18 @@ is($resets, $kills, 'one crash recovery per kill');
 
 # ----------------------------------------------------- drain and check
 
-my $moved;
-my $drains = 0;
-do
-{
-	$moved = $node->safe_psql('postgres', 'SELECT stage.run_all()');
-	$drains++;
-} while ($moved > 0 && $drains < 100);
-is($moved, '0', 'stage.run_all() drains the pipeline');
+is(StageTest::run_all_until_empty($node, 'postgres', 100), '0', 'stage.run_all() drains the pipeline');
 is( $node->safe_psql(
 		'postgres', q{SELECT rows_in || ' ' || status FROM stage.run_batch('orders')}),
 	'0 empty',
 	'nothing left to move');
 
-my $placed = q{
-	WITH p AS (SELECT pipeline_id FROM stage.pipeline WHERE name = 'orders'),
-	placed AS (
-		SELECT t._stage_id AS landing_id, 'target' AS place FROM public.orders t
-		UNION ALL
-		SELECT q.landing_id, 'quarantine' FROM stage.quarantine_log q, p
-		 WHERE q.pipeline_id = p.pipeline_id
-		UNION ALL
-		SELECT d.landing_id, 'duplicate' FROM stage.duplicate_log d, p
-		 WHERE d.pipeline_id = p.pipeline_id)
-};
-
-my ($landing, $target, $quarantined, $duplicate) = split /\|/,
-  $node->safe_psql(
-	'postgres', q{
-	SELECT (SELECT count(*) FROM stage_landing.orders),
-		   (SELECT count(*) FROM public.orders),
-		   (SELECT count(*) FROM stage.quarantine_log q JOIN stage.pipeline p USING (pipeline_id)
-			 WHERE p.name = 'orders'),
-		   (SELECT count(*) FROM stage.duplicate_log d JOIN stage.pipeline p USING (pipeline_id)
-			 WHERE p.name = 'orders')});
-note "landing $landing = target $target + quarantine $quarantined + duplicate $duplicate";
+my ($landing, undef, undef, $duplicate) =
+  StageTest::check_accounting($node, 'postgres', 'orders', 'public.orders');
 cmp_ok($landing, '>', 20000, 'the producer landed a real load');
-is($target + $quarantined + $duplicate,
-	$landing, 'count(landing) = count(target) + count(quarantine) + count(duplicate)');
-
-is( $node->safe_psql(
-		'postgres', $placed . q{
-	SELECT count(*) FROM (SELECT landing_id FROM placed GROUP BY landing_id
-						  HAVING count(*) > 1) twice}),
-	'0',
-	'no landing id is in two of target, quarantine_log, duplicate_log');
-
-is( $node->safe_psql(
-		'postgres', $placed . q{
-	SELECT count(*) FROM stage_landing.orders l
-	 WHERE NOT EXISTS (SELECT 1 FROM placed WHERE placed.landing_id = l._stage_id)}),
-	'0',
-	'every landing id is in one of them (nothing lost)');
-
-is( $node->safe_psql(
-		'postgres', $placed . q{
-	SELECT count(*) FROM placed
-	 WHERE landing_id IS NULL
-		OR NOT EXISTS (SELECT 1 FROM stage_landing.orders l WHERE l._stage_id = placed.landing_id)}),
-	'0',
-	'every moved row comes from a landing row (nothing invented)');
-
-is( $node->safe_psql(
-		'postgres', q{
-	SELECT count(*) FROM (SELECT _stage_id FROM public.orders GROUP BY _stage_id
-						  HAVING count(*) > 1) twice}),
-	'0',
-	'no landing id twice in the target');
-
-is( $node->safe_psql(
-		'postgres', q{
-	SELECT (SELECT sum(b.rows_in) FROM stage.batch b JOIN stage.pipeline p USING (pipeline_id)
-			 WHERE p.name = 'orders' AND b.status = 'done')
-		   = (SELECT count(*) FROM stage_landing.orders)}),
-	't',
-	'the committed batches together took every landing row once');
 
 # the load exercised every outcome, and masking held through the crashes
-my ($by_rule, $by_target, $by_type) = split /\|/,
-  $node->safe_psql(
-	'postgres', q{
-	SELECT count(*) FILTER (WHERE reasons::text ~ '"kind": "(range|enum|regex)"'),
-		   count(*) FILTER (WHERE reasons::text ~ '"sqlstate": "(23514|23502)"'),
-		   count(*) FILTER (WHERE reasons::text ~ '"kind": "type"')
-	  FROM stage.quarantine_log});
+my ($by_rule, $by_target, $by_type) = StageTest::orders_quarantined($node, 'postgres');
 note "quarantined by rules $by_rule, by the target's constraints $by_target, by type $by_type";
 ok($by_rule > 0 && $by_target > 0 && $by_type > 0,
 	'rows were quarantined by rules, by type checks and by target constraints');

@@ -66,14 +66,7 @@ $node->start;
 
 # ------------------------------------------------------------- the pipeline
 
-$node->safe_psql(
-	'postgres', q{
-CREATE ROLE shop_owner NOLOGIN;
-CREATE ROLE stage_worker LOGIN;
-GRANT shop_owner TO stage_worker;
-CREATE ROLE producer LOGIN;
-CREATE DATABASE shop;
-});
+$node->safe_psql('postgres', StageTest::shop_sql());
 $node->safe_psql(
 	'shop', q{
 CREATE EXTENSION stage;
@@ -81,39 +74,9 @@ CREATE EXTENSION stage;
 });
 
 # the worker, configured once everything it needs exists
-$node->safe_psql(
-	'postgres', q{
-ALTER SYSTEM SET stage.databases = 'shop';
-ALTER SYSTEM SET stage.worker_role = 'stage_worker';
-SELECT pg_reload_conf();
-});
+StageTest::serve_database($node, 'shop');
 
-# the pid of a worker that has connected, other than $old; '' if none
-sub worker_pid
-{
-	my ($old) = @_;
-	my $out = '';
-	my $rc = $node->psql(
-		'shop', qq{SELECT pid FROM stage.workers
-			WHERE pid IS NOT NULL AND pid <> $old AND state IN ('idle', 'running')},
-		stdout => \$out, stderr => \my $err);
-	return $rc == 0 ? $out : '';
-}
-
-# wait for a worker other than $old; returns (pid, seconds since $t0)
-sub wait_worker
-{
-	my ($old, $t0, $limit) = @_;
-	while (time - $t0 < $limit)
-	{
-		my $pid = worker_pid($old);
-		return ($pid, time - $t0) if $pid ne '';
-		usleep(20_000);
-	}
-	return ('', time - $t0);
-}
-
-my ($first_pid) = wait_worker(0, time, 30);
+my ($first_pid) = StageTest::wait_worker($node, 'shop', 0, time, 30);
 isnt($first_pid, '', 'the launcher starts a worker for the database');
 is( $node->safe_psql(
 		'shop', qq{SELECT usename || ' ' || application_name || ' '
@@ -124,98 +87,16 @@ is( $node->safe_psql(
 
 # ------------------------------------------------------------ the producer
 #
-# 50 rows a transaction.  Bad rows (about 5%): amount out of range, unknown
-# currency, code not matching the pattern (rules); qty not an integer (type
-# check); qty 13 and NULL email (the target's CHECK and NOT NULL, isolated
-# by bisection).  3% of the keys come from a small range: duplicates.
+# 50 rows a transaction, about 5% of them bad in one way or another (see
+# StageTest::write_producer), 3% of the keys from a small range: duplicates.
+# Bounded: 100 transactions (5,000 rows) a second for at most 300 s; it
+# dies with every crash and is started again.
 my $tmp = PostgreSQL::Test::Utils::tempdir;
 my $script = StageTest::write_producer($tmp, 50);
-
-my $producer;
-my ($prod_out, $prod_err) = ('', '');
-
-sub start_producer
-{
-	# bounded: 100 transactions (5,000 rows) a second for at most 300 s;
-	# it dies with every crash and is started again
-	$producer = IPC::Run::start(
-		[
-			'pgbench', '-n', '-c', '2', '-j', '2', '-R', '100', '-T', '300',
-			'-f', $script, $node->connstr('shop') . ' user=producer'
-		],
-		'>', \$prod_out, '2>', \$prod_err);
-	return;
-}
-
-sub stop_producer
-{
-	return unless $producer;
-	$producer->kill_kill(grace => 5);
-	$producer = undef;
-	return;
-}
-
-# ------------------------------------------------------------ the checks
-
-my $placed = q{
-	WITH p AS (SELECT pipeline_id FROM stage.pipeline WHERE name = 'orders'),
-	placed AS MATERIALIZED (
-		SELECT t._stage_id AS landing_id, 'target' AS place FROM public.orders t
-		UNION ALL
-		SELECT q.landing_id, 'quarantine' FROM stage.quarantine_log q, p
-		 WHERE q.pipeline_id = p.pipeline_id
-		UNION ALL
-		SELECT d.landing_id, 'duplicate' FROM stage.duplicate_log d, p
-		 WHERE d.pipeline_id = p.pipeline_id)
-};
-
-# in one snapshot: the committed batches took exactly the rows now placed,
-# no landing id is placed twice, and every placed id is a landing row.
-# Returns '' when all holds, else what failed.
-sub check_accounts
-{
-	my $r = $node->safe_psql(
-		'shop', $placed . q{
-	SELECT concat_ws(' ',
-		CASE WHEN (SELECT count(*) FROM placed)
-				  <> (SELECT COALESCE(sum(b.rows_in), 0) FROM stage.batch b, p
-					   WHERE b.pipeline_id = p.pipeline_id AND b.status = 'done')
-			 THEN 'placed=' || (SELECT count(*) FROM placed) || ' batches took '
-				  || (SELECT COALESCE(sum(b.rows_in), 0) FROM stage.batch b, p
-					   WHERE b.pipeline_id = p.pipeline_id AND b.status = 'done') END,
-		CASE WHEN EXISTS (SELECT 1 FROM placed GROUP BY landing_id HAVING count(*) > 1)
-			 THEN 'twice=' || (SELECT count(*) FROM (SELECT 1 FROM placed GROUP BY landing_id
-													 HAVING count(*) > 1) x) END,
-		CASE WHEN EXISTS (SELECT 1 FROM placed
-						   WHERE landing_id IS NULL
-							  OR NOT EXISTS (SELECT 1 FROM stage_landing.orders l
-											  WHERE l._stage_id = placed.landing_id))
-			 THEN 'invented' END)});
-	return $r;
-}
-
-# landing rows with lo < id <= hi that are in none of the three places
-sub unplaced_count
-{
-	my ($lo, $hi) = @_;
-	return $node->safe_psql(
-		'shop', qq{
-	SELECT count(*) FROM stage_landing.orders l
-	 WHERE l._stage_id > $lo AND l._stage_id <= $hi
-	   AND NOT EXISTS (SELECT 1 FROM public.orders t WHERE t._stage_id = l._stage_id)
-	   AND NOT EXISTS (SELECT 1 FROM stage.quarantine_log q
-					    WHERE q.landing_id = l._stage_id
-						  AND q.pipeline_id = (SELECT pipeline_id FROM stage.pipeline WHERE name = 'orders'))
-	   AND NOT EXISTS (SELECT 1 FROM stage.duplicate_log d
-					    WHERE d.landing_id = l._stage_id
-						  AND d.pipeline_id = (SELECT pipeline_id FROM stage.pipeline WHERE name = 'orders'))});
-}
+my $producer = StageTest::producer($script, $node->connstr('shop') . ' user=producer',
+	qw(-c 2 -j 2 -R 100 -T 300));
 
 # ----------------------------------------------------------- kill rounds
-
-my $catch_q = q{SELECT pid || ' ' || backend_xid FROM pg_stat_activity
-	WHERE backend_type = 'stage worker' AND state = 'active'
-	  AND query LIKE 'stage: run_batch%' AND backend_xid IS NOT NULL};
 
 my ($rounds, $kills, $hits) = (0, 0, 0);
 my %hits_by_kind = ('steady' => 0, 'backlog' => 0, 'second chunk' => 0);
@@ -225,7 +106,7 @@ my $worker = $first_pid;
 my $checked_to = 0;    # landing ids up to here were all placed
 my $t_rounds = time;
 
-start_producer();
+$producer->start;
 
 while ($hits < $want_hits
 	&& $rounds < $max_rounds
@@ -234,41 +115,18 @@ while ($hits < $want_hits
 	$rounds++;
 	my $kind = ('steady', 'backlog', 'second chunk')[ $rounds % 3 ];
 
-	if ($kind ne 'steady')
-	{
-		$node->safe_psql('shop', q{SELECT stage.pause('orders')});
-		$node->poll_query_until('shop', q{
-			SELECT (SELECT count(*) FROM stage_landing.orders)
-				   - (SELECT COALESCE(sum(rows_in), 0) FROM stage.batch
-					   WHERE status = 'done') >= 7000})
-		  or die 'the producer does not produce';
-	}
 	my $max_batch = $node->safe_psql('shop',
 		'SELECT COALESCE(max(batch_id), 0) FROM stage.batch');
-	$node->safe_psql('shop', q{SELECT stage.resume('orders')})
-	  if $kind ne 'steady';
+	StageTest::hold_backlog($node, 'shop', 'orders', 7000) if $kind ne 'steady';
 
 	# catch the worker in a batch; for a second chunk, in a batch that
 	# continues a window whose first chunk is committed
-	my $mon = $node->background_psql('shop');
-	my $q = $catch_q;
-	$q .= q{ AND (SELECT win_hi IS NOT NULL AND cur_id IS NOT NULL
-				   FROM stage.pipeline WHERE name = 'orders')}
-	  if $kind eq 'second chunk';
-	my $found = '';
-	my $deadline = time + 10;
-	while ($found eq '' && time < $deadline)
+	my ($pid, $xid, $mon) = StageTest::catch_batch($node, 'shop', 'orders', $kind eq 'second chunk');
+	if (!defined $pid)
 	{
-		$found = $mon->query_safe($q);
-		usleep(500) if $found eq '';
-	}
-	if ($found eq '')
-	{
-		$mon->quit;
 		note "round $rounds ($kind): worker not caught in a batch";
 		next;
 	}
-	my ($pid, $xid) = split / /, $found;
 
 	# somewhere in the batch: a 5,000-row batch takes ~100-400 ms, a
 	# 2,000-row second chunk less; a steady batch of a few dozen rows takes
@@ -283,7 +141,7 @@ while ($hits < $want_hits
 
 	$node->wait_for_log(qr/database system is ready to accept connections/,
 		$log_offset);
-	my ($new, $took) = wait_worker($pid, $t_kill, 60);
+	my ($new, $took) = StageTest::wait_worker($node, 'shop', $pid, $t_kill, 60);
 	push @restart_times, $took;
 	if ($new eq '' || $took > $restart_bound)
 	{
@@ -291,17 +149,11 @@ while ($hits < $want_hits
 		diag sprintf("round %d: worker back after %.2f s (pid '%s')", $rounds, $took, $new);
 	}
 	$worker = $new;
-	stop_producer();
+	$producer->stop;
 
-	# a hit: the batch's transaction did not commit.  Its id may have been
-	# handed out again after recovery if none of its WAL reached disk, but
-	# never when it committed (the commit record is flushed); so any status
-	# but "committed" -- or no status, for an id not yet reused -- means the
-	# killed batch committed nothing.
-	my $status = '';
-	$node->psql('shop', "SELECT pg_xact_status('$xid'::xid8)",
-		stdout => \$status, stderr => \my $xerr);
-	$status = 'never logged' if $status eq '';
+	# a hit: the batch's transaction did not commit (any status but
+	# "committed"; see StageTest::xact_status)
+	my $status = StageTest::xact_status($node, 'shop', $xid);
 	my $committed_by_pid = $node->safe_psql('shop',
 		"SELECT count(*) FROM stage.batch WHERE batch_id > $max_batch AND xmin::text = '$xid' AND backend_pid = $pid"
 	);
@@ -320,14 +172,9 @@ while ($hits < $want_hits
 	# worker (all producer transactions died with the crash)
 	my $max_id = $node->safe_psql('shop',
 		'SELECT COALESCE(max(_stage_id), 0) FROM stage_landing.orders');
-	my $t_catch = time;
-	my $left;
-	while (($left = unplaced_count($checked_to, $max_id)) ne '0'
-		&& time - $t_catch < $catchup_bound)
-	{
-		usleep(50_000);
-	}
-	push @catchup_times, time - $t_catch;
+	my ($left, $took_catchup) = StageTest::wait_placed($node, 'shop', 'orders', 'public.orders',
+		$checked_to, $max_id, $catchup_bound);
+	push @catchup_times, $took_catchup;
 	if ($left ne '0')
 	{
 		$bad_catchup++;
@@ -338,29 +185,21 @@ while ($hits < $want_hits
 		$checked_to = $max_id;
 	}
 
-	my $acc = check_accounts();
+	my $acc = StageTest::accounting_faults($node, 'shop', 'orders', 'public.orders');
 	if ($acc ne '')
 	{
 		$bad_accounts++;
 		diag "round $rounds: accounts do not balance: $acc";
 	}
 
-	start_producer();
+	$producer->start;
 }
 
-stop_producer();
-
-sub summary
-{
-	my @t = sort { $a <=> $b } @_;
-	return 'none' unless @t;
-	return sprintf('min %.2f s, median %.2f s, max %.2f s',
-		$t[0], $t[ $#t / 2 ], $t[-1]);
-}
+$producer->stop;
 note "rounds $rounds, kills $kills, hits $hits: "
   . join(', ', map { "$_ $hits_by_kind{$_}" } sort keys %hits_by_kind);
-note 'worker back after SIGKILL: ' . summary(@restart_times);
-note 'rows landed before the crash moved after: ' . summary(@catchup_times);
+note 'worker back after SIGKILL: ' . StageTest::time_summary(@restart_times);
+note 'rows landed before the crash moved after: ' . StageTest::time_summary(@catchup_times);
 
 cmp_ok($hits, '>=', $want_hits,
 	"$want_hits SIGKILLs hit the worker in a running batch ($hits of $kills kills in $rounds rounds)");
@@ -369,7 +208,7 @@ cmp_ok($hits_by_kind{'second chunk'}, '>=', 1,
 is($bad_hits, 0, 'no killed batch committed anything');
 is($bad_restart, 0,
 	"after every SIGKILL a new worker was serving within $restart_bound s ("
-	  . summary(@restart_times) . ')');
+	  . StageTest::time_summary(@restart_times) . ')');
 is($bad_catchup, 0,
 	"after every crash the rows landed before it were moved within $catchup_bound s");
 is($bad_accounts, 0,
@@ -383,36 +222,14 @@ is($killed, $kills, 'the postmaster saw every worker SIGKILL');
 
 # the producer is stopped: the worker alone empties the backlog
 my $t_drain = time;
-$node->poll_query_until('shop', q{
-	SELECT (SELECT count(*) FROM stage_landing.orders)
-		   = (SELECT COALESCE(sum(rows_in), 0) FROM stage.batch WHERE status = 'done')})
-  or die 'the worker does not drain the backlog';
+StageTest::wait_drained($node, 'shop', 'orders');
 note sprintf('worker drained the rest in %.2f s', time - $t_drain);
 is($node->safe_psql('shop', q{SELECT rows_in || ' ' || status FROM stage.run_batch('orders')}),
 	'0 empty', 'nothing left to move');
 
-my ($landing, $target, $quarantined, $duplicate) = split /\|/,
-  $node->safe_psql(
-	'shop', q{
-	SELECT (SELECT count(*) FROM stage_landing.orders),
-		   (SELECT count(*) FROM public.orders),
-		   (SELECT count(*) FROM stage.quarantine_log q JOIN stage.pipeline p USING (pipeline_id)
-			 WHERE p.name = 'orders'),
-		   (SELECT count(*) FROM stage.duplicate_log d JOIN stage.pipeline p USING (pipeline_id)
-			 WHERE p.name = 'orders')});
-note "landing $landing = target $target + quarantine $quarantined + duplicate $duplicate";
+my ($landing, undef, undef, $duplicate) =
+  StageTest::check_accounting($node, 'shop', 'orders', 'public.orders');
 cmp_ok($landing, '>', 50000, 'the producer landed a real load');
-is($target + $quarantined + $duplicate,
-	$landing, 'count(landing) = count(target) + count(quarantine) + count(duplicate)');
-is(check_accounts(), '', 'the batches took every placed row once, none twice, none invented');
-is(unplaced_count(0, '9223372036854775807'), '0',
-	'every landing id is in one of target, quarantine, duplicates (nothing lost)');
-is( $node->safe_psql(
-		'shop', q{
-	SELECT count(*) FROM (SELECT _stage_id FROM public.orders GROUP BY _stage_id
-						  HAVING count(*) > 1) twice}),
-	'0',
-	'no landing id twice in the target');
 
 # the worker did all the moving, as the worker role, across many lives
 my ($by_worker, $others, $pids) = split /\|/,
@@ -425,13 +242,7 @@ my ($by_worker, $others, $pids) = split /\|/,
 is($others, '0', 'every batch was run by the worker role');
 cmp_ok($pids, '>', $kills / 2, "batches were run by many successive workers ($pids pids)");
 
-my ($by_rule, $by_target, $by_type) = split /\|/,
-  $node->safe_psql(
-	'shop', q{
-	SELECT count(*) FILTER (WHERE reasons::text ~ '"kind": "(range|enum|regex)"'),
-		   count(*) FILTER (WHERE reasons::text ~ '"sqlstate": "(23514|23502)"'),
-		   count(*) FILTER (WHERE reasons::text ~ '"kind": "type"')
-	  FROM stage.quarantine_log});
+my ($by_rule, $by_target, $by_type) = StageTest::orders_quarantined($node, 'shop');
 ok($by_rule > 0 && $by_target > 0 && $by_type > 0,
 	"rows were quarantined by rules ($by_rule), target constraints ($by_target) and type checks ($by_type)");
 ok($duplicate > 0, 'duplicate keys were resolved as duplicates');

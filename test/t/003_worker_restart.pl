@@ -52,125 +52,21 @@ log_min_messages = warning
 });
 $node->start;
 
-$node->safe_psql(
-	'postgres', q{
-CREATE ROLE shop_owner NOLOGIN;
-CREATE ROLE stage_worker LOGIN;
-GRANT shop_owner TO stage_worker;
-CREATE ROLE producer LOGIN;
-CREATE DATABASE shop;
-});
+$node->safe_psql('postgres', StageTest::shop_sql());
 $node->safe_psql(
 	'shop', q{
 CREATE EXTENSION stage;
 } . StageTest::orders_sql() . q{
 });
-$node->safe_psql(
-	'postgres', q{
-ALTER SYSTEM SET stage.databases = 'shop';
-ALTER SYSTEM SET stage.worker_role = 'stage_worker';
-SELECT pg_reload_conf();
-});
+StageTest::serve_database($node, 'shop');
 
 # ------------------------------------------------------------ helpers
 
-sub worker_pid
-{
-	my ($old) = @_;
-	my $out = '';
-	my $rc = $node->psql(
-		'shop', qq{SELECT pid FROM stage.workers
-			WHERE pid IS NOT NULL AND pid <> $old AND state IN ('idle', 'running')},
-		stdout => \$out, stderr => \my $err);
-	return $rc == 0 ? $out : '';
-}
-
-sub wait_worker
-{
-	my ($old, $t0, $limit) = @_;
-	while (time - $t0 < $limit)
-	{
-		my $pid = worker_pid($old);
-		return ($pid, time - $t0) if $pid ne '';
-		usleep(20_000);
-	}
-	return ('', time - $t0);
-}
-
+# the producer: 50 rows a transaction, 100 transactions a second
 my $tmp = PostgreSQL::Test::Utils::tempdir;
 my $script = StageTest::write_producer($tmp, 50);
-
-my $producer;
-my ($prod_out, $prod_err) = ('', '');
-
-sub start_producer
-{
-	$producer = IPC::Run::start(
-		[
-			'pgbench', '-n', '-c', '2', '-j', '2', '-R', '100', '-T', '300',
-			'-f', $script, $node->connstr('shop') . ' user=producer'
-		],
-		'>', \$prod_out, '2>', \$prod_err);
-	return;
-}
-
-sub stop_producer
-{
-	return unless $producer;
-	$producer->kill_kill(grace => 5);
-	$producer = undef;
-	return;
-}
-
-my $placed = q{
-	WITH p AS (SELECT pipeline_id FROM stage.pipeline WHERE name = 'orders'),
-	placed AS MATERIALIZED (
-		SELECT t._stage_id AS landing_id, 'target' AS place FROM public.orders t
-		UNION ALL
-		SELECT q.landing_id, 'quarantine' FROM stage.quarantine_log q, p
-		 WHERE q.pipeline_id = p.pipeline_id
-		UNION ALL
-		SELECT d.landing_id, 'duplicate' FROM stage.duplicate_log d, p
-		 WHERE d.pipeline_id = p.pipeline_id)
-};
-
-# '' when the committed batches took exactly the placed rows, none twice,
-# none invented; else what failed
-sub check_accounts
-{
-	return $node->safe_psql(
-		'shop', $placed . q{
-	SELECT concat_ws(' ',
-		CASE WHEN (SELECT count(*) FROM placed)
-				  <> (SELECT COALESCE(sum(b.rows_in), 0) FROM stage.batch b, p
-					   WHERE b.pipeline_id = p.pipeline_id AND b.status = 'done')
-			 THEN 'placed=' || (SELECT count(*) FROM placed) || ' batches took '
-				  || (SELECT COALESCE(sum(b.rows_in), 0) FROM stage.batch b, p
-					   WHERE b.pipeline_id = p.pipeline_id AND b.status = 'done') END,
-		CASE WHEN EXISTS (SELECT 1 FROM placed GROUP BY landing_id HAVING count(*) > 1)
-			 THEN 'twice' END,
-		CASE WHEN EXISTS (SELECT 1 FROM placed
-						   WHERE landing_id IS NULL
-							  OR NOT EXISTS (SELECT 1 FROM stage_landing.orders l
-											  WHERE l._stage_id = placed.landing_id))
-			 THEN 'invented' END)});
-}
-
-sub unplaced_count
-{
-	my ($lo, $hi) = @_;
-	return $node->safe_psql(
-		'shop', qq{
-	SELECT count(*) FROM stage_landing.orders l
-	 WHERE l._stage_id > $lo AND l._stage_id <= $hi
-	   AND NOT EXISTS (SELECT 1 FROM public.orders t WHERE t._stage_id = l._stage_id)
-	   AND NOT EXISTS (SELECT 1 FROM stage.quarantine_log q
-					    WHERE q.landing_id = l._stage_id
-						  AND q.pipeline_id = (SELECT pipeline_id FROM stage.pipeline WHERE name = 'orders'))
-	   AND NOT EXISTS (SELECT 1 FROM stage.duplicate_log d
-					    WHERE d.landing_id = l._stage_id
-						  AND d.pipeline_id = (SELECT pipeline_id FROM stage.pipeline WHERE name = 'orders'))});
-}
+my $producer = StageTest::producer($script, $node->connstr('shop') . ' user=producer',
+	qw(-c 2 -j 2 -R 100 -T 300));
 
 my $checked_to = 0;    # landing ids up to here were all placed
 
@@ -179,21 +75,12 @@ my $checked_to = 0;    # landing ids up to here were all placed
 sub catch_up
 {
 	my ($max_id) = @_;
-	my $t0 = time;
-	my $left;
-	while (($left = unplaced_count($checked_to, $max_id)) ne '0'
-		&& time - $t0 < $catchup_bound)
-	{
-		usleep(50_000);
-	}
+	my ($left, $took) = StageTest::wait_placed($node, 'shop', 'orders', 'public.orders',
+		$checked_to, $max_id, $catchup_bound);
 	return undef if $left ne '0';
 	$checked_to = $max_id;
-	return time - $t0;
+	return $took;
 }
-
-my $catch_q = q{SELECT pid || ' ' || backend_xid FROM pg_stat_activity
-	WHERE backend_type = 'stage worker' AND state = 'active'
-	  AND query LIKE 'stage: run_batch%' AND backend_xid IS NOT NULL};
 
 # pause the pipeline until 7,000 rows wait, then resume it, and catch the
 # worker in the long batch that follows (in its second chunk when asked);
@@ -201,55 +88,21 @@ my $catch_q = q{SELECT pid || ' ' || backend_xid FROM pg_stat_activity
 sub catch_long_batch
 {
 	my ($second_chunk) = @_;
-	$node->safe_psql('shop', q{SELECT stage.pause('orders')});
-	$node->poll_query_until('shop', q{
-		SELECT (SELECT count(*) FROM stage_landing.orders)
-			   - (SELECT COALESCE(sum(rows_in), 0) FROM stage.batch
-				   WHERE status = 'done') >= 7000})
-	  or die 'the producer does not produce';
-	$node->safe_psql('shop', q{SELECT stage.resume('orders')});
-
-	my $mon = $node->background_psql('shop');
-	my $q = $catch_q;
-	$q .= q{ AND (SELECT win_hi IS NOT NULL AND cur_id IS NOT NULL
-				   FROM stage.pipeline WHERE name = 'orders')}
-	  if $second_chunk;
-	my $found = '';
-	my $deadline = time + 10;
-	while ($found eq '' && time < $deadline)
-	{
-		$found = $mon->query_safe($q);
-		usleep(500) if $found eq '';
-	}
-	if ($found eq '')
-	{
-		$mon->quit;
-		return ();
-	}
-	usleep(int(rand($second_chunk ? 40_000 : 150_000)));
-	return (split(/ /, $found), $mon);
+	StageTest::hold_backlog($node, 'shop', 'orders', 7000);
+	my @caught = StageTest::catch_batch($node, 'shop', 'orders', $second_chunk);
+	usleep(int(rand($second_chunk ? 40_000 : 150_000))) if @caught;
+	return @caught;
 }
 
-# did transaction $xid commit?  (see 002_worker_sigkill.pl: an id whose WAL
-# never reached disk may be reused after a crash, a committed one never)
+# did transaction $xid commit?  Returns (committed, its status)
 sub xact_committed
 {
 	my ($xid) = @_;
-	my $status = '';
-	$node->psql('shop', "SELECT pg_xact_status('$xid'::xid8)",
-		stdout => \$status, stderr => \my $err);
-	return ($status eq 'committed', $status eq '' ? 'never logged' : $status);
+	my $status = StageTest::xact_status($node, 'shop', $xid);
+	return ($status eq 'committed', $status);
 }
 
-sub summary
-{
-	my @t = sort { $a <=> $b } @_;
-	return 'none' unless @t;
-	return sprintf('min %.2f s, median %.2f s, max %.2f s',
-		$t[0], $t[ $#t / 2 ], $t[-1]);
-}
-
-my ($first_pid) = wait_worker(0, time, 30);
+my ($first_pid) = StageTest::wait_worker($node, 'shop', 0, time, 30);
 isnt($first_pid, '', 'the launcher starts a worker for the database');
 
 # ---------------------------------------------- (b) immediate stops
@@ -259,7 +112,7 @@ my (@back_after_stop, @back_after_start, @catchup);
 my ($bad_restart, $bad_catchup, $bad_accounts) = (0, 0, 0);
 my $worker = $first_pid;
 
-start_producer();
+$producer->start;
 while ($hits < $want_stops && $rounds < $max_rounds)
 {
 	$rounds++;
@@ -274,10 +127,10 @@ while ($hits < $want_stops && $rounds < $max_rounds)
 	$node->stop('immediate');
 	$stops++;
 	eval { $mon->quit; };
-	stop_producer();
+	$producer->stop;
 	$node->start;
 	my $t_start = time;
-	my ($new, $took) = wait_worker(0, $t_start, 60);
+	my ($new, $took) = StageTest::wait_worker($node, 'shop', 0, $t_start, 60);
 	push @back_after_start, $took;
 	push @back_after_stop, time - $t_stop;
 	if ($new eq '' || $took > $restart_bound)
@@ -307,25 +160,25 @@ while ($hits < $want_stops && $rounds < $max_rounds)
 		$bad_catchup++;
 		diag "round $rounds: rows up to $max_id not all moved after $catchup_bound s";
 	}
-	my $acc = check_accounts();
+	my $acc = StageTest::accounting_faults($node, 'shop', 'orders', 'public.orders');
 	if ($acc ne '')
 	{
 		$bad_accounts++;
 		diag "round $rounds: accounts do not balance: $acc";
 	}
 	$worker = $new;
-	start_producer();
+	$producer->start;
 }
 
 note "immediate stops: $stops in $rounds rounds, $hits in a running batch";
-note 'worker serving after the start: ' . summary(@back_after_start);
-note 'worker serving after the stop: ' . summary(@back_after_stop);
-note 'rows landed before the stop moved after: ' . summary(@catchup);
+note 'worker serving after the start: ' . StageTest::time_summary(@back_after_start);
+note 'worker serving after the stop: ' . StageTest::time_summary(@back_after_stop);
+note 'rows landed before the stop moved after: ' . StageTest::time_summary(@catchup);
 cmp_ok($hits, '>=', $want_stops,
 	"$want_stops immediate stops hit the worker in a running batch ($hits of $stops)");
 is($bad_restart, 0,
 	"after every restart a worker was serving within $restart_bound s of the start ("
-	  . summary(@back_after_start) . ')');
+	  . StageTest::time_summary(@back_after_start) . ')');
 is($bad_catchup, 0,
 	"after every restart the rows landed before the stop were moved within $catchup_bound s");
 is($bad_accounts, 0,
@@ -357,7 +210,7 @@ for my $i (1 .. $terminations)
 	my $t0 = time;
 	$mon->query_safe("SELECT pg_terminate_backend($pid)");
 	$mon->quit;
-	my ($new, $took) = wait_worker($pid, $t0, 70);
+	my ($new, $took) = StageTest::wait_worker($node, 'shop', $pid, $t0, 70);
 	push @term_times, $took;
 	my ($committed, $status) = xact_committed($xid);
 	push @term_status, $status;
@@ -369,7 +222,8 @@ for my $i (1 .. $terminations)
 	my $max_id = $node->safe_psql('shop',
 		'SELECT COALESCE(max(_stage_id), 0) FROM stage_landing.orders');
 	ok(defined catch_up($max_id), "termination $i: rows keep moving afterwards");
-	is(check_accounts(), '', "termination $i: accounts balance");
+	is(StageTest::accounting_faults($node, 'shop', 'orders', 'public.orders'),
+		'', "termination $i: accounts balance");
 }
 my $times = join(', ',
 	map { sprintf('%.2f s (worker %s s old)', $term_times[$_], $term_ages[$_]) } 0 .. $#term_times);
@@ -381,7 +235,7 @@ cmp_ok($rolled_back, '>=', 1,
 	"terminations hit running batches, which were rolled back ($rolled_back of $terminations: @term_status)");
 my $resets_after = () = slurp_file($node->logfile) =~ /all server processes terminated/g;
 is($resets_after, $resets_before, 'pg_terminate_backend of the worker does not reset the server');
-ok($producer->pumpable, 'the producer kept running through the terminations');
+ok($producer->running, 'the producer kept running through the terminations');
 is(scalar(grep { $_ > $at_once } @term_times[ 0 .. $old_enough - 1 ]),
 	0, "a worker that ran ten seconds is replaced at once (within $at_once s)");
 is(scalar(grep { $_ > $restart_bound } @term_times),
@@ -418,7 +272,7 @@ my $launcher = launcher_pid();
 isnt($launcher, '', 'a launcher runs');
 is( $node->safe_psql('shop', "SELECT count(*) FROM pg_stat_activity WHERE pid = $launcher"),
 	'0', 'the launcher is not in pg_stat_activity (no database connection)');
-$worker = worker_pid(0);
+$worker = StageTest::worker_pid($node, 'shop', 0);
 my $t_l = time;
 kill 'TERM', $launcher or die "could not send SIGTERM to the launcher $launcher: $!";
 my $new_launcher = '';
@@ -443,34 +297,11 @@ ok(defined catch_up($max_id), 'rows keep moving');
 
 # ----------------------------------------------------- drain and check
 
-stop_producer();
-$node->poll_query_until('shop', q{
-	SELECT (SELECT count(*) FROM stage_landing.orders)
-		   = (SELECT COALESCE(sum(rows_in), 0) FROM stage.batch WHERE status = 'done')})
-  or die 'the worker does not drain the backlog';
+$producer->stop;
+StageTest::wait_drained($node, 'shop', 'orders');
 
-my ($landing, $target, $quarantined, $duplicate) = split /\|/,
-  $node->safe_psql(
-	'shop', q{
-	SELECT (SELECT count(*) FROM stage_landing.orders),
-		   (SELECT count(*) FROM public.orders),
-		   (SELECT count(*) FROM stage.quarantine_log q JOIN stage.pipeline p USING (pipeline_id)
-			 WHERE p.name = 'orders'),
-		   (SELECT count(*) FROM stage.duplicate_log d JOIN stage.pipeline p USING (pipeline_id)
-			 WHERE p.name = 'orders')});
-note "landing $landing = target $target + quarantine $quarantined + duplicate $duplicate";
+my ($landing) = StageTest::check_accounting($node, 'shop', 'orders', 'public.orders');
 cmp_ok($landing, '>', 50000, 'the producer landed a real load');
-is($target + $quarantined + $duplicate,
-	$landing, 'count(landing) = count(target) + count(quarantine) + count(duplicate)');
-is(check_accounts(), '', 'the batches took every placed row once, none twice, none invented');
-is(unplaced_count(0, '9223372036854775807'), '0',
-	'every landing id is in one of target, quarantine, duplicates (nothing lost)');
-is( $node->safe_psql(
-		'shop', q{
-	SELECT count(*) FROM (SELECT _stage_id FROM public.orders GROUP BY _stage_id
-						  HAVING count(*) > 1) twice}),
-	'0',
-	'no landing id twice in the target');
 is( $node->safe_psql(
 		'shop',
 		q{SELECT count(*) FROM stage.batch WHERE status = 'done' AND run_by <> 'stage_worker'}),

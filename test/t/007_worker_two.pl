@@ -30,8 +30,8 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use IPC::Run;
-use Time::HiRes qw(usleep time);
+use StageTest;
+use Time::HiRes qw(time);
 
 my $load_seconds = 20;
 my @pipelines = qw(p1 p2 p3 p4);
@@ -49,13 +49,7 @@ log_min_messages = warning
 });
 $node->start;
 
-$node->safe_psql(
-	'postgres', q{
-CREATE ROLE shop_owner NOLOGIN;
-CREATE ROLE stage_worker LOGIN;
-GRANT shop_owner TO stage_worker;
-CREATE DATABASE shop;
-});
+$node->safe_psql('postgres', StageTest::shop_sql());
 for my $p (@pipelines)
 {
 	$node->safe_psql(
@@ -68,12 +62,7 @@ SELECT stage.create_pipeline('$p', 'public.t_$p', key => '{id}');
 SELECT stage.add_rule('$p', 'v', 'enum', '{"values": ["ok"]}');
 });
 }
-$node->safe_psql(
-	'postgres', q{
-ALTER SYSTEM SET stage.databases = 'shop';
-ALTER SYSTEM SET stage.worker_role = 'stage_worker';
-SELECT pg_reload_conf();
-});
+StageTest::serve_database($node, 'shop');
 $node->poll_query_until('shop',
 	q{SELECT count(*) = 1 FROM stage.workers WHERE state IN ('idle', 'running')})
   or die 'no worker';
@@ -117,49 +106,16 @@ print $fh "END;\n";
 close $fh;
 
 my $t0 = time;
-my ($prod_out, $prod_err) = ('', '');
-my $producer = IPC::Run::start(
-	[
-		'pgbench', '-n', '-c', '2', '-j', '2', '-R', '100',
-		'-T', $load_seconds, '-f', $script, $node->connstr('shop')
-	],
-	'>', \$prod_out, '2>', \$prod_err);
-$producer->finish;
+my $prod_out = StageTest::producer($script, $node->connstr('shop'),
+	qw(-c 2 -j 2 -R 100 -T), $load_seconds)->start->finish;
 note sprintf('producer ran %.1f s: %s', time - $t0,
 	join(' ', grep { /^(number of transactions actually|tps)/ } split /\n/, $prod_out));
 
-$node->poll_query_until(
-	'shop', q{
-	SELECT sum(landing) = sum(taken) FROM (
-		SELECT (SELECT count(*) FROM stage_landing.p1) + (SELECT count(*) FROM stage_landing.p2)
-			 + (SELECT count(*) FROM stage_landing.p3) + (SELECT count(*) FROM stage_landing.p4) AS landing,
-			   (SELECT COALESCE(sum(rows_in), 0) FROM stage.batch WHERE status = 'done') AS taken) x})
-  or die 'the workers do not drain the backlog';
+StageTest::wait_drained($node, 'shop', @pipelines);
 
 # ------------------------------------------------------------ the proof
 
-for my $p (@pipelines)
-{
-	my ($landing, $target, $quarantined, $duplicate, $twice, $unplaced) = split /\|/,
-	  $node->safe_psql(
-		'shop', qq{
-	WITH pl AS (SELECT pipeline_id FROM stage.pipeline WHERE name = '$p'),
-	placed AS MATERIALIZED (
-		SELECT _stage_id AS landing_id FROM public.t_$p
-		UNION ALL SELECT q.landing_id FROM stage.quarantine_log q, pl WHERE q.pipeline_id = pl.pipeline_id
-		UNION ALL SELECT d.landing_id FROM stage.duplicate_log d, pl WHERE d.pipeline_id = pl.pipeline_id)
-	SELECT (SELECT count(*) FROM stage_landing.$p),
-		   (SELECT count(*) FROM public.t_$p),
-		   (SELECT count(*) FROM stage.quarantine_log q, pl WHERE q.pipeline_id = pl.pipeline_id),
-		   (SELECT count(*) FROM stage.duplicate_log d, pl WHERE d.pipeline_id = pl.pipeline_id),
-		   (SELECT count(*) FROM (SELECT landing_id FROM placed GROUP BY landing_id HAVING count(*) > 1) x),
-		   (SELECT count(*) FROM stage_landing.$p l
-			 WHERE NOT EXISTS (SELECT 1 FROM placed WHERE placed.landing_id = l._stage_id))});
-	is($target + $quarantined + $duplicate,
-		$landing,
-		"$p: landing $landing = target $target + quarantine $quarantined + duplicate $duplicate");
-	is("$twice $unplaced", '0 0', "$p: no landing id in two places, none unplaced");
-}
+StageTest::check_accounting($node, 'shop', $_, "public.t_$_") for @pipelines;
 
 my $by_worker = $node->safe_psql(
 	'shop', qq{

@@ -22,9 +22,10 @@
 #
 # Shown: rows move without the worker; then both ran batches concurrently;
 # the batches of the pipeline never overlap in time; the chunks of a window
-# follow each other exactly; and at the end landing = target + quarantine +
-# duplicates, the lineage column _stage_id is unique in the target, and no
-# landing id is in two places.
+# follow each other exactly; and at the end the accounts balance
+# (StageTest::check_accounting: landing = target + quarantine + duplicates,
+# no landing id in two places nor twice in the target, none lost, none
+# invented, each taken by one committed batch).
 #
 # Run by scripts/test.sh (suite tap); see 001_kill_mover.pl for the
 # environment.  Skipped when pg_cron is not installed.
@@ -36,7 +37,6 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use StageTest;
-use IPC::Run;
 use Time::HiRes qw(usleep time);
 
 my $sharedir = `pg_config --sharedir`;
@@ -58,14 +58,9 @@ log_min_messages = warning
 $node->start;
 
 $node->safe_psql(
-	'postgres', q{
-CREATE ROLE shop_owner NOLOGIN;
-CREATE ROLE stage_worker LOGIN;
-GRANT shop_owner TO stage_worker;
+	'postgres', StageTest::shop_sql() . q{
 CREATE ROLE stage_cron LOGIN;
 GRANT shop_owner TO stage_cron;
-CREATE ROLE producer LOGIN;
-CREATE DATABASE shop;
 });
 $node->safe_psql(
 	'shop', q{
@@ -130,13 +125,8 @@ else
 my $tmp = PostgreSQL::Test::Utils::tempdir;
 my $script = StageTest::write_producer($tmp, 50);
 
-my ($prod_out, $prod_err) = ('', '');
-my $producer = IPC::Run::start(
-	[
-		'pgbench', '-n', '-c', '2', '-j', '2', '-R', '100', '-T', '200',
-		'-f', $script, $node->connstr('shop') . ' user=producer'
-	],
-	'>', \$prod_out, '2>', \$prod_err);
+my $producer = StageTest::producer($script, $node->connstr('shop') . ' user=producer',
+	qw(-c 2 -j 2 -R 100 -T 200))->start;
 
 # ------------------------------------------------ phase 1: cron alone
 
@@ -172,12 +162,7 @@ pass('cron.job_run_details: stage.run_all() and stage.run_batch() jobs succeeded
 # ---------------------------------------- phase 2: cron and the worker
 
 my $t_worker = $node->safe_psql('shop', 'SELECT clock_timestamp()');
-$node->safe_psql(
-	'postgres', q{
-ALTER SYSTEM SET stage.databases = 'shop';
-ALTER SYSTEM SET stage.worker_role = 'stage_worker';
-SELECT pg_reload_conf();
-});
+StageTest::serve_database($node, 'shop');
 $node->poll_query_until(
 	'shop', qq{
 	SELECT count(*) FILTER (WHERE run_by = 'stage_worker') >= 100
@@ -199,41 +184,11 @@ cmp_ok($switches, '>=', 10,
 
 # ------------------------------------------------------ drain and check
 
-$producer->kill_kill(grace => 5);
-$node->poll_query_until('shop', q{
-	SELECT (SELECT count(*) FROM stage_landing.orders)
-		   = (SELECT COALESCE(sum(rows_in), 0) FROM stage.batch WHERE status = 'done')})
-  or die 'the backlog is not drained';
+$producer->stop;
+StageTest::wait_drained($node, 'shop', 'orders');
 
-my ($landing, $target, $quarantined, $duplicate) = split /\|/,
-  $node->safe_psql(
-	'shop', q{
-	SELECT (SELECT count(*) FROM stage_landing.orders),
-		   (SELECT count(*) FROM public.orders),
-		   (SELECT count(*) FROM stage.quarantine_log),
-		   (SELECT count(*) FROM stage.duplicate_log)});
-note "landing $landing = target $target + quarantine $quarantined + duplicate $duplicate";
+my ($landing) = StageTest::check_accounting($node, 'shop', 'orders', 'public.orders');
 cmp_ok($landing, '>', 20000, 'the producer landed a real load');
-is($target + $quarantined + $duplicate,
-	$landing, 'count(landing) = count(target) + count(quarantine) + count(duplicate)');
-is( $node->safe_psql(
-		'shop', q{
-	SELECT count(*) - count(DISTINCT _stage_id) + count(*) FILTER (WHERE _stage_id IS NULL)
-	  FROM public.orders}),
-	'0',
-	'the lineage column _stage_id is unique in the target');
-is( $node->safe_psql(
-		'shop', q{
-	WITH placed AS (
-		SELECT _stage_id AS landing_id FROM public.orders
-		UNION ALL SELECT landing_id FROM stage.quarantine_log
-		UNION ALL SELECT landing_id FROM stage.duplicate_log)
-	SELECT (SELECT count(*) FROM (SELECT landing_id FROM placed GROUP BY landing_id
-								   HAVING count(*) > 1) twice)
-		   || ' ' || (SELECT count(*) FROM stage_landing.orders l
-					   WHERE NOT EXISTS (SELECT 1 FROM placed WHERE placed.landing_id = l._stage_id))}),
-	'0 0',
-	'no landing id in two places, none lost');
 is( $node->safe_psql(
 		'shop', q{
 	SELECT count(*) FROM (

@@ -46,27 +46,8 @@ $node->safe_psql('postgres', q{SELECT stage.set_lanes('orders', 2)});
 
 my $tmp = PostgreSQL::Test::Utils::tempdir;
 my $script = StageTest::write_producer($tmp, 40);
-my $producer;
-my ($prod_out, $prod_err) = ('', '');
-
-sub start_producer
-{
-	$producer = IPC::Run::start(
-		[
-			'pgbench', '-n', '-c', '2', '-j', '2', '-R', '200',
-			'-T', '150', '-f', $script, $node->connstr('postgres')
-		],
-		'>', \$prod_out, '2>', \$prod_err);
-	return;
-}
-
-sub stop_producer
-{
-	return unless $producer;
-	$producer->kill_kill(grace => 5);
-	$producer = undef;
-	return;
-}
+my $producer = StageTest::producer($script, $node->connstr('postgres'),
+	qw(-c 2 -j 2 -R 200 -T 150));
 
 sub start_mover
 {
@@ -80,7 +61,7 @@ sub start_mover
 		'>', $out, '2>', \my $err);
 }
 
-start_producer();
+$producer->start;
 
 my ($rounds, $kills, $hits) = (0, 0, 0);
 my $t0 = time;
@@ -136,22 +117,11 @@ while ($hits < $want_hits && $rounds < $max_rounds && time - $t0 < $round_budget
 	}
 	my $log_offset = -s $node->logfile;
 	kill 'KILL', $victim or do { $_->finish for ($a, $b); next; };
-	my $crashed = 0;
-	foreach (1 .. 100)
-	{
-		if (slurp_file($node->logfile, $log_offset) =~ /terminated by signal 9/)
-		{
-			$crashed = 1;
-			last;
-		}
-		usleep(50_000);
-	}
+	my $crashed = StageTest::killed_by_sigkill($node, $log_offset);
 	$_->finish for ($a, $b);
 	next unless $crashed;
 	$kills++;
-	$node->wait_for_log(qr/database system is ready to accept connections/, $log_offset);
-	$node->poll_query_until('postgres', 'SELECT 1', '1')
-	  or die "server did not come back after killing $victim";
+	StageTest::wait_recovered($node, 'postgres', $log_offset);
 	my $committed = $node->safe_psql('postgres',
 		"SELECT count(*) FROM stage.batch WHERE batch_id > $max_batch AND backend_pid = $victim");
 	if ($committed eq '0')
@@ -159,10 +129,10 @@ while ($hits < $want_hits && $rounds < $max_rounds && time - $t0 < $round_budget
 		$hits++;
 		note "round $rounds: killed mover $victim beside the other lane's (hit $hits)";
 	}
-	stop_producer();
-	start_producer();
+	$producer->stop;
+	$producer->start;
 }
-stop_producer();
+$producer->stop;
 
 note "rounds: $rounds, kills: $kills, hits: $hits";
 cmp_ok($hits, '>=', $min_hits,
@@ -183,13 +153,7 @@ for my $i (1 .. 2)
 		'>', \my $out, '2>', \my $err);
 }
 $_->finish for @drains;
-my $moved;
-my $drains = 0;
-do
-{
-	$moved = $node->safe_psql('postgres', 'SELECT stage.run_all()');
-	$drains++;
-} while ($moved > 0 && $drains < 200);
+StageTest::run_all_until_empty($node, 'postgres', 200);
 is($node->safe_psql('postgres', q{SELECT stage.backlog('orders')}), '0', 'nothing left to move');
 
 # (each round waited for 8,000 rows not yet taken, or died: the load is real)
