@@ -56,7 +56,16 @@ typedef struct MoverRow
 	char	   *key;			/* canonical key text, for dedupe */
 	Datum		payload;		/* jsonb format: the payload, or 0 */
 
-	char	  **out;			/* clean rows: the text written per column */
+	/*
+	 * The text the row shows and writes per column: the masked value where
+	 * the column is masked, else vals[c] itself.  Made by mover_masked the
+	 * first time a masked value is needed (a reason, the write, the
+	 * quarantine record), so each value is masked at most once; masked[c]
+	 * says whether out[c] is computed.  Rows without a masked value keep
+	 * out == vals and masked == NULL.
+	 */
+	char	  **out;
+	bool	   *masked;
 } MoverRow;
 
 /* the state of one batch (or one check_row or replay call) */
@@ -140,6 +149,7 @@ extern char *mover_canonical_key(Mover *m, Datum *typed);
 
 /*---- outcome.c ----*/
 extern void mover_prepare_masks(Mover *m);
+extern char *mover_masked(Mover *m, MoverRow *row, int c);
 extern void mover_reason(Mover *m, MoverRow *row, const char *rule,
 						 const char *kind, int col, const char *sqlstate,
 						 const char *message);

@@ -1,10 +1,16 @@
 /*-------------------------------------------------------------------------
  *
  * outcome.c
- *	  What becomes of a row: the reasons it fails, as its quarantine
- *	  record shows them (masked values), work over rows in subtransactions
- *	  that pins a failure on the row that caused it (bisection and sweep),
- *	  and the reasons and the row itself as jsonb.
+ *	  What becomes of a row: its masked values, the reasons it fails,
+ *	  work over rows in subtransactions that pins a failure on the row
+ *	  that caused it (bisection and sweep), and the reasons and the row
+ *	  itself as jsonb for its quarantine record.
+ *
+ * Masked values.  A masked column's value is masked at most once per row
+ * (mover_masked keeps the output in the row): the reasons that show it,
+ * the clean row written and the quarantine record all see the same
+ * output.  stage.check_row, which anyone may call, shows no form of a
+ * masked value at all ("[masked]") and masks nothing.
  *
  * What it may touch: no catalog table of its own.  mover_prepare_masks
  * loads mask keys and, for tokenize masks, gives new values their tokens
@@ -41,7 +47,7 @@ typedef struct Reason
 } Reason;
 
 /* ----------------------------------------------------------------
- *		masks
+ *		masked values
  * ---------------------------------------------------------------- */
 
 /*
@@ -72,19 +78,46 @@ mover_prepare_masks(Mover *m)
 }
 
 /*
+ * The row's value of column c as it is written and shown: masked where
+ * the column is masked.  Masked the first time it is asked for, in the
+ * current memory context, and kept in row->out (see MoverRow).
+ */
+char *
+mover_masked(Mover *m, MoverRow *row, int c)
+{
+	RuleProgram *p = m->p;
+	const char *raw = row->vals[c];
+
+	if (raw == NULL || p->cols[c].mask == NULL)
+		return row->vals[c];
+	if (row->masked == NULL)
+	{
+		row->out = palloc(sizeof(char *) * p->ncols);
+		memcpy(row->out, row->vals, sizeof(char *) * p->ncols);
+		row->masked = palloc0(sizeof(bool) * p->ncols);
+	}
+	if (!row->masked[c])
+	{
+		row->out[c] = mask_apply(p->cols[c].mask, raw, strlen(raw));
+		row->masked[c] = true;
+	}
+	return row->out[c];
+}
+
+/*
  * The value as quarantine may show it: masked when the column is masked.
  * stage.check_row, which anyone may call, shows no form of a masked value
  * at all: a hash mask's output for a guessed value would make it an HMAC
  * oracle.
  */
 static char *
-mover_shown(Mover *m, StageColumn *col, const char *raw)
+mover_shown(Mover *m, MoverRow *row, int c)
 {
-	if (raw == NULL || col->mask == NULL)
-		return (char *) raw;
+	if (row->vals[c] == NULL || m->p->cols[c].mask == NULL)
+		return row->vals[c];
 	if (m->check_only)
 		return "[masked]";
-	return mask_apply(col->mask, raw, strlen(raw));
+	return mover_masked(m, row, c);
 }
 
 /* ----------------------------------------------------------------
@@ -106,7 +139,7 @@ mover_add_reason(Mover *m, MoverRow *row, const char *rule, const char *kind,
 	r->rule = pstrdup(rule);
 	r->kind = kind;
 	r->column = col >= 0 ? m->p->cols[col].name : NULL;
-	r->value = col >= 0 ? mover_shown(m, &m->p->cols[col], row->vals[col]) : NULL;
+	r->value = col >= 0 ? mover_shown(m, row, col) : NULL;
 	r->sqlstate = sqlstate ? pstrdup(sqlstate) : NULL;
 	r->message = pstrdup(message);
 	r->severity = severity;
@@ -381,7 +414,7 @@ mover_row_data(Mover *m, MoverRow *row, bool masked)
 	(void) pushJsonbValue(&st, WJB_BEGIN_OBJECT, NULL);
 	for (c = 0; c < m->p->ncols; c++)
 		mover_jb_pair(&st, m->p->cols[c].name,
-					  masked ? mover_shown(m, &m->p->cols[c], row->vals[c]) : row->vals[c]);
+					  masked ? mover_shown(m, row, c) : row->vals[c]);
 	res = pushJsonbValue(&st, WJB_END_OBJECT, NULL);
 	return JsonbPGetDatum(JsonbValueToJsonb(res));
 }

@@ -33,8 +33,11 @@
  * ---------------------------------------------------------------- */
 
 /*
- * The text each clean row writes: masked where the column is masked.
- * Computed once, whatever the number of write attempts.
+ * The text each clean row writes (row->out): masked where the column is
+ * masked, through mover_masked, so a value is masked once whatever the
+ * number of write attempts, and its quarantine record, should the target
+ * reject the row, shows the same masked value.  A masked value too long
+ * for its varchar column quarantines the row.
  */
 static void
 mover_output(Mover *m, int *idx, int n)
@@ -47,29 +50,25 @@ mover_output(Mover *m, int *idx, int n)
 	{
 		MoverRow   *row = &m->rows[idx[i]];
 
-		row->out = row->vals;
 		for (c = 0; c < p->ncols; c++)
 		{
+			char	   *v;
+
 			if (p->cols[c].mask == NULL)
 				continue;
-			if (row->out == row->vals)
-			{
-				row->out = palloc(sizeof(char *) * p->ncols);
-				memcpy(row->out, row->vals, sizeof(char *) * p->ncols);
-			}
-			if (row->vals[c] != NULL)
-				row->out[c] = mask_apply(p->cols[c].mask, row->vals[c],
-										 strlen(row->vals[c]));
-			if (row->out[c] != NULL && p->cols[c].tclass == TC_VARCHAR &&
+			v = mover_masked(m, row, c);
+			if (v != NULL && p->cols[c].tclass == TC_VARCHAR &&
 				p->cols[c].typmod > VARHDRSZ &&
-				pg_mbstrlen(row->out[c]) > p->cols[c].typmod - VARHDRSZ)
+				pg_mbstrlen(v) > p->cols[c].typmod - VARHDRSZ)
 				mover_reason(m, row, psprintf("%s_mask", p->cols[c].name), "mask", c,
 							 "22001",
 							 psprintf("the masked value has %d characters, more than column \"%s\" of type %s takes",
-									  pg_mbstrlen(row->out[c]), p->cols[c].name,
+									  pg_mbstrlen(v), p->cols[c].name,
 									  format_type_with_typemod(p->cols[c].typid,
 															   p->cols[c].typmod)));
 		}
+		if (row->out == NULL)
+			row->out = row->vals;	/* no masked value: written as landed */
 	}
 }
 
