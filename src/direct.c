@@ -15,7 +15,7 @@
  * CHECK constraints, and inserting in buffers of DIRECT_BUFFER rows.  Any
  * other target takes the INSERT statement (direct_eligible says which).
  *
- * Errors are left to the caller: the mover runs this inside a
+ * Errors are left to the caller: the mover (write.c) runs this inside a
  * subtransaction and bisects on failure, as it does for the INSERT.
  *
  *-------------------------------------------------------------------------

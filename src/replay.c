@@ -1,0 +1,316 @@
+/*-------------------------------------------------------------------------
+ *
+ * replay.c
+ *	  stage.check_row, the contract's verdict on one candidate row, and
+ *	  stage.replay (stage._replay), quarantined rows run through the
+ *	  current contract again.
+ *
+ * Both take rows from JSON instead of landing and run the checks of a
+ * batch (check.c) on them; replay then writes them as a batch does
+ * (write.c).
+ *
+ * What they may touch: check_row writes nothing and, for a caller who is
+ * not an owner, runs none of the owner's code (see stage_check_row).
+ * replay, for the owners only, runs the owner's code under the guard like
+ * a batch, and writes the target, stage.batch (a batch of kind replay),
+ * stage.quarantine_log (its rows' records removed, new ones written),
+ * stage.duplicate_log and stage.batch_rule_stat.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/fmgrprotos.h"
+#include "utils/memutils.h"
+
+#include "mover_int.h"
+
+/* ----------------------------------------------------------------
+ *		stage.check_row
+ * ---------------------------------------------------------------- */
+
+/*
+ * The failures of one candidate row under the pipeline's current contract:
+ * type checks, rules (warnings included, marked "warn"), key not null, and
+ * keys of the row that are not columns.  Nothing is written; duplicates
+ * against the target are not looked for.
+ *
+ * Who may ask, and what they learn.  Members of the owner role get every
+ * check, run as the owner like a batch.  Producers of the pipeline (INSERT
+ * on its landing table) and stage_analyst members get the checks that read
+ * nothing but the row: reference and expression rules (which read tables
+ * and run the owner's code) and the input functions of domains and types
+ * that are not built in (whose checks are the owner's code) are left out,
+ * and a NOTICE names them; otherwise check_row would tell them whether a
+ * value is in a table they cannot read.  Anyone else is refused.  Masked
+ * columns never show any form of their value ("[masked]"): a hash for a
+ * guessed value would be an HMAC oracle.
+ */
+PG_FUNCTION_INFO_V1(stage_check_row);
+Datum
+stage_check_row(PG_FUNCTION_ARGS)
+{
+	char	   *name;
+	Jsonb	   *row_data;
+	MemoryContext callercxt = CurrentMemoryContext;
+	PipelineInfo pi;
+	Guard		g;
+	Mover		m;
+	MoverRow   *row;
+	RuleProgram *p;
+	int			c;
+	Datum		result_jb;
+	Datum		result;
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	Oid			caller = stage_caller();
+	bool		full;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("pipeline and row_data must not be null")));
+	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	row_data = PG_GETARG_JSONB_P(1);
+	if (!JB_ROOT_IS_OBJECT(row_data) || JB_ROOT_IS_SCALAR(row_data))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("row_data must be a JSON object of column: value"),
+				 errhint("For example '{\"order_id\": 1, \"email\": \"a@example.com\"}'.")));
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	mover_find_pipeline(name, &pi);
+	full = guard_owns(pi.owner);
+	if (!full && !guard_is_analyst(caller) &&
+		!(OidIsValid(pi.landing) &&
+		  pg_attribute_aclcheck_all(pi.landing, caller, ACL_INSERT, ACLMASK_ANY) == ACLCHECK_OK))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for pipeline \"%s\"", name),
+				 errhint("stage.check_row is for the pipeline's owners, its producers and members of stage_analyst.")));
+
+	memset(&g, 0, sizeof(g));
+	guard_enter(&g, pi.pipeline_id, name, pi.owner);
+	p = contract_get(pi.pipeline_id, pi.version);
+	for (c = 0; c < p->nrules; c++)
+		p->rules[c].checked = p->rules[c].failed = 0;
+
+	memset(&m, 0, sizeof(m));
+	m.p = p;
+	m.cxt = CurrentMemoryContext;
+	m.check_only = true;
+	m.limited = !full;
+	m.n = 1;
+	m.rows = palloc0(sizeof(MoverRow));
+	m.type_checked = palloc0(sizeof(int64) * Max(p->ncols, 1));
+	m.type_failed = palloc0(sizeof(int64) * Max(p->ncols, 1));
+	row = &m.rows[0];
+	mover_row_init(p, row);
+	mover_row_from_json(p, row, row_data);
+	it = JsonbIteratorInit(&row_data->root);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		char	   *k;
+		bool		known = false;
+
+		if (tok != WJB_KEY)
+			continue;
+		k = pnstrdup(v.val.string.val, v.val.string.len);
+		for (c = 0; c < p->ncols; c++)
+			if (strcmp(p->cols[c].name, k) == 0)
+				known = true;
+		if (!known)
+			mover_reason(&m, row, "unknown_column", "schema", -1, "42703",
+						 psprintf("\"%s\" is not a column of the pipeline", k));
+	}
+	mover_typecheck(&m);
+	mover_rules(&m);
+	if (m.skipped != NULL)
+		ereport(NOTICE,
+				(errmsg("check_row left out: %s", m.skipped->data),
+				 errdetail("They read tables or run code of the pipeline's owner; only members of role %s get them.",
+						   GetUserNameFromId(pi.owner, false))));
+
+	result_jb = row->reasons ? mover_reasons_jsonb(&m, row, false) :
+		DirectFunctionCall1(jsonb_in, CStringGetDatum("[]"));
+	/* the result outlives SPI_finish, which frees everything made above */
+	MemoryContextSwitchTo(callercxt);
+	result = datumCopy(result_jb, false, -1);
+	contract_release(p);
+	guard_leave(&g);
+	SPI_finish();
+	PG_RETURN_DATUM(result);
+}
+
+/* ----------------------------------------------------------------
+ *		stage.replay
+ * ---------------------------------------------------------------- */
+
+/*
+ * stage._replay(pipeline, ids, dry_run): run quarantined rows through the
+ * pipeline's current contract again, from the raw row their quarantine
+ * record keeps (so retention of landing does not prevent it).  In one
+ * transaction: their quarantine records are removed, and each row goes to
+ * the target, back to quarantine with its new reasons, or to duplicates,
+ * recorded as a batch of kind 'replay'; a row thus stays in exactly one
+ * place.  dry_run evaluates the contract and reports, writing nothing (the
+ * target's own constraints are then not consulted).
+ */
+PG_FUNCTION_INFO_V1(stage_replay_rows);
+Datum
+stage_replay_rows(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	char	   *name;
+	Datum		ids;
+	bool		dry_run;
+	MemoryContext cxt;
+	MemoryContext old;
+	int			pipeline_id;
+	MoverSession ms;
+	Mover		m;
+	RuleProgram *p;
+	int			i;
+	bool		isnull;
+	Oid			types[3] = {INT4OID, INT8ARRAYOID, INT8OID};
+	Datum		vals[3];
+	SPITupleTable *tt;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("pipeline and ids must not be null")));
+	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	ids = PG_GETARG_DATUM(1);
+	dry_run = PG_ARGISNULL(2) ? false : PG_GETARG_BOOL(2);
+
+	InitMaterializedSRF(fcinfo, 0);
+	cxt = AllocSetContextCreate(CurrentMemoryContext, "stage replay",
+								ALLOCSET_DEFAULT_SIZES);
+	memset(&ms, 0, sizeof(ms));
+	(void) mover_enter(name, &ms, false, false);
+	pipeline_id = ms.pipeline_id;
+	old = MemoryContextSwitchTo(cxt);
+
+	vals[0] = Int32GetDatum(pipeline_id);
+	vals[1] = ids;
+	catalog_exec("SELECT contract_version FROM stage.pipeline"
+			   " WHERE pipeline_id OPERATOR(pg_catalog.=) $1",
+			   1, types, vals, NULL, SPI_OK_SELECT);
+	memset(&m, 0, sizeof(m));
+	m.cxt = cxt;
+	m.p = p = ms.prog = contract_get(pipeline_id,
+						   DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
+													   SPI_tuptable->tupdesc, 1, &isnull)));
+	for (i = 0; i < p->nrules; i++)
+		p->rules[i].checked = p->rules[i].failed = 0;
+	m.type_checked = palloc0(sizeof(int64) * Max(p->ncols, 1));
+	m.type_failed = palloc0(sizeof(int64) * Max(p->ncols, 1));
+
+	catalog_exec("SELECT landing_id, source, received_at, raw_data, raw_payload FROM stage.quarantine_log"
+			   " WHERE pipeline_id OPERATOR(pg_catalog.=) $1"
+			   " AND landing_id OPERATOR(pg_catalog.=) ANY ($2) ORDER BY landing_id",
+			   2, types, vals, NULL, SPI_OK_SELECT);
+	tt = SPI_tuptable;
+	m.n = (int) SPI_processed;
+	m.rows = palloc0(sizeof(MoverRow) * Max(m.n, 1));
+	for (i = 0; i < m.n; i++)
+	{
+		MoverRow   *row = &m.rows[i];
+		Jsonb	   *raw;
+		Datum		d;
+
+		row->id = DatumGetInt64(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull));
+		d = SPI_getbinval(tt->vals[i], tt->tupdesc, 2, &isnull);
+		row->source = isnull ? NULL : TextDatumGetCString(d);
+		row->received_at = SPI_getbinval(tt->vals[i], tt->tupdesc, 3, &row->received_null);
+		raw = DatumGetJsonbP(SPI_getbinval(tt->vals[i], tt->tupdesc, 4, &isnull));
+		if (p->jsonb_format)
+		{
+			/* the payload as it landed: extraction and drift as in a batch */
+			d = SPI_getbinval(tt->vals[i], tt->tupdesc, 5, &isnull);
+			row->payload = isnull ? (Datum) 0 : d;
+			if (!isnull)
+				raw = DatumGetJsonbP(d);
+		}
+		mover_row_init(p, row);
+		mover_row_from_json(p, row, raw);
+	}
+
+	if (m.n > 0 && !dry_run)
+	{
+		Oid			btypes[2] = {INT4OID, TEXTOID};
+		Datum		bvals[2] = {Int32GetDatum(pipeline_id),
+		CStringGetTextDatum(GetUserNameFromId(ms.save_userid, false))};
+
+		catalog_exec("INSERT INTO stage.batch (pipeline_id, contract_version, status,"
+					 " kind, started_at, run_by)"
+					 " SELECT pipeline_id, contract_version, 'done', 'replay',"
+					 " pg_catalog.clock_timestamp(), $2"
+					 " FROM stage.pipeline WHERE pipeline_id OPERATOR(pg_catalog.=) $1"
+					 " RETURNING batch_id",
+					 2, btypes, bvals, NULL, SPI_OK_INSERT_RETURNING);
+		m.batch_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+												 SPI_tuptable->tupdesc, 1, &isnull));
+	}
+	mover_prepare_masks(&m);
+	mover_drift(&m);
+	mover_typecheck(&m);
+	mover_rules(&m);
+	mover_dedupe(&m);
+	if (m.n > 0 && !dry_run)
+	{
+		Datum	   *elems = palloc(sizeof(Datum) * m.n);
+
+		for (i = 0; i < m.n; i++)
+			elems[i] = Int64GetDatum(m.rows[i].id);
+		vals[1] = mover_array(elems, NULL, m.n, INT8OID);
+		catalog_exec("DELETE FROM stage.quarantine_log WHERE pipeline_id OPERATOR(pg_catalog.=) $1"
+				   " AND landing_id OPERATOR(pg_catalog.=) ANY ($2)",
+				   2, types, vals, NULL, SPI_OK_DELETE);
+		mover_write_clean(&m);
+		mover_write_outcomes(&m);
+		mover_write_stats(&m);
+		vals[2] = Int64GetDatum(m.batch_id);
+		catalog_exec(psprintf("UPDATE stage.batch SET rows_in = %d, rows_clean = %lld,"
+							" rows_quarantined = %lld, rows_duplicate = %lld, rows_warned = %lld,"
+							" first_id = %lld, to_id = %lld, finished_at = pg_catalog.clock_timestamp()"
+							" WHERE batch_id OPERATOR(pg_catalog.=) $3",
+							m.n, (long long) m.n_clean, (long long) m.n_quarantined,
+							(long long) m.n_duplicate, (long long) m.n_warned,
+							(long long) m.rows[0].id, (long long) m.rows[m.n - 1].id),
+				   3, types, vals, NULL, SPI_OK_UPDATE);
+	}
+
+	for (i = 0; i < m.n; i++)
+	{
+		MoverRow   *row = &m.rows[i];
+		Datum		values[3];
+		bool		nulls[3] = {false, false, false};
+
+		values[0] = Int64GetDatum(row->id);
+		values[1] = CStringGetTextDatum(row->outcome == OUT_CLEAN ? "target" :
+										row->outcome == OUT_DUPLICATE ? "duplicate" :
+										"quarantine");
+		if (row->reasons)
+			values[2] = mover_reasons_jsonb(&m, row, true);	/* replay is for owners */
+		else
+			nulls[2] = true;
+		MemoryContextSwitchTo(old);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		MemoryContextSwitchTo(cxt);
+	}
+
+	MemoryContextSwitchTo(old);
+	mover_leave(&ms);
+	MemoryContextDelete(cxt);
+	return (Datum) 0;
+}
