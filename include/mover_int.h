@@ -58,6 +58,8 @@ typedef struct MoverRow
 	List	   *reasons;		/* of Reason (outcome.c), NIL when it passes */
 	char	   *key;			/* canonical key text, for dedupe */
 	Datum		payload;		/* jsonb format: the payload, or 0 */
+	char	  **extra;			/* the landing columns that are no target column (p->nextra) */
+	char	  **landed;			/* the values as landed, once a transform changed one (else NULL) */
 
 	/*
 	 * The text the row shows and writes per column: the masked value where
@@ -99,6 +101,9 @@ typedef struct Mover
 	int64		received_cap;
 	bool		input_errors;	/* sweeping input functions: see stage_input_error */
 	StageRule  *cur_rule;		/* expression rule being bisected */
+	StageTransform *cur_tf;		/* expression transform being bisected */
+	char	  **tf_result;		/* its value per row */
+	bool	   *tf_done;		/* per row: computed */
 	void		(*sweep_fn) (struct Mover *m, int *idx, int n);	/* mover_sweep's work */
 	int			sweep_pos;		/* the row mover_sweep is at */
 } Mover;
@@ -143,7 +148,11 @@ extern void mover_write_clean(Mover *m);
 extern void mover_write_outcomes(Mover *m);
 extern void mover_write_stats(Mover *m);
 
+/*---- transform_run.c ----*/
+extern void mover_transform(Mover *m);
+
 /*---- check.c ----*/
+extern void mover_skipped(Mover *m, const char *what);
 extern void mover_drift(Mover *m);
 extern void mover_typecheck(Mover *m);
 extern void mover_rules(Mover *m);

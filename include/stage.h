@@ -179,6 +179,43 @@ typedef enum OnDuplicate
 	ONDUP_QUARANTINE
 } OnDuplicate;
 
+/*
+ * A transform of the contract, compiled (transform_contract.c).  The
+ * program keeps them in the order the batch runs them: source mappings
+ * (from, concat, coalesce), the columns' chains, lookups, expressions,
+ * each group in declaration order.
+ */
+typedef struct StageTransform
+{
+	char	   *name;
+	int			col;			/* the column it sets (index into cols) */
+	struct Transform *t;		/* method and arguments (transform.c) */
+	int			method;			/* TransformMethod */
+	/* from / concat / coalesce: the landing columns, or the payload's paths */
+	int			nsrc;
+	int		   *src_col;		/* columns format: the source is this column's landing value, */
+	int		   *src_extra;		/* or this extra landing column's (-1: not) */
+	List	  **src_path;		/* jsonb format: key paths */
+	const char *separator;		/* concat */
+	/* lookup: $1 the values (text[]); rows of (key, value) as text */
+	char	   *lookup_sql;
+	char	   *lookup_name;	/* table.value, for reasons */
+	int			on_missing;		/* TF_MISSING_* */
+	/* expression: the text, the columns it reads, the statement */
+	char	   *expr;
+	List	   *expr_cols;
+	char	   *expr_sql;
+	/* counters of the batch */
+	int64		applied;
+	int64		changed;
+	int64		nulled;
+	int64		failed;
+} StageTransform;
+
+#define TF_MISSING_KEEP		0
+#define TF_MISSING_NULL		1
+#define TF_MISSING_REJECT	2
+
 typedef struct RuleProgram
 {
 	MemoryContext cxt;			/* owns everything below */
@@ -194,6 +231,12 @@ typedef struct RuleProgram
 	StageColumn *cols;
 	int			nrules;
 	StageRule  *rules;
+	int			ntransforms;
+	StageTransform *transforms;
+	/* landing columns that are no target column, read for transforms */
+	int			nextra;
+	AttrNumber *extra_attnum;
+	char	  **extra_name;
 	int			nkeys;
 	int		   *keycols;		/* indexes into cols */
 	bool		lineage_id;		/* target has _stage_id */

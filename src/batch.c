@@ -514,6 +514,7 @@ mover_row_init(RuleProgram *p, MoverRow *row)
 	row->vals = palloc0(sizeof(char *) * Max(p->ncols, 1));
 	row->datums = palloc0(sizeof(Datum) * Max(p->ncols, 1));
 	row->badtype = palloc0(sizeof(bool) * Max(p->ncols, 1));
+	row->extra = p->nextra > 0 ? palloc0(sizeof(char *) * p->nextra) : NULL;
 	row->outcome = OUT_CLEAN;
 }
 
@@ -539,6 +540,15 @@ mover_row_from_json(RuleProgram *p, MoverRow *row, Jsonb *jb)
 		row->vals[c] = mover_json_text(&v);
 		if (row->vals[c] != NULL)
 			row->datums[c] = CStringGetTextDatum(row->vals[c]);
+	}
+	/* a checked, previewed or replayed row: its landing columns only transforms read */
+	for (c = 0; c < p->nextra; c++)
+	{
+		JsonbValue	v;
+		const char *cn = p->extra_name[c];
+
+		if (getKeyJsonValueFromContainer(&jb->root, cn, strlen(cn), &v) != NULL)
+			row->extra[c] = mover_json_text(&v);
 	}
 }
 
@@ -704,6 +714,14 @@ mover_read_chunk(Mover *m, Window *w, int64 limit)
 
 				if (!isnull)
 					row->datums[c] = mover_text_copy(d, &row->vals[c]);
+			}
+			/* landing columns that only transforms read */
+			for (c = 0; c < p->nextra; c++)
+			{
+				Datum		d = slot_getattr(slot, p->extra_attnum[c], &isnull);
+
+				if (!isnull)
+					(void) mover_text_copy(d, &row->extra[c]);
 			}
 		}
 	}
@@ -946,6 +964,12 @@ mover_batch(MoverSession *ms, int64 limit, BatchResult *res, MemoryContext cxt)
 	/* the program is cached across batches; its counters are per batch */
 	for (attempt = 0; attempt < m.p->nrules; attempt++)
 		m.p->rules[attempt].checked = m.p->rules[attempt].failed = 0;
+	for (attempt = 0; attempt < m.p->ntransforms; attempt++)
+	{
+		StageTransform *st = &m.p->transforms[attempt];
+
+		st->applied = st->changed = st->nulled = st->failed = 0;
+	}
 	m.type_checked = palloc0(sizeof(int64) * Max(m.p->ncols, 1));
 	m.type_failed = palloc0(sizeof(int64) * Max(m.p->ncols, 1));
 
@@ -1022,6 +1046,7 @@ mover_batch(MoverSession *ms, int64 limit, BatchResult *res, MemoryContext cxt)
 		MemoryContextSwitchTo(piece_cxt);
 		mover_prepare_masks(&m);
 		mover_drift(&m);
+		mover_transform(&m);
 		mover_typecheck(&m);
 		mover_rules(&m);
 		mover_dedupe(&m);

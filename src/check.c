@@ -148,7 +148,7 @@ mover_drift(Mover *m)
  * ---------------------------------------------------------------- */
 
 /* note a check that check_row left out for a caller who is not an owner */
-static void
+void
 mover_skipped(Mover *m, const char *what)
 {
 	if (m->skipped == NULL)
@@ -217,8 +217,8 @@ mover_typecheck(Mover *m)
 		{
 			const char *v = m->rows[i].vals[c];
 
-			if (v == NULL)
-				continue;
+			if (v == NULL || m->rows[i].badtype[c])
+				continue;		/* a transform of the column failed: no type to check */
 			m->type_checked[c]++;
 			if (!tc_precheck(col->tclass, col->typmod, v))
 				unsure[nu++] = i;

@@ -58,6 +58,7 @@
 #include "utils/typcache.h"
 
 #include "contract.h"
+#include "transform_contract.h"
 #include "direct.h"
 #include "format.h"
 #include "guard.h"
@@ -175,6 +176,7 @@ typedef struct ExprCheck
 {
 	Relation	rel;
 	List	   *cols;
+	const char *what;			/* "rule" or "transform" */
 } ExprCheck;
 
 /*
@@ -183,7 +185,7 @@ typedef struct ExprCheck
  * functions and parameters are refused.
  */
 static bool
-rule_expr_walker(Node *node, ExprCheck *ctx)
+expr_walker(Node *node, ExprCheck *ctx)
 {
 	if (node == NULL)
 		return false;
@@ -196,14 +198,14 @@ rule_expr_walker(Node *node, ExprCheck *ctx)
 		if (list_length(cref->fields) != 1 || !IsA(linitial(cref->fields), String))
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("rule expression may only name columns of the row, unqualified"),
+					 errmsg("%s expression may only name columns of the row, unqualified", ctx->what),
 					 errhint("Write amount > 0, not t.amount > 0 or *.")));
 		name = strVal(linitial(cref->fields));
 		if (attnameAttNum(ctx->rel, name, false) <= 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_COLUMN),
-					 errmsg("column \"%s\" in rule expression is not a column of \"%s\"",
-							name, RelationGetRelationName(ctx->rel)),
+					 errmsg("column \"%s\" in %s expression is not a column of \"%s\"",
+							name, ctx->what, RelationGetRelationName(ctx->rel)),
 					 errhint("Expressions are evaluated over the row's target columns.")));
 		foreach(lc, ctx->cols)
 			if (strcmp((char *) lfirst(lc), name) == 0)
@@ -214,37 +216,46 @@ rule_expr_walker(Node *node, ExprCheck *ctx)
 	if (IsA(node, SubLink) || IsA(node, ParamRef) || IsA(node, RangeSubselect))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("rule expression may not contain subqueries or parameters"),
-				 errhint("Use rule reference for lookups in other tables.")));
+				 errmsg("%s expression may not contain subqueries or parameters", ctx->what),
+				 errhint(strcmp(ctx->what, "rule") == 0 ?
+						 "Use rule reference for lookups in other tables." :
+						 "Use the transform lookup for values from other tables.")));
 	if (IsA(node, FuncCall) && (((FuncCall *) node)->agg_star ||
 								((FuncCall *) node)->over != NULL ||
 								((FuncCall *) node)->agg_order != NIL ||
 								((FuncCall *) node)->agg_filter != NULL))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("rule expression may not contain aggregates or window functions"),
-				 errhint("An expression checks one row at a time.")));
-	return raw_expression_tree_walker(node, rule_expr_walker, (void *) ctx);
+				 errmsg("%s expression may not contain aggregates or window functions", ctx->what),
+				 errhint(strcmp(ctx->what, "rule") == 0 ?
+						 "An expression checks one row at a time." :
+						 "An expression derives a value from one row at a time.")));
+	return raw_expression_tree_walker(node, expr_walker, (void *) ctx);
 }
 
 /*
- * The set-wise evaluation of an expression rule: $1 the row numbers, then
- * one text[] per column the expression reads, cast to the column's type
- * under the column's own name, so the validated expression text reads
- * them unqualified.  In WHERE, where aggregates, window and set-returning
- * functions are not allowed, and under IS FALSE, which wants a boolean:
- * NULL passes, as in a CHECK constraint.
+ * The set-wise evaluation of an expression: $1 the row numbers, then one
+ * text[] per column the expression reads, cast to the column's type under
+ * the column's own name, so the validated expression text reads them
+ * unqualified.  A rule's (condition) runs in WHERE, where aggregates,
+ * window and set-returning functions are not allowed, under IS FALSE,
+ * which wants a boolean: NULL passes, as in a CHECK constraint, and the
+ * row numbers of the failing rows come back.  A transform's gives every
+ * row number with the expression's value as text.
  */
-static char *
-rule_expression_sql(StageRule *r, Relation rel)
+char *
+contract_expression_sql(const char *expr, List *cols, Relation rel, bool condition)
 {
 	StringInfoData s;
 	ListCell   *lc;
 	int			i = 2;
 
 	initStringInfo(&s);
-	appendStringInfoString(&s, "SELECT u.\"?ord\" FROM (SELECT pg_catalog.unnest($1) AS \"?ord\"");
-	foreach(lc, r->expr_cols)
+	appendStringInfoString(&s, condition ? "SELECT u.\"?ord\"" : "SELECT u.\"?ord\", (\n");
+	if (!condition)
+		appendStringInfo(&s, "%s\n)::pg_catalog.text", expr);
+	appendStringInfoString(&s, " FROM (SELECT pg_catalog.unnest($1) AS \"?ord\"");
+	foreach(lc, cols)
 	{
 		const char *name = (const char *) lfirst(lc);
 		Form_pg_attribute att = TupleDescAttr(RelationGetDescr(rel),
@@ -257,7 +268,10 @@ rule_expression_sql(StageRule *r, Relation rel)
 						 quote_identifier(name));
 	}
 	/* own lines: a -- comment in the expression ends with its line */
-	appendStringInfo(&s, ") AS u WHERE (\n%s\n) IS FALSE", r->expr);
+	if (condition)
+		appendStringInfo(&s, ") AS u WHERE (\n%s\n) IS FALSE", expr);
+	else
+		appendStringInfoString(&s, ") AS u");
 	return s.data;
 }
 
@@ -268,7 +282,7 @@ rule_expression_sql(StageRule *r, Relation rel)
  * otherwise turn "(x) IS FALSE" into "(true) OR ((true) IS FALSE)").
  */
 static void
-rule_check_brackets(const char *expr)
+expr_check_brackets(const char *expr, const char *what)
 {
 	core_yy_extra_type extra;
 	core_yyscan_t scanner;
@@ -291,34 +305,32 @@ rule_check_brackets(const char *expr)
 	if (depth != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("rule expression must be a single expression"),
+				 errmsg("%s expression must be a single expression", what),
 				 errdetail("Its parentheses or brackets do not balance."),
 				 errhint("For example \"shipped_at >= ordered_at\".")));
 }
 
 /*
- * Parse the expression on its own ("SELECT <sql>" must give exactly one
- * statement with one target and nothing else), check what it reads, then
- * prepare the statement that will run it, so type errors, non-boolean
- * expressions, aggregates and unknown functions are refused now.  Only
- * text that parsed as a single expression over known columns is ever
- * placed in the mover's SQL.
+ * Parse an expression on its own ("SELECT <sql>" must give exactly one
+ * statement with one target and nothing else) and return the target
+ * columns it reads.  Only text that parsed as a single expression over
+ * known columns is ever placed in the mover's SQL.
  */
-static void
-rule_check_expression(StageRule *r, Relation rel)
+List *
+contract_expression_columns(const char *expr, Relation rel, const char *what)
 {
 	List	   *stmts;
 	SelectStmt *sel;
 	ResTarget  *rt;
 	ExprCheck	ctx;
 
-	rule_check_brackets(r->expr);
-	stmts = raw_parser(psprintf("SELECT (\n%s\n)", r->expr), RAW_PARSE_DEFAULT);
+	expr_check_brackets(expr, what);
+	stmts = raw_parser(psprintf("SELECT (\n%s\n)", expr), RAW_PARSE_DEFAULT);
 	if (list_length(stmts) != 1 ||
 		!IsA(((RawStmt *) linitial(stmts))->stmt, SelectStmt))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("rule expression must be a single expression")));
+				 errmsg("%s expression must be a single expression", what)));
 	sel = (SelectStmt *) ((RawStmt *) linitial(stmts))->stmt;
 	if (list_length(sel->targetList) != 1 || sel->fromClause || sel->whereClause ||
 		sel->groupClause || sel->havingClause || sel->windowClause ||
@@ -327,50 +339,69 @@ rule_check_expression(StageRule *r, Relation rel)
 		sel->intoClause || sel->lockingClause)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("rule expression must be a single expression"),
+				 errmsg("%s expression must be a single expression", what),
 				 errhint("For example \"shipped_at >= ordered_at\".")));
 	rt = (ResTarget *) linitial(sel->targetList);
 	ctx.rel = rel;
 	ctx.cols = NIL;
-	(void) rule_expr_walker(rt->val, &ctx);
-	r->expr_cols = ctx.cols;
-	r->expr_sql = rule_expression_sql(r, rel);
+	ctx.what = what;
+	(void) expr_walker(rt->val, &ctx);
+	return ctx.cols;
+}
+
+/*
+ * Prepare the statement that will run an expression (built by
+ * contract_expression_sql over ncols columns), so type errors,
+ * non-boolean conditions, aggregates and unknown functions are refused
+ * now, said of the expression rather than of the statement around it.
+ */
+void
+contract_expression_prepare(const char *sql, int ncols, const char *expr,
+							const char *what, const char *hint)
+{
+	int			nargs = ncols + 1;
+	Oid		   *types = palloc(sizeof(Oid) * nargs);
+	volatile SPIPlanPtr plan = NULL;
+	MemoryContext cxt = CurrentMemoryContext;
+	int			k;
+
+	types[0] = INT4ARRAYOID;
+	for (k = 1; k < nargs; k++)
+		types[k] = TEXTARRAYOID;
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	PG_TRY();
 	{
-		int			nargs = list_length(r->expr_cols) + 1;
-		Oid		   *types = palloc(sizeof(Oid) * nargs);
-		volatile SPIPlanPtr plan = NULL;
-		MemoryContext cxt = CurrentMemoryContext;
-		int			k;
-
-		types[0] = INT4ARRAYOID;
-		for (k = 1; k < nargs; k++)
-			types[k] = TEXTARRAYOID;
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed");
-		PG_TRY();
-		{
-			plan = SPI_prepare(r->expr_sql, nargs, types);
-		}
-		PG_CATCH();
-		{
-			/* say it of the expression, not of the statement around it */
-			ErrorData  *e;
-
-			MemoryContextSwitchTo(cxt);
-			e = CopyErrorData();
-			FlushErrorState();
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("rule expression is not valid: %s", e->message),
-					 errdetail("The expression: %s", r->expr),
-					 errhint("An expression is a boolean condition on one row, over its columns; aggregates, window and set-returning functions are not allowed, and functions outside pg_catalog must be schema-qualified.")));
-		}
-		PG_END_TRY();
-		if (plan == NULL)
-			elog(ERROR, "stage: could not prepare the expression");
-		SPI_freeplan(plan);
-		SPI_finish();
+		plan = SPI_prepare(sql, nargs, types);
 	}
+	PG_CATCH();
+	{
+		ErrorData  *e;
+
+		MemoryContextSwitchTo(cxt);
+		e = CopyErrorData();
+		FlushErrorState();
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s expression is not valid: %s", what, e->message),
+				 errdetail("The expression: %s", expr),
+				 errhint("%s", hint)));
+	}
+	PG_END_TRY();
+	if (plan == NULL)
+		elog(ERROR, "stage: could not prepare the expression");
+	SPI_freeplan(plan);
+	SPI_finish();
+}
+
+/* an expression rule: its columns and statement, prepared once to check it */
+static void
+rule_check_expression(StageRule *r, Relation rel)
+{
+	r->expr_cols = contract_expression_columns(r->expr, rel, "rule");
+	r->expr_sql = contract_expression_sql(r->expr, r->expr_cols, rel, true);
+	contract_expression_prepare(r->expr_sql, list_length(r->expr_cols), r->expr, "rule",
+								"An expression is a boolean condition on one row, over its columns; aggregates, window and set-returning functions are not allowed, and functions outside pg_catalog must be schema-qualified.");
 }
 
 /* "a.b.c" -> {"a","b","c"} and "$.a.b.c" */
@@ -1257,6 +1288,13 @@ contract_build(int pipeline_id, int version)
 			}
 			p->nrules = n;
 		}
+
+		/* transforms, in the order the batch runs them */
+		MemoryContextSwitchTo(old);
+		lrel = table_open(p->landing, AccessShareLock);
+		MemoryContextSwitchTo(cxt);
+		transform_contract_load(p, rel, lrel);
+		table_close(lrel, AccessShareLock);
 
 		{
 			char	   *qtarget = quote_qualified_identifier(

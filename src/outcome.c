@@ -414,7 +414,11 @@ mover_row_data(Mover *m, MoverRow *row, bool masked)
 	(void) pushJsonbValue(&st, WJB_BEGIN_OBJECT, NULL);
 	for (c = 0; c < m->p->ncols; c++)
 		mover_jb_pair(&st, m->p->cols[c].name,
-					  masked ? mover_shown(m, row, c) : row->vals[c]);
+					  masked ? mover_shown(m, row, c) :
+					  row->landed ? row->landed[c] : row->vals[c]);
+	/* as landed: the landing columns only transforms read, for replay */
+	for (c = 0; !masked && c < m->p->nextra; c++)
+		mover_jb_pair(&st, m->p->extra_name[c], row->extra ? row->extra[c] : NULL);
 	res = pushJsonbValue(&st, WJB_END_OBJECT, NULL);
 	return JsonbPGetDatum(JsonbValueToJsonb(res));
 }

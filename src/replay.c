@@ -102,6 +102,9 @@ stage_check_row(PG_FUNCTION_ARGS)
 	p = contract_get(pi.pipeline_id, pi.version);
 	for (c = 0; c < p->nrules; c++)
 		p->rules[c].checked = p->rules[c].failed = 0;
+	for (c = 0; c < p->ntransforms; c++)
+		p->transforms[c].applied = p->transforms[c].changed =
+			p->transforms[c].nulled = p->transforms[c].failed = 0;
 
 	memset(&m, 0, sizeof(m));
 	m.p = p;
@@ -127,10 +130,14 @@ stage_check_row(PG_FUNCTION_ARGS)
 		for (c = 0; c < p->ncols; c++)
 			if (strcmp(p->cols[c].name, k) == 0)
 				known = true;
+		for (c = 0; c < p->nextra; c++)
+			if (strcmp(p->extra_name[c], k) == 0)
+				known = true;
 		if (!known)
 			mover_reason(&m, row, "unknown_column", "schema", -1, "42703",
 						 psprintf("\"%s\" is not a column of the pipeline", k));
 	}
+	mover_transform(&m);
 	mover_typecheck(&m);
 	mover_rules(&m);
 	if (m.skipped != NULL)
@@ -212,6 +219,9 @@ stage_replay_rows(PG_FUNCTION_ARGS)
 													   SPI_tuptable->tupdesc, 1, &isnull)));
 	for (i = 0; i < p->nrules; i++)
 		p->rules[i].checked = p->rules[i].failed = 0;
+	for (i = 0; i < p->ntransforms; i++)
+		p->transforms[i].applied = p->transforms[i].changed =
+			p->transforms[i].nulled = p->transforms[i].failed = 0;
 	m.type_checked = palloc0(sizeof(int64) * Max(p->ncols, 1));
 	m.type_failed = palloc0(sizeof(int64) * Max(p->ncols, 1));
 
@@ -263,6 +273,7 @@ stage_replay_rows(PG_FUNCTION_ARGS)
 	}
 	mover_prepare_masks(&m);
 	mover_drift(&m);
+	mover_transform(&m);
 	mover_typecheck(&m);
 	mover_rules(&m);
 	mover_dedupe(&m);

@@ -27,6 +27,7 @@
 #include "utils/builtins.h"
 
 #include "mover_int.h"
+#include "transform.h"
 
 /* ----------------------------------------------------------------
  *		clean rows to the target
@@ -393,7 +394,53 @@ mover_write_outcomes(Mover *m)
 	}
 }
 
-/* per rule (and per column type check) counters of this batch */
+/* per transform counters of this batch */
+static void
+mover_write_transform_stats(Mover *m)
+{
+	RuleProgram *p = m->p;
+	int			n = p->ntransforms;
+	Datum	   *names = palloc(sizeof(Datum) * Max(n, 1));
+	Datum	   *cols = palloc(sizeof(Datum) * Max(n, 1));
+	Datum	   *methods = palloc(sizeof(Datum) * Max(n, 1));
+	Datum	   *counts[4];
+	Oid			types[9] = {INT8OID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
+	INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID};
+	Datum		vals[9];
+	int			i;
+	int			k;
+
+	if (n == 0)
+		return;
+	for (k = 0; k < 4; k++)
+		counts[k] = palloc(sizeof(Datum) * n);
+	for (i = 0; i < n; i++)
+	{
+		StageTransform *st = &p->transforms[i];
+
+		names[i] = CStringGetTextDatum(st->name);
+		cols[i] = CStringGetTextDatum(p->cols[st->col].name);
+		methods[i] = CStringGetTextDatum(transform_method_name(st->t));
+		counts[0][i] = Int64GetDatum(st->applied);
+		counts[1][i] = Int64GetDatum(st->changed);
+		counts[2][i] = Int64GetDatum(st->nulled);
+		counts[3][i] = Int64GetDatum(st->failed);
+	}
+	vals[0] = Int64GetDatum(m->batch_id);
+	vals[1] = mover_array(names, NULL, n, TEXTOID);
+	vals[2] = mover_array(cols, NULL, n, TEXTOID);
+	vals[3] = mover_array(methods, NULL, n, TEXTOID);
+	for (k = 0; k < 4; k++)
+		vals[4 + k] = mover_array(counts[k], NULL, n, INT8OID);
+	catalog_exec("INSERT INTO stage.batch_transform_stat (batch_id, transform_name, column_name,"
+				 " method, applied, changed, nulled, failed)"
+				 " SELECT $1, u.* FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3),"
+				 " pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6),"
+				 " pg_catalog.unnest($7), pg_catalog.unnest($8)) AS u",
+				 8, types, vals, NULL, SPI_OK_INSERT);
+}
+
+/* per rule (and per column type check) counters of this batch, and per transform */
 void
 mover_write_stats(Mover *m)
 {
@@ -436,6 +483,7 @@ mover_write_stats(Mover *m)
 		failed[n] = Int64GetDatum(r->failed);
 		n++;
 	}
+	mover_write_transform_stats(m);
 	if (n == 0)
 		return;
 	vals[0] = Int64GetDatum(m->batch_id);

@@ -96,3 +96,30 @@ CREATE TABLE stage.lane (
 SELECT pg_catalog.pg_extension_config_dump('stage.lane', '');
 REVOKE ALL ON stage.lane FROM PUBLIC;
 ALTER TABLE stage.lane ENABLE ROW LEVEL SECURITY;
+
+/* the transform stage */
+CREATE TABLE stage.transform (
+	pipeline_id		integer NOT NULL REFERENCES stage.pipeline ON DELETE CASCADE,
+	transform_name	text NOT NULL,
+	column_name		text NOT NULL,
+	method			text NOT NULL,
+	args			jsonb NOT NULL DEFAULT '{}',
+	position		integer NOT NULL,
+	PRIMARY KEY (pipeline_id, transform_name)
+);
+CREATE TABLE stage.batch_transform_stat (
+	batch_id		bigint NOT NULL,
+	transform_name	text NOT NULL,
+	column_name		text NOT NULL,
+	method			text NOT NULL,
+	applied			bigint NOT NULL,
+	changed			bigint NOT NULL,
+	nulled			bigint NOT NULL,
+	failed			bigint NOT NULL,
+	PRIMARY KEY (batch_id, transform_name)
+);
+SELECT pg_catalog.pg_extension_config_dump('stage.transform', '');
+SELECT pg_catalog.pg_extension_config_dump('stage.batch_transform_stat', '');
+REVOKE ALL ON stage.transform, stage.batch_transform_stat FROM PUBLIC;
+ALTER TABLE stage.transform ENABLE ROW LEVEL SECURITY;
+ALTER TABLE stage.batch_transform_stat ENABLE ROW LEVEL SECURITY;

@@ -64,6 +64,17 @@ CREATE TABLE stage.mask (
 	PRIMARY KEY (pipeline_id, column_name)
 );
 
+/* the transforms, in declaration order: source mappings, column chains, lookups, expressions */
+CREATE TABLE stage.transform (
+	pipeline_id		integer NOT NULL REFERENCES stage.pipeline ON DELETE CASCADE,
+	transform_name	text NOT NULL,
+	column_name		text NOT NULL,
+	method			text NOT NULL,
+	args			jsonb NOT NULL DEFAULT '{}',
+	position		integer NOT NULL,
+	PRIMARY KEY (pipeline_id, transform_name)
+);
+
 CREATE TABLE stage.contract_history (
 	pipeline_id		integer NOT NULL REFERENCES stage.pipeline ON DELETE CASCADE,
 	version			integer NOT NULL,
@@ -145,6 +156,19 @@ CREATE TABLE stage.batch_rule_stat (
 	PRIMARY KEY (batch_id, rule_name)
 );
 
+/* per transform counters of a batch: values changed, NULLs produced, failures */
+CREATE TABLE stage.batch_transform_stat (
+	batch_id		bigint NOT NULL,
+	transform_name	text NOT NULL,
+	column_name		text NOT NULL,
+	method			text NOT NULL,
+	applied			bigint NOT NULL,
+	changed			bigint NOT NULL,
+	nulled			bigint NOT NULL,
+	failed			bigint NOT NULL,
+	PRIMARY KEY (batch_id, transform_name)
+);
+
 /* one row per quarantined landing row; the key makes "twice" impossible */
 CREATE TABLE stage.quarantine_log (
 	pipeline_id		integer NOT NULL,
@@ -215,6 +239,8 @@ SELECT pg_catalog.pg_extension_config_dump('stage.duplicate_log', '');
 SELECT pg_catalog.pg_extension_config_dump('stage.secret', '');
 SELECT pg_catalog.pg_extension_config_dump('stage.token_vault', '');
 SELECT pg_catalog.pg_extension_config_dump('stage.lane', '');
+SELECT pg_catalog.pg_extension_config_dump('stage.transform', '');
+SELECT pg_catalog.pg_extension_config_dump('stage.batch_transform_stat', '');
 SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('stage.pipeline', 'pipeline_id'), '');
 SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('stage.batch', 'batch_id'), '');
 
@@ -226,7 +252,7 @@ SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('st
  */
 REVOKE ALL ON stage.pipeline, stage.rule, stage.mask, stage.contract_history,
 	stage.batch, stage.batch_rule_stat, stage.quarantine_log, stage.duplicate_log,
-	stage.secret, stage.token_vault, stage.lane
+	stage.secret, stage.token_vault, stage.lane, stage.transform, stage.batch_transform_stat
 	FROM PUBLIC;
 /* and should one be granted by mistake, no row shows: no policy allows any */
 ALTER TABLE stage.pipeline ENABLE ROW LEVEL SECURITY;
@@ -240,3 +266,5 @@ ALTER TABLE stage.duplicate_log ENABLE ROW LEVEL SECURITY;
 ALTER TABLE stage.secret ENABLE ROW LEVEL SECURITY;
 ALTER TABLE stage.token_vault ENABLE ROW LEVEL SECURITY;
 ALTER TABLE stage.lane ENABLE ROW LEVEL SECURITY;
+ALTER TABLE stage.transform ENABLE ROW LEVEL SECURITY;
+ALTER TABLE stage.batch_transform_stat ENABLE ROW LEVEL SECURITY;

@@ -12,6 +12,11 @@ CREATE FUNCTION stage._validate_mask(target regclass, column_name text, method t
 RETURNS void LANGUAGE c VOLATILE
 AS 'MODULE_PATHNAME', 'stage_validate_mask';
 
+CREATE FUNCTION stage._validate_transform(pipeline_id integer, column_name text, method text,
+										  args jsonb, owner regrole)
+RETURNS void LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'stage_validate_transform';
+
 CREATE FUNCTION stage._landing_ddl(pipeline_id integer, drop boolean)
 RETURNS regclass LANGUAGE c
 AS 'MODULE_PATHNAME', 'stage_landing_ddl';

@@ -97,6 +97,10 @@ BEGIN
 	 WHERE x.batch_id OPERATOR(pg_catalog.=) ANY (
 		SELECT b.batch_id FROM stage.batch b
 		 WHERE b.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id);
+	DELETE FROM stage.batch_transform_stat x
+	 WHERE x.batch_id OPERATOR(pg_catalog.=) ANY (
+		SELECT b.batch_id FROM stage.batch b
+		 WHERE b.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id);
 	DELETE FROM stage.pipeline x WHERE x.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id;
 END
 $$;

@@ -62,6 +62,130 @@ BEGIN
 END
 $$;
 
+/* validate one transform against a pipeline's target and landing, and store it */
+CREATE FUNCTION stage._insert_transform(p stage.pipeline, column_name text, method text,
+										args jsonb, transform_name text)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	tname text := COALESCE(transform_name, column_name OPERATOR(pg_catalog.||) '_' OPERATOR(pg_catalog.||) method);
+BEGIN
+	PERFORM stage._validate_transform(p.pipeline_id, column_name, method, COALESCE(args, '{}'), p.owner);
+	IF tname OPERATOR(pg_catalog.!~) '^[^[:cntrl:]]{1,63}$' THEN
+		RAISE EXCEPTION 'invalid transform name "%"', pg_catalog.left(tname, 63)
+			USING ERRCODE = 'invalid_name',
+				  HINT = 'A transform name is 1 to 63 characters, without control characters.';
+	END IF;
+	IF EXISTS (SELECT 1 FROM stage.transform t
+				WHERE t.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id
+				  AND t.transform_name OPERATOR(pg_catalog.=) tname) THEN
+		RAISE EXCEPTION 'transform "%" already exists in pipeline "%"', tname, p.name
+			USING ERRCODE = 'duplicate_object',
+				  HINT = 'Pass another transform_name, or drop the transform first with stage.drop_transform().';
+	END IF;
+	INSERT INTO stage.transform (pipeline_id, transform_name, column_name, method, args, position)
+	VALUES (p.pipeline_id, tname, column_name, method, COALESCE(args, '{}'),
+			(SELECT COALESCE(pg_catalog.max(t.position), 0) OPERATOR(pg_catalog.+) 1
+			   FROM stage.transform t WHERE t.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id));
+END
+$$;
+
+CREATE FUNCTION stage.add_transform(pipeline text, column_name text, method text,
+									args jsonb DEFAULT '{}', transform_name text DEFAULT NULL)
+RETURNS integer
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'stage_api';
+CREATE FUNCTION stage._do_add_transform(pipeline text, column_name text, method text,
+										args jsonb, transform_name text)
+RETURNS integer
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	p stage.pipeline := stage._pipeline(pipeline, true);
+BEGIN
+	PERFORM stage._insert_transform(p, column_name, method, args, transform_name);
+	RETURN stage._new_version(p.pipeline_id);
+END
+$$;
+
+CREATE FUNCTION stage.drop_transform(pipeline text, transform_name text)
+RETURNS integer
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'stage_api';
+CREATE FUNCTION stage._do_drop_transform(pipeline text, transform_name text)
+RETURNS integer
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	p stage.pipeline := stage._pipeline(pipeline, true);
+BEGIN
+	DELETE FROM stage.transform t
+	 WHERE t.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id
+	   AND t.transform_name OPERATOR(pg_catalog.=) _do_drop_transform.transform_name;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'transform "%" does not exist in pipeline "%"', transform_name, pipeline
+			USING ERRCODE = 'undefined_object',
+				  HINT = 'See stage.contract(pipeline) for its transforms.';
+	END IF;
+	RETURN stage._new_version(p.pipeline_id);
+END
+$$;
+
+/*
+ * A landing column that is no target column: a source for the transforms
+ * from, concat and coalesce (a partner's "email_address" for the target's
+ * "email").  Text, like every landing column; whoever may insert into the
+ * landing table (its owner, its producers) may fill it.
+ */
+CREATE FUNCTION stage.add_landing_column(pipeline text, column_name text)
+RETURNS void
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'stage_api';
+CREATE FUNCTION stage._do_add_landing_column(pipeline text, column_name text)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	p stage.pipeline := stage._pipeline(pipeline, true);
+	g record;
+BEGIN
+	IF p.format OPERATOR(pg_catalog.<>) 'columns' THEN
+		RAISE EXCEPTION 'pipeline "%" lands jsonb payloads: it has no landing columns to add', pipeline
+			USING ERRCODE = 'wrong_object_type',
+				  HINT = 'Read nested or differently named keys with the transform from {"path": ...}.';
+	END IF;
+	IF column_name IS NULL OR column_name OPERATOR(pg_catalog.!~) '^[^[:cntrl:]]{1,63}$'
+	   OR column_name OPERATOR(pg_catalog.~~) '\_stage\_%' THEN
+		RAISE EXCEPTION 'invalid landing column name "%"', pg_catalog.left(column_name, 63)
+			USING ERRCODE = 'invalid_name',
+				  HINT = 'A landing column name is 1 to 63 characters, without control characters, and does not start with _stage_.';
+	END IF;
+	IF EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a
+				WHERE a.attrelid OPERATOR(pg_catalog.=) p.landing
+				  AND a.attname OPERATOR(pg_catalog.=) column_name AND NOT a.attisdropped) THEN
+		RAISE EXCEPTION 'landing table % already has a column "%"', p.landing, column_name
+			USING ERRCODE = 'duplicate_column';
+	END IF;
+	EXECUTE pg_catalog.format('ALTER TABLE %s ADD COLUMN %I pg_catalog.text', p.landing, column_name);
+	/* whoever may land rows may fill it: the roles that may insert _stage_source */
+	FOR g IN SELECT DISTINCT x.grantee
+			   FROM pg_catalog.pg_attribute a, pg_catalog.aclexplode(a.attacl) x
+			  WHERE a.attrelid OPERATOR(pg_catalog.=) p.landing
+				AND a.attname OPERATOR(pg_catalog.=) '_stage_source'
+				AND x.privilege_type OPERATOR(pg_catalog.=) 'INSERT'
+				AND x.grantee OPERATOR(pg_catalog.<>) 0
+	LOOP
+		EXECUTE pg_catalog.format('GRANT INSERT (%I) ON %s TO %I', column_name, p.landing,
+								  g.grantee::regrole::text);
+	END LOOP;
+END
+$$;
+
 CREATE FUNCTION stage.add_rule(pipeline text, column_name text, kind text,
 							   args jsonb DEFAULT '{}', severity text DEFAULT 'reject',
 							   rule_name text DEFAULT NULL)
@@ -178,7 +302,7 @@ END
 $$;
 
 /*
- * Replace the whole contract (key, policies, rules, masks) in one version.
+ * Replace the whole contract (key, policies, transforms, rules, masks) in one version.
  * Missing keys take their defaults; a document equal to the current
  * contract changes nothing and returns the current version, so
  * set_contract(p, contract(p)) is a no-op.  Any invalid part refuses the
@@ -207,20 +331,22 @@ BEGIN
 				  HINT = 'See SELECT stage.contract(pipeline) for the format.';
 	END IF;
 	FOR k IN SELECT pg_catalog.jsonb_object_keys(contract) LOOP
-		IF k OPERATOR(pg_catalog.<>) ALL (ARRAY['version', 'key', 'on_duplicate', 'max_reject_ratio', 'drift', 'rules', 'masks']) THEN
+		IF k OPERATOR(pg_catalog.<>) ALL (ARRAY['version', 'key', 'on_duplicate', 'max_reject_ratio', 'drift', 'transforms', 'rules', 'masks']) THEN
 			RAISE EXCEPTION 'unknown contract field "%"', k
 				USING ERRCODE = 'invalid_parameter_value',
-					  HINT = 'Fields are key, on_duplicate, max_reject_ratio, drift, rules and masks (version is ignored).';
+					  HINT = 'Fields are key, on_duplicate, max_reject_ratio, drift, transforms, rules and masks (version is ignored).';
 		END IF;
 	END LOOP;
-	FOREACH k IN ARRAY ARRAY['rules', 'masks'] LOOP
+	FOREACH k IN ARRAY ARRAY['transforms', 'rules', 'masks'] LOOP
 		IF contract OPERATOR(pg_catalog.?) k
 		   AND pg_catalog.jsonb_typeof(contract OPERATOR(pg_catalog.->) k) OPERATOR(pg_catalog.<>) 'array' THEN
 			RAISE EXCEPTION 'contract field "%" must be an array', k
 				USING ERRCODE = 'invalid_parameter_value';
 		END IF;
 	END LOOP;
-	/* a misspelt field inside a rule or mask must not be silently dropped */
+	/* a misspelt field inside a transform, rule or mask must not be silently dropped */
+	PERFORM stage._check_fields(contract OPERATOR(pg_catalog.->) 'transforms', 'transform',
+								ARRAY['name', 'column', 'method', 'args']);
 	PERFORM stage._check_fields(contract OPERATOR(pg_catalog.->) 'rules', 'rule',
 								ARRAY['name', 'column', 'kind', 'args', 'severity']);
 	PERFORM stage._check_fields(contract OPERATOR(pg_catalog.->) 'masks', 'mask',
@@ -232,6 +358,15 @@ BEGIN
 		'on_duplicate', COALESCE(contract OPERATOR(pg_catalog.->) 'on_duplicate', '"skip"'),
 		'max_reject_ratio', COALESCE(contract OPERATOR(pg_catalog.->) 'max_reject_ratio', 'null'),
 		'drift', COALESCE(contract OPERATOR(pg_catalog.->) 'drift', '"ignore"'),
+		'transforms', COALESCE((
+			SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+					'name', COALESCE(e OPERATOR(pg_catalog.->>) 'name',
+									 (e OPERATOR(pg_catalog.->>) 'column') OPERATOR(pg_catalog.||) '_'
+									 OPERATOR(pg_catalog.||) (e OPERATOR(pg_catalog.->>) 'method')),
+					'column', e OPERATOR(pg_catalog.->) 'column',
+					'method', e OPERATOR(pg_catalog.->) 'method',
+					'args', COALESCE(e OPERATOR(pg_catalog.->) 'args', '{}')) ORDER BY o)
+			  FROM pg_catalog.jsonb_array_elements(contract OPERATOR(pg_catalog.->) 'transforms') WITH ORDINALITY AS x(e, o)), '[]'),
 		'rules', COALESCE((
 			SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
 					'name', COALESCE(e OPERATOR(pg_catalog.->>) 'name',
@@ -285,8 +420,13 @@ BEGIN
 		   max_reject_ratio = new_ratio, drift = doc OPERATOR(pg_catalog.->>) 'drift'
 	 WHERE x.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id
 	RETURNING * INTO p;
+	DELETE FROM stage.transform x WHERE x.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id;
 	DELETE FROM stage.rule x WHERE x.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id;
 	DELETE FROM stage.mask x WHERE x.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id;
+	FOR r IN SELECT e FROM pg_catalog.jsonb_array_elements(doc OPERATOR(pg_catalog.->) 'transforms') AS x(e) LOOP
+		PERFORM stage._insert_transform(p, r OPERATOR(pg_catalog.->>) 'column', r OPERATOR(pg_catalog.->>) 'method',
+										r OPERATOR(pg_catalog.->) 'args', r OPERATOR(pg_catalog.->>) 'name');
+	END LOOP;
 	FOR r IN SELECT e FROM pg_catalog.jsonb_array_elements(doc OPERATOR(pg_catalog.->) 'rules') AS x(e) LOOP
 		PERFORM stage._insert_rule(p, r OPERATOR(pg_catalog.->>) 'column', r OPERATOR(pg_catalog.->>) 'kind',
 								   r OPERATOR(pg_catalog.->) 'args', r OPERATOR(pg_catalog.->>) 'severity',
@@ -326,6 +466,13 @@ BEGIN
 		'on_duplicate', p.on_duplicate,
 		'max_reject_ratio', p.max_reject_ratio,
 		'drift', p.drift,
+		'transforms', COALESCE((
+			SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+						'name', t.transform_name, 'column', t.column_name,
+						'method', t.method, 'args', t.args)
+					ORDER BY t.position)
+			  FROM stage.transform t
+			 WHERE t.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id), '[]'),
 		'rules', COALESCE((
 			SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
 						'name', r.rule_name, 'column', r.column_name,

@@ -58,6 +58,15 @@ SELECT p.name AS pipeline, s.batch_id, s.rule_name, s.column_name, s.kind, s.sev
   JOIN stage.pipeline p USING (pipeline_id)
  WHERE stage._may_see(p.owner);
 
+/* per transform and batch: values it was applied to, changed, made NULL, failed on */
+CREATE VIEW stage.transform_stats WITH (security_barrier) AS
+SELECT p.name AS pipeline, s.batch_id, s.transform_name, s.column_name, s.method,
+	   s.applied, s.changed, s.nulled, s.failed
+  FROM stage.batch_transform_stat s
+  JOIN stage.batch b USING (batch_id)
+  JOIN stage.pipeline p USING (pipeline_id)
+ WHERE stage._may_see(p.owner);
+
 /* lineage: each batch as a run, with its input, outputs and job version */
 CREATE VIEW stage.lineage WITH (security_barrier) AS
 SELECT p.name AS pipeline, b.batch_id, b.contract_version, p.landing AS input,
@@ -68,7 +77,8 @@ SELECT p.name AS pipeline, b.batch_id, b.contract_version, p.landing AS input,
   FROM stage.batch b JOIN stage.pipeline p USING (pipeline_id)
  WHERE b.status OPERATOR(pg_catalog.=) 'done' AND stage._may_see(p.owner);
 
-GRANT SELECT ON stage.pipelines, stage.batches, stage.rule_stats, stage.lineage TO PUBLIC;
+GRANT SELECT ON stage.pipelines, stage.batches, stage.rule_stats, stage.transform_stats,
+	stage.lineage TO PUBLIC;
 
 /*
  * The quarantine and its daily summary, for owners (their pipelines),
