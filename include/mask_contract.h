@@ -74,7 +74,8 @@ extern void mask_load_key(StageMask *m, Oid role);
 extern bool mask_try_load_key(StageMask *m, Oid role);
 extern void mask_resolve_tokens(StageMask *m, const char **values, int n,
 								bool create);
-extern void mask_prepare(StageMask *m, const char **values, int n, Oid role);
+extern void mask_prepare(StageMask *m, const char **values, int n, Oid role,
+						 bool create);
 extern char *mask_apply(const StageMask *m, const char *value, int len);
 
 #endif							/* STAGE_MASK_CONTRACT_H */

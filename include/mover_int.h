@@ -93,6 +93,7 @@ typedef struct Mover
 	HTAB	   *written;		/* canonical keys the INSERT returned */
 	bool		check_only;		/* stage.check_row: report warnings too */
 	bool		limited;		/* check_row for a non-owner: no owner code */
+	bool		no_writes;		/* preview, dry-run replay: no new tokens in the vault */
 	StringInfo	skipped;		/* what limited left out, for the NOTICE */
 	bool		use_direct;		/* writes go through direct_insert */
 	int			cur_col;		/* column of the type check being swept */

@@ -680,10 +680,12 @@ mask_resolve_tokens(StageMask *m, const char **values, int n, bool create)
  * Called by the mover once per batch with the column's non-null values
  * (quarantined rows included), before mask_apply is called on any of
  * them: the key is loaded (once per compiled contract), and tokenize
- * resolves every value of the batch against the vault at once.
+ * resolves every value of the batch against the vault at once, making the
+ * missing tokens unless create is false (a preview, a dry run: a value
+ * without a token then shows as having none).
  */
 void
-mask_prepare(StageMask *m, const char **values, int n, Oid role)
+mask_prepare(StageMask *m, const char **values, int n, Oid role, bool create)
 {
 	if (mask_uses_secret(m))
 	{
@@ -694,7 +696,7 @@ mask_prepare(StageMask *m, const char **values, int n, Oid role)
 		MemoryContextSwitchTo(old);
 	}
 	if (m->method == MASK_TOKENIZE)
-		mask_resolve_tokens(m, values, n, true);
+		mask_resolve_tokens(m, values, n, create);
 }
 
 /* the masked form of value (NUL-terminated, len bytes); NULL for null */

@@ -73,7 +73,7 @@ mover_prepare_masks(Mover *m)
 		for (i = 0; i < m->n; i++)
 			if (m->rows[i].vals[c] != NULL)
 				values[n++] = m->rows[i].vals[c];
-		mask_prepare(p->cols[c].mask, values, n, p->owner);
+		mask_prepare(p->cols[c].mask, values, n, p->owner, !m->no_writes);
 	}
 }
 

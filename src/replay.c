@@ -1,16 +1,18 @@
 /*-------------------------------------------------------------------------
  *
  * replay.c
- *	  stage.check_row, the contract's verdict on one candidate row, and
- *	  stage.replay (stage._replay), quarantined rows run through the
- *	  current contract again.
+ *	  stage.check_row, the contract's verdict on one candidate row,
+ *	  stage.preview, what a batch would write of it, and stage.replay
+ *	  (stage._replay), quarantined rows run through the current contract
+ *	  again.
  *
  * Both take rows from JSON instead of landing and run the checks of a
  * batch (check.c) on them; replay then writes them as a batch does
  * (write.c).
  *
- * What they may touch: check_row writes nothing and, for a caller who is
- * not an owner, runs none of the owner's code (see stage_check_row).
+ * What they may touch: check_row and preview write nothing; check_row,
+ * for a caller who is not an owner, runs none of the owner's code (see
+ * stage_check_row), and preview is for the owners only.
  * replay, for the owners only, runs the owner's code under the guard like
  * a batch, and writes the target, stage.batch (a batch of kind replay),
  * stage.quarantine_log (its rows' records removed, new ones written),
@@ -27,6 +29,7 @@
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/fmgrprotos.h"
+#include "utils/jsonb.h"
 #include "utils/memutils.h"
 
 #include "mover_int.h"
@@ -117,6 +120,8 @@ stage_check_row(PG_FUNCTION_ARGS)
 	m.type_failed = palloc0(sizeof(int64) * Max(p->ncols, 1));
 	row = &m.rows[0];
 	mover_row_init(p, row);
+	if (p->jsonb_format)
+		row->payload = JsonbPGetDatum(row_data);
 	mover_row_from_json(p, row, row_data);
 	it = JsonbIteratorInit(&row_data->root);
 	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
@@ -151,6 +156,192 @@ stage_check_row(PG_FUNCTION_ARGS)
 	/* the result outlives SPI_finish, which frees everything made above */
 	MemoryContextSwitchTo(callercxt);
 	result = datumCopy(result_jb, false, -1);
+	contract_release(p);
+	guard_leave(&g);
+	SPI_finish();
+	PG_RETURN_DATUM(result);
+}
+
+/* ----------------------------------------------------------------
+ *		stage.preview
+ * ---------------------------------------------------------------- */
+
+/* push key: text (or null) into an object being built */
+static void
+preview_pair(JsonbParseState **st, const char *key, const char *value)
+{
+	JsonbValue	k;
+	JsonbValue	v;
+
+	k.type = jbvString;
+	k.val.string.val = (char *) key;
+	k.val.string.len = strlen(key);
+	(void) pushJsonbValue(st, WJB_KEY, &k);
+	if (value == NULL)
+		v.type = jbvNull;
+	else
+	{
+		v.type = jbvString;
+		v.val.string.val = (char *) value;
+		v.val.string.len = strlen(value);
+	}
+	(void) pushJsonbValue(st, WJB_VALUE, &v);
+}
+
+/*
+ * stage.preview(pipeline, row_data): what a batch would make of one row
+ * under the current contract, for the pipeline's owners: {"outcome":
+ * "target" or "quarantine", "row": the row as it would be written (masked
+ * where the column is masked; NULL masks and text masks as they write),
+ * "transformed": for each column a transform changed, {"landed", "value"}
+ * (the values themselves: owners may see them), "reasons": [...]}.
+ * Everything a batch runs before its write runs, as the owner, under the
+ * guard; nothing is written (tokens that do not exist yet are not made:
+ * such values show "[no token]").  Duplicates are not looked for.
+ */
+PG_FUNCTION_INFO_V1(stage_preview);
+Datum
+stage_preview(PG_FUNCTION_ARGS)
+{
+	char	   *name;
+	Jsonb	   *row_data;
+	MemoryContext callercxt = CurrentMemoryContext;
+	PipelineInfo pi;
+	Guard		g;
+	Mover		m;
+	MoverRow   *row;
+	RuleProgram *p;
+	int			c;
+	Datum		result;
+	JsonbParseState *st = NULL;
+	JsonbValue *res;
+	JsonbValue	k;
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("pipeline and row_data must not be null")));
+	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	row_data = PG_GETARG_JSONB_P(1);
+	if (!JB_ROOT_IS_OBJECT(row_data) || JB_ROOT_IS_SCALAR(row_data))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("row_data must be a JSON object of column: value"),
+				 errhint("For example '{\"order_id\": \"1\", \"email\": \" A@Example.com \"}'.")));
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	mover_find_pipeline(name, &pi);
+	if (!guard_owns(pi.owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for pipeline \"%s\"", name),
+				 errhint("stage.preview shows transformed values as they are: it is for the pipeline's owners. Producers and analysts may use stage.check_row.")));
+
+	memset(&g, 0, sizeof(g));
+	guard_enter(&g, pi.pipeline_id, name, pi.owner);
+	p = contract_get(pi.pipeline_id, pi.version);
+	for (c = 0; c < p->nrules; c++)
+		p->rules[c].checked = p->rules[c].failed = 0;
+	for (c = 0; c < p->ntransforms; c++)
+		p->transforms[c].applied = p->transforms[c].changed =
+			p->transforms[c].nulled = p->transforms[c].failed = 0;
+
+	memset(&m, 0, sizeof(m));
+	m.p = p;
+	m.cxt = CurrentMemoryContext;
+	m.no_writes = true;
+	m.n = 1;
+	m.rows = palloc0(sizeof(MoverRow));
+	m.type_checked = palloc0(sizeof(int64) * Max(p->ncols, 1));
+	m.type_failed = palloc0(sizeof(int64) * Max(p->ncols, 1));
+	row = &m.rows[0];
+	mover_row_init(p, row);
+	if (p->jsonb_format)
+		row->payload = JsonbPGetDatum(row_data);
+	mover_row_from_json(p, row, row_data);
+	if (!p->jsonb_format)
+	{
+		/* a key that names no landing column would never reach a batch */
+		it = JsonbIteratorInit(&row_data->root);
+		while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+		{
+			char	   *kn;
+			bool		known = false;
+
+			if (tok != WJB_KEY)
+				continue;
+			kn = pnstrdup(v.val.string.val, v.val.string.len);
+			for (c = 0; c < p->ncols; c++)
+				if (strcmp(p->cols[c].name, kn) == 0)
+					known = true;
+			for (c = 0; c < p->nextra; c++)
+				if (strcmp(p->extra_name[c], kn) == 0)
+					known = true;
+			if (!known)
+				mover_reason(&m, row, "unknown_column", "schema", -1, "42703",
+							 psprintf("\"%s\" is not a column of the landing table", kn));
+		}
+	}
+	mover_prepare_masks(&m);
+	mover_drift(&m);
+	mover_transform(&m);
+	mover_typecheck(&m);
+	mover_rules(&m);
+
+	(void) pushJsonbValue(&st, WJB_BEGIN_OBJECT, NULL);
+	preview_pair(&st, "outcome", row->outcome == OUT_CLEAN ? "target" : "quarantine");
+	k.type = jbvString;
+	k.val.string.val = "row";
+	k.val.string.len = 3;
+	(void) pushJsonbValue(&st, WJB_KEY, &k);
+	(void) pushJsonbValue(&st, WJB_BEGIN_OBJECT, NULL);
+	for (c = 0; c < p->ncols; c++)
+		preview_pair(&st, p->cols[c].name, mover_masked(&m, row, c));
+	(void) pushJsonbValue(&st, WJB_END_OBJECT, NULL);
+	k.val.string.val = "transformed";
+	k.val.string.len = strlen("transformed");
+	(void) pushJsonbValue(&st, WJB_KEY, &k);
+	(void) pushJsonbValue(&st, WJB_BEGIN_OBJECT, NULL);
+	for (c = 0; row->landed != NULL && c < p->ncols; c++)
+	{
+		char	   *was = row->landed[c];
+		char	   *now = row->vals[c];
+
+		if (was == now || (was && now && strcmp(was, now) == 0))
+			continue;
+		k.val.string.val = p->cols[c].name;
+		k.val.string.len = strlen(p->cols[c].name);
+		(void) pushJsonbValue(&st, WJB_KEY, &k);
+		(void) pushJsonbValue(&st, WJB_BEGIN_OBJECT, NULL);
+		preview_pair(&st, "landed", was);
+		preview_pair(&st, "value", now);
+		(void) pushJsonbValue(&st, WJB_END_OBJECT, NULL);
+	}
+	(void) pushJsonbValue(&st, WJB_END_OBJECT, NULL);
+	k.val.string.val = "reasons";
+	k.val.string.len = strlen("reasons");
+	(void) pushJsonbValue(&st, WJB_KEY, &k);
+	{
+		Datum		r = row->reasons ? mover_reasons_jsonb(&m, row, true) :
+			DirectFunctionCall1(jsonb_in, CStringGetDatum("[]"));
+		Jsonb	   *rj = DatumGetJsonbP(r);
+		JsonbValue	rv;
+
+		rv.type = jbvBinary;
+		rv.val.binary.data = &rj->root;
+		rv.val.binary.len = VARSIZE(rj) - VARHDRSZ;
+		(void) pushJsonbValue(&st, WJB_VALUE, &rv);
+	}
+	res = pushJsonbValue(&st, WJB_END_OBJECT, NULL);
+	result = JsonbPGetDatum(JsonbValueToJsonb(res));
+
+	/* the result outlives SPI_finish, which frees everything made above */
+	MemoryContextSwitchTo(callercxt);
+	result = datumCopy(result, false, -1);
 	contract_release(p);
 	guard_leave(&g);
 	SPI_finish();
@@ -224,6 +415,7 @@ stage_replay_rows(PG_FUNCTION_ARGS)
 			p->transforms[i].nulled = p->transforms[i].failed = 0;
 	m.type_checked = palloc0(sizeof(int64) * Max(p->ncols, 1));
 	m.type_failed = palloc0(sizeof(int64) * Max(p->ncols, 1));
+	m.no_writes = dry_run;
 
 	catalog_exec("SELECT landing_id, source, received_at, raw_data, raw_payload FROM stage.quarantine_log"
 			   " WHERE pipeline_id OPERATOR(pg_catalog.=) $1"

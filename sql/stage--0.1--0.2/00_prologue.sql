@@ -70,6 +70,9 @@ DROP TRIGGER secret_check ON stage.secret;
 DROP FUNCTION stage._validate_rule(regclass, text, text, jsonb);
 DROP FUNCTION stage._validate_mask(regclass, text, text, jsonb);
 
+/* trace also shows what the transforms make of the row's values */
+DROP FUNCTION stage.trace(text, bigint);
+
 /* withheld server messages are kept for the owners */
 ALTER TABLE stage.quarantine_log ADD COLUMN raw_reasons jsonb;
 COMMENT ON COLUMN stage.quarantine_log.raw_reasons IS NULL;

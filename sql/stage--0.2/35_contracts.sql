@@ -494,3 +494,10 @@ RETURNS jsonb LANGUAGE c VOLATILE
 AS 'MODULE_PATHNAME', 'stage_check_row';
 COMMENT ON FUNCTION stage.check_row(text, jsonb) IS
 	'the failures of one candidate row under the current contract ([] when it passes); no side effects';
+
+/* what a batch would make of one row under the current contract: owners only */
+CREATE FUNCTION stage.preview(pipeline text, row_data jsonb)
+RETURNS jsonb LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'stage_preview';
+COMMENT ON FUNCTION stage.preview(text, jsonb) IS
+	'the row as a batch would write it (masked), the values its transforms changed, and its reasons; writes nothing';

@@ -100,35 +100,53 @@ BEGIN
 END
 $$;
 
-/* where a landing row went: target, quarantine or duplicate */
+/*
+ * where a landing row went: target, quarantine or duplicate; and what the
+ * current contract's transforms make of its values (columns: for each
+ * column they change, {"landed", "value"})
+ */
 CREATE FUNCTION stage.trace(pipeline text, landing_id bigint)
 RETURNS TABLE(batch_id bigint, outcome text, source text,
-			  received_at timestamptz, contract_version integer, target regclass)
+			  received_at timestamptz, contract_version integer, target regclass,
+			  columns jsonb)
 LANGUAGE c STABLE
 AS 'MODULE_PATHNAME', 'stage_api';
 CREATE FUNCTION stage._do_trace(pipeline text, landing_id bigint)
 RETURNS TABLE(batch_id bigint, outcome text, source text,
-			  received_at timestamptz, contract_version integer, target regclass)
+			  received_at timestamptz, contract_version integer, target regclass,
+			  columns jsonb)
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	p stage.pipeline := stage._pipeline(pipeline, true);
 	l record;
+	cols jsonb;
 BEGIN
 	EXECUTE pg_catalog.format(
-		'SELECT l._stage_txid, l._stage_source, l._stage_received_at, %s AS key FROM %s l
-		  WHERE l._stage_id OPERATOR(pg_catalog.=) $1', stage._lane_key_sql(p), p.landing)
+		'SELECT l._stage_txid, l._stage_source, l._stage_received_at, %s AS key,
+				%s AS row_data FROM %s l
+		  WHERE l._stage_id OPERATOR(pg_catalog.=) $1',
+		stage._lane_key_sql(p),
+		CASE WHEN p.format OPERATOR(pg_catalog.=) 'jsonb' THEN 'l.payload'
+			 ELSE 'pg_catalog.to_jsonb(l) OPERATOR(pg_catalog.-) ARRAY[''_stage_id'', ''_stage_txid'','
+				  ' ''_stage_source'', ''_stage_received_at'']' END,
+		p.landing)
 	INTO l USING _do_trace.landing_id;
 	IF l IS NULL THEN
 		RETURN;
+	END IF;
+	IF EXISTS (SELECT 1 FROM stage.transform t WHERE t.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id)
+	   AND pg_catalog.jsonb_typeof(l.row_data) OPERATOR(pg_catalog.=) 'object' THEN
+		cols := stage.preview(pipeline, l.row_data) OPERATOR(pg_catalog.->) 'transformed';
 	END IF;
 	RETURN QUERY
 	SELECT b.batch_id,
 		   CASE WHEN q.landing_id IS NOT NULL THEN 'quarantine'
 				WHEN d.landing_id IS NOT NULL THEN 'duplicate'
 				ELSE 'target' END,
-		   l._stage_source, l._stage_received_at, b.contract_version, p.target
+		   l._stage_source, l._stage_received_at, b.contract_version, p.target,
+		   COALESCE(cols, '{}')
 	  FROM stage.batch b
 	  LEFT JOIN stage.quarantine_log q
 		ON q.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id
