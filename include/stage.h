@@ -10,15 +10,27 @@
  * Module map (one responsibility each; a file calls only files listed
  * below it, never one above):
  *	  stage.c          _PG_init and the GUCs
- *	  worker.c         background workers that run pipelines' movers
- *	  mover.c          one batch, end to end
+ *	  worker.c         background workers that run pipelines' batches
+ *	  replay.c         stage.check_row, stage.preview and stage.replay
+ *	  batch.c          one batch, end to end: enter, window, lanes, chunks
+ *	                   read from the landing index, hold, advance
+ *	  write.c          clean rows to the target, outcome records, rule and
+ *	                   transform counts
+ *	  transform_run.c  the transform stage of a batch's pieces
+ *	  check.c          drift, type checks, rules, key dedupe of a piece
+ *	  outcome.c        a row's masked values and reasons; bisection and
+ *	                   sweep in subtransactions; reasons and rows as jsonb
+ *	  moverutil.c      SPI arrays and statements, hash sets of strings
  *	  landing.c        landing table DDL and the append-only guard
  *	  lane.c           the lane of a landing row, for parallel movers
  *	  qview.c          quarantine as people may see it: masked at read time
  *	  reason.c         which errors are a row's fault; messages withheld
  *	                   where they may quote a masked value
- *	  contract.c       compile a pipeline's contract (columns, rules, masks),
- *	                   cached per backend; stage.add_rule/add_mask validators
+ *	  contract.c       compile a pipeline's contract (columns, rules, masks,
+ *	                   transforms), cached per backend; stage.add_rule and
+ *	                   add_mask validators
+ *	  transform_contract.c  a transform as a contract declares it: checked
+ *	                   when added, compiled into the program
  *	  direct.c         clean rows written without an INSERT statement
  *	  mask_sql.c       the SQL masking functions (stage.mask, stage.mask_*,
  *	                   stage.hmac, stage.tokenize, ...)
@@ -28,8 +40,14 @@
  *	  vault.c          the token vault of the tokenize mask, stage.detokenize
  *	  secret.c         named secrets: read for allowed roles, absorbed into
  *	                   HMAC keys; key import and generation
- *	  guard.c          who stage acts for; the one entry/exit of owner code;
- *	                   short identity switches
+ *	  guard.c          who stage acts for; the gate of the SQL API; the one
+ *	                   entry/exit of owner code; catalog_exec
+ *	  transform.c      transform methods: compile once, apply to one value;
+ *	                   stage.transform
+ *	  tf_number.c      formatted numbers to plain decimal text
+ *	  tf_time.c        date and timestamp formats to ISO text
+ *	  tf_text.c        pure text helpers of the transforms (buffer, trim,
+ *	                   replace, string sets)
  *	  mask.c           masking primitives: one value in, its masked form out
  *	  pseudonym.c      keyed, format-preserving pseudonyms
  *	  pii.c            PII detection in free text, one pass; the PII kinds
@@ -38,6 +56,13 @@
  *	  regex.c          PCRE2 compile cache, limits, SQL regex functions
  *	  jsonarg.c        reading the jsonb arguments of rules and masks
  *	  sha256.c         HMAC-SHA256 with a precomputed key
+ *
+ * The GUC variables stage.c defines are read from below it (batch.c,
+ * worker.c, regex.c): data, not calls.  One exception to the rule:
+ * transform_contract.c calls contract.c's expression helpers
+ * (contract_expression_columns, _sql, _prepare), which expression rules
+ * and expression transforms share; they belong in a file of their own
+ * below both.
  *
  *-------------------------------------------------------------------------
  */
@@ -246,7 +271,7 @@ typedef struct RuleProgram
 	bool		direct;			/* clean rows bypass the INSERT (direct.c) */
 	double		max_reject_ratio;	/* < 0: none */
 	DriftPolicy drift;
-	/* the landing table, for the chunk reader (reader in mover.c) */
+	/* the landing table, for the chunk reader (mover_read_chunk, batch.c) */
 	AttrNumber	l_id;
 	AttrNumber	l_txid;
 	AttrNumber	l_source;

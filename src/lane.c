@@ -10,7 +10,7 @@
  * wins; update: the last wins) is the order of one mover's batches.  A
  * pipeline without a key has its rows dealt by landing id.
  *
- * The mover computes the lane while it reads (mover.c) and SQL computes
+ * The mover computes the lane while it reads (batch.c) and SQL computes
  * it with stage._lane() (stage.trace, stage.backlog): the two must agree,
  * so both go through the functions here.
  *
