@@ -6,10 +6,12 @@
  *
  * The mover's files, top (entry points) to bottom (primitives); each calls
  * only into files below it:
- *	  replay.c      stage.check_row and stage.replay
+ *	  replay.c      stage.check_row, stage.preview and stage.replay
  *	  batch.c       the batch transaction: enter, window, lanes, chunks,
  *	                batch record, hold, advance; stage.run_batch
- *	  write.c       clean rows to the target, outcome records, rule stats
+ *	  transform_run.c  the transform stage of a piece's rows
+ *	  write.c       clean rows to the target, outcome records, rule and
+ *	                transform stats
  *	  check.c       drift, type checks, rules, references, expressions,
  *	                key dedupe
  *	  outcome.c     a row's masked values and reasons, subtransaction

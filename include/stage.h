@@ -31,6 +31,8 @@
  *	                   add_mask validators
  *	  transform_contract.c  a transform as a contract declares it: checked
  *	                   when added, compiled into the program
+ *	  expression.c     the SQL expressions of rules and transforms: checked,
+ *	                   built into their set-wise statements, planned once
  *	  direct.c         clean rows written without an INSERT statement
  *	  mask_sql.c       the SQL masking functions (stage.mask, stage.mask_*,
  *	                   stage.hmac, stage.tokenize, ...)
@@ -58,11 +60,7 @@
  *	  sha256.c         HMAC-SHA256 with a precomputed key
  *
  * The GUC variables stage.c defines are read from below it (batch.c,
- * worker.c, regex.c): data, not calls.  One exception to the rule:
- * transform_contract.c calls contract.c's expression helpers
- * (contract_expression_columns, _sql, _prepare), which expression rules
- * and expression transforms share; they belong in a file of their own
- * below both.
+ * worker.c, regex.c): data, not calls.
  *
  *-------------------------------------------------------------------------
  */

@@ -32,6 +32,9 @@
 #                  parallel: test/bench/parallel_setup.sql, one pipeline moved
 #                  by one mover, then by two movers in two lanes, then two
 #                  pipelines moved at once (wall times and speed-ups)
+#                  transforms: test/bench/transforms_bench.sql, the batch
+#                  benchmark's contract moved as it is, with four C
+#                  transforms, and with one expression transform
 #   BENCH_GROWTH   fresh: 1 also runs ten times BENCH_ROWS (default 0)
 #   BENCH_MEMORY   fresh: 1 also measures one run_batch of 10k, 100k, 1M rows
 #                  (default 1)
@@ -130,6 +133,10 @@ if [ "$BENCH_SCENARIO" = parallel ]; then
 		psql_bench -c "INSERT INTO fb.timing VALUES ($r, 'pair', $t)"
 	done
 	psql_bench -f test/bench/parallel_report.sql 2>&1 | tee "$OUT"
+elif [ "$BENCH_SCENARIO" = transforms ]; then
+	echo "bench: transforms, $BENCH_ROWS rows, $BENCH_REPEAT round(s), output in $OUT"
+	psql_bench -v rows="$BENCH_ROWS" -v c_rows=1 -v batch=NULL -v repeat="$BENCH_REPEAT" \
+		-v with_stage=1 -f test/bench/transforms_bench.sql 2>&1 | tee "$OUT"
 elif [ "$BENCH_SCENARIO" = fresh ]; then
 	echo "bench: fresh file of $BENCH_ROWS rows (growth $BENCH_GROWTH, memory $BENCH_MEMORY), output in $OUT"
 	psql_bench \

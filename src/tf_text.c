@@ -153,7 +153,20 @@ tf_trim(const char *s, int len, const char *chars, int charslen, bool utf8,
 	const char *stop = s + len;
 	const char *p = s;
 	const char *last = NULL;	/* after the last kept character */
+	const unsigned char *u = (const unsigned char *) s;
 
+	/*
+	 * White space, and the value starts and ends with ASCII that is not:
+	 * nothing to trim (in a server encoding a byte below 0x80 is always a
+	 * character of its own, so the last byte is the last character).
+	 */
+	if (chars == NULL && len > 0 && u[0] < 0x80 && u[len - 1] < 0x80 &&
+		tf_space_len(s, stop, false) == 0 && tf_space_len(stop - 1, stop, false) == 0)
+	{
+		*start = 0;
+		*end = len;
+		return;
+	}
 	*start = len;
 	while (p < stop)
 	{

@@ -90,6 +90,7 @@ struct Transform
 	int			charslen;
 	/* lower, upper */
 	Oid			collation;
+	int			ascii_case;		/* the collation maps ASCII letters as ASCII: 1 yes, 0 no, -1 unknown */
 	/* normalize */
 	UnicodeNormalizationForm form;
 	/* replace */
@@ -763,6 +764,7 @@ transform_compile(const char *method, Jsonb *args, MemoryContext cxt)
 	t = palloc0(sizeof(Transform));
 	t->info = m;
 	t->collation = DEFAULT_COLLATION_OID;
+	t->ascii_case = -1;
 	switch (m->method)
 	{
 		case TF_TRIM:
@@ -857,6 +859,30 @@ void
 transform_set_collation(Transform *t, Oid collation)
 {
 	t->collation = OidIsValid(collation) ? collation : DEFAULT_COLLATION_OID;
+	t->ascii_case = -1;
+}
+
+/*
+ * Does the collation map the ASCII letters to each other as ASCII does
+ * (not, say, i to a dotted capital I)?  Then a value of ASCII only is
+ * mapped byte by byte, without the collation's machinery.
+ */
+static bool
+tf_ascii_case(Transform *t)
+{
+	static const char lower[] = "abcdefghijklmnopqrstuvwxyz";
+	static const char upper[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+
+	if (t->ascii_case < 0)
+	{
+		char	   *u = str_toupper(lower, strlen(lower), t->collation);
+		char	   *l = str_tolower(upper, strlen(upper), t->collation);
+
+		t->ascii_case = (strcmp(u, upper) == 0 && strcmp(l, lower) == 0) ? 1 : 0;
+		pfree(u);
+		pfree(l);
+	}
+	return t->ascii_case == 1;
 }
 
 /* ----------------------------------------------------------------
@@ -896,6 +922,35 @@ tf_apply_case(const Transform *t, const char *in, Size len, char **out,
 		return tf_fail(sqlstate, message, "54000",
 					   psprintf("transform %s takes values of at most %zu bytes",
 								t->info->name, TF_CASE_MAX));
+	if (tf_ascii_case((Transform *) t))
+	{
+		bool		to_lower = (t->info->method == TF_LOWER);
+		Size		i;
+		char	   *o = NULL;
+
+		for (i = 0; i < len && !IS_HIGHBIT_SET(in[i]); i++)
+		{
+			char		c = in[i];
+			char		m = to_lower ? ((c >= 'A' && c <= 'Z') ? c + ('a' - 'A') : c) :
+				((c >= 'a' && c <= 'z') ? c - ('a' - 'A') : c);
+
+			if (m != c && o == NULL)
+			{
+				o = palloc(len + 1);
+				memcpy(o, in, len + 1);
+			}
+			if (o != NULL)
+				o[i] = m;
+		}
+		if (i == len)
+		{
+			/* ASCII only: mapped here, the value itself when nothing changed */
+			*out = o ? o : (char *) in;
+			return TR_VALUE;
+		}
+		if (o != NULL)
+			pfree(o);
+	}
 	*out = (t->info->method == TF_LOWER) ?
 		str_tolower(in, len, t->collation) : str_toupper(in, len, t->collation);
 	return TR_VALUE;

@@ -37,7 +37,7 @@
 #include "utils/rel.h"
 #include "utils/regproc.h"
 
-#include "contract.h"
+#include "expression.h"
 #include "guard.h"
 #include "transform.h"
 #include "transform_contract.h"
@@ -257,9 +257,9 @@ tc_compile(StageTransform *st, const char *cname, const char *method, Jsonb *arg
 			break;
 		case TF_EXPRESSION:
 			st->expr = pstrdup(transform_expression(st->t));
-			st->expr_cols = contract_expression_columns(st->expr, rel, "transform");
-			st->expr_sql = contract_expression_sql(st->expr, st->expr_cols, rel, false);
-			contract_expression_prepare(st->expr_sql, list_length(st->expr_cols), st->expr,
+			st->expr_cols = expr_columns(st->expr, rel, "transform");
+			st->expr_sql = expr_sql(st->expr, st->expr_cols, rel, false);
+			expr_prepare(st->expr_sql, list_length(st->expr_cols), st->expr,
 										"transform",
 										"An expression derives one value from one row, over its columns cast to their types; aggregates, window and set-returning functions are not allowed, and functions outside pg_catalog must be schema-qualified.");
 			break;
