@@ -138,11 +138,12 @@ typedef void (*mover_try_fn) (Mover *m, int *idx, int n);
 typedef void (*mover_fail_fn) (Mover *m, int row, ErrorData *e);
 
 /*---- batch.c ----*/
+extern void mover_check_piece(Mover *m);
+extern void mover_reset_counters(RuleProgram *p);
 extern void mover_find_pipeline(const char *name, PipelineInfo *pi);
 extern bool mover_enter(const char *name, MoverSession *ms, bool nowait,
 						bool may_lane);
 extern void mover_leave(MoverSession *ms);
-extern char *mover_json_text(JsonbValue *v);
 extern void mover_row_init(RuleProgram *p, MoverRow *row);
 extern void mover_row_from_json(RuleProgram *p, MoverRow *row, Jsonb *jb);
 
@@ -156,6 +157,8 @@ extern void mover_transform(Mover *m);
 
 /*---- check.c ----*/
 extern void mover_skipped(Mover *m, const char *what);
+extern void mover_column_arrays(Mover *m, List *cols, int *idx, int n, Oid *types,
+								Datum *vals);
 extern void mover_drift(Mover *m);
 extern void mover_typecheck(Mover *m);
 extern void mover_rules(Mover *m);

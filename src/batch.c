@@ -62,6 +62,7 @@
 
 #include "lane.h"
 #include "mover_int.h"
+#include "transform.h"
 
 /*
  * A batch reads, checks and writes its rows in pieces of at most
@@ -485,27 +486,6 @@ mover_in_snapshot(Datum txid, Datum snapshot)
 	return DatumGetBool(DirectFunctionCall2(pg_visible_in_snapshot, txid, snapshot));
 }
 
-/* a JSON value as landing text: what ->> gives */
-char *
-mover_json_text(JsonbValue *v)
-{
-	switch (v->type)
-	{
-		case jbvNull:
-			return NULL;
-		case jbvString:
-			return pnstrdup(v->val.string.val, v->val.string.len);
-		case jbvNumeric:
-			return DatumGetCString(DirectFunctionCall1(numeric_out,
-													   NumericGetDatum(v->val.numeric)));
-		case jbvBool:
-			return pstrdup(v->val.boolean ? "true" : "false");
-		case jbvBinary:
-			return JsonbToCString(NULL, v->val.binary.data, v->val.binary.len);
-		default:
-			return NULL;
-	}
-}
 
 /* a row's per-column arrays, all NULL; the row clean until a check fails */
 void
@@ -537,7 +517,7 @@ mover_row_from_json(RuleProgram *p, MoverRow *row, Jsonb *jb)
 
 		if (getKeyJsonValueFromContainer(&jb->root, cn, strlen(cn), &v) == NULL)
 			continue;
-		row->vals[c] = mover_json_text(&v);
+		row->vals[c] = transform_json_text(&v);
 		if (row->vals[c] != NULL)
 			row->datums[c] = CStringGetTextDatum(row->vals[c]);
 	}
@@ -548,7 +528,7 @@ mover_row_from_json(RuleProgram *p, MoverRow *row, Jsonb *jb)
 		const char *cn = p->extra_name[c];
 
 		if (getKeyJsonValueFromContainer(&jb->root, cn, strlen(cn), &v) != NULL)
-			row->extra[c] = mover_json_text(&v);
+			row->extra[c] = transform_json_text(&v);
 	}
 }
 
@@ -575,7 +555,7 @@ mover_row_lane(RuleProgram *p, TupleTableSlot *slot, int64 id, int lanes)
 
 			if (jb != NULL && JB_ROOT_IS_OBJECT(jb) && !JB_ROOT_IS_SCALAR(jb) &&
 				getKeyJsonValueFromContainer(&jb->root, cn, strlen(cn), &v) != NULL)
-				t = mover_json_text(&v);
+				t = transform_json_text(&v);
 			h = lane_add(h, t, t ? strlen(t) : 0);
 		}
 		return lane_end(h, lanes);
@@ -731,6 +711,34 @@ mover_read_chunk(Mover *m, Window *w, int64 limit)
 	index_close(irel, AccessShareLock);
 	table_close(lrel, AccessShareLock);
 	MemoryContextSwitchTo(old);
+}
+
+/* the program is cached across calls; its rule and transform counters are per call */
+void
+mover_reset_counters(RuleProgram *p)
+{
+	int			i;
+
+	for (i = 0; i < p->nrules; i++)
+		p->rules[i].checked = p->rules[i].failed = 0;
+	for (i = 0; i < p->ntransforms; i++)
+		p->transforms[i].applied = p->transforms[i].changed =
+			p->transforms[i].nulled = p->transforms[i].failed = 0;
+}
+
+/*
+ * Everything a piece's rows go through before they are written, in order:
+ * masks prepared, drift, transforms, type checks, rules, duplicates.
+ */
+void
+mover_check_piece(Mover *m)
+{
+	mover_prepare_masks(m);
+	mover_drift(m);
+	mover_transform(m);
+	mover_typecheck(m);
+	mover_rules(m);
+	mover_dedupe(m);
 }
 
 /* keep the arrival times of the piece's rows, for the batch's latencies */
@@ -948,7 +956,6 @@ mover_batch(MoverSession *ms, int64 limit, BatchResult *res, MemoryContext cxt)
 	MemoryContext piece_cxt;
 	MemoryContext oldcxt = CurrentMemoryContext;
 	ResourceOwner oldowner = CurrentResourceOwner;
-	int			attempt;
 
 	memset(&m, 0, sizeof(m));
 	m.batch_cxt = cxt;
@@ -961,15 +968,7 @@ mover_batch(MoverSession *ms, int64 limit, BatchResult *res, MemoryContext cxt)
 		return;
 	}
 	m.p = ms->prog = contract_get(pipeline_id, w.version);
-	/* the program is cached across batches; its counters are per batch */
-	for (attempt = 0; attempt < m.p->nrules; attempt++)
-		m.p->rules[attempt].checked = m.p->rules[attempt].failed = 0;
-	for (attempt = 0; attempt < m.p->ntransforms; attempt++)
-	{
-		StageTransform *st = &m.p->transforms[attempt];
-
-		st->applied = st->changed = st->nulled = st->failed = 0;
-	}
+	mover_reset_counters(m.p);
 	m.type_checked = palloc0(sizeof(int64) * Max(m.p->ncols, 1));
 	m.type_failed = palloc0(sizeof(int64) * Max(m.p->ncols, 1));
 
@@ -1044,12 +1043,7 @@ mover_batch(MoverSession *ms, int64 limit, BatchResult *res, MemoryContext cxt)
 		int			i;
 
 		MemoryContextSwitchTo(piece_cxt);
-		mover_prepare_masks(&m);
-		mover_drift(&m);
-		mover_transform(&m);
-		mover_typecheck(&m);
-		mover_rules(&m);
-		mover_dedupe(&m);
+		mover_check_piece(&m);
 		for (i = 0; i < m.n; i++)
 			if (m.rows[i].outcome == OUT_QUARANTINE)
 				rejected++;

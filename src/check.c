@@ -275,26 +275,26 @@ mover_references(Mover *m)
 	}
 }
 
-/* one expression rule over the rows idx[0..n), one statement: rows it is false for noted */
-static void
-mover_expr_group(Mover *m, int *idx, int n)
+/*
+ * The parameters of an expression's statement over the rows idx[0..n):
+ * $1 their row numbers, then one text[] per column in cols (names of the
+ * program's columns), as contract.c's expression statements take them.
+ * types and vals have room for list_length(cols) + 1.
+ */
+void
+mover_column_arrays(Mover *m, List *cols, int *idx, int n, Oid *types, Datum *vals)
 {
-	StageRule  *r = m->cur_rule;
-	int			ncols = list_length(r->expr_cols);
-	Oid		   *types = palloc(sizeof(Oid) * (ncols + 1));
-	Datum	   *vals = palloc(sizeof(Datum) * (ncols + 1));
-	Datum	   *elems = palloc(sizeof(Datum) * n);
-	bool	   *nulls = palloc(sizeof(bool) * n);
+	Datum	   *elems = palloc(sizeof(Datum) * Max(n, 1));
+	bool	   *nulls = palloc(sizeof(bool) * Max(n, 1));
 	ListCell   *lc;
 	int			k = 1;
 	int			i;
-	uint64		j;
 
 	types[0] = INT4ARRAYOID;
 	for (i = 0; i < n; i++)
 		elems[i] = Int32GetDatum(idx[i]);
 	vals[0] = mover_array(elems, NULL, n, INT4OID);
-	foreach(lc, r->expr_cols)
+	foreach(lc, cols)
 	{
 		int			c;
 
@@ -305,12 +305,25 @@ mover_expr_group(Mover *m, int *idx, int n)
 		{
 			MoverRow   *row = &m->rows[idx[i]];
 
-			nulls[i] = (row->vals[c] == NULL);
+			nulls[i] = (c >= m->p->ncols || row->vals[c] == NULL);
 			elems[i] = nulls[i] ? (Datum) 0 : row->datums[c];
 		}
 		types[k] = TEXTARRAYOID;
 		vals[k++] = mover_array(elems, nulls, n, TEXTOID);
 	}
+}
+
+/* one expression rule over the rows idx[0..n), one statement: rows it is false for noted */
+static void
+mover_expr_group(Mover *m, int *idx, int n)
+{
+	StageRule  *r = m->cur_rule;
+	int			k = list_length(r->expr_cols) + 1;
+	Oid		   *types = palloc(sizeof(Oid) * k);
+	Datum	   *vals = palloc(sizeof(Datum) * k);
+	uint64		j;
+
+	mover_column_arrays(m, r->expr_cols, idx, n, types, vals);
 	mover_exec(r->expr_sql, k, types, vals, NULL, SPI_OK_SELECT);	/* built by contract.c */
 	for (j = 0; j < SPI_processed; j++)
 	{
@@ -738,3 +751,4 @@ mover_dedupe(Mover *m)
 			p->rules[k].failed += dups;
 		}
 }
+

@@ -39,6 +39,47 @@
  * ---------------------------------------------------------------- */
 
 /*
+ * The one row of check_row or preview, from its JSON object (a jsonb
+ * pipeline's payload too); with check_keys, each key that names no landing
+ * column is a reason: it would never reach a batch.
+ */
+static void
+replay_row_from_json(Mover *m, MoverRow *row, Jsonb *row_data, bool check_keys)
+{
+	RuleProgram *p = m->p;
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	int			c;
+
+	mover_row_init(p, row);
+	if (p->jsonb_format)
+		row->payload = JsonbPGetDatum(row_data);
+	mover_row_from_json(p, row, row_data);
+	if (!check_keys)
+		return;
+	it = JsonbIteratorInit(&row_data->root);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		char	   *k;
+		bool		known = false;
+
+		if (tok != WJB_KEY)
+			continue;
+		k = pnstrdup(v.val.string.val, v.val.string.len);
+		for (c = 0; c < p->ncols; c++)
+			if (strcmp(p->cols[c].name, k) == 0)
+				known = true;
+		for (c = 0; c < p->nextra; c++)
+			if (strcmp(p->extra_name[c], k) == 0)
+				known = true;
+		if (!known)
+			mover_reason(m, row, "unknown_column", "schema", -1, "42703",
+						 psprintf("\"%s\" is not a column of the pipeline", k));
+	}
+}
+
+/*
  * The failures of one candidate row under the pipeline's current contract:
  * type checks, rules (warnings included, marked "warn"), key not null, and
  * keys of the row that are not columns.  Nothing is written; duplicates
@@ -67,12 +108,8 @@ stage_check_row(PG_FUNCTION_ARGS)
 	Mover		m;
 	MoverRow   *row;
 	RuleProgram *p;
-	int			c;
 	Datum		result_jb;
 	Datum		result;
-	JsonbIterator *it;
-	JsonbValue	v;
-	JsonbIteratorToken tok;
 	Oid			caller = stage_caller();
 	bool		full;
 
@@ -103,11 +140,7 @@ stage_check_row(PG_FUNCTION_ARGS)
 	memset(&g, 0, sizeof(g));
 	guard_enter(&g, pi.pipeline_id, name, pi.owner);
 	p = contract_get(pi.pipeline_id, pi.version);
-	for (c = 0; c < p->nrules; c++)
-		p->rules[c].checked = p->rules[c].failed = 0;
-	for (c = 0; c < p->ntransforms; c++)
-		p->transforms[c].applied = p->transforms[c].changed =
-			p->transforms[c].nulled = p->transforms[c].failed = 0;
+	mover_reset_counters(p);
 
 	memset(&m, 0, sizeof(m));
 	m.p = p;
@@ -119,29 +152,7 @@ stage_check_row(PG_FUNCTION_ARGS)
 	m.type_checked = palloc0(sizeof(int64) * Max(p->ncols, 1));
 	m.type_failed = palloc0(sizeof(int64) * Max(p->ncols, 1));
 	row = &m.rows[0];
-	mover_row_init(p, row);
-	if (p->jsonb_format)
-		row->payload = JsonbPGetDatum(row_data);
-	mover_row_from_json(p, row, row_data);
-	it = JsonbIteratorInit(&row_data->root);
-	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
-	{
-		char	   *k;
-		bool		known = false;
-
-		if (tok != WJB_KEY)
-			continue;
-		k = pnstrdup(v.val.string.val, v.val.string.len);
-		for (c = 0; c < p->ncols; c++)
-			if (strcmp(p->cols[c].name, k) == 0)
-				known = true;
-		for (c = 0; c < p->nextra; c++)
-			if (strcmp(p->extra_name[c], k) == 0)
-				known = true;
-		if (!known)
-			mover_reason(&m, row, "unknown_column", "schema", -1, "42703",
-						 psprintf("\"%s\" is not a column of the pipeline", k));
-	}
+	replay_row_from_json(&m, row, row_data, true);
 	mover_transform(&m);
 	mover_typecheck(&m);
 	mover_rules(&m);
@@ -216,9 +227,6 @@ stage_preview(PG_FUNCTION_ARGS)
 	JsonbParseState *st = NULL;
 	JsonbValue *res;
 	JsonbValue	k;
-	JsonbIterator *it;
-	JsonbValue	v;
-	JsonbIteratorToken tok;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		ereport(ERROR,
@@ -244,11 +252,7 @@ stage_preview(PG_FUNCTION_ARGS)
 	memset(&g, 0, sizeof(g));
 	guard_enter(&g, pi.pipeline_id, name, pi.owner);
 	p = contract_get(pi.pipeline_id, pi.version);
-	for (c = 0; c < p->nrules; c++)
-		p->rules[c].checked = p->rules[c].failed = 0;
-	for (c = 0; c < p->ntransforms; c++)
-		p->transforms[c].applied = p->transforms[c].changed =
-			p->transforms[c].nulled = p->transforms[c].failed = 0;
+	mover_reset_counters(p);
 
 	memset(&m, 0, sizeof(m));
 	m.p = p;
@@ -259,33 +263,8 @@ stage_preview(PG_FUNCTION_ARGS)
 	m.type_checked = palloc0(sizeof(int64) * Max(p->ncols, 1));
 	m.type_failed = palloc0(sizeof(int64) * Max(p->ncols, 1));
 	row = &m.rows[0];
-	mover_row_init(p, row);
-	if (p->jsonb_format)
-		row->payload = JsonbPGetDatum(row_data);
-	mover_row_from_json(p, row, row_data);
-	if (!p->jsonb_format)
-	{
-		/* a key that names no landing column would never reach a batch */
-		it = JsonbIteratorInit(&row_data->root);
-		while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
-		{
-			char	   *kn;
-			bool		known = false;
-
-			if (tok != WJB_KEY)
-				continue;
-			kn = pnstrdup(v.val.string.val, v.val.string.len);
-			for (c = 0; c < p->ncols; c++)
-				if (strcmp(p->cols[c].name, kn) == 0)
-					known = true;
-			for (c = 0; c < p->nextra; c++)
-				if (strcmp(p->extra_name[c], kn) == 0)
-					known = true;
-			if (!known)
-				mover_reason(&m, row, "unknown_column", "schema", -1, "42703",
-							 psprintf("\"%s\" is not a column of the landing table", kn));
-		}
-	}
+	/* in a jsonb pipeline, other keys are the payload's own (drift decides) */
+	replay_row_from_json(&m, row, row_data, !p->jsonb_format);
 	mover_prepare_masks(&m);
 	mover_drift(&m);
 	mover_transform(&m);
@@ -408,11 +387,7 @@ stage_replay_rows(PG_FUNCTION_ARGS)
 	m.p = p = ms.prog = contract_get(pipeline_id,
 						   DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
 													   SPI_tuptable->tupdesc, 1, &isnull)));
-	for (i = 0; i < p->nrules; i++)
-		p->rules[i].checked = p->rules[i].failed = 0;
-	for (i = 0; i < p->ntransforms; i++)
-		p->transforms[i].applied = p->transforms[i].changed =
-			p->transforms[i].nulled = p->transforms[i].failed = 0;
+	mover_reset_counters(p);
 	m.type_checked = palloc0(sizeof(int64) * Max(p->ncols, 1));
 	m.type_failed = palloc0(sizeof(int64) * Max(p->ncols, 1));
 	m.no_writes = dry_run;
@@ -463,12 +438,7 @@ stage_replay_rows(PG_FUNCTION_ARGS)
 		m.batch_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
 												 SPI_tuptable->tupdesc, 1, &isnull));
 	}
-	mover_prepare_masks(&m);
-	mover_drift(&m);
-	mover_transform(&m);
-	mover_typecheck(&m);
-	mover_rules(&m);
-	mover_dedupe(&m);
+	mover_check_piece(&m);
 	if (m.n > 0 && !dry_run)
 	{
 		Datum	   *elems = palloc(sizeof(Datum) * m.n);

@@ -234,37 +234,12 @@ static void
 tf_expr_group(Mover *m, int *idx, int n)
 {
 	StageTransform *st = m->cur_tf;
-	int			ncols = list_length(st->expr_cols);
-	Oid		   *types = palloc(sizeof(Oid) * (ncols + 1));
-	Datum	   *vals = palloc(sizeof(Datum) * (ncols + 1));
-	Datum	   *elems = palloc(sizeof(Datum) * Max(n, 1));
-	bool	   *nulls = palloc(sizeof(bool) * Max(n, 1));
-	ListCell   *lc;
-	int			k = 1;
-	int			i;
+	int			k = list_length(st->expr_cols) + 1;
+	Oid		   *types = palloc(sizeof(Oid) * k);
+	Datum	   *vals = palloc(sizeof(Datum) * k);
 	uint64		j;
 
-	types[0] = INT4ARRAYOID;
-	for (i = 0; i < n; i++)
-		elems[i] = Int32GetDatum(idx[i]);
-	vals[0] = mover_array(elems, NULL, n, INT4OID);
-	foreach(lc, st->expr_cols)
-	{
-		int			c;
-
-		for (c = 0; c < m->p->ncols; c++)
-			if (strcmp(m->p->cols[c].name, (char *) lfirst(lc)) == 0)
-				break;
-		for (i = 0; i < n; i++)
-		{
-			MoverRow   *row = &m->rows[idx[i]];
-
-			nulls[i] = (c >= m->p->ncols || row->vals[c] == NULL);
-			elems[i] = nulls[i] ? (Datum) 0 : row->datums[c];
-		}
-		types[k] = TEXTARRAYOID;
-		vals[k++] = mover_array(elems, nulls, n, TEXTOID);
-	}
+	mover_column_arrays(m, st->expr_cols, idx, n, types, vals);
 	mover_exec(st->expr_sql, k, types, vals, NULL, SPI_OK_SELECT);
 	for (j = 0; j < SPI_processed; j++)
 	{
