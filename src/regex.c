@@ -28,6 +28,7 @@
 #include <pcre2.h>
 
 #include "fmgr.h"
+#include "lib/stringinfo.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
@@ -324,6 +325,10 @@ rx_strip_global(const char *flags, bool *global)
 	return out;
 }
 
+static char *rx_replace_each(RxEntry *rx, const char *subject, size_t len,
+							 const char *repl, size_t repllen, uint32 extra,
+							 size_t *outlen, int *rc);
+
 /*
  * stage.regex_replace(value, pattern, replacement, flags): the first match
  * (every match with flag g) replaced; $1, ${name} refer to groups.
@@ -341,24 +346,33 @@ stage_regex_replace(PG_FUNCTION_ARGS)
 	RxEntry    *rx = rx_compile(pattern, flags);
 	PCRE2_SIZE	outlen = VARSIZE_ANY_EXHDR(subject) * 2 + 64;
 	uint32		opts = PCRE2_SUBSTITUTE_OVERFLOW_LENGTH |
-		(global ? PCRE2_SUBSTITUTE_GLOBAL : 0) |
 		((GetDatabaseEncoding() == PG_UTF8) ? PCRE2_NO_UTF_CHECK : 0);
 	PCRE2_UCHAR *out;
 	int			rc;
 	int			attempt;
 
 	CHECK_FOR_INTERRUPTS();
-	for (attempt = 0; attempt < 2; attempt++)
+	if (global)
 	{
-		out = palloc(outlen + 1);
-		rc = pcre2_substitute(rx->code, (PCRE2_SPTR) VARDATA_ANY(subject),
-							  VARSIZE_ANY_EXHDR(subject), 0, opts, rx->md,
-							  rx_context(), (PCRE2_SPTR) VARDATA_ANY(repl),
-							  VARSIZE_ANY_EXHDR(repl), out, &outlen);
-		if (rc != PCRE2_ERROR_NOMEMORY)
-			break;
-		pfree(out);
+		size_t		n;
+
+		out = (PCRE2_UCHAR *) rx_replace_each(rx, VARDATA_ANY(subject), VARSIZE_ANY_EXHDR(subject),
+											  VARDATA_ANY(repl), VARSIZE_ANY_EXHDR(repl), 0,
+											  &n, &rc);
+		outlen = n;
 	}
+	else
+		for (attempt = 0; attempt < 2; attempt++)
+		{
+			out = palloc(outlen + 1);
+			rc = pcre2_substitute(rx->code, (PCRE2_SPTR) VARDATA_ANY(subject),
+								  VARSIZE_ANY_EXHDR(subject), 0, opts, rx->md,
+								  rx_context(), (PCRE2_SPTR) VARDATA_ANY(repl),
+								  VARSIZE_ANY_EXHDR(repl), out, &outlen);
+			if (rc != PCRE2_ERROR_NOMEMORY)
+				break;
+			pfree(out);
+		}
 	if (rx_is_limit(rc))
 		rx_limit_error();
 	if (rc < 0)
@@ -420,36 +434,96 @@ stage_regex_extract(PG_FUNCTION_ARGS)
  * were hit, RX_NOMATCH for any other PCRE2 failure; NULL is returned then,
  * and the caller decides what to show instead (never the subject).
  */
+/*
+ * Every match of rx in subject replaced by repl (repllen bytes), with the
+ * substitution options extra; the result as a palloc'd NUL-terminated
+ * string of *outlen bytes, or NULL with the PCRE2 error in *rc.
+ *
+ * Match by match, not one global substitution: the match limits bound
+ * each match, and between matches the query can be cancelled (a global
+ * substitution of a long subject with many matches ran for minutes).
+ */
+static char *
+rx_replace_each(RxEntry *rx, const char *subject, size_t len, const char *repl,
+				size_t repllen, uint32 extra, size_t *outlen, int *rc)
+{
+	bool		utf8 = (GetDatabaseEncoding() == PG_UTF8);
+	uint32		mopts = utf8 ? PCRE2_NO_UTF_CHECK : 0;
+	uint32		sopts = PCRE2_SUBSTITUTE_MATCHED | PCRE2_SUBSTITUTE_REPLACEMENT_ONLY |
+		PCRE2_SUBSTITUTE_OVERFLOW_LENGTH | extra | mopts;
+	StringInfoData buf;
+	PCRE2_SIZE	start = 0;
+	PCRE2_SIZE	replen = 64;
+	PCRE2_UCHAR *rep = palloc(replen + 1);
+
+	initStringInfo(&buf);
+	while (start <= len)
+	{
+		PCRE2_SIZE *ov;
+		PCRE2_SIZE	n;
+		int			attempt;
+
+		CHECK_FOR_INTERRUPTS();
+		*rc = pcre2_match(rx->code, (PCRE2_SPTR) subject, len, start, mopts, rx->md,
+						  rx_context());
+		if (*rc == PCRE2_ERROR_NOMATCH)
+			break;
+		if (*rc < 0)
+			return NULL;
+		ov = pcre2_get_ovector_pointer(rx->md);
+		appendBinaryStringInfo(&buf, subject + start, (int) (ov[0] - start));
+		/* this match's replacement, groups expanded */
+		for (attempt = 0; attempt < 2; attempt++)
+		{
+			n = replen;
+			*rc = pcre2_substitute(rx->code, (PCRE2_SPTR) subject, len, start, sopts,
+								   rx->md, rx_context(), (PCRE2_SPTR) repl, repllen,
+								   rep, &n);
+			if (*rc != PCRE2_ERROR_NOMEMORY)
+				break;
+			pfree(rep);
+			replen = n;
+			rep = palloc(replen + 1);
+		}
+		if (*rc < 0)
+			return NULL;
+		appendBinaryStringInfo(&buf, (const char *) rep, (int) n);
+		if (ov[1] > ov[0])
+			start = ov[1];
+		else
+		{
+			/* an empty match: the character after it is kept, the next try starts past it */
+			int			l;
+
+			if (ov[1] >= len)
+			{
+				start = len;
+				break;
+			}
+			l = utf8 ? pg_utf_mblen((const unsigned char *) subject + ov[1]) : 1;
+			l = (int) Min((PCRE2_SIZE) l, len - ov[1]);
+			appendBinaryStringInfo(&buf, subject + ov[1], l);
+			start = ov[1] + l;
+		}
+	}
+	if (start < len)
+		appendBinaryStringInfo(&buf, subject + start, (int) (len - start));
+	pfree(rep);
+	*outlen = buf.len;
+	*rc = 0;
+	return buf.data;
+}
+
 char *
 rx_replace_all(RxEntry *rx, const char *subject, size_t len, const char *repl,
 			   int *status)
 {
-	PCRE2_SIZE	outlen = len + len / 2 + strlen(repl) + 64;
-	uint32		opts = PCRE2_SUBSTITUTE_OVERFLOW_LENGTH | PCRE2_SUBSTITUTE_GLOBAL |
-		PCRE2_SUBSTITUTE_UNKNOWN_UNSET | PCRE2_SUBSTITUTE_UNSET_EMPTY |
-		((GetDatabaseEncoding() == PG_UTF8) ? PCRE2_NO_UTF_CHECK : 0);
-	PCRE2_UCHAR *out = NULL;
-	int			rc = PCRE2_ERROR_NOMEMORY;
-	int			attempt;
+	size_t		outlen;
+	int			rc;
+	char	   *out = rx_replace_each(rx, subject, len, repl, strlen(repl),
+									  PCRE2_SUBSTITUTE_UNKNOWN_UNSET |
+									  PCRE2_SUBSTITUTE_UNSET_EMPTY, &outlen, &rc);
 
-	CHECK_FOR_INTERRUPTS();
-	for (attempt = 0; attempt < 2; attempt++)
-	{
-		out = palloc(outlen + 1);
-		rc = pcre2_substitute(rx->code, (PCRE2_SPTR) subject, len, 0, opts, rx->md,
-							  rx_context(), (PCRE2_SPTR) repl, PCRE2_ZERO_TERMINATED,
-							  out, &outlen);
-		if (rc != PCRE2_ERROR_NOMEMORY)
-			break;
-		pfree(out);
-		out = NULL;
-	}
-	if (rc >= 0 && out != NULL)
-	{
-		out[outlen] = '\0';
-		*status = RX_MATCH;
-		return (char *) out;
-	}
-	*status = rx_is_limit(rc) ? RX_LIMIT : RX_NOMATCH;
-	return NULL;
+	*status = out ? RX_MATCH : rx_is_limit(rc) ? RX_LIMIT : RX_NOMATCH;
+	return out;
 }

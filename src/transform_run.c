@@ -158,9 +158,14 @@ tf_value(Mover *m, MoverRow *row, StageTransform *st)
 			tf_set(m, row, st, NULL);
 			break;
 		case TR_FAIL:
-			/* a map's message names the value: not where the column is masked */
-			if (m->p->cols[st->col].mask != NULL && st->method == TF_MAP)
-				message = "the value is not one the map knows (the column is masked: the value is not shown here)";
+
+			/*
+			 * A message may quote the value or a part of it (a map names
+			 * it; a date its year and month): not where the column is
+			 * masked.  The SQLSTATE says what kind of failure it was.
+			 */
+			if (m->p->cols[st->col].mask != NULL)
+				message = "the value could not be transformed (the column is masked: the details are withheld)";
 			tf_fail(m, row, st, sqlstate, message);
 			break;
 	}

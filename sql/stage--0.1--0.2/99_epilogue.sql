@@ -24,7 +24,7 @@ BEGIN
 			IF g.grantee OPERATOR(pg_catalog.=) 0 THEN
 				EXECUTE pg_catalog.format('REVOKE ALL (%I) ON %s FROM PUBLIC', g.attname, t);
 			ELSE
-				EXECUTE pg_catalog.format('REVOKE ALL (%I) ON %s FROM %I', g.attname, t,
+				EXECUTE pg_catalog.format('REVOKE ALL (%I) ON %s FROM %s', g.attname, t,
 										  g.grantee::regrole::text);
 			END IF;
 		END LOOP;
@@ -62,7 +62,7 @@ BEGIN
 			RAISE WARNING 'dropping rule "%" of landing table %: landing tables belong to stage', t.rulename, p.landing;
 			EXECUTE pg_catalog.format('DROP RULE %I ON %s', t.rulename, p.landing);
 		END LOOP;
-		EXECUTE pg_catalog.format('ALTER TABLE %s OWNER TO %I', p.landing,
+		EXECUTE pg_catalog.format('ALTER TABLE %s OWNER TO %s', p.landing,
 								  (SELECT c.relowner::regrole::text FROM pg_catalog.pg_class c
 									WHERE c.oid OPERATOR(pg_catalog.=) 'stage.pipeline'::regclass));
 		SELECT pg_catalog.string_agg(pg_catalog.quote_ident(a.attname), ', ' ORDER BY a.attnum)
@@ -71,8 +71,8 @@ BEGIN
 		 WHERE a.attrelid OPERATOR(pg_catalog.=) p.landing AND a.attnum OPERATOR(pg_catalog.>) 0
 		   AND NOT a.attisdropped
 		   AND a.attname OPERATOR(pg_catalog.<>) ALL (ARRAY['_stage_id', '_stage_txid', '_stage_received_at']);
-		EXECUTE pg_catalog.format('GRANT SELECT ON %s TO %I', p.landing, p.owner::text);
-		EXECUTE pg_catalog.format('GRANT INSERT (%s) ON %s TO %I', cols, p.landing, p.owner::text);
+		EXECUTE pg_catalog.format('GRANT SELECT ON %s TO %s', p.landing, p.owner::text);
+		EXECUTE pg_catalog.format('GRANT INSERT (%s) ON %s TO %s', cols, p.landing, p.owner::text);
 		/*
 		 * A leaner landing table, as 0.2 creates them: the received time
 		 * of the statement (a stable default keeps COPY's multi-row

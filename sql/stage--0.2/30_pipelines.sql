@@ -165,7 +165,7 @@ BEGIN
 	 WHERE a.attrelid OPERATOR(pg_catalog.=) p.landing AND a.attnum OPERATOR(pg_catalog.>) 0
 	   AND NOT a.attisdropped
 	   AND a.attname OPERATOR(pg_catalog.<>) ALL (ARRAY['_stage_id', '_stage_txid', '_stage_received_at']);
-	EXECUTE pg_catalog.format('GRANT INSERT (%s) ON %s TO %I', cols, p.landing, role);
+	EXECUTE pg_catalog.format('GRANT INSERT (%s) ON %s TO %s', cols, p.landing, role::text);
 END
 $$;
 
@@ -181,6 +181,6 @@ AS $$
 DECLARE
 	p stage.pipeline := stage._pipeline(pipeline, true);
 BEGIN
-	EXECUTE pg_catalog.format('REVOKE ALL ON %s FROM %I', p.landing, role);
+	EXECUTE pg_catalog.format('REVOKE ALL ON %s FROM %s', p.landing, role::text);
 END
 $$;

@@ -159,11 +159,13 @@ BEGIN
 			USING ERRCODE = 'wrong_object_type',
 				  HINT = 'Read nested or differently named keys with the transform from {"path": ...}.';
 	END IF;
-	IF column_name IS NULL OR column_name OPERATOR(pg_catalog.!~) '^[^[:cntrl:]]{1,63}$'
+	/* 63 bytes, the longest name PostgreSQL keeps whole */
+	IF column_name IS NULL OR column_name OPERATOR(pg_catalog.!~) '^[^[:cntrl:]]+$'
+	   OR pg_catalog.octet_length(column_name) OPERATOR(pg_catalog.>) 63
 	   OR column_name OPERATOR(pg_catalog.~~) '\_stage\_%' THEN
 		RAISE EXCEPTION 'invalid landing column name "%"', pg_catalog.left(column_name, 63)
 			USING ERRCODE = 'invalid_name',
-				  HINT = 'A landing column name is 1 to 63 characters, without control characters, and does not start with _stage_.';
+				  HINT = 'A landing column name is 1 to 63 bytes, without control characters, and does not start with _stage_.';
 	END IF;
 	IF EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a
 				WHERE a.attrelid OPERATOR(pg_catalog.=) p.landing
@@ -180,7 +182,8 @@ BEGIN
 				AND x.privilege_type OPERATOR(pg_catalog.=) 'INSERT'
 				AND x.grantee OPERATOR(pg_catalog.<>) 0
 	LOOP
-		EXECUTE pg_catalog.format('GRANT INSERT (%I) ON %s TO %I', column_name, p.landing,
+		/* regrole's text is the role's name quoted as needed */
+		EXECUTE pg_catalog.format('GRANT INSERT (%I) ON %s TO %s', column_name, p.landing,
 								  g.grantee::regrole::text);
 	END LOOP;
 END
