@@ -50,7 +50,7 @@ stage--0.1--0.2.sql: $(srcdir)/sql/stage--0.1--0.2/00_prologue.sql $(UPDATE_0_2_
 	      -e 's/^CREATE VIEW /CREATE OR REPLACE VIEW /'; \
 	  cat $(srcdir)/sql/stage--0.1--0.2/99_epilogue.sql; } > $@
 
-.PHONY: deps demo test bench latency fuzz valgrind
+.PHONY: deps demo test doccheck bench latency fuzz valgrind
 deps:
 	scripts/deps.sh
 
@@ -59,6 +59,11 @@ demo:
 
 test:
 	scripts/test.sh
+
+# the examples of README.md and docs/*.md, run and compared with their
+# output (also part of make test); DOCCHECK_WRITE=1 rewrites the outputs
+doccheck:
+	scripts/test.sh doccheck
 
 bench:
 	scripts/bench.sh

@@ -10,6 +10,8 @@
 #        pgtap      pg_prove over test/pgtap/*.sql, one fresh database per file
 #        isolation  pg_isolation_regress over test/isolation/specs/*.spec
 #        tap        prove over test/t/*.pl (PostgreSQL::Test::Cluster)
+#        doccheck   the examples of README.md and docs/*.md (scripts/doccheck.pl),
+#                   each page in a cluster of its own
 #      each against a throwaway cluster with shared_preload_libraries = 'stage';
 #   3. runs, from the repository, as root when root:
 #        fuzz       scripts/fuzz.sh: libFuzzer harnesses of the pure C parts,
@@ -26,7 +28,11 @@
 #   STAGE_TESTS="a b"              run only these tests of the suites: regress
 #                                  test names, test/pgtap/ file names, isolation
 #                                  spec names, test/t/ file names (with or
-#                                  without their extension)
+#                                  without their extension), doc pages
+#                                  (README, functions, ...)
+#   DOCCHECK_WRITE=1               doccheck replaces the output blocks that
+#                                  differ with what the server printed, in the
+#                                  repository's pages (read the diff after)
 # shellcheck disable=SC2317  # the suite_* functions are called indirectly
 set -euo pipefail
 
@@ -35,13 +41,15 @@ set -euo pipefail
 PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
 PG_BINDIR=${STAGE_PG_BINDIR:-/usr/lib/postgresql/15/bin}
 export PATH="$PG_BINDIR:$PATH:/usr/sbin:/sbin"
-ALL_SUITES=(regress pgtap isolation tap fuzz valgrind)
+ALL_SUITES=(regress pgtap isolation tap doccheck fuzz valgrind)
+# what make test runs (doccheck joins when every page passes)
+DEFAULT_SUITES=(regress pgtap isolation tap fuzz valgrind)
 # the suites' servers listen on PORT_BASE and a few ports above it; two runs
 # on one machine need bases at least 10 apart
 PORT_BASE=${STAGE_TEST_PORT_BASE:-54329}
 # run as the cluster user in the temporary copy (part 2); the others are
 # whole scripts of their own, run from part 1
-CLUSTER_SUITES=" regress pgtap isolation tap "
+CLUSTER_SUITES=" regress pgtap isolation tap doccheck "
 
 # ===================================================== part 2: the suites
 # Runs as the cluster user, inside the temporary copy of the tree.
@@ -117,10 +125,11 @@ suite_isolation() {
 	fi
 }
 
-# a throwaway cluster: preloaded stage, socket in its own directory, no TCP
+# a throwaway cluster: preloaded stage, socket in its own directory, no TCP;
+# the settings in the file EXTRA_CONF, if given, come after test/stage.conf
 CLUSTER_DIR=
 cluster_start() {
-	local port=$1
+	local port=$1 extra=${2:-}
 	CLUSTER_DIR=$(mktemp -d "${TMPDIR:-/tmp}/stage-pg.XXXXXX")
 	initdb -D "$CLUSTER_DIR/data" -U postgres -A trust --no-locale -E UTF8 \
 		>"$CLUSTER_DIR/initdb.log" 2>&1 || { cat "$CLUSTER_DIR/initdb.log"; return 1; }
@@ -130,6 +139,7 @@ cluster_start() {
 		echo "unix_socket_directories = '$CLUSTER_DIR'"
 		echo "fsync = off"
 		cat test/stage.conf
+		[ -z "$extra" ] || cat "$extra"
 	} >>"$CLUSTER_DIR/data/postgresql.conf"
 	pg_ctl -D "$CLUSTER_DIR/data" -l "$CLUSTER_DIR/server.log" -w -t 60 start >/dev/null ||
 		{ show_tail 40 "$CLUSTER_DIR/server.log"; return 1; }
@@ -207,6 +217,32 @@ suite_tap() {
 	fi
 }
 
+# every page in a cluster of its own (roles, settings and workers are the
+# cluster's), one page after the other on PORT_BASE + 8
+suite_doccheck() {
+	local pages=() p rc=0 conf=$PWD/doccheck.conf results=$PWD/doccheck.results
+	for p in README.md docs/*.md; do
+		[ -f "$p" ] && [ -n "$(only "$(basename "$p" .md)")" ] || continue
+		grep -qE '^ {0,3}```sql *$' "$p" && pages+=("$p")
+	done
+	if [ "${#pages[@]}" -eq 0 ]; then
+		echo "skipped: no page with a sql block"
+		return 2
+	fi
+	: >"$results"
+	for p in "${pages[@]}"; do
+		perl scripts/doccheck.pl conf "$p" >"$conf" || { rc=1; continue; }
+		cluster_start $((PORT_BASE + 8)) "$conf" || { cluster_stop; rc=1; continue; }
+		if ! DOCCHECK_RESULTS=$results perl scripts/doccheck.pl run "$p"; then
+			rc=1
+			show_tail 30 "$CLUSTER_DIR/server.log"
+		fi
+		cluster_stop
+	done
+	perl scripts/doccheck.pl summary "$results" || rc=1
+	return "$rc"
+}
+
 run_suites() {
 	local s rc
 	PGXS_TESTS=$(dirname "$(dirname "$("$PG_CONFIG" --pgxs)")")/test
@@ -241,7 +277,7 @@ fi
 # ========================================= part 1: build, install, hand over
 
 suites=("$@")
-[ "${#suites[@]}" -gt 0 ] || suites=("${ALL_SUITES[@]}")
+[ "${#suites[@]}" -gt 0 ] || suites=("${DEFAULT_SUITES[@]}")
 cluster=()
 tools=()
 for s in "${suites[@]}"; do
@@ -274,11 +310,26 @@ if [ "${#cluster[@]}" -gt 0 ]; then
 		chmod 0755 "$work"
 		(cd "$work" && runuser -u postgres -- env PATH="$PATH" \
 			STAGE_PG_BINDIR="$bindir" STAGE_TESTS="${STAGE_TESTS:-}" \
+			DOCCHECK_WRITE="${DOCCHECK_WRITE:-}" \
 			bash "$work/scripts/test.sh" --suites "$work" "${cluster[@]}") || rc=$?
 	else
 		bash "$work/scripts/test.sh" --suites "$work" "${cluster[@]}" || rc=$?
 	fi
 fi
+# DOCCHECK_WRITE: the pages doccheck rewrote replace the repository's,
+# unless the repository's page changed since the copy was made
+for f in "$work"/README.md.doccheck-new "$work"/docs/*.md.doccheck-new; do
+	[ -f "$f" ] || continue
+	page=${f#"$work"/}
+	page=${page%.doccheck-new}
+	if cmp -s "$work/$page" "$repo/$page"; then
+		cp "$f" "$repo/$page"
+		echo "doccheck: rewrote $page"
+	else
+		echo "doccheck: $page changed meanwhile; not rewritten (see $f)"
+		STAGE_TEST_KEEP=1
+	fi
+done
 results=()
 [ -f "$work/suites.result" ] && mapfile -t results <"$work/suites.result"
 
