@@ -1386,7 +1386,13 @@ tf_cached(FunctionCallInfo fcinfo, const char *method, Jsonb *args, Oid collatio
 	transform_set_collation(cache->t, collation);
 	old = MemoryContextSwitchTo(cache->cxt);
 	cache->method = pstrdup(method);
-	cache->args = args ? (Jsonb *) pnstrdup((char *) args, VARSIZE(args)) : NULL;
+	cache->args = NULL;
+	if (args != NULL)
+	{
+		/* a byte copy: a jsonb holds zero bytes, pnstrdup would stop at one */
+		cache->args = palloc(VARSIZE(args));
+		memcpy(cache->args, args, VARSIZE(args));
+	}
 	cache->collation = collation;
 	MemoryContextSwitchTo(old);
 	return cache->t;
