@@ -86,6 +86,7 @@ sub parse_page {
 				push @{ $page{conf} }, grep { /\S/ } ($args, @body);
 			} elsif ($word eq 'skip') {
 				$err->($start, 'a skip needs a reason: <!-- doccheck: skip (why) -->') if $args eq '';
+				$args =~ s/^\((.*)\)$/$1/;
 				$next{skip} = $args;
 			} elsif ($word eq 'vary') {
 				$err->($start, 'vary names nothing') if $args eq '';
@@ -144,7 +145,8 @@ sub read_fence {
 	while ($i < @$lines) {
 		my $l = $lines->[$i];
 		return $i + 1 if $l =~ /^ {0,3}\Q$fence\E`*\s*$/;
-		$l =~ s/^ {0,$n}//;
+		# (not when $n is 0: perl 5.36 then removes a space of a UTF-8 line)
+		$l =~ s/^ {1,$n}// if $n > 0;
 		push @$body, $l;
 		$i++;
 	}

@@ -310,7 +310,7 @@ if [ "${#cluster[@]}" -gt 0 ]; then
 		chmod 0755 "$work"
 		(cd "$work" && runuser -u postgres -- env PATH="$PATH" \
 			STAGE_PG_BINDIR="$bindir" STAGE_TESTS="${STAGE_TESTS:-}" \
-			DOCCHECK_WRITE="${DOCCHECK_WRITE:-}" \
+			DOCCHECK_WRITE="${DOCCHECK_WRITE:-}" DOCCHECK_TRACE="${DOCCHECK_TRACE:-}" \
 			bash "$work/scripts/test.sh" --suites "$work" "${cluster[@]}") || rc=$?
 	else
 		bash "$work/scripts/test.sh" --suites "$work" "${cluster[@]}" || rc=$?
