@@ -211,6 +211,16 @@ SELECT b.contract = stage.contract('ae_orders') AS same_contract,
 -- and the name that looked like SQL was only ever a name
 SELECT to_regclass('ae_orders') IS NOT NULL AS ae_orders_still_there;
 
+-- a NULL pipeline name is 22004 in every function that names a pipeline
+SELECT stage.replay(NULL);
+\echo :LAST_ERROR_SQLSTATE
+SELECT stage.pause(NULL);
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM stage.trace(NULL, 1);
+\echo :LAST_ERROR_SQLSTATE
+SELECT stage.add_rule(NULL, 'id', 'not_null');
+\echo :LAST_ERROR_SQLSTATE
+
 SELECT stage.drop_pipeline('ae_orders');
 DROP VIEW ae_view;
 DROP SEQUENCE ae_seq;

@@ -41,6 +41,10 @@ SELECT a->>'assertion' AS assertion, a->>'column' AS column_name, a->>'success' 
 SELECT count(DISTINCT e.event->'run'->>'runId') = 1 AS stable_run_id
   FROM (SELECT * FROM stage.openlineage_events() UNION ALL SELECT * FROM stage.openlineage_events()) e
  WHERE e.event->'job'->>'name' = 'ol';
+-- the producer names the installed version of stage
+SELECT e.event->>'producer' = 'urn:stage:' || x.extversion AS producer_is_installed_version
+  FROM stage.openlineage_events() e, pg_extension x
+ WHERE x.extname = 'stage' AND e.event->'job'->>'name' = 'ol';
 -- max_events bounds a read; a cursor past the last batch reads nothing
 SELECT count(*) AS at_most_one FROM stage.openlineage_events(0, 1);
 SELECT count(*) AS none FROM stage.openlineage_events((SELECT max(batch_id) FROM stage.batches));

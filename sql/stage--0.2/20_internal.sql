@@ -105,6 +105,11 @@ AS $$
 DECLARE
 	p stage.pipeline;
 BEGIN
+	IF $1 IS NULL THEN
+		RAISE EXCEPTION 'pipeline name must not be null'
+			USING ERRCODE = 'null_value_not_allowed',
+				  HINT = 'See SELECT pipeline FROM stage.pipelines for the pipelines of this database.';
+	END IF;
 	SELECT * INTO p FROM stage.pipeline WHERE pipeline.name OPERATOR(pg_catalog.=) $1;
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'pipeline "%" does not exist', $1

@@ -36,7 +36,9 @@ BEGIN
 									   WHEN 'failed' THEN 'FAIL' ELSE 'ABORT' END,
 			'eventTime', pg_catalog.to_char(pg_catalog.timezone('UTC', b.finished_at),
 											'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
-			'producer', 'urn:stage:0.1',
+			'producer', 'urn:stage:' OPERATOR(pg_catalog.||)
+				(SELECT e.extversion FROM pg_catalog.pg_extension e
+				  WHERE e.extname OPERATOR(pg_catalog.=) 'stage'),
 			'schemaURL', 'https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent',
 			'run', pg_catalog.jsonb_build_object(
 				'runId', (pg_catalog.md5(pg_catalog.current_database() OPERATOR(pg_catalog.||) '/'
