@@ -703,9 +703,18 @@ stage_worker_main(Datum arg)
 	LWLockRelease(shared->lock);
 
 	/*
-	 * Started by a launcher that has not seen a reload lowering
-	 * stage.workers_per_database yet: one too many.
+	 * Started by a launcher that has not seen a reload yet (it woke when a
+	 * worker stopped on that reload): this process, forked after the
+	 * postmaster read the new settings, sees them.  A database no longer
+	 * listed gets no worker, and none beyond stage.workers_per_database.
 	 */
+	if (!my_slot->dynamic && !worker_db_listed(dbname))
+	{
+		ereport(LOG,
+				(errmsg("stage worker for database \"%s\" stops: the database left stage.databases",
+						dbname)));
+		proc_exit(0);
+	}
 	if (!my_slot->dynamic && worker_serving(dbname, slot) >= stage_workers_per_database)
 	{
 		ereport(LOG,
