@@ -22,12 +22,14 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "lib/stringinfo.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "utils/fmgrprotos.h"
 #include "utils/jsonb.h"
+#include "utils/resowner.h"
 
 #include "mover_int.h"
 
@@ -673,6 +675,77 @@ mover_int_canonical(Mover *m, const char *s)
 	return out;
 }
 
+/* the canonical key of a row whose key values passed their type checks */
+static char *
+mover_key_of(Mover *m, MoverRow *row, Datum *typed)
+{
+	RuleProgram *p = m->p;
+	int			k;
+
+	if (p->nkeys == 1 && p->cols[p->keycols[0]].tclass == TC_TEXT)
+		return row->vals[p->keycols[0]];	/* text is its own canonical form */
+	if (p->nkeys == 1 && mover_int_key(&p->cols[p->keycols[0]]) &&
+		tc_precheck(p->cols[p->keycols[0]].tclass, -1, row->vals[p->keycols[0]]))
+		return mover_int_canonical(m, row->vals[p->keycols[0]]);
+	for (k = 0; k < p->nkeys; k++)
+	{
+		StageColumn *col = &p->cols[p->keycols[k]];
+
+		typed[k] = InputFunctionCall(&col->infunc, row->vals[p->keycols[k]],
+									 col->ioparam, col->typmod);
+	}
+	return mover_canonical_key(m, typed);
+}
+
+/*
+ * The canonical key of a quarantined row, for its item to be superseded by
+ * a later row of the same key; NULL when the row has no usable key (a key
+ * value NULL or of the wrong type).  The key's input functions run in a
+ * subtransaction: a value whose type check was skipped may still raise.
+ */
+char *
+mover_quarantine_key(Mover *m, MoverRow *row)
+{
+	RuleProgram *p = m->p;
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	Datum	   *typed;
+	char	   *volatile key = NULL;
+	int			k;
+
+	if (p->nkeys == 0)
+		return NULL;
+	for (k = 0; k < p->nkeys; k++)
+		if (row->vals[p->keycols[k]] == NULL || row->badtype[p->keycols[k]])
+			return NULL;
+	if (p->nkeys == 1 && p->cols[p->keycols[0]].tclass == TC_TEXT)
+		return row->vals[p->keycols[0]];
+	if (p->nkeys == 1 && mover_int_key(&p->cols[p->keycols[0]]))
+		return tc_precheck(p->cols[p->keycols[0]].tclass, -1, row->vals[p->keycols[0]]) ?
+			mover_int_canonical(m, row->vals[p->keycols[0]]) : NULL;
+	typed = palloc(sizeof(Datum) * p->nkeys);
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		key = mover_key_of(m, row, typed);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		key = NULL;
+	}
+	PG_END_TRY();
+	return key;
+}
+
 /*
  * Keys within the batch: the canonical key of every row still clean, and
  * what on_duplicate says of a key seen before (skip: the later row is a
@@ -704,22 +777,7 @@ mover_dedupe(Mover *m)
 		if (row->outcome != OUT_CLEAN)
 			continue;
 		candidates++;
-		if (p->nkeys == 1 && p->cols[p->keycols[0]].tclass == TC_TEXT)
-			row->key = row->vals[p->keycols[0]];	/* text is its own canonical form */
-		else if (p->nkeys == 1 && mover_int_key(&p->cols[p->keycols[0]]) &&
-				 tc_precheck(p->cols[p->keycols[0]].tclass, -1, row->vals[p->keycols[0]]))
-			row->key = mover_int_canonical(m, row->vals[p->keycols[0]]);
-		else
-		{
-			for (k = 0; k < p->nkeys; k++)
-			{
-				StageColumn *col = &p->cols[p->keycols[k]];
-
-				typed[k] = InputFunctionCall(&col->infunc, row->vals[p->keycols[k]],
-											 col->ioparam, col->typmod);
-			}
-			row->key = mover_canonical_key(m, typed);
-		}
+		row->key = mover_key_of(m, row, typed);
 		e = hash_search(seen, &row->key, HASH_ENTER, &found);
 		if (!found)
 		{

@@ -394,7 +394,8 @@ stage_replay_rows(PG_FUNCTION_ARGS)
 
 	catalog_exec("SELECT landing_id, source, received_at, raw_data, raw_payload FROM stage.quarantine_log"
 			   " WHERE pipeline_id OPERATOR(pg_catalog.=) $1"
-			   " AND landing_id OPERATOR(pg_catalog.=) ANY ($2) ORDER BY landing_id",
+			   " AND status OPERATOR(pg_catalog.=) 'open'"
+			   " AND landing_id OPERATOR(pg_catalog.=) ANY ($2) ORDER BY landing_id FOR UPDATE",
 			   2, types, vals, NULL, SPI_OK_SELECT);
 	tt = SPI_tuptable;
 	m.n = (int) SPI_processed;
@@ -441,17 +442,41 @@ stage_replay_rows(PG_FUNCTION_ARGS)
 	mover_check_piece(&m);
 	if (m.n > 0 && !dry_run)
 	{
-		Datum	   *elems = palloc(sizeof(Datum) * m.n);
+		Datum	   *again = palloc(sizeof(Datum) * m.n);
+		int			nagain = 0;
 
+		/*
+		 * A row quarantined again gets a new record (the reasons of this
+		 * replay); the others leave quarantine: their items are closed as
+		 * replayed by this batch, below, once their outcome is final.
+		 */
 		for (i = 0; i < m.n; i++)
-			elems[i] = Int64GetDatum(m.rows[i].id);
-		vals[1] = mover_array(elems, NULL, m.n, INT8OID);
+			if (m.rows[i].outcome == OUT_QUARANTINE)
+				again[nagain++] = Int64GetDatum(m.rows[i].id);
+		vals[1] = mover_array(again, NULL, nagain, INT8OID);
 		catalog_exec("DELETE FROM stage.quarantine_log WHERE pipeline_id OPERATOR(pg_catalog.=) $1"
 				   " AND landing_id OPERATOR(pg_catalog.=) ANY ($2)",
 				   2, types, vals, NULL, SPI_OK_DELETE);
 		mover_write_clean(&m);
 		mover_write_outcomes(&m);
 		mover_write_stats(&m);
+		{
+			Datum	   *left = palloc(sizeof(Datum) * m.n);
+			int			nleft = 0;
+
+			for (i = 0; i < m.n; i++)
+				if (m.rows[i].outcome != OUT_QUARANTINE)
+					left[nleft++] = Int64GetDatum(m.rows[i].id);
+			vals[1] = mover_array(left, NULL, nleft, INT8OID);
+			vals[2] = Int64GetDatum(m.batch_id);
+			catalog_exec("UPDATE stage.quarantine_log SET status = 'replayed',"
+						 " closed_at = pg_catalog.now(), closed_batch_id = $3,"
+						 " closed_by = (SELECT b.run_by FROM stage.batch b"
+						 " WHERE b.batch_id OPERATOR(pg_catalog.=) $3)"
+						 " WHERE pipeline_id OPERATOR(pg_catalog.=) $1"
+						 " AND landing_id OPERATOR(pg_catalog.=) ANY ($2)",
+						 3, types, vals, NULL, SPI_OK_UPDATE);
+		}
 		vals[2] = Int64GetDatum(m.batch_id);
 		catalog_exec(psprintf("UPDATE stage.batch SET rows_in = %d, rows_clean = %lld,"
 							" rows_quarantined = %lld, rows_duplicate = %lld, rows_warned = %lld,"
