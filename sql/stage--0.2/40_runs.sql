@@ -305,8 +305,6 @@ BEGIN
 			CASE pg_catalog.jsonb_typeof(e.value)
 				 WHEN 'null' THEN 'null'::jsonb
 				 WHEN 'string' THEN e.value
-				 WHEN 'object' THEN NULL
-				 WHEN 'array' THEN NULL
 				 ELSE pg_catalog.to_jsonb(e.value #>> '{}') END)
 	  INTO fix FROM pg_catalog.jsonb_each(corrections) e;
 	IF p.format OPERATOR(pg_catalog.=) 'columns' THEN
@@ -321,7 +319,9 @@ BEGIN
 				USING ERRCODE = 'undefined_column',
 					  HINT = pg_catalog.format('Its columns are %s.', pg_catalog.array_to_string(landing_cols, ', '));
 		END IF;
-		SELECT k INTO bad FROM pg_catalog.jsonb_each(fix) e(k, v) WHERE v IS NULL LIMIT 1;
+		SELECT e.key INTO bad FROM pg_catalog.jsonb_each(corrections) e
+		 WHERE pg_catalog.jsonb_typeof(e.value) OPERATOR(pg_catalog.=) ANY (ARRAY['object', 'array'])
+		 LIMIT 1;
 	ELSE
 		fix := corrections;		/* a payload takes any JSON value */
 	END IF;

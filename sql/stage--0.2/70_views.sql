@@ -101,7 +101,9 @@ SELECT p.name AS pipeline, q.batch_id, q.landing_id, q.contract_version,
  WHERE stage._may_see(p.owner);
 
 CREATE VIEW stage.quarantine WITH (security_barrier) AS
-SELECT x.* FROM stage.quarantine_all x WHERE x.status OPERATOR(pg_catalog.=) 'open';
+SELECT x.* FROM stage.quarantine_all x
+  JOIN stage.pipeline p ON p.name OPERATOR(pg_catalog.=) x.pipeline
+ WHERE x.status OPERATOR(pg_catalog.=) 'open' AND stage._may_see(p.owner);
 
 CREATE VIEW stage.dlq_summary WITH (security_barrier) AS
 SELECT p.name AS pipeline, r.value OPERATOR(pg_catalog.->>) 'rule' AS rule_name,
