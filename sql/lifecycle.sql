@@ -150,6 +150,45 @@ SELECT stage.purge('lc') >= 0 AS purged;
 SELECT status, count(*) FROM stage.quarantine_all WHERE pipeline = 'lc' GROUP BY 1 ORDER BY 1;
 RESET ROLE;
 
+-- repair_where: the open items of a rule, corrected by expressions over
+-- the row as it landed, run as the owner (a superuser's call included)
+CREATE TABLE lc_rw (id int PRIMARY KEY, amount numeric NOT NULL, cur text);
+ALTER TABLE lc_rw OWNER TO lc_owner;
+SET ROLE lc_owner;
+SELECT stage.create_pipeline('lcrw', 'lc_rw', key => '{id}');
+INSERT INTO stage_landing.lcrw (id, amount, cur) VALUES
+	('1', '1,50', 'eur'), ('2', '2,75', 'usd'), ('3', '3.00', 'chf'), ('4', 'abc', 'eur');
+SELECT rows_quarantined FROM stage.run_batch('lcrw');
+SELECT * FROM stage.repair_where('lcrw', 'amount_type',
+	'{"amount": "replace(amount, '','', ''.'')", "cur": "upper(cur)"}', 'decimal commas',
+	dry_run => true);
+SELECT * FROM stage.repair_where('lcrw', 'amount_type', '{"amount": "(SELECT 1)"}');
+SELECT * FROM stage.repair_where('lcrw', 'amount_type', '{"amount": "_stage_source"}');
+SELECT * FROM stage.repair_where('lcrw', 'amount_type', '{"amount": "nope"}');
+SELECT * FROM stage.repair_where('lcrw', 'amount_type', '{"amount": 1}');
+SELECT * FROM stage.repair_where('lcrw', 'amount_type', '{"amount": "1/0"}');
+SELECT * FROM stage.repair_where('lcrw', 'no_such_rule', '{"amount": "amount"}');
+RESET ROLE;
+-- the owner's code, whoever calls: a superuser's repair sees the owner
+SELECT landing_id, reasons->0->>'value' AS would_be
+  FROM stage.repair_where('lcrw', 'amount_type',
+	'{"amount": "current_user"}', dry_run => true);
+-- and may not change the session's settings or role
+SELECT * FROM stage.repair_where('lcrw', 'amount_type',
+	'{"amount": "set_config(''role'', ''postgres'', false)"}', dry_run => true);
+SELECT current_user = session_user AS still_myself;
+SET ROLE lc_owner;
+SELECT landing_id, repair_landing_id IS NOT NULL AS landed, outcome
+  FROM stage.repair_where('lcrw', 'amount_type', '{"amount": "replace(amount, '','', ''.'')"}',
+						  'decimal commas');
+SELECT rows_in, rows_clean, rows_quarantined FROM stage.run_batch('lcrw');
+SELECT landing_id, status, successor_id IS NOT NULL AS has_successor, note
+  FROM stage.quarantine_all WHERE pipeline = 'lcrw' ORDER BY landing_id;
+SELECT * FROM lc_rw ORDER BY id;
+SELECT stage.drop_pipeline('lcrw');
+RESET ROLE;
+DROP TABLE lc_rw;
+
 -- jsonb pipelines: corrections apply to the payload
 CREATE TABLE lc_events (id int PRIMARY KEY, n int);
 SELECT stage.create_pipeline('lcj', 'lc_events', key => '{id}', format => 'jsonb');

@@ -378,6 +378,77 @@ BEGIN
 END
 $$;
 
+CREATE FUNCTION stage._repair_values(pipeline text, ids bigint[], expr text)
+RETURNS TABLE(landing_id bigint, value text)
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'stage_repair_values';
+
+/*
+ * Bulk repair: the open items failing a rule, each corrected by SQL
+ * expressions over its row as it landed (fix: column -> expression, the
+ * row's columns as text), evaluated as the pipeline owner with the
+ * isolation of expression rules; then as stage.repair.
+ */
+CREATE FUNCTION stage.repair_where(pipeline text, rule_name text, fix jsonb,
+								   note text DEFAULT NULL, dry_run boolean DEFAULT false)
+RETURNS TABLE(landing_id bigint, repair_landing_id bigint, outcome text, reasons jsonb)
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'stage_api';
+CREATE FUNCTION stage._do_repair_where(pipeline text, rule_name text, fix jsonb,
+									   note text, dry_run boolean)
+RETURNS TABLE(landing_id bigint, repair_landing_id bigint, outcome text, reasons jsonb)
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+	p stage.pipeline := stage._pipeline(pipeline, true);
+	ids bigint[];
+	f record;
+	v record;
+	acc jsonb := '{}';
+	id bigint;
+BEGIN
+	IF rule_name IS NULL OR fix IS NULL THEN
+		RAISE EXCEPTION 'rule_name and fix must not be null'
+			USING ERRCODE = 'null_value_not_allowed',
+				  HINT = 'For example stage.repair_where(''orders'', ''amount_type'', ''{"amount": "replace(amount, ,, .)"}'', ''decimal commas'').';
+	END IF;
+	IF pg_catalog.jsonb_typeof(fix) OPERATOR(pg_catalog.<>) 'object' OR fix OPERATOR(pg_catalog.=) '{}'::jsonb
+	   OR EXISTS (SELECT 1 FROM pg_catalog.jsonb_each(fix) e
+				   WHERE pg_catalog.jsonb_typeof(e.value) OPERATOR(pg_catalog.<>) 'string') THEN
+		RAISE EXCEPTION 'fix must be a JSON object of column names and SQL expressions'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Each expression reads the row''s columns as text, e.g. {"amount": "replace(amount, '','', ''.'')"}.';
+	END IF;
+	IF p.format OPERATOR(pg_catalog.=) 'jsonb' THEN
+		RAISE EXCEPTION 'repair_where needs a pipeline of format columns'
+			USING ERRCODE = 'feature_not_supported',
+				  HINT = 'Correct the payloads of a jsonb pipeline with stage.repair.';
+	END IF;
+	SELECT pg_catalog.array_agg(q.landing_id ORDER BY q.landing_id) INTO ids
+	  FROM stage.quarantine_log q
+	 WHERE q.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id
+	   AND q.status OPERATOR(pg_catalog.=) 'open'
+	   AND q.reasons OPERATOR(pg_catalog.@>)
+		   pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object('rule', _do_repair_where.rule_name));
+	IF ids IS NULL THEN
+		RETURN;
+	END IF;
+	FOR f IN SELECT e.key, e.value FROM pg_catalog.jsonb_each_text(fix) e ORDER BY e.key LOOP
+		FOR v IN SELECT * FROM stage._repair_values(pipeline, ids, f.value) LOOP
+			acc := acc OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(v.landing_id::text,
+				COALESCE(acc OPERATOR(pg_catalog.->) v.landing_id::text, '{}'::jsonb)
+				OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(f.key, v.value));
+		END LOOP;
+	END LOOP;
+	FOREACH id IN ARRAY ids LOOP
+		RETURN QUERY SELECT * FROM stage._do_repair(pipeline, ARRAY[id],
+			acc OPERATOR(pg_catalog.->) id::text, note, dry_run);
+	END LOOP;
+END
+$$;
+
 /* close open items for good: rows that should never load; returns how many */
 CREATE FUNCTION stage.dismiss(pipeline text, landing_ids bigint[], note text)
 RETURNS bigint
@@ -405,9 +476,10 @@ BEGIN
 	   AND q.status OPERATOR(pg_catalog.=) 'open';
 	GET DIAGNOSTICS n = ROW_COUNT;
 	IF n OPERATOR(pg_catalog.<) (SELECT pg_catalog.count(DISTINCT i) FROM pg_catalog.unnest(landing_ids) i) THEN
-		RAISE NOTICE '% of the % landing ids are not open quarantine items of pipeline "%": left as they are',
+		RAISE NOTICE 'landing ids that are no open quarantine item of pipeline "%", left as they are: % of %',
+			pipeline,
 			(SELECT pg_catalog.count(DISTINCT i) FROM pg_catalog.unnest(landing_ids) i) OPERATOR(pg_catalog.-) n,
-			(SELECT pg_catalog.count(DISTINCT i) FROM pg_catalog.unnest(landing_ids) i), pipeline;
+			(SELECT pg_catalog.count(DISTINCT i) FROM pg_catalog.unnest(landing_ids) i);
 	END IF;
 	RETURN n;
 END
