@@ -189,6 +189,20 @@ SELECT stage.drop_pipeline('lcrw');
 RESET ROLE;
 DROP TABLE lc_rw;
 
+-- a replayed row the target rejects is quarantined again: its item stays
+-- open, with the replay's reasons (not a second item)
+CREATE TABLE lc_nn (id int PRIMARY KEY, amount numeric NOT NULL);
+SELECT stage.create_pipeline('lcnn', 'lc_nn', key => '{id}');
+INSERT INTO stage_landing.lcnn (id, amount) VALUES ('1', 'N/A'), ('2', '$5');
+SELECT rows_quarantined FROM stage.run_batch('lcnn');
+SELECT stage.add_transform('lcnn', 'amount', 'nullif', '{"values": ["N/A"]}');
+SELECT stage.add_transform('lcnn', 'amount', 'number', '{"currency": true}');
+SELECT landing_id, outcome, reasons->0->>'kind' AS kind FROM stage.replay('lcnn') ORDER BY 1;
+SELECT landing_id, status, kind FROM stage.quarantine_all WHERE pipeline = 'lcnn' ORDER BY 1;
+SELECT * FROM lc_nn;
+SELECT stage.drop_pipeline('lcnn');
+DROP TABLE lc_nn;
+
 -- jsonb pipelines: corrections apply to the payload
 CREATE TABLE lc_events (id int PRIMARY KEY, n int);
 SELECT stage.create_pipeline('lcj', 'lc_events', key => '{id}', format => 'jsonb');

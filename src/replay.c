@@ -447,10 +447,13 @@ stage_replay_rows(PG_FUNCTION_ARGS)
 		Datum	   *again = palloc(sizeof(Datum) * m.n);
 		int			nagain = 0;
 
+		mover_write_clean(&m);
+
 		/*
-		 * A row quarantined again gets a new record (the reasons of this
-		 * replay); the others leave quarantine: their items are closed as
-		 * replayed by this batch, below, once their outcome is final.
+		 * A row quarantined again (by the contract, or by the target while
+		 * it was written) gets a new record, the reasons of this replay;
+		 * the others leave quarantine: their items are closed as replayed
+		 * by this batch, below.
 		 */
 		for (i = 0; i < m.n; i++)
 			if (m.rows[i].outcome == OUT_QUARANTINE)
@@ -459,7 +462,6 @@ stage_replay_rows(PG_FUNCTION_ARGS)
 		catalog_exec("DELETE FROM stage.quarantine_log WHERE pipeline_id OPERATOR(pg_catalog.=) $1"
 				   " AND landing_id OPERATOR(pg_catalog.=) ANY ($2)",
 				   2, types, vals, NULL, SPI_OK_DELETE);
-		mover_write_clean(&m);
 		mover_write_outcomes(&m);
 		mover_write_stats(&m);
 		{
