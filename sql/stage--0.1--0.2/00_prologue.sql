@@ -85,7 +85,7 @@ COMMENT ON COLUMN stage.quarantine_log.raw_reasons IS NULL;
 
 /* quarantine items have a lifecycle (open until repaired, replayed, superseded or dismissed) */
 ALTER TABLE stage.quarantine_log ADD COLUMN key text,
-	ADD COLUMN status text NOT NULL DEFAULT 'open'
+	ADD COLUMN status text
 		CHECK (status OPERATOR(pg_catalog.=) ANY
 			   (ARRAY['open', 'repaired', 'replayed', 'superseded', 'dismissed'])),
 	ADD COLUMN successor_id bigint,
@@ -93,6 +93,10 @@ ALTER TABLE stage.quarantine_log ADD COLUMN key text,
 	ADD COLUMN closed_by text,
 	ADD COLUMN closed_batch_id bigint,
 	ADD COLUMN note text;
+/* (no default while the column is added: the table as a fresh install has it, no stored missing value) */
+UPDATE stage.quarantine_log SET status = 'open';
+ALTER TABLE stage.quarantine_log ALTER COLUMN status SET DEFAULT 'open',
+	ALTER COLUMN status SET NOT NULL;
 CREATE INDEX ON stage.quarantine_log (pipeline_id, key) WHERE status OPERATOR(pg_catalog.=) 'open';
 CREATE INDEX ON stage.quarantine_log (pipeline_id, successor_id)
 	WHERE status OPERATOR(pg_catalog.=) 'open' AND successor_id IS NOT NULL;
