@@ -109,6 +109,7 @@ typedef struct Mover
 	bool	   *tf_done;		/* per row: computed */
 	void		(*sweep_fn) (struct Mover *m, int *idx, int n);	/* mover_sweep's work */
 	int			sweep_pos;		/* the row mover_sweep is at */
+	bool		open_items;		/* the pipeline may have open quarantine items */
 } Mover;
 
 /* a pipeline as the catalog says it is */
@@ -150,6 +151,8 @@ extern void mover_row_from_json(RuleProgram *p, MoverRow *row, Jsonb *jb);
 /*---- write.c ----*/
 extern void mover_write_clean(Mover *m);
 extern void mover_write_outcomes(Mover *m);
+extern void mover_close_items(Mover *m);
+extern bool mover_has_open_items(int pipeline_id);
 extern void mover_write_stats(Mover *m);
 
 /*---- transform_run.c ----*/
@@ -164,6 +167,7 @@ extern void mover_typecheck(Mover *m);
 extern void mover_rules(Mover *m);
 extern void mover_dedupe(Mover *m);
 extern char *mover_canonical_key(Mover *m, Datum *typed);
+extern char *mover_quarantine_key(Mover *m, MoverRow *row);
 
 /*---- outcome.c ----*/
 extern void mover_prepare_masks(Mover *m);

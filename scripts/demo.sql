@@ -215,12 +215,37 @@ SELECT order_id, customer_email, amount, currency
   FROM public.orders WHERE order_id > 200000 ORDER BY order_id LIMIT 3;
 
 \echo
-\echo '== 13. The books balance: every landing row is in exactly one place'
-SELECT landing, clean, quarantined, duplicates,
-	   landing = clean + quarantined + duplicates AS balanced
+\echo '== 13. Quarantine is a work queue: each item ends repaired, superseded, replayed or dismissed'
+\echo '   partner-a and partner-b confirm their negative amounts were refunds sent as orders: dismissed'
+SELECT stage.dismiss('orders', (SELECT array_agg(landing_id) FROM stage.quarantine
+								 WHERE pipeline = 'orders' AND rule_name = 'amount_range'),
+					 'refunds sent as orders by mistake, confirmed by the partners') AS dismissed;
+\echo '   partner-c sends the amounts it had as N/A: each correction lands as a copy of the row'
+SELECT count(*) AS copies, count(*) FILTER (WHERE outcome = 'clean') AS predicted_clean
+  FROM stage.repair('orders', (SELECT array_agg(landing_id) FROM stage.quarantine
+								WHERE pipeline = 'orders' AND source = 'partner-c'),
+					'{"amount": "99.00"}', 'amounts from the partner''s mail of 2 May');
+SELECT rows_in, rows_clean, rows_quarantined FROM stage.run_batch('orders');
+\echo '   one chain, from the row that failed to the copy that loaded (stage.trace):'
+SELECT landing_row, batch_id, outcome, status, note
+  FROM stage.trace('orders', (SELECT min(landing_id) FROM stage.quarantine_all
+							   WHERE pipeline = 'orders' AND status = 'repaired'));
+\echo '   the queue by status (stage.quarantine_all; stage.quarantine shows the open items):'
+SELECT status, count(*) AS items FROM stage.quarantine_all WHERE pipeline = 'orders'
+ GROUP BY 1 ORDER BY 1;
+SELECT dlq_open, dlq_repaired, dlq_replayed, dlq_superseded, dlq_dismissed
+  FROM stage.health WHERE pipeline = 'orders';
+
+\echo
+\echo '== 14. The books balance: every landing row is in exactly one place'
+\echo '   (a quarantine item keeps its row unless the row itself was replayed into the target)'
+SELECT landing, clean, quarantined, duplicates, pending,
+	   landing = clean + quarantined + duplicates + pending AS balanced
   FROM (SELECT
 		  (SELECT count(*) FROM stage_landing.orders) AS landing,
 		  (SELECT count(*) FROM public.orders) AS clean,
-		  (SELECT count(*) FROM stage.quarantine WHERE pipeline = 'orders') AS quarantined,
-		  (SELECT sum(rows_duplicate) FROM stage.batches WHERE pipeline = 'orders') AS duplicates
+		  (SELECT count(*) FROM stage.quarantine_all
+			WHERE pipeline = 'orders' AND status <> 'replayed') AS quarantined,
+		  (SELECT sum(rows_duplicate) FROM stage.batches WHERE pipeline = 'orders') AS duplicates,
+		  stage.backlog('orders') AS pending
 	   ) AS n;

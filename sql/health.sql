@@ -48,7 +48,7 @@ SELECT replay_success_rate, dlq_size FROM stage.health WHERE pipeline = 'hl';
 -- stage.metrics(): the same figures in Prometheus text format
 SELECT line FROM regexp_split_to_table(stage.metrics(), E'\n') AS line
  WHERE line LIKE '%pipeline="hl"%'
-   AND line !~ 'latency'
+   AND line !~ 'latency|oldest_open_age'
  ORDER BY line;
 SELECT count(*) AS latency_lines
   FROM regexp_split_to_table(stage.metrics(), E'\n') AS line

@@ -1025,6 +1025,7 @@ mover_batch(MoverSession *ms, int64 limit, BatchResult *res, MemoryContext cxt)
 
 	/* the batch record first: outcomes reference it */
 	mover_batch_record(&m, &w, from_txid, from_id, started);
+	m.open_items = mover_has_open_items(pipeline_id);
 
 	/*
 	 * A batch that may be held (max_reject_ratio, drift policy hold) is
@@ -1049,6 +1050,7 @@ mover_batch(MoverSession *ms, int64 limit, BatchResult *res, MemoryContext cxt)
 				rejected++;
 		mover_write_clean(&m);
 		mover_write_outcomes(&m);
+		mover_close_items(&m);
 		mover_note_received(&m);
 		MemoryContextSwitchTo(oldcxt);
 		rows_in += m.n;

@@ -22,12 +22,14 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "lib/stringinfo.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "utils/fmgrprotos.h"
 #include "utils/jsonb.h"
+#include "utils/resowner.h"
 
 #include "mover_int.h"
 
@@ -447,6 +449,81 @@ mover_json_check(StageRule *r, const char *v)
 }
 
 /*
+ * How a rule's message names the value of column c.  A rule's message
+ * quotes the value as the row shows it (masked where the column is
+ * masked, mover_masked), between double quotes and exactly as it is:
+ * stage.quarantine later replaces the shown text with its form under the
+ * current masks (qview.c), which only works on the text itself, whole.
+ * So a value is quoted only when it is at most MOVER_QUOTE_MAX bytes and
+ * holds no double quote, backslash or control character (nothing to
+ * escape); any other is named by its length, never by a prefix.  Nothing
+ * is said of a value masked to NULL, nor of a masked value in
+ * stage.check_row, which shows no form of it (see outcome.c).
+ *
+ * Returns the quoted text, or NULL with *nchars the shown value's length
+ * in characters (-1 when nothing may be said of it).
+ */
+#define MOVER_QUOTE_MAX 64
+
+static char *
+mover_quote(Mover *m, MoverRow *row, int c, int *nchars)
+{
+	const char *shown;
+	size_t		len;
+	size_t		i;
+
+	*nchars = -1;
+	if (m->p->cols[c].mask != NULL && m->check_only)
+		return NULL;
+	shown = mover_masked(m, row, c);
+	if (shown == NULL)
+		return NULL;
+	len = strlen(shown);
+	*nchars = pg_mbstrlen_with_len(shown, len);
+	if (len > MOVER_QUOTE_MAX)
+		return NULL;
+	for (i = 0; i < len; i++)
+	{
+		unsigned char ch = (unsigned char) shown[i];
+
+		if (ch == '"' || ch == '\\' || ch < 0x20 || ch == 0x7f)
+			return NULL;
+	}
+	return psprintf("\"%s\"", shown);
+}
+
+/* the subject of a rule's message: value "XYZ", value of N characters, value */
+static char *
+mover_subject(Mover *m, MoverRow *row, int c)
+{
+	int			nchars;
+	char	   *q = mover_quote(m, row, c, &nchars);
+
+	if (q != NULL)
+		return psprintf("value %s", q);
+	if (nchars >= 0)
+		return psprintf("value of %d character%s", nchars, nchars == 1 ? "" : "s");
+	return "value";
+}
+
+/* a length rule's message: the value quoted, or its length alone */
+static char *
+mover_length_message(Mover *m, MoverRow *row, int c, int nchars, bool below,
+					 int bound)
+{
+	int			shown_chars;
+	char	   *q = mover_quote(m, row, c, &shown_chars);
+
+	if (q != NULL)
+		return psprintf(below ? "value %s has %d characters, fewer than the minimum %d" :
+						"value %s has %d characters, more than the maximum %d",
+						q, nchars, bound);
+	return psprintf(below ? "value of %d characters is shorter than the minimum %d" :
+					"value of %d characters is longer than the maximum %d",
+					nchars, bound);
+}
+
+/*
  * The rules of the contract over every row: reference and expression rules
  * set-wise first (not for a limited check_row), then each rule per row, and
  * key columns not null.  A failed rule of severity warn only counts, except
@@ -517,33 +594,37 @@ mover_rules(Mover *m)
 						if (r->has_min &&
 							DatumGetInt32(FunctionCall2Coll(&col->cmpfunc, col->collation,
 															d, r->min)) < 0)
-							msg = psprintf("value is below the minimum %s", r->min_text);
+							msg = psprintf("%s is below the minimum %s",
+										   mover_subject(m, row, r->col), r->min_text);
 						else if (r->has_max &&
 								 DatumGetInt32(FunctionCall2Coll(&col->cmpfunc, col->collation,
 																 d, r->max)) > 0)
-							msg = psprintf("value is above the maximum %s", r->max_text);
+							msg = psprintf("%s is above the maximum %s",
+										   mover_subject(m, row, r->col), r->max_text);
 					}
 					break;
 				case RULE_ENUM:
 					if (bsearch(v, r->values, r->nvalues, sizeof(char *),
 								mover_enum_cmp) == NULL)
-						msg = psprintf("value is not one of %s", r->values_text);
+						msg = psprintf("%s is not one of %s",
+									   mover_subject(m, row, r->col), r->values_text);
 					break;
 				case RULE_LENGTH:
 					{
 						int			nchars = pg_mbstrlen(v);
 
 						if (r->min_len >= 0 && nchars < r->min_len)
-							msg = psprintf("value has %d characters, fewer than the minimum %d",
-										   nchars, r->min_len);
+							msg = mover_length_message(m, row, r->col, nchars, true,
+													   r->min_len);
 						else if (r->max_len >= 0 && nchars > r->max_len)
-							msg = psprintf("value has %d characters, more than the maximum %d",
-										   nchars, r->max_len);
+							msg = mover_length_message(m, row, r->col, nchars, false,
+													   r->max_len);
 					}
 					break;
 				case RULE_FORMAT:
 					if (!format_valid(r->format, v, strlen(v)))
-						msg = psprintf("value is not a valid %s", format_name(r->format));
+						msg = psprintf("%s is not a valid %s",
+									   mover_subject(m, row, r->col), format_name(r->format));
 					break;
 				case RULE_NO_PII:
 					{
@@ -560,7 +641,8 @@ mover_rules(Mover *m)
 					break;
 				case RULE_REFERENCE:
 					if (hash_search(r->ref_found, &v, HASH_FIND, NULL) == NULL)
-						msg = psprintf("value not found in %s", r->ref_name);
+						msg = psprintf("%s not found in %s",
+									   mover_subject(m, row, r->col), r->ref_name);
 					break;
 				case RULE_UNIQUE:
 					r->checked--;	/* counted by mover_dedupe */
@@ -576,7 +658,8 @@ mover_rules(Mover *m)
 						case RX_MATCH:
 							break;
 						case RX_NOMATCH:
-							msg = psprintf("value does not match %s", r->pattern);
+							msg = psprintf("%s does not match %s",
+										   mover_subject(m, row, r->col), r->pattern);
 							break;
 						case RX_LIMIT:
 							kind = "regex_limit";
@@ -673,6 +756,77 @@ mover_int_canonical(Mover *m, const char *s)
 	return out;
 }
 
+/* the canonical key of a row whose key values passed their type checks */
+static char *
+mover_key_of(Mover *m, MoverRow *row, Datum *typed)
+{
+	RuleProgram *p = m->p;
+	int			k;
+
+	if (p->nkeys == 1 && p->cols[p->keycols[0]].tclass == TC_TEXT)
+		return row->vals[p->keycols[0]];	/* text is its own canonical form */
+	if (p->nkeys == 1 && mover_int_key(&p->cols[p->keycols[0]]) &&
+		tc_precheck(p->cols[p->keycols[0]].tclass, -1, row->vals[p->keycols[0]]))
+		return mover_int_canonical(m, row->vals[p->keycols[0]]);
+	for (k = 0; k < p->nkeys; k++)
+	{
+		StageColumn *col = &p->cols[p->keycols[k]];
+
+		typed[k] = InputFunctionCall(&col->infunc, row->vals[p->keycols[k]],
+									 col->ioparam, col->typmod);
+	}
+	return mover_canonical_key(m, typed);
+}
+
+/*
+ * The canonical key of a quarantined row, for its item to be superseded by
+ * a later row of the same key; NULL when the row has no usable key (a key
+ * value NULL or of the wrong type).  The key's input functions run in a
+ * subtransaction: a value whose type check was skipped may still raise.
+ */
+char *
+mover_quarantine_key(Mover *m, MoverRow *row)
+{
+	RuleProgram *p = m->p;
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	Datum	   *typed;
+	char	   *volatile key = NULL;
+	int			k;
+
+	if (p->nkeys == 0)
+		return NULL;
+	for (k = 0; k < p->nkeys; k++)
+		if (row->vals[p->keycols[k]] == NULL || row->badtype[p->keycols[k]])
+			return NULL;
+	if (p->nkeys == 1 && p->cols[p->keycols[0]].tclass == TC_TEXT)
+		return row->vals[p->keycols[0]];
+	if (p->nkeys == 1 && mover_int_key(&p->cols[p->keycols[0]]))
+		return tc_precheck(p->cols[p->keycols[0]].tclass, -1, row->vals[p->keycols[0]]) ?
+			mover_int_canonical(m, row->vals[p->keycols[0]]) : NULL;
+	typed = palloc(sizeof(Datum) * p->nkeys);
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		key = mover_key_of(m, row, typed);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		key = NULL;
+	}
+	PG_END_TRY();
+	return key;
+}
+
 /*
  * Keys within the batch: the canonical key of every row still clean, and
  * what on_duplicate says of a key seen before (skip: the later row is a
@@ -704,22 +858,7 @@ mover_dedupe(Mover *m)
 		if (row->outcome != OUT_CLEAN)
 			continue;
 		candidates++;
-		if (p->nkeys == 1 && p->cols[p->keycols[0]].tclass == TC_TEXT)
-			row->key = row->vals[p->keycols[0]];	/* text is its own canonical form */
-		else if (p->nkeys == 1 && mover_int_key(&p->cols[p->keycols[0]]) &&
-				 tc_precheck(p->cols[p->keycols[0]].tclass, -1, row->vals[p->keycols[0]]))
-			row->key = mover_int_canonical(m, row->vals[p->keycols[0]]);
-		else
-		{
-			for (k = 0; k < p->nkeys; k++)
-			{
-				StageColumn *col = &p->cols[p->keycols[k]];
-
-				typed[k] = InputFunctionCall(&col->infunc, row->vals[p->keycols[k]],
-											 col->ioparam, col->typmod);
-			}
-			row->key = mover_canonical_key(m, typed);
-		}
+		row->key = mover_key_of(m, row, typed);
 		e = hash_search(seen, &row->key, HASH_ENTER, &found);
 		if (!found)
 		{

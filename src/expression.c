@@ -60,7 +60,9 @@ expr_walker(Node *node, ExprCheck *ctx)
 					(errcode(ERRCODE_UNDEFINED_COLUMN),
 					 errmsg("column \"%s\" in %s expression is not a column of \"%s\"",
 							name, ctx->what, RelationGetRelationName(ctx->rel)),
-					 errhint("Expressions are evaluated over the row's target columns.")));
+					 errhint(strcmp(ctx->what, "repair") == 0 ?
+							 "A repair expression reads the columns of the row as it landed, as text." :
+							 "Expressions are evaluated over the row's target columns.")));
 		foreach(lc, ctx->cols)
 			if (strcmp((char *) lfirst(lc), name) == 0)
 				return false;
@@ -73,6 +75,8 @@ expr_walker(Node *node, ExprCheck *ctx)
 				 errmsg("%s expression may not contain subqueries or parameters", ctx->what),
 				 errhint(strcmp(ctx->what, "rule") == 0 ?
 						 "Use rule reference for lookups in other tables." :
+						 strcmp(ctx->what, "repair") == 0 ?
+						 "A repair expression corrects a row from its own values; look other values up in a transform." :
 						 "Use the transform lookup for values from other tables.")));
 	if (IsA(node, FuncCall) && (((FuncCall *) node)->agg_star ||
 								((FuncCall *) node)->over != NULL ||

@@ -581,8 +581,11 @@ qv_prepare_tokens(QvMaskSet *set, SPITupleTable *tt, uint64 nrows, int rawcol)
  * stage._quarantine(pipeline_id integer) RETURNS TABLE(landing_id bigint,
  *   batch_id bigint, contract_version integer, source text,
  *   received_at timestamptz, row_data jsonb, reasons jsonb,
- *   quarantined_at timestamptz)
+ *   quarantined_at timestamptz, status text, successor_id bigint,
+ *   closed_at timestamptz, closed_by text, note text): every item, whatever
+ *   its status
  */
+#define QV_RAW_COL 14			/* the query's raw_data column (1-based) */
 PG_FUNCTION_INFO_V1(stage_quarantine_rows);
 Datum
 stage_quarantine_rows(PG_FUNCTION_ARGS)
@@ -638,6 +641,7 @@ stage_quarantine_rows(PG_FUNCTION_ARGS)
 													  TYPALIGN_INT));
 			plan = SPI_prepare("SELECT landing_id, batch_id, contract_version, source,"
 							   " received_at, row_data, reasons, quarantined_at,"
+							   " status, successor_id, closed_at, closed_by, note,"
 							   " CASE WHEN contract_version OPERATOR(pg_catalog.=) ANY ($2)"
 							   "      THEN raw_data END"
 							   " FROM stage.quarantine_log"
@@ -658,22 +662,22 @@ stage_quarantine_rows(PG_FUNCTION_ARGS)
 				MemoryContextReset(rowcxt);
 				old = MemoryContextSwitchTo(rowcxt);
 				/* the vault, once per chunk and mask */
-				qv_prepare_tokens(cur, tt, SPI_processed, 9);
+				qv_prepare_tokens(cur, tt, SPI_processed, QV_RAW_COL);
 				for (i = 0; i < nstale; i++)
 					if (stale[i].set != NULL)
-						qv_prepare_tokens(stale[i].set, tt, SPI_processed, 9);
+						qv_prepare_tokens(stale[i].set, tt, SPI_processed, QV_RAW_COL);
 				for (j = 0; j < SPI_processed; j++)
 				{
-					Datum		values[8];
-					bool		nulls[8];
+					Datum		values[QV_RAW_COL - 1];
+					bool		nulls[QV_RAW_COL - 1];
 					int			c;
 					Datum		raw;
 					bool		rawnull;
 
 					CHECK_FOR_INTERRUPTS();
-					for (c = 0; c < 8; c++)
+					for (c = 0; c < QV_RAW_COL - 1; c++)
 						values[c] = SPI_getbinval(tt->vals[j], tt->tupdesc, c + 1, &nulls[c]);
-					raw = SPI_getbinval(tt->vals[j], tt->tupdesc, 9, &rawnull);
+					raw = SPI_getbinval(tt->vals[j], tt->tupdesc, QV_RAW_COL, &rawnull);
 					if (!rawnull)
 					{
 						QvVersion  *ver = qv_version(stale, nstale,
@@ -688,7 +692,7 @@ stage_quarantine_rows(PG_FUNCTION_ARGS)
 							ver->set = qv_parse_masks(ver->masks_json, owner);
 							MemoryContextSwitchTo(o2);
 							/* this chunk's tokens for the newly parsed masks */
-							qv_prepare_tokens(ver->set, tt, SPI_processed, 9);
+							qv_prepare_tokens(ver->set, tt, SPI_processed, QV_RAW_COL);
 						}
 						values[5] = qv_row_data(cols, ncols, cur);
 						nulls[5] = false;

@@ -22,6 +22,7 @@
  */
 #include "postgres.h"
 
+#include "access/table.h"
 #include "catalog/pg_type.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -32,6 +33,7 @@
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
 
+#include "expression.h"
 #include "mover_int.h"
 
 /* ----------------------------------------------------------------
@@ -394,7 +396,8 @@ stage_replay_rows(PG_FUNCTION_ARGS)
 
 	catalog_exec("SELECT landing_id, source, received_at, raw_data, raw_payload FROM stage.quarantine_log"
 			   " WHERE pipeline_id OPERATOR(pg_catalog.=) $1"
-			   " AND landing_id OPERATOR(pg_catalog.=) ANY ($2) ORDER BY landing_id",
+			   " AND status OPERATOR(pg_catalog.=) 'open'"
+			   " AND landing_id OPERATOR(pg_catalog.=) ANY ($2) ORDER BY landing_id FOR UPDATE",
 			   2, types, vals, NULL, SPI_OK_SELECT);
 	tt = SPI_tuptable;
 	m.n = (int) SPI_processed;
@@ -441,17 +444,43 @@ stage_replay_rows(PG_FUNCTION_ARGS)
 	mover_check_piece(&m);
 	if (m.n > 0 && !dry_run)
 	{
-		Datum	   *elems = palloc(sizeof(Datum) * m.n);
+		Datum	   *again = palloc(sizeof(Datum) * m.n);
+		int			nagain = 0;
 
+		mover_write_clean(&m);
+
+		/*
+		 * A row quarantined again (by the contract, or by the target while
+		 * it was written) gets a new record, the reasons of this replay;
+		 * the others leave quarantine: their items are closed as replayed
+		 * by this batch, below.
+		 */
 		for (i = 0; i < m.n; i++)
-			elems[i] = Int64GetDatum(m.rows[i].id);
-		vals[1] = mover_array(elems, NULL, m.n, INT8OID);
+			if (m.rows[i].outcome == OUT_QUARANTINE)
+				again[nagain++] = Int64GetDatum(m.rows[i].id);
+		vals[1] = mover_array(again, NULL, nagain, INT8OID);
 		catalog_exec("DELETE FROM stage.quarantine_log WHERE pipeline_id OPERATOR(pg_catalog.=) $1"
 				   " AND landing_id OPERATOR(pg_catalog.=) ANY ($2)",
 				   2, types, vals, NULL, SPI_OK_DELETE);
-		mover_write_clean(&m);
 		mover_write_outcomes(&m);
 		mover_write_stats(&m);
+		{
+			Datum	   *left = palloc(sizeof(Datum) * m.n);
+			int			nleft = 0;
+
+			for (i = 0; i < m.n; i++)
+				if (m.rows[i].outcome != OUT_QUARANTINE)
+					left[nleft++] = Int64GetDatum(m.rows[i].id);
+			vals[1] = mover_array(left, NULL, nleft, INT8OID);
+			vals[2] = Int64GetDatum(m.batch_id);
+			catalog_exec("UPDATE stage.quarantine_log SET status = 'replayed',"
+						 " closed_at = pg_catalog.now(), closed_batch_id = $3,"
+						 " closed_by = (SELECT b.run_by FROM stage.batch b"
+						 " WHERE b.batch_id OPERATOR(pg_catalog.=) $3)"
+						 " WHERE pipeline_id OPERATOR(pg_catalog.=) $1"
+						 " AND landing_id OPERATOR(pg_catalog.=) ANY ($2)",
+						 3, types, vals, NULL, SPI_OK_UPDATE);
+		}
 		vals[2] = Int64GetDatum(m.batch_id);
 		catalog_exec(psprintf("UPDATE stage.batch SET rows_in = %d, rows_clean = %lld,"
 							" rows_quarantined = %lld, rows_duplicate = %lld, rows_warned = %lld,"
@@ -485,5 +514,148 @@ stage_replay_rows(PG_FUNCTION_ARGS)
 	MemoryContextSwitchTo(old);
 	mover_leave(&ms);
 	MemoryContextDelete(cxt);
+	return (Datum) 0;
+}
+
+/* ----------------------------------------------------------------
+ *		stage._repair_values: a repair's expression over the raw rows
+ * ---------------------------------------------------------------- */
+
+/*
+ * stage._repair_values(pipeline text, ids bigint[], expr text)
+ *   RETURNS TABLE(landing_id bigint, value text)
+ *
+ * What expr makes of each open quarantine item of ids: expr is one SQL
+ * expression over the columns of the row as it landed (all text), checked
+ * as the expressions of rules and transforms are (one expression, names
+ * only of the row's columns) and run set-wise as the pipeline's owner
+ * under the guard, like them: never with the rights of whoever calls.
+ * For stage.repair_where.
+ */
+PG_FUNCTION_INFO_V1(stage_repair_values);
+Datum
+stage_repair_values(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	char	   *name;
+	char	   *expr;
+	MoverSession ms;
+	PipelineInfo pi;
+	Relation	rel;
+	List	   *cols;
+	ListCell   *lc;
+	char	   *sql;
+	Oid			types[2] = {INT4OID, INT8ARRAYOID};
+	Datum		vals[2];
+	int			n;
+	int			i;
+	int			k;
+	int64	   *ids;
+	Datum	  **colvals;
+	bool	  **colnulls;
+	Oid		   *etypes;
+	Datum	   *evals;
+	Datum	   *ords;
+	SPITupleTable *tt;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("pipeline, ids and expression must not be null")));
+	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	expr = text_to_cstring(PG_GETARG_TEXT_PP(2));
+	InitMaterializedSRF(fcinfo, 0);
+	memset(&ms, 0, sizeof(ms));
+	(void) mover_enter(name, &ms, false, false);
+	mover_find_pipeline(name, &pi);
+
+	/* an expression over the landing table's columns, all text */
+	rel = table_open(pi.landing, AccessShareLock);
+	cols = expr_columns(expr, rel, "repair");
+	foreach(lc, cols)
+		if (strncmp((const char *) lfirst(lc), "_stage_", 7) == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("repair expression may only name the row's data columns, not %s",
+							(const char *) lfirst(lc)),
+					 errhint("The row as it landed has the landing table's columns without _stage_*.")));
+	sql = expr_sql(expr, cols, rel, false);
+	table_close(rel, NoLock);
+	expr_prepare(sql, list_length(cols), expr, "repair",
+				 "The expression reads the row's columns as text, e.g. replace(amount, ',', '.').");
+
+	/* the raw rows, as the catalog owner */
+	vals[0] = Int32GetDatum(pi.pipeline_id);
+	vals[1] = PG_GETARG_DATUM(1);
+	catalog_exec("SELECT landing_id, raw_data FROM stage.quarantine_log"
+				 " WHERE pipeline_id OPERATOR(pg_catalog.=) $1"
+				 " AND landing_id OPERATOR(pg_catalog.=) ANY ($2)"
+				 " AND status OPERATOR(pg_catalog.=) 'open' ORDER BY landing_id",
+				 2, types, vals, NULL, SPI_OK_SELECT);
+	tt = SPI_tuptable;
+	n = (int) SPI_processed;
+	ids = palloc(sizeof(int64) * Max(n, 1));
+	ords = palloc(sizeof(Datum) * Max(n, 1));
+	colvals = palloc(sizeof(Datum *) * Max(list_length(cols), 1));
+	colnulls = palloc(sizeof(bool *) * Max(list_length(cols), 1));
+	for (k = 0; k < list_length(cols); k++)
+	{
+		colvals[k] = palloc(sizeof(Datum) * Max(n, 1));
+		colnulls[k] = palloc(sizeof(bool) * Max(n, 1));
+	}
+	for (i = 0; i < n; i++)
+	{
+		bool		isnull;
+		Jsonb	   *raw;
+
+		ids[i] = DatumGetInt64(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull));
+		ords[i] = Int32GetDatum(i);
+		raw = DatumGetJsonbPCopy(SPI_getbinval(tt->vals[i], tt->tupdesc, 2, &isnull));
+		k = 0;
+		foreach(lc, cols)
+		{
+			const char *col = (const char *) lfirst(lc);
+			JsonbValue	v;
+
+			colnulls[k][i] = true;
+			colvals[k][i] = (Datum) 0;
+			if (!isnull && JB_ROOT_IS_OBJECT(raw) &&
+				getKeyJsonValueFromContainer(&raw->root, col, strlen(col), &v) != NULL &&
+				v.type == jbvString)
+			{
+				colvals[k][i] = PointerGetDatum(cstring_to_text_with_len(v.val.string.val,
+																		 v.val.string.len));
+				colnulls[k][i] = false;
+			}
+			k++;
+		}
+	}
+	if (n > 0)
+	{
+		etypes = palloc(sizeof(Oid) * (list_length(cols) + 1));
+		evals = palloc(sizeof(Datum) * (list_length(cols) + 1));
+		etypes[0] = INT4ARRAYOID;
+		evals[0] = mover_array(ords, NULL, n, INT4OID);
+		for (k = 0; k < list_length(cols); k++)
+		{
+			etypes[k + 1] = TEXTARRAYOID;
+			evals[k + 1] = mover_array(colvals[k], colnulls[k], n, TEXTOID);
+		}
+		/* as the owner, under the guard mover_enter set up */
+		mover_exec(sql, list_length(cols) + 1, etypes, evals, NULL, SPI_OK_SELECT);
+		tt = SPI_tuptable;
+		for (i = 0; i < (int) SPI_processed; i++)
+		{
+			Datum		values[2];
+			bool		nulls[2] = {false, false};
+			bool		isnull;
+			int			ord = DatumGetInt32(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull));
+
+			values[0] = Int64GetDatum(ids[ord]);
+			values[1] = SPI_getbinval(tt->vals[i], tt->tupdesc, 2, &nulls[1]);
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		}
+	}
+	mover_leave(&ms);
 	return (Datum) 0;
 }

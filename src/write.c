@@ -319,10 +319,13 @@ mover_write_outcomes(Mover *m)
 	bool	   *rrnull = palloc(sizeof(bool) * Max(m->n, 1));
 	bool	   *paynull = palloc(sizeof(bool) * Max(m->n, 1));
 	Datum	   *dids = palloc(sizeof(Datum) * Max(m->n, 1));
+	Datum	   *keys = palloc(sizeof(Datum) * Max(m->n, 1));
+	bool	   *keynull = palloc(sizeof(bool) * Max(m->n, 1));
 
 	for (i = 0; i < m->n; i++)
 	{
 		MoverRow   *row = &m->rows[i];
+		char	   *key;
 
 		switch (row->outcome)
 		{
@@ -348,16 +351,19 @@ mover_write_outcomes(Mover *m)
 				/* jsonb format: the payload itself, for replay and its drift check */
 				paynull[nq] = (row->payload == (Datum) 0);
 				pay[nq] = paynull[nq] ? (Datum) 0 : row->payload;
+				key = mover_quarantine_key(m, row);
+				keynull[nq] = (key == NULL);
+				keys[nq] = key ? CStringGetTextDatum(key) : (Datum) 0;
 				nq++;
 				break;
 		}
 	}
 	if (nq > 0)
 	{
-		Oid			types[11] = {INT4OID, INT8OID, INT4OID, INT8ARRAYOID, TEXTARRAYOID,
+		Oid			types[12] = {INT4OID, INT8OID, INT4OID, INT8ARRAYOID, TEXTARRAYOID,
 			TIMESTAMPTZARRAYOID, JSONBARRAYOID, JSONBARRAYOID, JSONBARRAYOID,
-		JSONBARRAYOID, JSONBARRAYOID};
-		Datum		vals[11];
+		JSONBARRAYOID, JSONBARRAYOID, TEXTARRAYOID};
+		Datum		vals[12];
 
 		vals[0] = Int32GetDatum(m->p->pipeline_id);
 		vals[1] = Int64GetDatum(m->batch_id);
@@ -370,15 +376,18 @@ mover_write_outcomes(Mover *m)
 		vals[8] = mover_array(raw, NULL, nq, JSONBOID);
 		vals[9] = mover_array(pay, paynull, nq, JSONBOID);
 		vals[10] = mover_array(rr, rrnull, nq, JSONBOID);
+		vals[11] = mover_array(keys, keynull, nq, TEXTOID);
 		catalog_exec("INSERT INTO stage.quarantine_log (pipeline_id, landing_id, batch_id,"
 					 " contract_version, source, received_at, row_data, reasons, raw_data,"
-					 " raw_payload, raw_reasons)"
-					 " SELECT $1, u.id, $2, $3, u.src, u.rcv, u.rd, u.re, u.raw, u.pay, u.rr"
+					 " raw_payload, raw_reasons, key)"
+					 " SELECT $1, u.id, $2, $3, u.src, u.rcv, u.rd, u.re, u.raw, u.pay, u.rr, u.k"
 					 " FROM (SELECT pg_catalog.unnest($4) AS id, pg_catalog.unnest($5) AS src,"
 					 " pg_catalog.unnest($6) AS rcv, pg_catalog.unnest($7) AS rd,"
 					 " pg_catalog.unnest($8) AS re, pg_catalog.unnest($9) AS raw,"
-					 " pg_catalog.unnest($10) AS pay, pg_catalog.unnest($11) AS rr) AS u",
-					 11, types, vals, NULL, SPI_OK_INSERT);
+					 " pg_catalog.unnest($10) AS pay, pg_catalog.unnest($11) AS rr,"
+					 " pg_catalog.unnest($12) AS k) AS u",
+					 12, types, vals, NULL, SPI_OK_INSERT);
+		m->open_items = true;
 	}
 	if (nd > 0)
 	{
@@ -392,6 +401,87 @@ mover_write_outcomes(Mover *m)
 				   " SELECT $1, u.id, $2 FROM pg_catalog.unnest($3) AS u(id)",
 				   3, types, vals, NULL, SPI_OK_INSERT);
 	}
+}
+
+/* has the pipeline an open quarantine item (that a clean row might close)? */
+bool
+mover_has_open_items(int pipeline_id)
+{
+	Oid			type = INT4OID;
+	Datum		val = Int32GetDatum(pipeline_id);
+	bool		isnull;
+
+	catalog_exec("SELECT EXISTS (SELECT 1 FROM stage.quarantine_log q"
+				 " WHERE q.pipeline_id OPERATOR(pg_catalog.=) $1"
+				 " AND q.status OPERATOR(pg_catalog.=) 'open')",
+				 1, &type, &val, NULL, SPI_OK_SELECT);
+	return DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
+									  &isnull));
+}
+
+/*
+ * Quarantine items this piece's clean rows close, in the batch's
+ * transaction: an item whose repair copy (successor_id) moved clean is
+ * repaired; an open item of a key that a later landing row (a higher
+ * landing id) moved clean with is superseded by that row.  Nothing to do
+ * while the pipeline has no open item (m->open_items, read when the batch
+ * began and set when a piece quarantines a row).
+ */
+void
+mover_close_items(Mover *m)
+{
+	Datum	   *ids;
+	Datum	   *keys;
+	bool	   *keynull;
+	int			n = 0;
+	int			i;
+	Oid			types[4] = {INT4OID, INT8OID, INT8ARRAYOID, TEXTARRAYOID};
+	Datum		vals[4];
+
+	if (!m->open_items || m->n == 0)
+		return;
+	ids = palloc(sizeof(Datum) * m->n);
+	keys = palloc(sizeof(Datum) * m->n);
+	keynull = palloc(sizeof(bool) * m->n);
+	for (i = 0; i < m->n; i++)
+	{
+		MoverRow   *row = &m->rows[i];
+
+		if (row->outcome != OUT_CLEAN)
+			continue;
+		ids[n] = Int64GetDatum(row->id);
+		keynull[n] = (row->key == NULL);
+		keys[n] = row->key ? CStringGetTextDatum(row->key) : (Datum) 0;
+		n++;
+	}
+	if (n == 0)
+		return;
+	vals[0] = Int32GetDatum(m->p->pipeline_id);
+	vals[1] = Int64GetDatum(m->batch_id);
+	vals[2] = mover_array(ids, NULL, n, INT8OID);
+	vals[3] = mover_array(keys, keynull, n, TEXTOID);
+	catalog_exec("UPDATE stage.quarantine_log q SET status = 'repaired',"
+				 " closed_at = pg_catalog.now(), closed_batch_id = $2,"
+				 " closed_by = (SELECT b.run_by FROM stage.batch b"
+				 " WHERE b.batch_id OPERATOR(pg_catalog.=) $2)"
+				 " WHERE q.pipeline_id OPERATOR(pg_catalog.=) $1"
+				 " AND q.status OPERATOR(pg_catalog.=) 'open'"
+				 " AND q.successor_id OPERATOR(pg_catalog.=) ANY ($3)",
+				 3, types, vals, NULL, SPI_OK_UPDATE);
+	if (m->p->nkeys == 0)
+		return;
+	catalog_exec("UPDATE stage.quarantine_log q SET status = 'superseded',"
+				 " successor_id = c.id, closed_at = pg_catalog.now(), closed_batch_id = $2,"
+				 " closed_by = (SELECT b.run_by FROM stage.batch b"
+				 " WHERE b.batch_id OPERATOR(pg_catalog.=) $2)"
+				 " FROM (SELECT u.k, pg_catalog.max(u.id) AS id"
+				 " FROM ROWS FROM (pg_catalog.unnest($3), pg_catalog.unnest($4)) AS u(id, k)"
+				 " WHERE u.k IS NOT NULL GROUP BY u.k) AS c"
+				 " WHERE q.pipeline_id OPERATOR(pg_catalog.=) $1"
+				 " AND q.status OPERATOR(pg_catalog.=) 'open'"
+				 " AND q.key OPERATOR(pg_catalog.=) c.k"
+				 " AND q.landing_id OPERATOR(pg_catalog.<) c.id",
+				 4, types, vals, NULL, SPI_OK_UPDATE);
 }
 
 /* per transform counters of this batch */

@@ -64,7 +64,8 @@
 #                           waits until the committed batches of these
 #                           pipelines took every one of their landing rows
 # the accounts (the promise: every landing row of a pipeline is in exactly
-# one of its target, stage.quarantine_log and stage.duplicate_log, nothing
+# one of its target, stage.quarantine_log (items not replayed: a replayed
+# row is in the target or the duplicate log) and stage.duplicate_log, nothing
 # placed comes from elsewhere, and the committed batches took each landing
 # row once)
 #   unplaced_count($node, $db, $pipeline, $target, $lo, $hi)
@@ -438,14 +439,16 @@ sub accounts
 	placed AS MATERIALIZED (
 		SELECT t._stage_id AS landing_id FROM $target t
 		UNION ALL
-		SELECT q.landing_id FROM stage.quarantine_log q, p WHERE q.pipeline_id = p.pipeline_id
+		SELECT q.landing_id FROM stage.quarantine_log q, p
+		 WHERE q.pipeline_id = p.pipeline_id AND q.status <> 'replayed'
 		UNION ALL
 		SELECT d.landing_id FROM stage.duplicate_log d, p WHERE d.pipeline_id = p.pipeline_id),
 	unplaced AS MATERIALIZED (
 		SELECT l.* FROM stage_landing.$pipeline l WHERE } . unplaced_sql($pipeline, $target) . qq{)
 	SELECT (SELECT count(*) FROM stage_landing.$pipeline),
 		   (SELECT count(*) FROM $target),
-		   (SELECT count(*) FROM stage.quarantine_log q, p WHERE q.pipeline_id = p.pipeline_id),
+		   (SELECT count(*) FROM stage.quarantine_log q, p
+			 WHERE q.pipeline_id = p.pipeline_id AND q.status <> 'replayed'),
 		   (SELECT count(*) FROM stage.duplicate_log d, p WHERE d.pipeline_id = p.pipeline_id),
 		   $overwritten,
 		   $unplaced,

@@ -73,9 +73,33 @@ DROP FUNCTION stage._validate_mask(regclass, text, text, jsonb);
 /* trace also shows what the transforms make of the row's values */
 DROP FUNCTION stage.trace(text, bigint);
 
+/* quarantine items have a status: the views over them are made anew */
+DROP VIEW stage.health;
+DROP VIEW stage.dlq_summary;
+DROP VIEW stage.quarantine;
+DROP FUNCTION stage._quarantine(integer);
+
 /* withheld server messages are kept for the owners */
 ALTER TABLE stage.quarantine_log ADD COLUMN raw_reasons jsonb;
 COMMENT ON COLUMN stage.quarantine_log.raw_reasons IS NULL;
+
+/* quarantine items have a lifecycle (open until repaired, replayed, superseded or dismissed) */
+ALTER TABLE stage.quarantine_log ADD COLUMN key text,
+	ADD COLUMN status text
+		CHECK (status OPERATOR(pg_catalog.=) ANY
+			   (ARRAY['open', 'repaired', 'replayed', 'superseded', 'dismissed'])),
+	ADD COLUMN successor_id bigint,
+	ADD COLUMN closed_at timestamptz,
+	ADD COLUMN closed_by text,
+	ADD COLUMN closed_batch_id bigint,
+	ADD COLUMN note text;
+/* (no default while the column is added: the table as a fresh install has it, no stored missing value) */
+UPDATE stage.quarantine_log SET status = 'open';
+ALTER TABLE stage.quarantine_log ALTER COLUMN status SET DEFAULT 'open',
+	ALTER COLUMN status SET NOT NULL;
+CREATE INDEX ON stage.quarantine_log (pipeline_id, key) WHERE status OPERATOR(pg_catalog.=) 'open';
+CREATE INDEX ON stage.quarantine_log (pipeline_id, successor_id)
+	WHERE status OPERATOR(pg_catalog.=) 'open' AND successor_id IS NOT NULL;
 
 /* one window worked by several movers at once, each its lane of keys */
 ALTER TABLE stage.pipeline ADD COLUMN lanes integer;

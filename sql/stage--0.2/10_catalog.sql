@@ -184,9 +184,29 @@ CREATE TABLE stage.quarantine_log (
 	quarantined_at	timestamptz NOT NULL DEFAULT pg_catalog.now(),
 	/* the reasons with the server messages that were withheld (owner only) */
 	raw_reasons		jsonb,
+	/*
+	 * The item's lifecycle: open until it is repaired (a corrected copy,
+	 * successor_id, moved clean), replayed (the row itself moved, in batch
+	 * closed_batch_id), superseded (a later row of its key, successor_id,
+	 * moved clean) or dismissed (never to load).  key: the row's canonical
+	 * key, when it has one, for supersession.
+	 */
+	key				text,
+	status			text NOT NULL DEFAULT 'open'
+		CHECK (status OPERATOR(pg_catalog.=) ANY
+			   (ARRAY['open', 'repaired', 'replayed', 'superseded', 'dismissed'])),
+	successor_id	bigint,
+	closed_at		timestamptz,
+	closed_by		text,
+	closed_batch_id	bigint,
+	note			text,
 	PRIMARY KEY (pipeline_id, landing_id)
 );
 CREATE INDEX ON stage.quarantine_log (batch_id);
+/* open items: the DLQ's size, supersession by key, repairs pending */
+CREATE INDEX ON stage.quarantine_log (pipeline_id, key) WHERE status OPERATOR(pg_catalog.=) 'open';
+CREATE INDEX ON stage.quarantine_log (pipeline_id, successor_id)
+	WHERE status OPERATOR(pg_catalog.=) 'open' AND successor_id IS NOT NULL;
 
 /* one row per landing row resolved as a duplicate of an earlier key */
 CREATE TABLE stage.duplicate_log (

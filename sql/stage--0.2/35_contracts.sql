@@ -136,6 +136,51 @@ END
 $$;
 
 /*
+ * Change a transform's args in place: same name, column, method and
+ * position, checked exactly as add_transform checks it, in one new
+ * contract version (none when the args are the ones it has).
+ */
+CREATE FUNCTION stage.alter_transform(pipeline text, transform_name text, args jsonb)
+RETURNS integer
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'stage_api';
+CREATE FUNCTION stage._do_alter_transform(pipeline text, transform_name text, args jsonb)
+RETURNS integer
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	p stage.pipeline := stage._pipeline(pipeline, true);
+	old stage.transform;
+BEGIN
+	SELECT * INTO old FROM stage.transform t
+	 WHERE t.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id
+	   AND t.transform_name OPERATOR(pg_catalog.=) _do_alter_transform.transform_name;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'transform "%" does not exist in pipeline "%"', transform_name, pipeline
+			USING ERRCODE = 'undefined_object',
+				  HINT = 'See stage.contract(pipeline) for its transforms.';
+	END IF;
+	IF args IS NULL THEN
+		RAISE EXCEPTION 'nothing to change in transform "%"', transform_name
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Pass the new args; to change the method, drop the transform and add another.';
+	END IF;
+	DELETE FROM stage.transform t
+	 WHERE t.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id
+	   AND t.transform_name OPERATOR(pg_catalog.=) old.transform_name;
+	PERFORM stage._insert_transform(p, old.column_name, old.method, args, old.transform_name);
+	UPDATE stage.transform t SET position = old.position
+	 WHERE t.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id
+	   AND t.transform_name OPERATOR(pg_catalog.=) old.transform_name;
+	IF COALESCE(args, '{}') OPERATOR(pg_catalog.=) old.args THEN
+		RETURN p.contract_version;
+	END IF;
+	RETURN stage._new_version(p.pipeline_id);
+END
+$$;
+
+/*
  * A landing column that is no target column: a source for the transforms
  * from, concat and coalesce (a partner's "email_address" for the target's
  * "email").  Text, like every landing column; whoever may insert into the
@@ -234,6 +279,58 @@ BEGIN
 END
 $$;
 
+/*
+ * Change a rule's args, severity or both in place: same name, column,
+ * kind and position, checked exactly as add_rule checks it, in one new
+ * contract version (none when nothing differs).  NULL keeps what the
+ * rule has.
+ */
+CREATE FUNCTION stage.alter_rule(pipeline text, rule_name text, args jsonb DEFAULT NULL,
+								 severity text DEFAULT NULL)
+RETURNS integer
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'stage_api';
+CREATE FUNCTION stage._do_alter_rule(pipeline text, rule_name text, args jsonb,
+									 severity text)
+RETURNS integer
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	p stage.pipeline := stage._pipeline(pipeline, true);
+	old stage.rule;
+	new_args jsonb;
+	new_severity text;
+BEGIN
+	SELECT * INTO old FROM stage.rule r
+	 WHERE r.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id
+	   AND r.rule_name OPERATOR(pg_catalog.=) _do_alter_rule.rule_name;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'rule "%" does not exist in pipeline "%"', rule_name, pipeline
+			USING ERRCODE = 'undefined_object',
+				  HINT = 'See stage.contract(pipeline) for its rules.';
+	END IF;
+	IF args IS NULL AND severity IS NULL THEN
+		RAISE EXCEPTION 'nothing to change in rule "%"', rule_name
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Pass args, severity or both; to change the column or kind, drop the rule and add another.';
+	END IF;
+	new_args := COALESCE(args, old.args);
+	new_severity := COALESCE(severity, old.severity);
+	DELETE FROM stage.rule r
+	 WHERE r.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id
+	   AND r.rule_name OPERATOR(pg_catalog.=) old.rule_name;
+	PERFORM stage._insert_rule(p, old.column_name, old.kind, new_args, new_severity, old.rule_name);
+	UPDATE stage.rule r SET position = old.position
+	 WHERE r.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id
+	   AND r.rule_name OPERATOR(pg_catalog.=) old.rule_name;
+	IF new_args OPERATOR(pg_catalog.=) old.args AND new_severity OPERATOR(pg_catalog.=) old.severity THEN
+		RETURN p.contract_version;
+	END IF;
+	RETURN stage._new_version(p.pipeline_id);
+END
+$$;
+
 CREATE FUNCTION stage.add_mask(pipeline text, column_name text, method text,
 							   args jsonb DEFAULT '{}')
 RETURNS integer
@@ -272,6 +369,53 @@ BEGIN
 		RAISE EXCEPTION 'column "%" of pipeline "%" has no mask', column_name, pipeline
 			USING ERRCODE = 'undefined_object',
 				  HINT = 'See stage.contract(pipeline) for its masks.';
+	END IF;
+	RETURN stage._new_version(p.pipeline_id);
+END
+$$;
+
+/*
+ * Change a column's mask in place: its method, its args or both, checked
+ * exactly as add_mask checks it, in one new contract version (none when
+ * nothing differs).  NULL keeps what the mask has: a new method with its
+ * own args takes both.
+ */
+CREATE FUNCTION stage.alter_mask(pipeline text, column_name text, method text DEFAULT NULL,
+								 args jsonb DEFAULT NULL)
+RETURNS integer
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'stage_api';
+CREATE FUNCTION stage._do_alter_mask(pipeline text, column_name text, method text,
+									 args jsonb)
+RETURNS integer
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	p stage.pipeline := stage._pipeline(pipeline, true);
+	old stage.mask;
+	new_method text;
+	new_args jsonb;
+BEGIN
+	SELECT * INTO old FROM stage.mask m
+	 WHERE m.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id
+	   AND m.column_name OPERATOR(pg_catalog.=) _do_alter_mask.column_name;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'column "%" of pipeline "%" has no mask', column_name, pipeline
+			USING ERRCODE = 'undefined_object',
+				  HINT = 'See stage.contract(pipeline) for its masks; add one with stage.add_mask().';
+	END IF;
+	IF method IS NULL AND args IS NULL THEN
+		RAISE EXCEPTION 'nothing to change in the mask of column "%"', column_name
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Pass method, args or both.';
+	END IF;
+	new_method := COALESCE(method, old.method);
+	new_args := COALESCE(args, old.args);
+	/* _insert_mask replaces the column's mask */
+	PERFORM stage._insert_mask(p, old.column_name, new_method, new_args);
+	IF new_method OPERATOR(pg_catalog.=) old.method AND new_args OPERATOR(pg_catalog.=) old.args THEN
+		RETURN p.contract_version;
 	END IF;
 	RETURN stage._new_version(p.pipeline_id);
 END

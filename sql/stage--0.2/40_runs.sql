@@ -101,68 +101,113 @@ END
 $$;
 
 /*
- * where a landing row went: target, quarantine or duplicate; and what the
- * current contract's transforms make of its values (columns: for each
- * column they change, {"landed", "value"})
+ * Where a landing row went: target, quarantine or duplicate, with its
+ * quarantine item's status; a row replayed out of quarantine adds the
+ * replay batch, an item repaired or superseded adds the row that closed it
+ * (landing_row), and so on down the chain; a row no batch has taken yet is
+ * pending.  columns: what the current contract's transforms make of the
+ * row's values (for each column they change, {"landed", "value"}).
  */
 CREATE FUNCTION stage.trace(pipeline text, landing_id bigint)
-RETURNS TABLE(batch_id bigint, outcome text, source text,
+RETURNS TABLE(landing_row bigint, batch_id bigint, outcome text, status text, source text,
 			  received_at timestamptz, contract_version integer, target regclass,
-			  columns jsonb)
+			  columns jsonb, note text)
 LANGUAGE c STABLE
 AS 'MODULE_PATHNAME', 'stage_api';
 CREATE FUNCTION stage._do_trace(pipeline text, landing_id bigint)
-RETURNS TABLE(batch_id bigint, outcome text, source text,
+RETURNS TABLE(landing_row bigint, batch_id bigint, outcome text, status text, source text,
 			  received_at timestamptz, contract_version integer, target regclass,
-			  columns jsonb)
+			  columns jsonb, note text)
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
+#variable_conflict use_column
 DECLARE
 	p stage.pipeline := stage._pipeline(pipeline, true);
+	cur bigint := _do_trace.landing_id;
+	steps integer := 0;
 	l record;
+	q record;
 	cols jsonb;
+	found_batch boolean;
+	transforms boolean := EXISTS (SELECT 1 FROM stage.transform t
+								   WHERE t.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id);
 BEGIN
-	EXECUTE pg_catalog.format(
-		'SELECT l._stage_txid, l._stage_source, l._stage_received_at, %s AS key,
-				%s AS row_data FROM %s l
-		  WHERE l._stage_id OPERATOR(pg_catalog.=) $1',
-		stage._lane_key_sql(p),
-		CASE WHEN p.format OPERATOR(pg_catalog.=) 'jsonb' THEN 'l.payload'
-			 ELSE 'pg_catalog.to_jsonb(l) OPERATOR(pg_catalog.-) ARRAY[''_stage_id'', ''_stage_txid'','
-				  ' ''_stage_source'', ''_stage_received_at'']' END,
-		p.landing)
-	INTO l USING _do_trace.landing_id;
-	IF l IS NULL THEN
-		RETURN;
-	END IF;
-	IF EXISTS (SELECT 1 FROM stage.transform t WHERE t.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id)
-	   AND pg_catalog.jsonb_typeof(l.row_data) OPERATOR(pg_catalog.=) 'object' THEN
-		cols := stage.preview(pipeline, l.row_data) OPERATOR(pg_catalog.->) 'transformed';
-	END IF;
-	RETURN QUERY
-	SELECT b.batch_id,
-		   CASE WHEN q.landing_id IS NOT NULL THEN 'quarantine'
-				WHEN d.landing_id IS NOT NULL THEN 'duplicate'
-				ELSE 'target' END,
-		   l._stage_source, l._stage_received_at, b.contract_version, p.target,
-		   COALESCE(cols, '{}')
-	  FROM stage.batch b
-	  LEFT JOIN stage.quarantine_log q
-		ON q.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id
-	   AND q.landing_id OPERATOR(pg_catalog.=) _do_trace.landing_id
-	  LEFT JOIN stage.duplicate_log d
-		ON d.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id
-	   AND d.landing_id OPERATOR(pg_catalog.=) _do_trace.landing_id
-	 WHERE b.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id
-	   AND b.status OPERATOR(pg_catalog.=) 'done' AND b.kind OPERATOR(pg_catalog.=) 'batch'
-	   AND pg_catalog.pg_visible_in_snapshot(l._stage_txid, b.win_hi)
-	   AND NOT pg_catalog.pg_visible_in_snapshot(l._stage_txid, b.win_lo)
-	   AND ROW(l._stage_txid, _do_trace.landing_id) OPERATOR(pg_catalog.>) ROW(b.from_txid, b.from_id)
-	   AND ROW(l._stage_txid, _do_trace.landing_id) OPERATOR(pg_catalog.<=) ROW(b.to_txid, b.to_id)
-	   /* a window worked in lanes: the batch of the row's lane */
-	   AND (b.lane IS NULL
-			OR b.lane OPERATOR(pg_catalog.=) stage._lane(b.lanes, l.key, _do_trace.landing_id));
+	/* a chain is as long as the repairs and supersessions made it; bounded all the same */
+	WHILE cur IS NOT NULL AND steps OPERATOR(pg_catalog.<) 1000 LOOP
+		steps := steps OPERATOR(pg_catalog.+) 1;
+		EXECUTE pg_catalog.format(
+			'SELECT l._stage_txid, l._stage_source, l._stage_received_at, %s AS key,
+					%s AS row_data FROM %s l
+			  WHERE l._stage_id OPERATOR(pg_catalog.=) $1',
+			stage._lane_key_sql(p),
+			CASE WHEN p.format OPERATOR(pg_catalog.=) 'jsonb' THEN 'l.payload'
+				 ELSE 'pg_catalog.to_jsonb(l) OPERATOR(pg_catalog.-) ARRAY[''_stage_id'', ''_stage_txid'','
+					  ' ''_stage_source'', ''_stage_received_at'']' END,
+			p.landing)
+		INTO l USING cur;
+		IF l IS NULL THEN
+			RETURN;
+		END IF;
+		cols := NULL;
+		IF transforms AND pg_catalog.jsonb_typeof(l.row_data) OPERATOR(pg_catalog.=) 'object' THEN
+			cols := stage.preview(pipeline, l.row_data) OPERATOR(pg_catalog.->) 'transformed';
+		END IF;
+		q := NULL;
+		SELECT x.status, x.successor_id, x.closed_batch_id, x.note INTO q
+		  FROM stage.quarantine_log x
+		 WHERE x.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id
+		   AND x.landing_id OPERATOR(pg_catalog.=) cur;
+		found_batch := false;
+		FOR landing_row, batch_id, outcome, status, source, received_at, contract_version,
+			target, columns, note IN
+			SELECT cur, b.batch_id,
+				   CASE WHEN q.status IS NOT NULL THEN 'quarantine'
+						WHEN EXISTS (SELECT 1 FROM stage.duplicate_log d
+									  WHERE d.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id
+										AND d.landing_id OPERATOR(pg_catalog.=) cur) THEN 'duplicate'
+						ELSE 'target' END,
+				   q.status, l._stage_source, l._stage_received_at, b.contract_version, p.target,
+				   COALESCE(cols, '{}'), q.note
+			  FROM stage.batch b
+			 WHERE b.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id
+			   AND b.status OPERATOR(pg_catalog.=) 'done' AND b.kind OPERATOR(pg_catalog.=) 'batch'
+			   AND pg_catalog.pg_visible_in_snapshot(l._stage_txid, b.win_hi)
+			   AND NOT pg_catalog.pg_visible_in_snapshot(l._stage_txid, b.win_lo)
+			   AND ROW(l._stage_txid, cur) OPERATOR(pg_catalog.>) ROW(b.from_txid, b.from_id)
+			   AND ROW(l._stage_txid, cur) OPERATOR(pg_catalog.<=) ROW(b.to_txid, b.to_id)
+			   /* a window worked in lanes: the batch of the row's lane */
+			   AND (b.lane IS NULL
+					OR b.lane OPERATOR(pg_catalog.=) stage._lane(b.lanes, l.key, cur))
+		LOOP
+			found_batch := true;
+			RETURN NEXT;
+		END LOOP;
+		IF NOT found_batch THEN
+			/* landed, not yet taken by a batch */
+			RETURN QUERY SELECT cur, NULL::bigint, 'pending'::text, NULL::text, l._stage_source,
+								l._stage_received_at, NULL::integer, p.target,
+								COALESCE(cols, '{}'), NULL::text;
+			RETURN;
+		END IF;
+		IF q.status OPERATOR(pg_catalog.=) 'replayed' THEN
+			/* the row itself left quarantine in a replay */
+			RETURN QUERY
+			SELECT cur, b.batch_id,
+				   CASE WHEN EXISTS (SELECT 1 FROM stage.duplicate_log d
+									  WHERE d.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id
+										AND d.landing_id OPERATOR(pg_catalog.=) cur) THEN 'duplicate'
+						ELSE 'target' END,
+				   NULL::text, l._stage_source, l._stage_received_at, b.contract_version, p.target,
+				   COALESCE(cols, '{}'), NULL::text
+			  FROM stage.batch b
+			 WHERE b.batch_id OPERATOR(pg_catalog.=) q.closed_batch_id;
+			RETURN;
+		END IF;
+		/* a repair copy (pending or loaded) or the row that superseded it */
+		cur := CASE WHEN q.status OPERATOR(pg_catalog.=) ANY (ARRAY['open', 'repaired', 'superseded'])
+					THEN q.successor_id END;
+	END LOOP;
 END
 $$;
 
@@ -199,6 +244,7 @@ BEGIN
 	SELECT pg_catalog.array_agg(q.landing_id ORDER BY q.landing_id) INTO todo
 	  FROM stage.quarantine_log q
 	 WHERE q.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id
+	   AND q.status OPERATOR(pg_catalog.=) 'open'
 	   AND (_do_replay.ids IS NULL OR q.landing_id OPERATOR(pg_catalog.=) ANY (_do_replay.ids))
 	   AND (_do_replay.batch_id IS NULL OR q.batch_id OPERATOR(pg_catalog.=) _do_replay.batch_id)
 	   AND (_do_replay.rule_name IS NULL
@@ -208,6 +254,234 @@ BEGIN
 		RETURN;
 	END IF;
 	RETURN QUERY SELECT * FROM stage._replay(pipeline, todo, COALESCE(dry_run, false));
+END
+$$;
+
+/* ------------------------------------------ the quarantine's lifecycle */
+
+/*
+ * Repair bad data without touching landing: each open item's row as it
+ * landed, with the corrections (column -> value) applied, lands again as a
+ * new landing row (same source); the item keeps it as its successor and is
+ * repaired when that copy moves clean (the next batch).  Returns per item
+ * the copy's landing id and what the current contract says of it (the
+ * target's own constraints aside); dry_run lands nothing.
+ */
+CREATE FUNCTION stage.repair(pipeline text, landing_ids bigint[], corrections jsonb,
+							 note text DEFAULT NULL, dry_run boolean DEFAULT false)
+RETURNS TABLE(landing_id bigint, repair_landing_id bigint, outcome text, reasons jsonb)
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'stage_api';
+CREATE FUNCTION stage._do_repair(pipeline text, landing_ids bigint[], corrections jsonb,
+								 note text, dry_run boolean)
+RETURNS TABLE(landing_id bigint, repair_landing_id bigint, outcome text, reasons jsonb)
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+	p stage.pipeline := stage._pipeline(pipeline, true);
+	landing_cols text[];
+	bad text;
+	fix jsonb;
+	q record;
+	fixed jsonb;
+	copy_id bigint;
+	why jsonb;
+BEGIN
+	IF landing_ids IS NULL OR corrections IS NULL THEN
+		RAISE EXCEPTION 'landing_ids and corrections must not be null'
+			USING ERRCODE = 'null_value_not_allowed',
+				  HINT = 'For example stage.repair(''orders'', ARRAY[17], ''{"amount": "19.90"}'', ''typo fixed with the partner'').';
+	END IF;
+	IF pg_catalog.jsonb_typeof(corrections) OPERATOR(pg_catalog.<>) 'object'
+	   OR corrections OPERATOR(pg_catalog.=) '{}'::jsonb THEN
+		RAISE EXCEPTION 'corrections must be a JSON object of column names and values'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'For example ''{"amount": "19.90", "currency": "EUR"}''; a JSON null makes the value NULL.';
+	END IF;
+	/* values as landing text: strings as they are, other scalars as their JSON text */
+	SELECT pg_catalog.jsonb_object_agg(e.key,
+			CASE pg_catalog.jsonb_typeof(e.value)
+				 WHEN 'null' THEN 'null'::jsonb
+				 WHEN 'string' THEN e.value
+				 ELSE pg_catalog.to_jsonb(e.value #>> '{}') END)
+	  INTO fix FROM pg_catalog.jsonb_each(corrections) e;
+	IF p.format OPERATOR(pg_catalog.=) 'columns' THEN
+		SELECT pg_catalog.array_agg(a.attname::text ORDER BY a.attnum) INTO landing_cols
+		  FROM pg_catalog.pg_attribute a
+		 WHERE a.attrelid OPERATOR(pg_catalog.=) p.landing AND a.attnum OPERATOR(pg_catalog.>) 0
+		   AND NOT a.attisdropped AND a.attname::text OPERATOR(pg_catalog.!~~) '\_stage\_%';
+		SELECT k INTO bad FROM pg_catalog.jsonb_object_keys(fix) k
+		 WHERE k OPERATOR(pg_catalog.<>) ALL (landing_cols) LIMIT 1;
+		IF bad IS NOT NULL THEN
+			RAISE EXCEPTION 'column "%" is not a column of the landing table of pipeline "%"', bad, pipeline
+				USING ERRCODE = 'undefined_column',
+					  HINT = pg_catalog.format('Its columns are %s.', pg_catalog.array_to_string(landing_cols, ', '));
+		END IF;
+		SELECT e.key INTO bad FROM pg_catalog.jsonb_each(corrections) e
+		 WHERE pg_catalog.jsonb_typeof(e.value) OPERATOR(pg_catalog.=) ANY (ARRAY['object', 'array'])
+		 LIMIT 1;
+	ELSE
+		fix := corrections;		/* a payload takes any JSON value */
+	END IF;
+	IF bad IS NOT NULL THEN
+		RAISE EXCEPTION 'the correction of column "%" is not a scalar', bad
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'A landing column holds text: give a string, a number, a boolean or null.';
+	END IF;
+
+	FOR q IN SELECT x.landing_id, x.source, x.raw_data, x.raw_payload
+			   FROM stage.quarantine_log x
+			  WHERE x.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id
+				AND x.landing_id OPERATOR(pg_catalog.=) ANY (_do_repair.landing_ids)
+				AND x.status OPERATOR(pg_catalog.=) 'open'
+			  ORDER BY x.landing_id
+			  FOR UPDATE
+	LOOP
+		IF p.format OPERATOR(pg_catalog.=) 'jsonb' THEN
+			fixed := CASE WHEN pg_catalog.jsonb_typeof(q.raw_payload) OPERATOR(pg_catalog.=) 'object'
+						  THEN q.raw_payload OPERATOR(pg_catalog.||) fix ELSE fix END;
+		ELSE
+			fixed := q.raw_data OPERATOR(pg_catalog.||) fix;
+		END IF;
+		why := stage.check_row(pipeline, fixed);
+		copy_id := NULL;
+		IF NOT COALESCE(dry_run, false) THEN
+			IF p.format OPERATOR(pg_catalog.=) 'jsonb' THEN
+				EXECUTE pg_catalog.format(
+					'INSERT INTO %s (payload, _stage_source) VALUES ($1, $2) RETURNING _stage_id',
+					p.landing)
+				INTO copy_id USING fixed, q.source;
+			ELSE
+				EXECUTE pg_catalog.format(
+					'INSERT INTO %1$s (%2$s, _stage_source)
+					 SELECT %3$s, $2 FROM pg_catalog.jsonb_populate_record(NULL::%1$s, $1) r
+					 RETURNING _stage_id',
+					p.landing,
+					(SELECT pg_catalog.string_agg(pg_catalog.quote_ident(c), ', ') FROM pg_catalog.unnest(landing_cols) c),
+					(SELECT pg_catalog.string_agg('r.' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(c), ', ')
+					   FROM pg_catalog.unnest(landing_cols) c))
+				INTO copy_id USING fixed, q.source;
+			END IF;
+			UPDATE stage.quarantine_log x
+			   SET successor_id = copy_id,
+				   note = COALESCE(_do_repair.note, x.note)
+			 WHERE x.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id
+			   AND x.landing_id OPERATOR(pg_catalog.=) q.landing_id;
+		END IF;
+		RETURN QUERY SELECT q.landing_id, copy_id,
+							CASE WHEN why OPERATOR(pg_catalog.=) '[]'::jsonb THEN 'clean'
+								 ELSE 'quarantine' END,
+							why;
+	END LOOP;
+END
+$$;
+
+CREATE FUNCTION stage._repair_values(pipeline text, ids bigint[], expr text)
+RETURNS TABLE(landing_id bigint, value text)
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'stage_repair_values';
+
+/*
+ * Bulk repair: the open items failing a rule, each corrected by SQL
+ * expressions over its row as it landed (fix: column -> expression, the
+ * row's columns as text), evaluated as the pipeline owner with the
+ * isolation of expression rules; then as stage.repair.
+ */
+CREATE FUNCTION stage.repair_where(pipeline text, rule_name text, fix jsonb,
+								   note text DEFAULT NULL, dry_run boolean DEFAULT false)
+RETURNS TABLE(landing_id bigint, repair_landing_id bigint, outcome text, reasons jsonb)
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'stage_api';
+CREATE FUNCTION stage._do_repair_where(pipeline text, rule_name text, fix jsonb,
+									   note text, dry_run boolean)
+RETURNS TABLE(landing_id bigint, repair_landing_id bigint, outcome text, reasons jsonb)
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+	p stage.pipeline := stage._pipeline(pipeline, true);
+	ids bigint[];
+	f record;
+	v record;
+	acc jsonb := '{}';
+	id bigint;
+BEGIN
+	IF rule_name IS NULL OR fix IS NULL THEN
+		RAISE EXCEPTION 'rule_name and fix must not be null'
+			USING ERRCODE = 'null_value_not_allowed',
+				  HINT = 'For example stage.repair_where(''orders'', ''amount_type'', ''{"amount": "replace(amount, ,, .)"}'', ''decimal commas'').';
+	END IF;
+	IF pg_catalog.jsonb_typeof(fix) OPERATOR(pg_catalog.<>) 'object' OR fix OPERATOR(pg_catalog.=) '{}'::jsonb
+	   OR EXISTS (SELECT 1 FROM pg_catalog.jsonb_each(fix) e
+				   WHERE pg_catalog.jsonb_typeof(e.value) OPERATOR(pg_catalog.<>) 'string') THEN
+		RAISE EXCEPTION 'fix must be a JSON object of column names and SQL expressions'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Each expression reads the row''s columns as text, e.g. {"amount": "replace(amount, '','', ''.'')"}.';
+	END IF;
+	IF p.format OPERATOR(pg_catalog.=) 'jsonb' THEN
+		RAISE EXCEPTION 'repair_where needs a pipeline of format columns'
+			USING ERRCODE = 'feature_not_supported',
+				  HINT = 'Correct the payloads of a jsonb pipeline with stage.repair.';
+	END IF;
+	SELECT pg_catalog.array_agg(q.landing_id ORDER BY q.landing_id) INTO ids
+	  FROM stage.quarantine_log q
+	 WHERE q.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id
+	   AND q.status OPERATOR(pg_catalog.=) 'open'
+	   AND q.reasons OPERATOR(pg_catalog.@>)
+		   pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object('rule', _do_repair_where.rule_name));
+	IF ids IS NULL THEN
+		RETURN;
+	END IF;
+	FOR f IN SELECT e.key, e.value FROM pg_catalog.jsonb_each_text(fix) e ORDER BY e.key LOOP
+		FOR v IN SELECT * FROM stage._repair_values(pipeline, ids, f.value) LOOP
+			acc := acc OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(v.landing_id::text,
+				COALESCE(acc OPERATOR(pg_catalog.->) v.landing_id::text, '{}'::jsonb)
+				OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(f.key, v.value));
+		END LOOP;
+	END LOOP;
+	FOREACH id IN ARRAY ids LOOP
+		RETURN QUERY SELECT * FROM stage._do_repair(pipeline, ARRAY[id],
+			acc OPERATOR(pg_catalog.->) id::text, note, dry_run);
+	END LOOP;
+END
+$$;
+
+/* close open items for good: rows that should never load; returns how many */
+CREATE FUNCTION stage.dismiss(pipeline text, landing_ids bigint[], note text)
+RETURNS bigint
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'stage_api';
+CREATE FUNCTION stage._do_dismiss(pipeline text, landing_ids bigint[], note text)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	p stage.pipeline := stage._pipeline(pipeline, true);
+	n bigint;
+BEGIN
+	IF landing_ids IS NULL OR note IS NULL OR pg_catalog.btrim(note) OPERATOR(pg_catalog.=) '' THEN
+		RAISE EXCEPTION 'landing_ids and a note must be given'
+			USING ERRCODE = 'null_value_not_allowed',
+				  HINT = 'Say why the rows must never load, for example stage.dismiss(''orders'', ARRAY[17], ''test order from the partner'').';
+	END IF;
+	UPDATE stage.quarantine_log q
+	   SET status = 'dismissed', closed_at = pg_catalog.now(),
+		   closed_by = stage._caller()::text, note = _do_dismiss.note
+	 WHERE q.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id
+	   AND q.landing_id OPERATOR(pg_catalog.=) ANY (_do_dismiss.landing_ids)
+	   AND q.status OPERATOR(pg_catalog.=) 'open';
+	GET DIAGNOSTICS n = ROW_COUNT;
+	IF n OPERATOR(pg_catalog.<) (SELECT pg_catalog.count(DISTINCT i) FROM pg_catalog.unnest(landing_ids) i) THEN
+		RAISE NOTICE 'landing ids that are no open quarantine item of pipeline "%", left as they are: % of %',
+			pipeline,
+			(SELECT pg_catalog.count(DISTINCT i) FROM pg_catalog.unnest(landing_ids) i) OPERATOR(pg_catalog.-) n,
+			(SELECT pg_catalog.count(DISTINCT i) FROM pg_catalog.unnest(landing_ids) i);
+	END IF;
+	RETURN n;
 END
 $$;
 
@@ -242,6 +516,13 @@ BEGIN
 			  ORDER BY x.pipeline_id
 	LOOP
 		n := n OPERATOR(pg_catalog.+) stage._purge_landing(p.pipeline_id);
+		/* closed quarantine items go after the same retention; open ones never expire */
+		DELETE FROM stage.quarantine_log q
+		 USING stage.pipeline x
+		 WHERE x.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id
+		   AND q.pipeline_id OPERATOR(pg_catalog.=) x.pipeline_id
+		   AND q.status OPERATOR(pg_catalog.<>) 'open'
+		   AND q.closed_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) x.retention);
 	END LOOP;
 	RETURN n;
 END

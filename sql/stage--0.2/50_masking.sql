@@ -354,11 +354,12 @@ REVOKE ALL ON FUNCTION stage.drop_secret(text, boolean) FROM PUBLIC;
 CREATE FUNCTION stage._quarantine(pipeline_id integer)
 RETURNS TABLE(landing_id bigint, batch_id bigint, contract_version integer, source text,
 			  received_at timestamptz, row_data jsonb, reasons jsonb,
-			  quarantined_at timestamptz)
+			  quarantined_at timestamptz, status text, successor_id bigint,
+			  closed_at timestamptz, closed_by text, note text)
 LANGUAGE c VOLATILE STRICT
 AS 'MODULE_PATHNAME', 'stage_quarantine_rows';
 COMMENT ON FUNCTION stage._quarantine(integer) IS
-	'a pipeline''s quarantined rows for its owner and stage_analyst members, masked with the current masks';
+	'a pipeline''s quarantine items (every status) for its owner and stage_analyst members, masked with the current masks';
 
 CREATE FUNCTION stage.quarantine_raw(pipeline text)
 RETURNS TABLE(landing_id bigint, batch_id bigint, contract_version integer, raw_data jsonb,

@@ -84,18 +84,26 @@ GRANT SELECT ON stage.pipelines, stage.batches, stage.rule_stats, stage.transfor
  * The quarantine and its daily summary, for owners (their pipelines),
  * stage_analyst members (every pipeline) and superusers; masked columns
  * show masked with their current mask, also on rows quarantined before it
- * was set.
+ * was set.  stage.quarantine shows the open items, the work still to do;
+ * stage.quarantine_all every item whatever its status.
  */
-CREATE VIEW stage.quarantine WITH (security_barrier) AS
+CREATE VIEW stage.quarantine_all WITH (security_barrier) AS
 SELECT p.name AS pipeline, q.batch_id, q.landing_id, q.contract_version,
 	   q.reasons OPERATOR(pg_catalog.->) 0 OPERATOR(pg_catalog.->>) 'rule' AS rule_name,
 	   q.reasons OPERATOR(pg_catalog.->) 0 OPERATOR(pg_catalog.->>) 'kind' AS kind,
 	   q.reasons OPERATOR(pg_catalog.->) 0 OPERATOR(pg_catalog.->>) 'column' AS column_name,
+	   q.reasons OPERATOR(pg_catalog.->) 0 OPERATOR(pg_catalog.->>) 'value' AS value,
 	   q.reasons OPERATOR(pg_catalog.->) 0 OPERATOR(pg_catalog.->>) 'message' AS message,
-	   q.reasons, q.row_data, q.source, q.received_at, q.quarantined_at
+	   q.reasons, q.row_data, q.source, q.received_at, q.quarantined_at,
+	   q.status, q.successor_id, q.closed_at, q.closed_by, q.note
   FROM stage.pipeline p
  CROSS JOIN LATERAL stage._quarantine(p.pipeline_id) q
  WHERE stage._may_see(p.owner);
+
+CREATE VIEW stage.quarantine WITH (security_barrier) AS
+SELECT x.* FROM stage.quarantine_all x
+  JOIN stage.pipeline p ON p.name OPERATOR(pg_catalog.=) x.pipeline
+ WHERE x.status OPERATOR(pg_catalog.=) 'open' AND stage._may_see(p.owner);
 
 CREATE VIEW stage.dlq_summary WITH (security_barrier) AS
 SELECT p.name AS pipeline, r.value OPERATOR(pg_catalog.->>) 'rule' AS rule_name,
@@ -103,14 +111,16 @@ SELECT p.name AS pipeline, r.value OPERATOR(pg_catalog.->>) 'rule' AS rule_name,
 	   r.value OPERATOR(pg_catalog.->>) 'column' AS column_name,
 	   pg_catalog.date_trunc('day', q.quarantined_at) AS day,
 	   pg_catalog.count(*) AS failures,
-	   pg_catalog.count(DISTINCT q.landing_id) AS rows
+	   pg_catalog.count(DISTINCT q.landing_id) AS rows,
+	   pg_catalog.count(DISTINCT q.landing_id) FILTER (WHERE q.status OPERATOR(pg_catalog.=) 'open') AS open_rows,
+	   pg_catalog.count(DISTINCT q.landing_id) FILTER (WHERE q.status OPERATOR(pg_catalog.<>) 'open') AS closed_rows
   FROM stage.pipeline p
  CROSS JOIN LATERAL stage._quarantine(p.pipeline_id) q
  CROSS JOIN LATERAL pg_catalog.jsonb_array_elements(q.reasons) r
  WHERE stage._may_see(p.owner)
  GROUP BY 1, 2, 3, 4, 5;
 
-GRANT SELECT ON stage.quarantine, stage.dlq_summary TO PUBLIC;
+GRANT SELECT ON stage.quarantine_all, stage.quarantine, stage.dlq_summary TO PUBLIC;
 
 
 /*
@@ -155,11 +165,23 @@ WITH recent AS (
 	 WHERE s.kind OPERATOR(pg_catalog.=) 'type' AND b.kind OPERATOR(pg_catalog.=) 'batch'
 	 GROUP BY b.pipeline_id
 ), dlq AS (
-	/* counted for whoever may read the quarantine, analysts included */
-	SELECT x.pipeline_id, stage._quarantine_count(x.pipeline_id) AS size,
-		   stage._quarantine_count(x.pipeline_id,
-								   pg_catalog.now() OPERATOR(pg_catalog.-) '1 day'::interval) AS growth_24h
-	  FROM stage.pipeline x
+	/* the items by status; open ones by age; repairs closed in the last day */
+	SELECT q.pipeline_id, pg_catalog.count(*) AS size,
+		   pg_catalog.count(*) FILTER (WHERE q.status OPERATOR(pg_catalog.=) 'open') AS open,
+		   pg_catalog.count(*) FILTER (WHERE q.status OPERATOR(pg_catalog.=) 'open'
+			   AND q.quarantined_at OPERATOR(pg_catalog.>=) (pg_catalog.now() OPERATOR(pg_catalog.-) '1 day'::interval)) AS growth_24h,
+		   pg_catalog.count(*) FILTER (WHERE q.status OPERATOR(pg_catalog.=) 'repaired') AS repaired,
+		   pg_catalog.count(*) FILTER (WHERE q.status OPERATOR(pg_catalog.=) 'replayed') AS replayed,
+		   pg_catalog.count(*) FILTER (WHERE q.status OPERATOR(pg_catalog.=) 'superseded') AS superseded,
+		   pg_catalog.count(*) FILTER (WHERE q.status OPERATOR(pg_catalog.=) 'dismissed') AS dismissed,
+		   pg_catalog.now() OPERATOR(pg_catalog.-)
+			 pg_catalog.min(q.quarantined_at) FILTER (WHERE q.status OPERATOR(pg_catalog.=) 'open') AS oldest_open_age,
+		   pg_catalog.avg(q.closed_at OPERATOR(pg_catalog.-) q.quarantined_at)
+			 FILTER (WHERE q.status OPERATOR(pg_catalog.<>) ALL (ARRAY['open', 'dismissed'])
+					   AND q.closed_at OPERATOR(pg_catalog.>=) (pg_catalog.now() OPERATOR(pg_catalog.-) '1 day'::interval))
+			 AS mean_time_to_repair
+	  FROM stage.quarantine_log q
+	 GROUP BY q.pipeline_id
 )
 SELECT p.name AS pipeline, p.enabled, p.paused_reason,
 	   COALESCE(pp.batches, 0) AS batches_1h,
@@ -180,7 +202,14 @@ SELECT p.name AS pipeline, p.enabled, p.paused_reason,
 	   COALESCE(d.size, 0) AS dlq_size,
 	   COALESCE(d.growth_24h, 0) AS dlq_growth_24h,
 	   p.retention,
-	   pp.last_batch_at
+	   pp.last_batch_at,
+	   COALESCE(d.open, 0) AS dlq_open,
+	   d.oldest_open_age AS dlq_oldest_open_age,
+	   d.mean_time_to_repair,
+	   COALESCE(d.repaired, 0) AS dlq_repaired,
+	   COALESCE(d.replayed, 0) AS dlq_replayed,
+	   COALESCE(d.superseded, 0) AS dlq_superseded,
+	   COALESCE(d.dismissed, 0) AS dlq_dismissed
   FROM stage.pipeline p
   LEFT JOIN per_pipeline pp USING (pipeline_id)
   LEFT JOIN type_failures tf USING (pipeline_id)
@@ -217,9 +246,11 @@ BEGIN
 		(9, 'stage_schema_violation_rate', 'Type failures and drifting payloads per row taken, last hour.'),
 		(10, 'stage_handoff_latency_p50_seconds', 'Median time from landing to the target, last hour.'),
 		(11, 'stage_handoff_latency_p95_seconds', '95th percentile time from landing to the target, last hour.'),
-		(12, 'stage_dlq_size', 'Rows in quarantine.'),
-		(13, 'stage_dlq_growth_24h', 'Rows quarantined in the last 24 hours.'),
-		(14, 'stage_pipeline_enabled', '1 when the pipeline runs, 0 when paused or held.')
+		(12, 'stage_dlq_size', 'Quarantine items kept, whatever their status.'),
+		(13, 'stage_dlq_growth_24h', 'Items quarantined in the last 24 hours and still open.'),
+		(14, 'stage_pipeline_enabled', '1 when the pipeline runs, 0 when paused or held.'),
+		(15, 'stage_dlq_open', 'Open quarantine items: rows still to repair, replay or dismiss.'),
+		(16, 'stage_dlq_oldest_open_age_seconds', 'Age of the oldest open quarantine item.')
 	) AS f(n, name, help) ORDER BY n
 	LOOP
 		out := out OPERATOR(pg_catalog.||) pg_catalog.format(E'# HELP %s %s\n# TYPE %s gauge\n',
@@ -248,6 +279,8 @@ BEGIN
 				WHEN 12 THEN h.dlq_size::text
 				WHEN 13 THEN h.dlq_growth_24h::text
 				WHEN 14 THEN CASE WHEN h.enabled THEN '1' ELSE '0' END
+				WHEN 15 THEN h.dlq_open::text
+				WHEN 16 THEN COALESCE(EXTRACT(epoch FROM h.dlq_oldest_open_age), 0)::text
 			END;
 			out := out OPERATOR(pg_catalog.||) pg_catalog.format(E'%s{pipeline="%s"} %s\n', fam.name,
 				pg_catalog.replace(pg_catalog.replace(h.pipeline, E'\\', E'\\\\'), '"', E'\\"'),

@@ -7,7 +7,7 @@
 --   pg_prove -d tap_x test/pgtap/01_schema.sql
 -- This file creates no extension itself and leaves nothing behind.
 BEGIN;
-SELECT plan(106);
+SELECT plan(113);
 
 -- ------------------------------------------------------------ schemas (2)
 SELECT has_schema('stage', 'schema stage exists');
@@ -24,15 +24,16 @@ SELECT has_table('stage', 'quarantine_log', 'table stage.quarantine_log exists')
 SELECT has_table('stage', 'duplicate_log', 'table stage.duplicate_log exists');
 SELECT has_table('stage', 'secret', 'table stage.secret exists');
 
--- --------------------------------------------------------------- views (6)
+-- --------------------------------------------------------------- views (7)
 SELECT has_view('stage', 'pipelines', 'view stage.pipelines exists');
 SELECT has_view('stage', 'batches', 'view stage.batches exists');
 SELECT has_view('stage', 'quarantine', 'view stage.quarantine exists');
+SELECT has_view('stage', 'quarantine_all', 'view stage.quarantine_all exists');
 SELECT has_view('stage', 'rule_stats', 'view stage.rule_stats exists');
 SELECT has_view('stage', 'dlq_summary', 'view stage.dlq_summary exists');
 SELECT has_view('stage', 'lineage', 'view stage.lineage exists');
 
--- ------------------------------------------- API functions, exact args (23)
+-- ------------------------------------------- API functions, exact args (26)
 SELECT has_function('stage', 'create_pipeline', ARRAY['text', 'regclass', 'text[]', 'text', 'text'],
 	'stage.create_pipeline(text, regclass, text[], text, text) exists');
 SELECT has_function('stage', 'drop_pipeline', ARRAY['text'], 'stage.drop_pipeline(text) exists');
@@ -44,7 +45,19 @@ SELECT has_function('stage', 'drop_rule', ARRAY['text', 'text'], 'stage.drop_rul
 SELECT has_function('stage', 'add_mask', ARRAY['text', 'text', 'text', 'jsonb'],
 	'stage.add_mask(text, text, text, jsonb) exists');
 SELECT has_function('stage', 'drop_mask', ARRAY['text', 'text'], 'stage.drop_mask(text, text) exists');
+SELECT has_function('stage', 'alter_rule', ARRAY['text', 'text', 'jsonb', 'text'],
+	'stage.alter_rule(text, text, jsonb, text) exists');
+SELECT has_function('stage', 'alter_mask', ARRAY['text', 'text', 'text', 'jsonb'],
+	'stage.alter_mask(text, text, text, jsonb) exists');
+SELECT has_function('stage', 'alter_transform', ARRAY['text', 'text', 'jsonb'],
+	'stage.alter_transform(text, text, jsonb) exists');
 SELECT has_function('stage', 'contract', ARRAY['text'], 'stage.contract(text) exists');
+SELECT has_function('stage', 'repair', ARRAY['text', 'bigint[]', 'jsonb', 'text', 'boolean'],
+	'stage.repair(text, bigint[], jsonb, text, boolean) exists');
+SELECT has_function('stage', 'repair_where', ARRAY['text', 'text', 'jsonb', 'text', 'boolean'],
+	'stage.repair_where(text, text, jsonb, text, boolean) exists');
+SELECT has_function('stage', 'dismiss', ARRAY['text', 'bigint[]', 'text'],
+	'stage.dismiss(text, bigint[], text) exists');
 SELECT has_function('stage', 'create_secret', ARRAY['text', 'bytea'], 'stage.create_secret(text, bytea) exists');
 SELECT has_function('stage', 'run_batch', ARRAY['text', 'integer'], 'stage.run_batch(text, integer) exists');
 SELECT has_function('stage', 'run_all', ARRAY[]::name[], 'stage.run_all() exists');

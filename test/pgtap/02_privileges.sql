@@ -20,7 +20,7 @@
 -- that the read tests need is written directly by the superuser (the
 -- catalog owner), as the mover would have written it.
 BEGIN;
-SELECT plan(111);
+SELECT plan(117);
 
 SET LOCAL client_min_messages = warning;
 CREATE ROLE tap_owner NOLOGIN;
@@ -253,6 +253,24 @@ SELECT throws_ok($$SELECT stage.add_mask('tap_orders', 'card', 'card')$$,
 SELECT throws_ok($$SELECT stage.drop_mask('tap_orders', 'email')$$,
 	'42501', 'permission denied for pipeline "tap_orders"',
 	'stranger: cannot drop_mask (would unmask a column)');
+SELECT throws_ok($$SELECT stage.alter_rule('tap_orders', 'amount_range', '{"min": -1000000}')$$,
+	'42501', 'permission denied for pipeline "tap_orders"',
+	'stranger: cannot alter_rule');
+SELECT throws_ok($$SELECT stage.alter_mask('tap_orders', 'email', 'partial')$$,
+	'42501', 'permission denied for pipeline "tap_orders"',
+	'stranger: cannot alter_mask (would weaken a mask)');
+SELECT throws_ok($$SELECT stage.alter_transform('tap_orders', 'email_trim', '{}')$$,
+	'42501', 'permission denied for pipeline "tap_orders"',
+	'stranger: cannot alter_transform');
+SELECT throws_ok($$SELECT * FROM stage.repair('tap_orders', ARRAY[1], '{"amount": "1"}', 'x')$$,
+	'42501', 'permission denied for pipeline "tap_orders"',
+	'stranger: cannot repair (would land rows)');
+SELECT throws_ok($$SELECT * FROM stage.repair_where('tap_orders', 'amount_range', '{"amount": "amount"}')$$,
+	'42501', 'permission denied for pipeline "tap_orders"',
+	'stranger: cannot repair_where (would run expressions as the owner)');
+SELECT throws_ok($$SELECT stage.dismiss('tap_orders', ARRAY[1], 'x')$$,
+	'42501', 'permission denied for pipeline "tap_orders"',
+	'stranger: cannot dismiss (would hide failures)');
 SELECT throws_ok($$SELECT stage.set_contract('tap_orders', '{"rules": [], "masks": []}')$$,
 	'42501', 'permission denied for pipeline "tap_orders"',
 	'stranger: cannot set_contract (would drop every rule and mask)');
