@@ -11,7 +11,7 @@
 #        isolation  pg_isolation_regress over test/isolation/specs/*.spec
 #        tap        prove over test/t/*.pl (PostgreSQL::Test::Cluster)
 #        doccheck   the examples of README.md and docs/*.md (scripts/doccheck.pl),
-#                   each page in a cluster of its own
+#                   each page in a cluster of its own; beside tap when both run
 #      each against a throwaway cluster with shared_preload_libraries = 'stage';
 #   3. runs, from the repository, as root when root:
 #        fuzz       scripts/fuzz.sh: libFuzzer harnesses of the pure C parts,
