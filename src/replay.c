@@ -459,10 +459,47 @@ stage_replay_rows(PG_FUNCTION_ARGS)
 			if (m.rows[i].outcome == OUT_QUARANTINE)
 				again[nagain++] = Int64GetDatum(m.rows[i].id);
 		vals[1] = mover_array(again, NULL, nagain, INT8OID);
+		/* the item stays the same item: its repair copy and note are kept */
 		catalog_exec("DELETE FROM stage.quarantine_log WHERE pipeline_id OPERATOR(pg_catalog.=) $1"
-				   " AND landing_id OPERATOR(pg_catalog.=) ANY ($2)",
-				   2, types, vals, NULL, SPI_OK_DELETE);
-		mover_write_outcomes(&m);
+				   " AND landing_id OPERATOR(pg_catalog.=) ANY ($2)"
+				   " RETURNING landing_id, successor_id, note",
+				   2, types, vals, NULL, SPI_OK_DELETE_RETURNING);
+		{
+			int			nk = (int) SPI_processed;
+			Datum	   *kid = palloc(sizeof(Datum) * Max(nk, 1));
+			Datum	   *ksucc = palloc(sizeof(Datum) * Max(nk, 1));
+			bool	   *ksuccnull = palloc(sizeof(bool) * Max(nk, 1));
+			Datum	   *knote = palloc(sizeof(Datum) * Max(nk, 1));
+			bool	   *knotenull = palloc(sizeof(bool) * Max(nk, 1));
+			Oid			ktypes[4] = {INT4OID, INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID};
+			Datum		kvals[4];
+
+			for (i = 0; i < nk; i++)
+			{
+				HeapTuple	tup = SPI_tuptable->vals[i];
+				TupleDesc	desc = SPI_tuptable->tupdesc;
+
+				kid[i] = SPI_getbinval(tup, desc, 1, &isnull);
+				ksucc[i] = SPI_getbinval(tup, desc, 2, &ksuccnull[i]);
+				knote[i] = SPI_getbinval(tup, desc, 3, &knotenull[i]);
+				if (!knotenull[i])
+					knote[i] = datumCopy(knote[i], false, -1);
+			}
+			mover_write_outcomes(&m);
+			if (nk > 0)
+			{
+				kvals[0] = vals[0];
+				kvals[1] = mover_array(kid, NULL, nk, INT8OID);
+				kvals[2] = mover_array(ksucc, ksuccnull, nk, INT8OID);
+				kvals[3] = mover_array(knote, knotenull, nk, TEXTOID);
+				catalog_exec("UPDATE stage.quarantine_log q SET successor_id = k.s, note = k.n"
+							 " FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3),"
+							 " pg_catalog.unnest($4)) AS k(id, s, n)"
+							 " WHERE q.pipeline_id OPERATOR(pg_catalog.=) $1"
+							 " AND q.landing_id OPERATOR(pg_catalog.=) k.id",
+							 4, ktypes, kvals, NULL, SPI_OK_UPDATE);
+			}
+		}
 		mover_write_stats(&m);
 		{
 			Datum	   *left = palloc(sizeof(Datum) * m.n);
@@ -644,6 +681,26 @@ stage_repair_values(PG_FUNCTION_ARGS)
 		/* as the owner, under the guard mover_enter set up */
 		mover_exec(sql, list_length(cols) + 1, etypes, evals, NULL, SPI_OK_SELECT);
 		tt = SPI_tuptable;
+		/* one value per row: a set-returning expression gives none or several */
+		{
+			bool	   *seen = palloc0(sizeof(bool) * n);
+
+			for (i = 0; i < (int) SPI_processed; i++)
+			{
+				bool		isnull;
+				int			ord = DatumGetInt32(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull));
+
+				if (seen[ord])
+					break;
+				seen[ord] = true;
+			}
+			if (SPI_processed != (uint64) n || i < n)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("repair expression must give one value per row"),
+						 errdetail("The expression: %s", expr),
+						 errhint("Set-returning functions give none or several; use a scalar expression.")));
+		}
 		for (i = 0; i < (int) SPI_processed; i++)
 		{
 			Datum		values[2];

@@ -463,7 +463,7 @@ DECLARE
 	p stage.pipeline := stage._pipeline(pipeline, true);
 	n bigint;
 BEGIN
-	IF landing_ids IS NULL OR note IS NULL OR pg_catalog.btrim(note) OPERATOR(pg_catalog.=) '' THEN
+	IF landing_ids IS NULL OR note IS NULL OR pg_catalog.btrim(note, E' \t\n\r\f\v') OPERATOR(pg_catalog.=) '' THEN
 		RAISE EXCEPTION 'landing_ids and a note must be given'
 			USING ERRCODE = 'null_value_not_allowed',
 				  HINT = 'Say why the rows must never load, for example stage.dismiss(''orders'', ARRAY[17], ''test order from the partner'').';
