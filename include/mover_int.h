@@ -62,6 +62,7 @@ typedef struct MoverRow
 	Datum		payload;		/* jsonb format: the payload, or 0 */
 	char	  **extra;			/* the landing columns that are no target column (p->nextra) */
 	char	  **landed;			/* the values as landed, once a transform changed one (else NULL) */
+	char	   *unread;			/* a landing column nobody reads that has a value here, or NULL */
 
 	/*
 	 * The text the row shows and writes per column: the masked value where
@@ -122,6 +123,7 @@ typedef struct PipelineInfo
 	int			version;
 	bool		enabled;
 	bool		lanes_open;		/* an open window worked in lanes, a lane of it left */
+	Oid			target;
 } PipelineInfo;
 
 /* what mover_enter changed, for mover_leave to restore */

@@ -260,6 +260,10 @@ typedef struct RuleProgram
 	int			nextra;
 	AttrNumber *extra_attnum;
 	char	  **extra_name;
+	/* landing columns nobody reads: values there are counted as drift */
+	int			nunread;
+	AttrNumber *unread_attnum;
+	char	  **unread_name;
 	int			nkeys;
 	int		   *keycols;		/* indexes into cols */
 	bool		lineage_id;		/* target has _stage_id */

@@ -45,6 +45,7 @@
 
 #include "access/genam.h"
 #include "access/table.h"
+#include "storage/lmgr.h"
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/pg_type.h"
@@ -121,7 +122,8 @@ mover_find_pipeline(const char *name, PipelineInfo *pi)
 				 " landing::pg_catalog.oid, contract_version, enabled,"
 				 " win_hi IS NOT NULL AND win_lanes OPERATOR(pg_catalog.>) 1"
 				 " AND EXISTS (SELECT 1 FROM stage.lane x WHERE x.pipeline_id"
-				 " OPERATOR(pg_catalog.=) pipeline.pipeline_id AND NOT x.done)"
+				 " OPERATOR(pg_catalog.=) pipeline.pipeline_id AND NOT x.done),"
+				 " target::pg_catalog.oid"
 				 " FROM stage.pipeline WHERE name OPERATOR(pg_catalog.=) $1",
 				 1, &argtype, &arg, NULL, SPI_OK_SELECT);
 	if (SPI_processed != 1)
@@ -138,6 +140,7 @@ mover_find_pipeline(const char *name, PipelineInfo *pi)
 	pi->version = DatumGetInt32(SPI_getbinval(tup, desc, 5, &isnull));
 	pi->enabled = DatumGetBool(SPI_getbinval(tup, desc, 6, &isnull));
 	pi->lanes_open = DatumGetBool(SPI_getbinval(tup, desc, 7, &isnull));
+	pi->target = DatumGetObjectId(SPI_getbinval(tup, desc, 8, &isnull));
 	SPI_freetuptable(SPI_tuptable);
 }
 
@@ -184,9 +187,24 @@ mover_enter(const char *name, MoverSession *ms, bool nowait, bool may_lane)
 				 errmsg("the target table of pipeline \"%s\" no longer exists", name),
 				 errhint("Drop the pipeline with stage.drop_pipeline('%s'), or recreate it for a new target.", name)));
 	ms->pipeline_id = pi.pipeline_id;
+
 	mover_caller = ms->save_userid;
 	memset(&ms->guard, 0, sizeof(Guard));
 	guard_enter(&ms->guard, pi.pipeline_id, name, pi.owner);
+
+	/*
+	 * The target first, then the pipeline's row: in the order an ALTER
+	 * TABLE of the target takes them (its event trigger updates the row,
+	 * stage._follow_target), so the two wait for each other instead of
+	 * deadlocking.  With nowait, a target being altered is skipped.
+	 */
+	if (nowait)
+	{
+		if (!ConditionalLockRelationOid(pi.target, RowExclusiveLock))
+			return false;
+	}
+	else
+		LockRelationOid(pi.target, RowExclusiveLock);
 	arg = Int32GetDatum(pi.pipeline_id);
 	ms->lane = -1;
 	if (may_lane && pi.enabled && pi.lanes_open)
@@ -495,6 +513,7 @@ mover_row_init(RuleProgram *p, MoverRow *row)
 	row->datums = palloc0(sizeof(Datum) * Max(p->ncols, 1));
 	row->badtype = palloc0(sizeof(bool) * Max(p->ncols, 1));
 	row->extra = p->nextra > 0 ? palloc0(sizeof(char *) * p->nextra) : NULL;
+	row->unread = NULL;
 	row->outcome = OUT_CLEAN;
 }
 
@@ -702,6 +721,13 @@ mover_read_chunk(Mover *m, Window *w, int64 limit)
 
 				if (!isnull)
 					(void) mover_text_copy(d, &row->extra[c]);
+			}
+			/* landing columns nobody reads: a value there is drift */
+			for (c = 0; c < p->nunread && row->unread == NULL; c++)
+			{
+				(void) slot_getattr(slot, p->unread_attnum[c], &isnull);
+				if (!isnull)
+					row->unread = p->unread_name[c];
 			}
 		}
 	}

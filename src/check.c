@@ -72,7 +72,8 @@ mover_drift_issue(Mover *m, MoverRow *row, int col, char *msg, bool *drifted)
  * columns, NOT NULL columns without a key, and values whose JSON type is
  * not the one the column takes (number for numeric columns, boolean for
  * bool, anything for json/jsonb, string for the rest; null is never
- * drift).  Drifting rows are counted; policy "quarantine" quarantines
+ * drift).  A landing table of columns drifts when a row has a value in a
+ * landing column nobody reads (its target column was dropped).  Drifting rows are counted; policy "quarantine" quarantines
  * them, "hold" holds the batch (see mover_hold).
  */
 void
@@ -83,7 +84,23 @@ mover_drift(Mover *m)
 	int			i;
 
 	if (!p->jsonb_format)
+	{
+		/* columns: a value in a landing column nobody reads any more */
+		for (i = 0; i < m->n; i++)
+		{
+			MoverRow   *row = &m->rows[i];
+			bool		drifted = false;
+
+			if (row->unread == NULL)
+				continue;
+			mover_drift_issue(m, row, -1,
+							  psprintf("a value in landing column \"%s\", which no target column or transform reads",
+									   row->unread),
+							  &drifted);
+			m->n_drift++;
+		}
 		return;
+	}
 	for (i = 0; i < m->n; i++)
 	{
 		MoverRow   *row = &m->rows[i];

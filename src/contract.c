@@ -810,6 +810,44 @@ contract_landing_layout(RuleProgram *p, Relation lrel)
 }
 
 /*
+ * Landing data columns nobody reads: no target column has their name (the
+ * target's was dropped, or it was added for a transform that is gone) and
+ * no transform takes them.  A value a producer still sends there would be
+ * lost without a word: the batch counts the rows that have one as drift
+ * (the pipeline's drift policy applies).
+ */
+static void
+contract_unread_columns(RuleProgram *p, Relation lrel)
+{
+	TupleDesc	desc = RelationGetDescr(lrel);
+	int			i;
+	int			c;
+
+	p->nunread = 0;
+	p->unread_attnum = palloc(sizeof(AttrNumber) * Max(desc->natts, 1));
+	p->unread_name = palloc(sizeof(char *) * Max(desc->natts, 1));
+	if (p->jsonb_format)
+		return;
+	for (i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		bool		read = false;
+
+		if (att->attisdropped || strncmp(NameStr(att->attname), "_stage_", 7) == 0)
+			continue;
+		for (c = 0; c < p->ncols && !read; c++)
+			read = (p->cols[c].landing_attnum == att->attnum);
+		for (c = 0; c < p->nextra && !read; c++)
+			read = (p->extra_attnum[c] == att->attnum);
+		if (read)
+			continue;
+		p->unread_attnum[p->nunread] = att->attnum;
+		p->unread_name[p->nunread] = pstrdup(NameStr(att->attname));
+		p->nunread++;
+	}
+}
+
+/*
  * Build the bulk write: one INSERT over unnest() of one text[] per column
  * ($3...), casting each to the column's type so the target's own input
  * functions, typmods, constraints, triggers and partitioning apply.  $1 is
@@ -1073,6 +1111,7 @@ contract_build(int pipeline_id, int version)
 		lrel = table_open(p->landing, AccessShareLock);
 		MemoryContextSwitchTo(cxt);
 		transform_contract_load(p, rel, lrel);
+		contract_unread_columns(p, lrel);
 		table_close(lrel, AccessShareLock);
 
 		{

@@ -110,6 +110,9 @@ ALTER TABLE stage.pipeline ALTER COLUMN lanes SET DEFAULT 1,
 	ADD CONSTRAINT pipeline_lanes_check
 		CHECK (lanes OPERATOR(pg_catalog.>=) 1 AND lanes OPERATOR(pg_catalog.<=) 64);
 ALTER TABLE stage.pipeline ADD COLUMN win_lanes integer;
+/* the landing follows the target: the columns it last followed (filled in the epilogue) */
+ALTER TABLE stage.pipeline ADD COLUMN target_columns jsonb;
+ALTER TABLE stage.pipeline ADD COLUMN target_changed_at timestamptz;
 ALTER TABLE stage.batch ADD COLUMN lane integer;
 ALTER TABLE stage.batch ADD COLUMN lanes integer;
 CREATE TABLE stage.lane (

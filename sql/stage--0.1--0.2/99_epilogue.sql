@@ -1,6 +1,9 @@
 
 /* ------------------------------------------------- the catalog's rows */
 
+/* the target's columns as the landing tables mirror them now */
+UPDATE stage.pipeline SET target_columns = stage._target_columns(target);
+
 /* who did it: the caller the gate noted, not the catalog owner */
 ALTER TABLE stage.contract_history ALTER COLUMN created_by SET DEFAULT stage._caller()::text;
 ALTER TABLE stage.batch ALTER COLUMN run_by SET DEFAULT stage._caller()::text;

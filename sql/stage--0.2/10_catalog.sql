@@ -40,7 +40,10 @@ CREATE TABLE stage.pipeline (
 	lanes			integer NOT NULL DEFAULT 1
 		CHECK (lanes OPERATOR(pg_catalog.>=) 1 AND lanes OPERATOR(pg_catalog.<=) 64),
 	/* the lanes of the open window (NULL: one, its cursor in cur_txid and cur_id) */
-	win_lanes		integer
+	win_lanes		integer,
+	/* the target's columns as the landing table last followed them, and when they changed */
+	target_columns	jsonb,
+	target_changed_at timestamptz
 );
 COMMENT ON TABLE stage.pipeline IS 'one row per pipeline: target, landing table, policies and the open snapshot window';
 

@@ -68,8 +68,8 @@ BEGIN
 				  HINT = 'The mover fills them with the landing row id and the batch id.';
 	END IF;
 
-	INSERT INTO stage.pipeline (name, target, format, key, on_duplicate, owner)
-	VALUES (name, target, format, key, on_duplicate, relowner::regrole)
+	INSERT INTO stage.pipeline (name, target, format, key, on_duplicate, owner, target_columns)
+	VALUES (name, target, format, key, on_duplicate, relowner::regrole, stage._target_columns(target))
 	RETURNING pipeline_id INTO pid;
 	new_landing := stage._landing_ddl(pid, false);
 	INSERT INTO stage.contract_history (pipeline_id, version, contract)

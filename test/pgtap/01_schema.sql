@@ -7,7 +7,7 @@
 --   pg_prove -d tap_x test/pgtap/01_schema.sql
 -- This file creates no extension itself and leaves nothing behind.
 BEGIN;
-SELECT plan(113);
+SELECT plan(114);
 
 -- ------------------------------------------------------------ schemas (2)
 SELECT has_schema('stage', 'schema stage exists');
@@ -62,6 +62,7 @@ SELECT has_function('stage', 'create_secret', ARRAY['text', 'bytea'], 'stage.cre
 SELECT has_function('stage', 'run_batch', ARRAY['text', 'integer'], 'stage.run_batch(text, integer) exists');
 SELECT has_function('stage', 'run_all', ARRAY[]::name[], 'stage.run_all() exists');
 SELECT has_function('stage', 'trace', ARRAY['text', 'bigint'], 'stage.trace(text, bigint) exists');
+SELECT has_function('stage', 'follow_target', ARRAY['regclass'], 'stage.follow_target(regclass) exists');
 SELECT has_function('stage', 'regex_match', ARRAY['text', 'text', 'text'],
 	'stage.regex_match(text, text, text) exists');
 SELECT has_function('stage', 'hmac', ARRAY['text', 'text'], 'stage.hmac(text, text) exists');

@@ -20,7 +20,7 @@
 -- that the read tests need is written directly by the superuser (the
 -- catalog owner), as the mover would have written it.
 BEGIN;
-SELECT plan(117);
+SELECT plan(118);
 
 SET LOCAL client_min_messages = warning;
 CREATE ROLE tap_owner NOLOGIN;
@@ -57,6 +57,7 @@ CREATE TABLE tap_app.orders (
 	amount		numeric,
 	card		text
 );
+SELECT 'tap_app.orders'::regclass::oid AS tap_orders_oid \gset
 
 SELECT is(stage.create_pipeline('tap_orders', 'tap_app.orders', key => '{order_id}')::text,
 		  'stage_landing.tap_orders',
@@ -274,6 +275,9 @@ SELECT throws_ok($$SELECT stage.dismiss('tap_orders', ARRAY[1], 'x')$$,
 SELECT throws_ok($$SELECT stage.set_contract('tap_orders', '{"rules": [], "masks": []}')$$,
 	'42501', 'permission denied for pipeline "tap_orders"',
 	'stranger: cannot set_contract (would drop every rule and mask)');
+SELECT throws_ok('SELECT stage.follow_target(' || :tap_orders_oid || '::oid::regclass)',
+	'42501', 'must be owner of table tap_app.orders',
+	'stranger: cannot make a pipeline follow a table it does not own');
 SELECT throws_ok($$SELECT stage.grant_producer('tap_orders', 'tap_stranger')$$,
 	'42501', 'permission denied for pipeline "tap_orders"',
 	'stranger: cannot grant itself INSERT on the landing table');
