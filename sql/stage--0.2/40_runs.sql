@@ -462,11 +462,31 @@ AS $$
 DECLARE
 	p stage.pipeline := stage._pipeline(pipeline, true);
 	n bigint;
+	pending record;
 BEGIN
 	IF landing_ids IS NULL OR note IS NULL OR pg_catalog.btrim(note, E' \t\n\r\f\v') OPERATOR(pg_catalog.=) '' THEN
 		RAISE EXCEPTION 'landing_ids and a note must be given'
 			USING ERRCODE = 'null_value_not_allowed',
 				  HINT = 'Say why the rows must never load, for example stage.dismiss(''orders'', ARRAY[17], ''test order from the partner'').';
+	END IF;
+	/* a repair copy still on its way would load all the same: not while it is pending */
+	SELECT q.landing_id, q.successor_id INTO pending
+	  FROM stage.quarantine_log q
+	 WHERE q.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id
+	   AND q.landing_id OPERATOR(pg_catalog.=) ANY (_do_dismiss.landing_ids)
+	   AND q.status OPERATOR(pg_catalog.=) 'open' AND q.successor_id IS NOT NULL
+	   AND NOT EXISTS (SELECT 1 FROM stage.quarantine_log c
+					    WHERE c.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id
+						  AND c.landing_id OPERATOR(pg_catalog.=) q.successor_id)
+	   AND NOT EXISTS (SELECT 1 FROM stage.duplicate_log d
+					    WHERE d.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id
+						  AND d.landing_id OPERATOR(pg_catalog.=) q.successor_id)
+	 ORDER BY q.landing_id LIMIT 1;
+	IF pending.landing_id IS NOT NULL THEN
+		RAISE EXCEPTION 'item % of pipeline "%" has a repair copy that has not moved yet (landing row %)',
+			pending.landing_id, pipeline, pending.successor_id
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				  HINT = 'Run a batch first (stage.run_batch): the copy then repairs the item or is quarantined itself; dismiss what is still open after that.';
 	END IF;
 	UPDATE stage.quarantine_log q
 	   SET status = 'dismissed', closed_at = pg_catalog.now(),

@@ -50,10 +50,9 @@
 # record was replaced), so the copy superseded it at best (by key) and, in
 # a pipeline without a key, never closed it.
 #
-# Found and not changed (a question of what dismissal means): an item
-# dismissed while its repair copy is pending stays dismissed, and the copy,
-# a landing row of its own, loads when it moves clean; trace stops at the
-# dismissed item.
+# An item dismissed while its repair copy was pending stayed dismissed, and
+# the copy, a landing row of its own, loaded all the same: dismissal of such
+# an item is now refused (55000) until a batch has moved the copy.
 #
 # The server logs no statements (log_statement = none); markers that must
 # not be seen are assembled by the server ('QZ' || 'SSN'), never written
@@ -611,12 +610,13 @@ $show;
 		'fixed: control: the replayed item goes back to quarantine');
 	is(su(qq{SELECT concat_ws(' ', status, successor_id, note) FROM stage.quarantine_all WHERE pipeline = 'mq' AND landing_id = $i603}),
 		"open $c603 copy", 'fixed: an item that a replay quarantines again keeps its pending repair copy and its note');
-	safe_as('mal', qq{SELECT stage.dismiss('mq', ARRAY[${i602}::bigint], 'never load this')});
+	is(sqlstate_as('mal', qq{SELECT stage.dismiss('mq', ARRAY[${i602}::bigint], 'never load this')}), '55000',
+		'fixed: an item whose repair copy has not moved yet cannot be dismissed (the copy would load all the same)');
 	is(safe_as('mal', q{SELECT rows_in || ' ' || rows_clean FROM stage.run_batch('mq')}), '2 2', 'fixed: control: both copies load');
 	is(su(qq{SELECT concat_ws(' ', status, successor_id, note) FROM stage.quarantine_all WHERE pipeline = 'mq' AND landing_id = $i603}),
 		"repaired $c603 copy", 'fixed: ... and the replayed item is repaired by its copy');
-	# the dismissed item's copy loads all the same (see the header)
-	note su(qq{SELECT concat_ws(' ', status, successor_id, note) FROM stage.quarantine_all WHERE pipeline = 'mq' AND landing_id = $i602});
+	is(su(qq{SELECT concat_ws(' ', status, successor_id, note) FROM stage.quarantine_all WHERE pipeline = 'mq' AND landing_id = $i602}),
+		"repaired $c602 copy", 'fixed: ... and the item that was not dismissed is repaired by its copy');
 
 	server_ok('arguments');
 }
