@@ -7,7 +7,7 @@
 --   pg_prove -d tap_x test/pgtap/01_schema.sql
 -- This file creates no extension itself and leaves nothing behind.
 BEGIN;
-SELECT plan(114);
+SELECT plan(115);
 
 -- ------------------------------------------------------------ schemas (2)
 SELECT has_schema('stage', 'schema stage exists');
@@ -52,6 +52,7 @@ SELECT has_function('stage', 'alter_mask', ARRAY['text', 'text', 'text', 'jsonb'
 SELECT has_function('stage', 'alter_transform', ARRAY['text', 'text', 'jsonb'],
 	'stage.alter_transform(text, text, jsonb) exists');
 SELECT has_function('stage', 'contract', ARRAY['text'], 'stage.contract(text) exists');
+SELECT has_function('stage', 'contract_diff', ARRAY['text', 'jsonb'], 'stage.contract_diff(text, jsonb) exists');
 SELECT has_function('stage', 'repair', ARRAY['text', 'bigint[]', 'jsonb', 'text', 'boolean'],
 	'stage.repair(text, bigint[], jsonb, text, boolean) exists');
 SELECT has_function('stage', 'repair_where', ARRAY['text', 'text', 'jsonb', 'text', 'boolean'],

@@ -20,7 +20,7 @@
 -- that the read tests need is written directly by the superuser (the
 -- catalog owner), as the mover would have written it.
 BEGIN;
-SELECT plan(118);
+SELECT plan(120);
 
 SET LOCAL client_min_messages = warning;
 CREATE ROLE tap_owner NOLOGIN;
@@ -369,6 +369,9 @@ SELECT throws_ok(
 SELECT throws_ok($$SELECT stage.contract('tap_orders')$$,
 	'42501', 'permission denied for pipeline "tap_orders"',
 	'stranger: contracts are for owners and analysts (they name tables and expressions)');
+SELECT throws_ok($$SELECT * FROM stage.contract_diff('tap_orders', '{}')$$,
+	'42501', 'permission denied for pipeline "tap_orders"',
+	'stranger: contract_diff is for owners and analysts');
 SELECT throws_ok($$SELECT stage.check_row('tap_orders', '{"order_id": "9", "card": "1234"}')$$,
 	'42501', 'permission denied for pipeline "tap_orders"',
 	'stranger: check_row is for owners, producers and analysts');
@@ -440,6 +443,8 @@ SELECT results_eq($$SELECT pipeline, owner::text FROM stage.pipelines WHERE pipe
 	'analyst: reads stage.pipelines once in stage_analyst');
 SELECT is(stage.contract('tap_orders')->>'version', '5',
 	'analyst: reads contracts');
+SELECT is((SELECT count(*)::int FROM stage.contract_diff('tap_orders')), 0,
+	'analyst: may diff the current contract against the target');
 SELECT throws_ok($$SELECT stage.add_rule('tap_orders', 'email', 'not_null')$$,
 	'42501', 'permission denied for pipeline "tap_orders"',
 	'analyst: cannot change them');
