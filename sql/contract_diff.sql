@@ -191,9 +191,16 @@ SELECT change, object, name, column_name, breaking, detail
 SELECT count(*) FILTER (WHERE breaking) AS breaking, count(*) AS changes
   FROM stage.contract_diff('cd_orders');
 ALTER EVENT TRIGGER stage_follow_target ENABLE;
--- with it enabled, a column added is followed at once: nothing to report
+-- enabled again, the next ALTER TABLE of this target meets what changed
+-- meanwhile: the card mask no longer applies, the ALTER is refused
 ALTER TABLE cd_orders ADD COLUMN coupon text;
-SELECT count(*) AS not_in_landing FROM stage.contract_diff('cd_orders') WHERE change = 'not_in_landing';
+-- and on a target in step, a column added is followed at once: nothing to report
+CREATE TABLE cd_more (id integer PRIMARY KEY);
+SELECT stage.create_pipeline('cd_more', 'cd_more', key => '{id}');
+ALTER TABLE cd_more ADD COLUMN coupon text;
+SELECT count(*) AS differences FROM stage.contract_diff('cd_more');
+SELECT stage.drop_pipeline('cd_more');
+DROP TABLE cd_more;
 
 ----------------------------------------------------------------------------
 -- 7. An invalid document: set_contract's own errors
