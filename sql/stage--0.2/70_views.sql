@@ -122,6 +122,19 @@ SELECT p.name AS pipeline, r.value OPERATOR(pg_catalog.->>) 'rule' AS rule_name,
 
 GRANT SELECT ON stage.quarantine_all, stage.quarantine, stage.dlq_summary TO PUBLIC;
 
+/*
+ * Who lands what, per pipeline: source and role of its landing rows, with
+ * their count and first and last arrival (stage.landing_sources, a scan
+ * of each landing table shown).
+ */
+CREATE VIEW stage.sources WITH (security_barrier) AS
+SELECT p.name AS pipeline, s.source, s.role, s.rows, s.first_received_at, s.last_received_at
+  FROM stage.pipeline p
+ CROSS JOIN LATERAL stage.landing_sources(p.name) s
+ WHERE stage._may_see(p.owner);
+
+GRANT SELECT ON stage.sources TO PUBLIC;
+
 
 /*
  * The staging SLIs per pipeline, over the last hour of batches (and the
