@@ -2,7 +2,8 @@
 -- lineage_role: every landing row records the role that inserted it
 -- (_stage_role, CURRENT_USER by default).  Producers and owners may insert
 -- the data columns and _stage_source, never _stage_role; the mover ignores
--- it; stage.trace, stage.landing_sources and stage.sources show it.
+-- it; stage.trace, stage.quarantine, stage.landing_sources and
+-- stage.sources show it.
 --
 -- Every object of this file is prefixed lr_; the file drops what it creates.
 --
@@ -60,7 +61,10 @@ SELECT _stage_id, _stage_source, _stage_role FROM stage_landing.lr_orders ORDER 
 -- the mover ignores it: no drift, no extra column, every row accounted for
 SELECT rows_in, rows_clean, rows_quarantined, rows_duplicate FROM stage.run_batch('lr_orders');
 SELECT id, qty, _stage_id FROM lr_orders ORDER BY id;
-SELECT landing_id, row_data FROM stage.quarantine WHERE pipeline = 'lr_orders';
+SELECT landing_id, row_data, source, role FROM stage.quarantine WHERE pipeline = 'lr_orders';
+-- a replay that quarantines the row again keeps its role
+SELECT landing_id, outcome FROM stage.replay('lr_orders', ARRAY[3::bigint]);
+SELECT landing_id, source, role FROM stage.quarantine WHERE pipeline = 'lr_orders';
 
 -- trace shows the role beside the source
 SET ROLE lr_owner;

@@ -675,6 +675,8 @@ mover_read_chunk(Mover *m, Window *w, int64 limit)
 			Datum		d = slot_getattr(slot, p->l_source, &isnull);
 
 			row->source = isnull ? NULL : TextDatumGetCString(d);
+			d = slot_getattr(slot, p->l_role, &isnull);
+			row->role = isnull ? NULL : TextDatumGetCString(d);
 		}
 		row->received_at = slot_getattr(slot, p->l_received, &row->received_null);
 		mover_row_init(p, row);

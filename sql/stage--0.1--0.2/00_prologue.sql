@@ -103,6 +103,8 @@ ALTER TABLE stage.quarantine_log ALTER COLUMN status SET DEFAULT 'open',
 CREATE INDEX ON stage.quarantine_log (pipeline_id, key) WHERE status OPERATOR(pg_catalog.=) 'open';
 CREATE INDEX ON stage.quarantine_log (pipeline_id, successor_id)
 	WHERE status OPERATOR(pg_catalog.=) 'open' AND successor_id IS NOT NULL;
+/* who landed the row (items quarantined under 0.1: NULL, not known) */
+ALTER TABLE stage.quarantine_log ADD COLUMN role text;
 
 /* one window worked by several movers at once, each its lane of keys */
 ALTER TABLE stage.pipeline ADD COLUMN lanes integer;

@@ -94,7 +94,7 @@ SELECT p.name AS pipeline, q.batch_id, q.landing_id, q.contract_version,
 	   q.reasons OPERATOR(pg_catalog.->) 0 OPERATOR(pg_catalog.->>) 'column' AS column_name,
 	   q.reasons OPERATOR(pg_catalog.->) 0 OPERATOR(pg_catalog.->>) 'value' AS value,
 	   q.reasons OPERATOR(pg_catalog.->) 0 OPERATOR(pg_catalog.->>) 'message' AS message,
-	   q.reasons, q.row_data, q.source, q.received_at, q.quarantined_at,
+	   q.reasons, q.row_data, q.source, q.role::pg_catalog.name AS role, q.received_at, q.quarantined_at,
 	   q.status, q.successor_id, q.closed_at, q.closed_by, q.note
   FROM stage.pipeline p
  CROSS JOIN LATERAL stage._quarantine(p.pipeline_id) q

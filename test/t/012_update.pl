@@ -201,6 +201,9 @@ is($node->safe_psql('data', q{SET ROLE up_owner; SELECT rows_clean || ' ' || row
 	'1 1', 'a batch of the old pipeline runs under 0.2');
 is($node->safe_psql('data', q{SELECT email FROM public.t}), 'o***@new.example',
 	'its clean row is masked');
+is($node->safe_psql('data', q{
+	SELECT string_agg(COALESCE(role, '-'), ',' ORDER BY landing_id) FROM stage.quarantine_log}),
+	'-,up_owner', 'quarantine records who landed a row; items quarantined under 0.1 do not know');
 my $seen = $node->safe_psql('data',
 	q{SET ROLE up_analyst; SELECT string_agg(q::text, ' ') FROM stage.quarantine q});
 unlike($seen, qr/zq\@old|zq3\@new/, 'an analyst sees neither the old nor the new raw address');
