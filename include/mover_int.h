@@ -50,6 +50,7 @@ typedef struct MoverRow
 {
 	int64		id;
 	char	   *source;
+	char	   *role;			/* _stage_role: who landed the row (NULL: not known) */
 	Datum		received_at;
 	bool		received_null;
 	char	  **vals;			/* per column cstring, NULL for SQL NULL */

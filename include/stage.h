@@ -278,6 +278,7 @@ typedef struct RuleProgram
 	AttrNumber	l_txid;
 	AttrNumber	l_source;
 	AttrNumber	l_received;
+	AttrNumber	l_role;
 	AttrNumber	l_payload;		/* jsonb format */
 	Oid			landing_index;	/* btree on (_stage_txid, _stage_id) */
 	char	   *insert_sql;		/* writes clean rows from arrays */

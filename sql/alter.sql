@@ -179,7 +179,7 @@ SELECT stage.alter_transform('al', 'note_default', '{"value": "x"}');
 RESET ROLE;
 SELECT (stage.contract('al')->>'version')::int AS version;
 
-SELECT stage.drop_pipeline('al');
+SELECT stage.drop_pipeline('al', force => true);
 DROP VIEW al_contract;
 DROP FUNCTION al_same(text, text), al_try(text);
 DROP TABLE al_t;

@@ -295,7 +295,7 @@ SELECT c.batches = (SELECT count(*) FROM stage.batch) AS same_batches,
 	   c.landing_rows = (SELECT count(*) FROM stage_landing.co_orders) AS same_landing
   FROM co_counts c;
 
-SELECT stage.drop_pipeline('co_orders');
+SELECT stage.drop_pipeline('co_orders', force => true);
 DELETE FROM stage.secret WHERE name = 'co_key';
 DROP FUNCTION co_refused(jsonb), co_try(jsonb);
 DROP TABLE co_orders;

@@ -151,7 +151,7 @@ SELECT stage.set_contract('dr_events', '{"drift": "warn"}');
 \echo :LAST_ERROR_SQLSTATE
 SELECT stage.contract('dr_events')->>'drift' AS drift;
 
-SELECT stage.drop_pipeline(p) FROM unnest(ARRAY['dr_events', 'dr_shapes', 'dr_cols']) p;
+SELECT stage.drop_pipeline(p, force => true) FROM unnest(ARRAY['dr_events', 'dr_shapes', 'dr_cols']) p;
 DROP FUNCTION dr_send(integer);
 DROP VIEW dr_reasons, dr_batches;
 DROP TABLE dr_events, dr_payloads, dr_shapes, dr_cols;

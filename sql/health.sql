@@ -65,5 +65,5 @@ SELECT count(*) AS families,
 	   bool_and((SELECT count(*) FROM lines l WHERE l.line LIKE '# HELP ' || s.family || ' %' AND l.n < s.first) = 1) AS each_helped
   FROM samples s;
 
-SELECT stage.drop_pipeline('hl');
+SELECT stage.drop_pipeline('hl', force => true);
 DROP TABLE hl_orders;

@@ -185,7 +185,7 @@ SELECT rows_in, rows_clean, rows_quarantined FROM stage.run_batch('lcrw');
 SELECT landing_id, status, successor_id IS NOT NULL AS has_successor, note
   FROM stage.quarantine_all WHERE pipeline = 'lcrw' ORDER BY landing_id;
 SELECT * FROM lc_rw ORDER BY id;
-SELECT stage.drop_pipeline('lcrw');
+SELECT stage.drop_pipeline('lcrw', force => true);
 RESET ROLE;
 DROP TABLE lc_rw;
 
@@ -200,7 +200,7 @@ SELECT stage.add_transform('lcnn', 'amount', 'number', '{"currency": true}');
 SELECT landing_id, outcome, reasons->0->>'kind' AS kind FROM stage.replay('lcnn') ORDER BY 1;
 SELECT landing_id, status, kind FROM stage.quarantine_all WHERE pipeline = 'lcnn' ORDER BY 1;
 SELECT * FROM lc_nn;
-SELECT stage.drop_pipeline('lcnn');
+SELECT stage.drop_pipeline('lcnn', force => true);
 DROP TABLE lc_nn;
 
 -- jsonb pipelines: corrections apply to the payload
@@ -215,7 +215,7 @@ SELECT * FROM lc_events;
 SELECT status FROM stage.quarantine_all WHERE pipeline = 'lcj';
 
 SELECT stage.drop_pipeline('lcj');
-SELECT stage.drop_pipeline('lc');
+SELECT stage.drop_pipeline('lc', force => true);
 DROP TABLE lc_orders, lc_events;
 DROP FUNCTION lc_books();
 DROP ROLE lc_owner, lc_other, lc_analyst;

@@ -97,6 +97,6 @@ SELECT n.batch_no, t.outcome, count(*)
   JOIN ln_batch_no n ON n.batch_id = t.batch_id
  GROUP BY 1, 2 ORDER BY 1, 2;
 
-SELECT stage.drop_pipeline('ln_orders');
+SELECT stage.drop_pipeline('ln_orders', force => true);
 DROP VIEW ln_batch_no;
 DROP TABLE ln_orders;

@@ -167,6 +167,6 @@ SELECT * FROM stage.quarantine_raw('mc_nope');
 -- a secret in use cannot be dropped
 SELECT stage.drop_secret('mc_key');
 
-SELECT stage.drop_pipeline('mc_people');
+SELECT stage.drop_pipeline('mc_people', force => true);
 DROP TABLE mc_people;
 SELECT stage.drop_secret('mc_key', drop_tokens => true);

@@ -184,7 +184,7 @@ SELECT * FROM stage.quarantine_raw('mr_customers');
 RESET ROLE;
 
 SET ROLE mr_owner;
-SELECT stage.drop_pipeline('mr_customers');
+SELECT stage.drop_pipeline('mr_customers', force => true);
 RESET ROLE;
 -- no role but the catalog owner ever holds a right on the raw rows
 SELECT has_column_privilege('mr_owner', 'stage.quarantine_log', 'raw_data', 'SELECT') AS owner_raw_after_drop;

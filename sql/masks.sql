@@ -180,7 +180,7 @@ SELECT stage.drop_mask('mk_people', 'phone');
 SELECT stage.add_mask('mk_people', 'id', 'null');
 SELECT stage.contract('mk_people')->'masks' @> '[{"column": "id"}]' AS id_masked;
 
-SELECT stage.drop_pipeline('mk_people');
+SELECT stage.drop_pipeline('mk_people', force => true);
 DROP TABLE mk_people;
 DELETE FROM stage.secret WHERE name = 'mk_test';
 DROP EXTENSION pgcrypto;

@@ -261,7 +261,7 @@ DECLARE
 	n text;
 BEGIN
 	FOR n IN SELECT name FROM stage.pipeline WHERE name LIKE 'mv\_%' ORDER BY name LOOP
-		PERFORM stage.drop_pipeline(n);
+		PERFORM stage.drop_pipeline(n, force => true);
 	END LOOP;
 END
 $$;

@@ -37,7 +37,7 @@ SELECT count(*) AS inner_batches_done FROM stage.batches
 INSERT INTO stage_landing.ne_outer (id, v) VALUES ('21', 'y');
 SELECT rows_in, rows_clean FROM stage.run_batch('ne_outer');
 
-SELECT stage.drop_pipeline('ne_outer');
+SELECT stage.drop_pipeline('ne_outer', force => true);
 SELECT stage.drop_pipeline('ne_inner');
 DROP TABLE ne_outer, ne_inner;
 DROP FUNCTION ne_outer_trg();

@@ -49,5 +49,5 @@ SELECT e.event->>'producer' = 'urn:stage:' || x.extversion AS producer_is_instal
 SELECT count(*) AS at_most_one FROM stage.openlineage_events(0, 1);
 SELECT count(*) AS none FROM stage.openlineage_events((SELECT max(batch_id) FROM stage.batches));
 
-SELECT stage.drop_pipeline('ol');
+SELECT stage.drop_pipeline('ol', force => true);
 DROP TABLE ol_orders;

@@ -71,6 +71,6 @@ SELECT id, note, comment FROM pi_notes ORDER BY id;
 SELECT landing_id, rule_name, message, row_data->>'note' AS note
   FROM stage.quarantine WHERE pipeline = 'pi_notes' ORDER BY landing_id;
 
-SELECT stage.drop_pipeline('pi_notes');
+SELECT stage.drop_pipeline('pi_notes', force => true);
 DROP TABLE pi_notes;
 DROP FUNCTION pi_scan(text);

@@ -117,8 +117,11 @@ SELECT b.rows_quarantined,
 SELECT count(*) AS landing_rows FROM stage_landing.qu_orders;
 SELECT id FROM qu_orders ORDER BY id;
 
--- drop_pipeline removes the pipeline's quarantine and batches
+-- drop_pipeline refuses while quarantine items are open (55000, with the
+-- count); forced, it removes the pipeline's quarantine and batches
 SELECT stage.drop_pipeline('qu_orders');
+SELECT count(*) AS still_there FROM stage.pipelines WHERE pipeline = 'qu_orders';
+SELECT stage.drop_pipeline('qu_orders', force => true);
 SELECT count(*) FROM stage.quarantine WHERE pipeline = 'qu_orders';
 SELECT count(*) AS orphan_quarantine_rows FROM stage.quarantine_log
  WHERE pipeline_id NOT IN (SELECT pipeline_id FROM stage.pipeline);

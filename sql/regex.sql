@@ -168,5 +168,5 @@ SELECT stage.add_rule('rx_codes', 'code', 'regex', '{"pattern": "(a"}', rule_nam
 SELECT stage.add_rule('rx_codes', 'code', 'regex', '{"pattern": "a", "flags": "g"}', rule_name => 'x');
 \echo :LAST_ERROR_SQLSTATE
 
-SELECT stage.drop_pipeline('rx_codes');
+SELECT stage.drop_pipeline('rx_codes', force => true);
 DROP TABLE rx_codes, rx_words;

@@ -219,7 +219,7 @@ SELECT stage.purge('rp_nope');
 \echo :LAST_ERROR_SQLSTATE
 SELECT retention FROM stage.pipelines WHERE pipeline = 'rp_items';
 
-SELECT stage.drop_pipeline(p) FROM unnest(ARRAY['rp_orders', 'rp_events', 'rp_items']) p;
+SELECT stage.drop_pipeline(p, force => true) FROM unnest(ARRAY['rp_orders', 'rp_events', 'rp_items']) p;
 DROP FUNCTION rp_state(text);
 DROP VIEW rp_reasons, rp_batches;
 DROP TABLE rp_orders, rp_events, rp_items;

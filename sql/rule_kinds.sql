@@ -494,7 +494,7 @@ SELECT count(*) AS rows_still_there FROM rk_expr;
 SELECT r->>'name' AS rule, r->'args'->>'sql' AS sql
   FROM jsonb_array_elements(stage.contract('rk_expr')->'rules') r;
 
-SELECT stage.drop_pipeline(p)
+SELECT stage.drop_pipeline(p, force => true)
   FROM unnest(ARRAY['rk_len', 'rk_fmt', 'rk_pii', 'rk_json', 'rk_jdoc', 'rk_ref',
 					'rk_uniq', 'rk_expr']) p;
 DROP VIEW rk_reasons;

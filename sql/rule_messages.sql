@@ -92,6 +92,6 @@ SELECT count(*) AS raw_in_reasons
   FROM stage.quarantine q
  WHERE q.pipeline = 'rm_masked' AND q.reasons::text LIKE '%rawsku%';
 
-SELECT stage.drop_pipeline(p) FROM unnest(ARRAY['rm_kinds', 'rm_masked']) p;
+SELECT stage.drop_pipeline(p, force => true) FROM unnest(ARRAY['rm_kinds', 'rm_masked']) p;
 DROP VIEW rm_reasons;
 DROP TABLE rm_t, rm_ref;

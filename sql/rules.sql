@@ -190,8 +190,8 @@ SELECT stage.add_rule('ru_orders', 'note', 'not_null', rule_name => 'note_is_ok'
 SELECT stage.drop_rule('ru_orders', 'currency_enum');
 SELECT contract_version FROM stage.pipelines WHERE pipeline = 'ru_orders';
 
-SELECT stage.drop_pipeline('ru_items');
-SELECT stage.drop_pipeline('ru_orders');
+SELECT stage.drop_pipeline('ru_items', force => true);
+SELECT stage.drop_pipeline('ru_orders', force => true);
 DROP VIEW ru_reasons;
 DROP TABLE ru_items, ru_orders;
 DROP DOMAIN ru_positive;

@@ -178,7 +178,7 @@ SELECT jsonb_array_length(stage.contract('sec_orders')->'rules') AS rules,
 	   stage.contract('sec_orders')->'masks' AS masks;
 SELECT stage.mask_email('a@x.org'), stage.mask_partial('secret'), stage.mask_card('4111 1111'),
 	   stage.luhn_valid('4111 1111 1111 1111'), stage.regex_match('abc', '^A', 'i');
-SELECT stage.drop_pipeline('sec_orders');
+SELECT stage.drop_pipeline('sec_orders', force => true);
 RESET search_path;
 
 -- no shadow was ever called
@@ -221,7 +221,7 @@ SELECT stage.add_mask('sec_owned', 'v', 'null');
 \echo :LAST_ERROR_SQLSTATE
 SELECT stage.pause('sec_owned');
 \echo :LAST_ERROR_SQLSTATE
-SELECT stage.drop_pipeline('sec_owned');
+SELECT stage.drop_pipeline('sec_owned', force => true);
 \echo :LAST_ERROR_SQLSTATE
 SELECT * FROM stage.trace('sec_owned', 1);
 \echo :LAST_ERROR_SQLSTATE
@@ -274,7 +274,7 @@ SELECT rows_in, rows_clean FROM stage.run_batch('sec_owned');
 SELECT id, v FROM sec_owned ORDER BY id;
 RESET ROLE;
 
-SELECT stage.drop_pipeline('sec_owned');
+SELECT stage.drop_pipeline('sec_owned', force => true);
 DROP TABLE sec_owned, sec_others_table, public.sec_orders, public.sec_currencies, public.evil_log;
 DELETE FROM stage.secret WHERE name = 'sec_test';
 DROP OWNED BY evil;

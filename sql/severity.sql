@@ -171,6 +171,6 @@ SELECT b.batch, s.rule_name, s.checked, s.failed
  WHERE s.pipeline = 'sv_pay' AND s.kind = 'reference'
  ORDER BY b.batch;
 
-SELECT stage.drop_pipeline(p) FROM unnest(ARRAY['sv_orders', 'sv_items', 'sv_pay']) p;
+SELECT stage.drop_pipeline(p, force => true) FROM unnest(ARRAY['sv_orders', 'sv_items', 'sv_pay']) p;
 DROP VIEW sv_reasons, sv_batches;
 DROP TABLE sv_orders, sv_items, sv_pay, sv_currency;

@@ -172,7 +172,7 @@ INSERT INTO stage_landing.tf_orders (id, partner_ref) VALUES ('20', 'P-20');
 RESET ROLE;
 SELECT id, partner_ref FROM stage_landing.tf_orders WHERE id = '20';
 
-SELECT stage.drop_pipeline('tf_orders');
+SELECT stage.drop_pipeline('tf_orders', force => true);
 SELECT stage.drop_pipeline('tf_events');
 SELECT stage.drop_pipeline('tf_prices');
 DROP TABLE tf_orders, tf_events, tf_prices;

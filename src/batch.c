@@ -185,7 +185,7 @@ mover_enter(const char *name, MoverSession *ms, bool nowait, bool may_lane)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_TABLE),
 				 errmsg("the target table of pipeline \"%s\" no longer exists", name),
-				 errhint("Drop the pipeline with stage.drop_pipeline('%s'), or recreate it for a new target.", name)));
+				 errhint("Its landing rows and quarantine are kept. A new target needs a new pipeline; drop this one with stage.drop_pipeline('%s', force => true) once nothing in it is needed.", name)));
 	ms->pipeline_id = pi.pipeline_id;
 
 	mover_caller = ms->save_userid;
@@ -694,6 +694,8 @@ mover_read_chunk(Mover *m, Window *w, int64 limit)
 			Datum		d = slot_getattr(slot, p->l_source, &isnull);
 
 			row->source = isnull ? NULL : TextDatumGetCString(d);
+			d = slot_getattr(slot, p->l_role, &isnull);
+			row->role = isnull ? NULL : TextDatumGetCString(d);
 		}
 		row->received_at = slot_getattr(slot, p->l_received, &row->received_null);
 		mover_row_init(p, row);

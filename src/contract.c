@@ -782,6 +782,7 @@ contract_landing_layout(RuleProgram *p, Relation lrel)
 	p->l_txid = attnameAttNum(lrel, "_stage_txid", false);
 	p->l_source = attnameAttNum(lrel, "_stage_source", false);
 	p->l_received = attnameAttNum(lrel, "_stage_received_at", false);
+	p->l_role = attnameAttNum(lrel, "_stage_role", false);
 	p->l_payload = p->jsonb_format ? attnameAttNum(lrel, "payload", false) : InvalidAttrNumber;
 	for (c = 0; c < p->ncols; c++)
 		p->cols[c].landing_attnum = p->jsonb_format ? InvalidAttrNumber :
@@ -801,7 +802,7 @@ contract_landing_layout(RuleProgram *p, Relation lrel)
 	}
 	list_free(indexes);
 	if (p->l_id <= 0 || p->l_txid <= 0 || p->l_source <= 0 || p->l_received <= 0 ||
-		!OidIsValid(p->landing_index))
+		p->l_role <= 0 || !OidIsValid(p->landing_index))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("landing table \"%s\" lacks its metadata columns or its index on (_stage_txid, _stage_id)",

@@ -9,8 +9,14 @@
  * rename it, nor add an index, trigger or rule to it, nor squat a name a
  * later pipeline needs.  The owner is granted SELECT and INSERT (data
  * columns and _stage_source); producers get INSERT through
- * stage.grant_producer.  Identifiers are quoted with quote_identifier;
- * nothing from the caller is pasted into SQL otherwise.
+ * stage.grant_producer.  Nobody but the catalog owner may set the other
+ * metadata columns: _stage_role, the role whose privileges the INSERT or
+ * COPY was checked against (CURRENT_USER, a stable default like the
+ * others, so COPY keeps its multi-row inserts), cannot be forged.  It is
+ * text, not name: a name takes 64 bytes in every row, text the role's
+ * length plus one.
+ * Identifiers are quoted with quote_identifier; nothing from the caller
+ * is pasted into SQL otherwise.
  *
  * Touches schema stage_landing (DDL, as the catalog owner) and
  * stage.pipeline (its landing column); the guard trigger touches nothing.
@@ -169,7 +175,8 @@ stage_landing_ddl(PG_FUNCTION_ARGS)
 							 "_stage_id pg_catalog.int8 NOT NULL GENERATED ALWAYS AS IDENTITY,"
 							 " _stage_txid pg_catalog.xid8 NOT NULL DEFAULT pg_catalog.pg_current_xact_id(),"
 							 " _stage_source pg_catalog.text DEFAULT NULLIF(pg_catalog.current_setting('application_name'), ''),"
-							 " _stage_received_at pg_catalog.timestamptz NOT NULL DEFAULT pg_catalog.statement_timestamp()",
+							 " _stage_received_at pg_catalog.timestamptz NOT NULL DEFAULT pg_catalog.statement_timestamp(),"
+							 " _stage_role pg_catalog.text NOT NULL DEFAULT CURRENT_USER",
 							 qname);
 			landing_columns(&sql, target, jsonb_format);
 			appendStringInfoChar(&sql, ')');

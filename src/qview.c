@@ -582,10 +582,10 @@ qv_prepare_tokens(QvMaskSet *set, SPITupleTable *tt, uint64 nrows, int rawcol)
  *   batch_id bigint, contract_version integer, source text,
  *   received_at timestamptz, row_data jsonb, reasons jsonb,
  *   quarantined_at timestamptz, status text, successor_id bigint,
- *   closed_at timestamptz, closed_by text, note text): every item, whatever
- *   its status
+ *   closed_at timestamptz, closed_by text, note text, role text): every
+ *   item, whatever its status
  */
-#define QV_RAW_COL 14			/* the query's raw_data column (1-based) */
+#define QV_RAW_COL 15			/* the query's raw_data column (1-based) */
 PG_FUNCTION_INFO_V1(stage_quarantine_rows);
 Datum
 stage_quarantine_rows(PG_FUNCTION_ARGS)
@@ -641,7 +641,7 @@ stage_quarantine_rows(PG_FUNCTION_ARGS)
 													  TYPALIGN_INT));
 			plan = SPI_prepare("SELECT landing_id, batch_id, contract_version, source,"
 							   " received_at, row_data, reasons, quarantined_at,"
-							   " status, successor_id, closed_at, closed_by, note,"
+							   " status, successor_id, closed_at, closed_by, note, role,"
 							   " CASE WHEN contract_version OPERATOR(pg_catalog.=) ANY ($2)"
 							   "      THEN raw_data END"
 							   " FROM stage.quarantine_log"

@@ -394,7 +394,7 @@ stage_replay_rows(PG_FUNCTION_ARGS)
 	m.type_failed = palloc0(sizeof(int64) * Max(p->ncols, 1));
 	m.no_writes = dry_run;
 
-	catalog_exec("SELECT landing_id, source, received_at, raw_data, raw_payload FROM stage.quarantine_log"
+	catalog_exec("SELECT landing_id, source, received_at, raw_data, raw_payload, role FROM stage.quarantine_log"
 			   " WHERE pipeline_id OPERATOR(pg_catalog.=) $1"
 			   " AND status OPERATOR(pg_catalog.=) 'open'"
 			   " AND landing_id OPERATOR(pg_catalog.=) ANY ($2) ORDER BY landing_id FOR UPDATE",
@@ -412,6 +412,8 @@ stage_replay_rows(PG_FUNCTION_ARGS)
 		d = SPI_getbinval(tt->vals[i], tt->tupdesc, 2, &isnull);
 		row->source = isnull ? NULL : TextDatumGetCString(d);
 		row->received_at = SPI_getbinval(tt->vals[i], tt->tupdesc, 3, &row->received_null);
+		d = SPI_getbinval(tt->vals[i], tt->tupdesc, 6, &isnull);
+		row->role = isnull ? NULL : TextDatumGetCString(d);
 		raw = DatumGetJsonbP(SPI_getbinval(tt->vals[i], tt->tupdesc, 4, &isnull));
 		if (p->jsonb_format)
 		{

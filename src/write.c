@@ -309,6 +309,8 @@ mover_write_outcomes(Mover *m)
 	Datum	   *ids = palloc(sizeof(Datum) * Max(m->n, 1));
 	Datum	   *srcs = palloc(sizeof(Datum) * Max(m->n, 1));
 	bool	   *srcnull = palloc(sizeof(bool) * Max(m->n, 1));
+	Datum	   *roles = palloc(sizeof(Datum) * Max(m->n, 1));
+	bool	   *rolenull = palloc(sizeof(bool) * Max(m->n, 1));
 	Datum	   *rcv = palloc(sizeof(Datum) * Max(m->n, 1));
 	bool	   *rcvnull = palloc(sizeof(bool) * Max(m->n, 1));
 	Datum	   *rd = palloc(sizeof(Datum) * Max(m->n, 1));
@@ -341,6 +343,8 @@ mover_write_outcomes(Mover *m)
 				ids[nq] = Int64GetDatum(row->id);
 				srcnull[nq] = (row->source == NULL);
 				srcs[nq] = row->source ? CStringGetTextDatum(row->source) : (Datum) 0;
+				rolenull[nq] = (row->role == NULL);
+				roles[nq] = row->role ? CStringGetTextDatum(row->role) : (Datum) 0;
 				rcvnull[nq] = row->received_null;
 				rcv[nq] = row->received_at;
 				re[nq] = mover_reasons_jsonb(m, row, false);
@@ -360,10 +364,10 @@ mover_write_outcomes(Mover *m)
 	}
 	if (nq > 0)
 	{
-		Oid			types[12] = {INT4OID, INT8OID, INT4OID, INT8ARRAYOID, TEXTARRAYOID,
+		Oid			types[13] = {INT4OID, INT8OID, INT4OID, INT8ARRAYOID, TEXTARRAYOID,
 			TIMESTAMPTZARRAYOID, JSONBARRAYOID, JSONBARRAYOID, JSONBARRAYOID,
-		JSONBARRAYOID, JSONBARRAYOID, TEXTARRAYOID};
-		Datum		vals[12];
+		JSONBARRAYOID, JSONBARRAYOID, TEXTARRAYOID, TEXTARRAYOID};
+		Datum		vals[13];
 
 		vals[0] = Int32GetDatum(m->p->pipeline_id);
 		vals[1] = Int64GetDatum(m->batch_id);
@@ -377,16 +381,17 @@ mover_write_outcomes(Mover *m)
 		vals[9] = mover_array(pay, paynull, nq, JSONBOID);
 		vals[10] = mover_array(rr, rrnull, nq, JSONBOID);
 		vals[11] = mover_array(keys, keynull, nq, TEXTOID);
+		vals[12] = mover_array(roles, rolenull, nq, TEXTOID);
 		catalog_exec("INSERT INTO stage.quarantine_log (pipeline_id, landing_id, batch_id,"
 					 " contract_version, source, received_at, row_data, reasons, raw_data,"
-					 " raw_payload, raw_reasons, key)"
-					 " SELECT $1, u.id, $2, $3, u.src, u.rcv, u.rd, u.re, u.raw, u.pay, u.rr, u.k"
+					 " raw_payload, raw_reasons, key, role)"
+					 " SELECT $1, u.id, $2, $3, u.src, u.rcv, u.rd, u.re, u.raw, u.pay, u.rr, u.k, u.ro"
 					 " FROM (SELECT pg_catalog.unnest($4) AS id, pg_catalog.unnest($5) AS src,"
 					 " pg_catalog.unnest($6) AS rcv, pg_catalog.unnest($7) AS rd,"
 					 " pg_catalog.unnest($8) AS re, pg_catalog.unnest($9) AS raw,"
 					 " pg_catalog.unnest($10) AS pay, pg_catalog.unnest($11) AS rr,"
-					 " pg_catalog.unnest($12) AS k) AS u",
-					 12, types, vals, NULL, SPI_OK_INSERT);
+					 " pg_catalog.unnest($12) AS k, pg_catalog.unnest($13) AS ro) AS u",
+					 13, types, vals, NULL, SPI_OK_INSERT);
 		m->open_items = true;
 	}
 	if (nd > 0)

@@ -73,6 +73,9 @@ DROP FUNCTION stage._validate_mask(regclass, text, text, jsonb);
 /* trace also shows what the transforms make of the row's values */
 DROP FUNCTION stage.trace(text, bigint);
 
+/* drop_pipeline refuses to lose unmoved rows and open items, unless forced */
+DROP FUNCTION stage.drop_pipeline(text);
+
 /* quarantine items have a status: the views over them are made anew */
 DROP VIEW stage.health;
 DROP VIEW stage.dlq_summary;
@@ -100,6 +103,8 @@ ALTER TABLE stage.quarantine_log ALTER COLUMN status SET DEFAULT 'open',
 CREATE INDEX ON stage.quarantine_log (pipeline_id, key) WHERE status OPERATOR(pg_catalog.=) 'open';
 CREATE INDEX ON stage.quarantine_log (pipeline_id, successor_id)
 	WHERE status OPERATOR(pg_catalog.=) 'open' AND successor_id IS NOT NULL;
+/* who landed the row (items quarantined under 0.1: NULL, not known) */
+ALTER TABLE stage.quarantine_log ADD COLUMN role text;
 
 /* one window worked by several movers at once, each its lane of keys */
 ALTER TABLE stage.pipeline ADD COLUMN lanes integer;
@@ -126,6 +131,34 @@ CREATE TABLE stage.lane (
 SELECT pg_catalog.pg_extension_config_dump('stage.lane', '');
 REVOKE ALL ON stage.lane FROM PUBLIC;
 ALTER TABLE stage.lane ENABLE ROW LEVEL SECURITY;
+
+/*
+ * Landing rows record the role that inserted them (_stage_role, from its
+ * default only: no producer may set it).  Rows landed under 0.1 carry no
+ * such record: they get the placeholder 'unknown (landed before 0.2)', not
+ * a role, so that nobody is named for rows they may not have landed.  The
+ * column is added without a default and filled by the rewrite of ALTER
+ * COLUMN TYPE (no stored missing value; the append-only guard, a trigger,
+ * is not involved), then given its default and NOT NULL, as a fresh landing
+ * table has it (at the end of the columns instead of after
+ * _stage_received_at).
+ */
+DO $$
+DECLARE
+	p record;
+BEGIN
+	FOR p IN SELECT x.landing FROM stage.pipeline x
+			  WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_class c
+							 WHERE c.oid OPERATOR(pg_catalog.=) x.landing)
+	LOOP
+		EXECUTE pg_catalog.format('ALTER TABLE %s ADD COLUMN _stage_role pg_catalog.text', p.landing);
+		EXECUTE pg_catalog.format('ALTER TABLE %s ALTER COLUMN _stage_role TYPE pg_catalog.text USING %L::pg_catalog.text,'
+								  ' ALTER COLUMN _stage_role SET DEFAULT CURRENT_USER,'
+								  ' ALTER COLUMN _stage_role SET NOT NULL',
+								  p.landing, 'unknown (landed before 0.2)');
+	END LOOP;
+END
+$$;
 
 /* the transform stage */
 CREATE TABLE stage.transform (

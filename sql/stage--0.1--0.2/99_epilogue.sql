@@ -73,7 +73,28 @@ BEGIN
 		  FROM pg_catalog.pg_attribute a
 		 WHERE a.attrelid OPERATOR(pg_catalog.=) p.landing AND a.attnum OPERATOR(pg_catalog.>) 0
 		   AND NOT a.attisdropped
-		   AND a.attname OPERATOR(pg_catalog.<>) ALL (ARRAY['_stage_id', '_stage_txid', '_stage_received_at']);
+		   AND a.attname OPERATOR(pg_catalog.<>) ALL (ARRAY['_stage_id', '_stage_txid', '_stage_received_at',
+															'_stage_role']);
+		/*
+		 * A table-wide INSERT (0.1 let owners grant one) would let its
+		 * holder set _stage_role: it becomes INSERT on the columns a
+		 * producer may set.
+		 */
+		FOR t IN SELECT DISTINCT x.grantee FROM pg_catalog.pg_class c,
+					 pg_catalog.aclexplode(c.relacl) x
+				  WHERE c.oid OPERATOR(pg_catalog.=) p.landing
+					AND x.privilege_type OPERATOR(pg_catalog.=) 'INSERT'
+					AND x.grantee OPERATOR(pg_catalog.<>) c.relowner
+		LOOP
+			IF t.grantee OPERATOR(pg_catalog.=) 0 THEN
+				EXECUTE pg_catalog.format('REVOKE INSERT ON %s FROM PUBLIC', p.landing);
+				EXECUTE pg_catalog.format('GRANT INSERT (%s) ON %s TO PUBLIC', cols, p.landing);
+			ELSE
+				EXECUTE pg_catalog.format('REVOKE INSERT ON %s FROM %s', p.landing, t.grantee::regrole::text);
+				EXECUTE pg_catalog.format('GRANT INSERT (%s) ON %s TO %s', cols, p.landing,
+										  t.grantee::regrole::text);
+			END IF;
+		END LOOP;
 		EXECUTE pg_catalog.format('GRANT SELECT ON %s TO %s', p.landing, p.owner::text);
 		EXECUTE pg_catalog.format('GRANT INSERT (%s) ON %s TO %s', cols, p.landing, p.owner::text);
 		/*

@@ -203,6 +203,8 @@ CREATE TABLE stage.quarantine_log (
 	closed_by		text,
 	closed_batch_id	bigint,
 	note			text,
+	/* the landing row's _stage_role: who landed it (NULL: quarantined before 0.2) */
+	role			text,
 	PRIMARY KEY (pipeline_id, landing_id)
 );
 CREATE INDEX ON stage.quarantine_log (batch_id);

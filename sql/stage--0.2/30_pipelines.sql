@@ -78,19 +78,47 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION stage.drop_pipeline(name text)
+/*
+ * Dropping a pipeline deletes its landing rows, quarantine and history.
+ * Rows no batch has moved yet and open quarantine items would be lost
+ * without a trace: refused unless force, with the counts and the ways out.
+ * A landing table already gone (dropped by a superuser) holds nothing.
+ */
+CREATE FUNCTION stage.drop_pipeline(name text, force boolean DEFAULT false)
 RETURNS void
 LANGUAGE c VOLATILE
 AS 'MODULE_PATHNAME', 'stage_api';
-CREATE FUNCTION stage._do_drop_pipeline(name text)
+CREATE FUNCTION stage._do_drop_pipeline(name text, force boolean)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	p stage.pipeline := stage._pipeline(name, true);
+	pending bigint := 0;
+	open_items bigint;
 BEGIN
-	PERFORM stage._landing_ddl(p.pipeline_id, true);
+	IF NOT COALESCE(force, false) THEN
+		IF EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) p.landing) THEN
+			/* producers still inserting finish first: their rows are counted, not dropped unseen */
+			EXECUTE pg_catalog.format('LOCK TABLE %s IN SHARE MODE', p.landing);
+			pending := stage._do_backlog(name);
+		END IF;
+		SELECT pg_catalog.count(*) INTO open_items FROM stage.quarantine_log x
+		 WHERE x.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id
+		   AND x.status OPERATOR(pg_catalog.=) 'open';
+		IF pending OPERATOR(pg_catalog.>) 0 OR open_items OPERATOR(pg_catalog.>) 0 THEN
+			RAISE EXCEPTION 'pipeline "%" has % landing rows not yet moved and % open quarantine items',
+				name, pending, open_items
+				USING ERRCODE = 'object_not_in_prerequisite_state',
+					  DETAIL = 'Dropping the pipeline would delete them with its landing table and quarantine.',
+					  HINT = pg_catalog.format('Move the rows with stage.run_batch(%L), close the items with stage.repair, stage.dismiss or stage.replay, or drop it all the same with stage.drop_pipeline(%L, force => true).',
+											   name, name);
+		END IF;
+	END IF;
+	IF EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) p.landing) THEN
+		PERFORM stage._landing_ddl(p.pipeline_id, true);
+	END IF;
 	DELETE FROM stage.quarantine_log x WHERE x.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id;
 	DELETE FROM stage.duplicate_log x WHERE x.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id;
 	DELETE FROM stage.batch_rule_stat x
@@ -144,7 +172,7 @@ $$;
  * Let a role produce into a pipeline: INSERT (and so COPY) on the landing
  * table's data columns and _stage_source only.  The other metadata columns
  * keep their defaults: a producer cannot choose _stage_txid, which places
- * the row in a batch window, nor its id or arrival time.
+ * the row in a batch window, nor its id, arrival time or role.
  */
 CREATE FUNCTION stage.grant_producer(pipeline text, role regrole)
 RETURNS void
@@ -164,7 +192,8 @@ BEGIN
 	  FROM pg_catalog.pg_attribute a
 	 WHERE a.attrelid OPERATOR(pg_catalog.=) p.landing AND a.attnum OPERATOR(pg_catalog.>) 0
 	   AND NOT a.attisdropped
-	   AND a.attname OPERATOR(pg_catalog.<>) ALL (ARRAY['_stage_id', '_stage_txid', '_stage_received_at']);
+	   AND a.attname OPERATOR(pg_catalog.<>) ALL (ARRAY['_stage_id', '_stage_txid', '_stage_received_at',
+														'_stage_role']);
 	EXECUTE pg_catalog.format('GRANT INSERT (%s) ON %s TO %s', cols, p.landing, role::text);
 END
 $$;

@@ -105,18 +105,20 @@ $$;
  * quarantine item's status; a row replayed out of quarantine adds the
  * replay batch, an item repaired or superseded adds the row that closed it
  * (landing_row), and so on down the chain; a row no batch has taken yet is
- * pending.  columns: what the current contract's transforms make of the
- * row's values (for each column they change, {"landed", "value"}).
+ * pending.  role: the role that landed the row (_stage_role; for a repair
+ * copy, the role that repaired).  columns: what the current contract's
+ * transforms make of the row's values (for each column they change,
+ * {"landed", "value"}).
  */
 CREATE FUNCTION stage.trace(pipeline text, landing_id bigint)
 RETURNS TABLE(landing_row bigint, batch_id bigint, outcome text, status text, source text,
-			  received_at timestamptz, contract_version integer, target regclass,
+			  role name, received_at timestamptz, contract_version integer, target regclass,
 			  columns jsonb, note text)
 LANGUAGE c STABLE
 AS 'MODULE_PATHNAME', 'stage_api';
 CREATE FUNCTION stage._do_trace(pipeline text, landing_id bigint)
 RETURNS TABLE(landing_row bigint, batch_id bigint, outcome text, status text, source text,
-			  received_at timestamptz, contract_version integer, target regclass,
+			  role name, received_at timestamptz, contract_version integer, target regclass,
 			  columns jsonb, note text)
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -137,13 +139,14 @@ BEGIN
 	WHILE cur IS NOT NULL AND steps OPERATOR(pg_catalog.<) 1000 LOOP
 		steps := steps OPERATOR(pg_catalog.+) 1;
 		EXECUTE pg_catalog.format(
-			'SELECT l._stage_txid, l._stage_source, l._stage_received_at, %s AS key,
+			'SELECT l._stage_txid, l._stage_source, l._stage_role::pg_catalog.name AS role,
+					l._stage_received_at, %s AS key,
 					%s AS row_data FROM %s l
 			  WHERE l._stage_id OPERATOR(pg_catalog.=) $1',
 			stage._lane_key_sql(p),
 			CASE WHEN p.format OPERATOR(pg_catalog.=) 'jsonb' THEN 'l.payload'
 				 ELSE 'pg_catalog.to_jsonb(l) OPERATOR(pg_catalog.-) ARRAY[''_stage_id'', ''_stage_txid'','
-					  ' ''_stage_source'', ''_stage_received_at'']' END,
+					  ' ''_stage_source'', ''_stage_received_at'', ''_stage_role'']' END,
 			p.landing)
 		INTO l USING cur;
 		IF l IS NULL THEN
@@ -159,7 +162,7 @@ BEGIN
 		 WHERE x.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id
 		   AND x.landing_id OPERATOR(pg_catalog.=) cur;
 		found_batch := false;
-		FOR landing_row, batch_id, outcome, status, source, received_at, contract_version,
+		FOR landing_row, batch_id, outcome, status, source, role, received_at, contract_version,
 			target, columns, note IN
 			SELECT cur, b.batch_id,
 				   CASE WHEN q.status IS NOT NULL THEN 'quarantine'
@@ -167,7 +170,7 @@ BEGIN
 									  WHERE d.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id
 										AND d.landing_id OPERATOR(pg_catalog.=) cur) THEN 'duplicate'
 						ELSE 'target' END,
-				   q.status, l._stage_source, l._stage_received_at, b.contract_version, p.target,
+				   q.status, l._stage_source, l.role, l._stage_received_at, b.contract_version, p.target,
 				   COALESCE(cols, '{}'), q.note
 			  FROM stage.batch b
 			 WHERE b.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id
@@ -186,7 +189,7 @@ BEGIN
 		IF NOT found_batch THEN
 			/* landed, not yet taken by a batch */
 			RETURN QUERY SELECT cur, NULL::bigint, 'pending'::text, NULL::text, l._stage_source,
-								l._stage_received_at, NULL::integer, p.target,
+								l.role, l._stage_received_at, NULL::integer, p.target,
 								COALESCE(cols, '{}'), NULL::text;
 			RETURN;
 		END IF;
@@ -198,7 +201,7 @@ BEGIN
 									  WHERE d.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id
 										AND d.landing_id OPERATOR(pg_catalog.=) cur) THEN 'duplicate'
 						ELSE 'target' END,
-				   NULL::text, l._stage_source, l._stage_received_at, b.contract_version, p.target,
+				   NULL::text, l._stage_source, l.role, l._stage_received_at, b.contract_version, p.target,
 				   COALESCE(cols, '{}'), NULL::text
 			  FROM stage.batch b
 			 WHERE b.batch_id OPERATOR(pg_catalog.=) q.closed_batch_id;
@@ -208,6 +211,42 @@ BEGIN
 		cur := CASE WHEN q.status OPERATOR(pg_catalog.=) ANY (ARRAY['open', 'repaired', 'superseded'])
 					THEN q.successor_id END;
 	END LOOP;
+END
+$$;
+
+/*
+ * Who landed what: the landing rows of a pipeline by source and role
+ * (_stage_role, set by its default only), with their count and first and
+ * last arrival.  A scan of the landing table.  For the roles that may see
+ * the pipeline's outcomes (owners, stage_analyst), as stage.trace and the
+ * views are; stage.sources shows it for every pipeline the caller may see.
+ */
+CREATE FUNCTION stage.landing_sources(pipeline text)
+RETURNS TABLE(source text, role name, rows bigint, first_received_at timestamptz,
+			  last_received_at timestamptz)
+LANGUAGE c STABLE
+AS 'MODULE_PATHNAME', 'stage_api';
+CREATE FUNCTION stage._do_landing_sources(pipeline text)
+RETURNS TABLE(source text, role name, rows bigint, first_received_at timestamptz,
+			  last_received_at timestamptz)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	p stage.pipeline := stage._pipeline(pipeline);
+BEGIN
+	IF NOT stage._may_see(p.owner) THEN
+		RAISE EXCEPTION 'permission denied for pipeline "%"', pipeline
+			USING ERRCODE = 'insufficient_privilege',
+				  HINT = 'stage.landing_sources is for the pipeline''s owners and members of stage_analyst.';
+	END IF;
+	IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) p.landing) THEN
+		RETURN;
+	END IF;
+	RETURN QUERY EXECUTE pg_catalog.format(
+		'SELECT l._stage_source, l._stage_role::pg_catalog.name, pg_catalog.count(*),
+				pg_catalog.min(l._stage_received_at), pg_catalog.max(l._stage_received_at)
+		   FROM %s l GROUP BY 1, 2 ORDER BY 1, 2', p.landing);
 END
 $$;
 
@@ -350,19 +389,19 @@ BEGIN
 		IF NOT COALESCE(dry_run, false) THEN
 			IF p.format OPERATOR(pg_catalog.=) 'jsonb' THEN
 				EXECUTE pg_catalog.format(
-					'INSERT INTO %s (payload, _stage_source) VALUES ($1, $2) RETURNING _stage_id',
+					'INSERT INTO %s (payload, _stage_source, _stage_role) VALUES ($1, $2, $3) RETURNING _stage_id',
 					p.landing)
-				INTO copy_id USING fixed, q.source;
+				INTO copy_id USING fixed, q.source, stage._caller()::pg_catalog.text;
 			ELSE
 				EXECUTE pg_catalog.format(
-					'INSERT INTO %1$s (%2$s, _stage_source)
-					 SELECT %3$s, $2 FROM pg_catalog.jsonb_populate_record(NULL::%1$s, $1) r
+					'INSERT INTO %1$s (%2$s, _stage_source, _stage_role)
+					 SELECT %3$s, $2, $3 FROM pg_catalog.jsonb_populate_record(NULL::%1$s, $1) r
 					 RETURNING _stage_id',
 					p.landing,
 					(SELECT pg_catalog.string_agg(pg_catalog.quote_ident(c), ', ') FROM pg_catalog.unnest(landing_cols) c),
 					(SELECT pg_catalog.string_agg('r.' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(c), ', ')
 					   FROM pg_catalog.unnest(landing_cols) c))
-				INTO copy_id USING fixed, q.source;
+				INTO copy_id USING fixed, q.source, stage._caller()::pg_catalog.text;
 			END IF;
 			UPDATE stage.quarantine_log x
 			   SET successor_id = copy_id,

@@ -355,7 +355,7 @@ CREATE FUNCTION stage._quarantine(pipeline_id integer)
 RETURNS TABLE(landing_id bigint, batch_id bigint, contract_version integer, source text,
 			  received_at timestamptz, row_data jsonb, reasons jsonb,
 			  quarantined_at timestamptz, status text, successor_id bigint,
-			  closed_at timestamptz, closed_by text, note text)
+			  closed_at timestamptz, closed_by text, note text, role text)
 LANGUAGE c VOLATILE STRICT
 AS 'MODULE_PATHNAME', 'stage_quarantine_rows';
 COMMENT ON FUNCTION stage._quarantine(integer) IS

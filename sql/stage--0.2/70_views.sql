@@ -94,7 +94,7 @@ SELECT p.name AS pipeline, q.batch_id, q.landing_id, q.contract_version,
 	   q.reasons OPERATOR(pg_catalog.->) 0 OPERATOR(pg_catalog.->>) 'column' AS column_name,
 	   q.reasons OPERATOR(pg_catalog.->) 0 OPERATOR(pg_catalog.->>) 'value' AS value,
 	   q.reasons OPERATOR(pg_catalog.->) 0 OPERATOR(pg_catalog.->>) 'message' AS message,
-	   q.reasons, q.row_data, q.source, q.received_at, q.quarantined_at,
+	   q.reasons, q.row_data, q.source, q.role::pg_catalog.name AS role, q.received_at, q.quarantined_at,
 	   q.status, q.successor_id, q.closed_at, q.closed_by, q.note
   FROM stage.pipeline p
  CROSS JOIN LATERAL stage._quarantine(p.pipeline_id) q
@@ -121,6 +121,19 @@ SELECT p.name AS pipeline, r.value OPERATOR(pg_catalog.->>) 'rule' AS rule_name,
  GROUP BY 1, 2, 3, 4, 5;
 
 GRANT SELECT ON stage.quarantine_all, stage.quarantine, stage.dlq_summary TO PUBLIC;
+
+/*
+ * Who lands what, per pipeline: source and role of its landing rows, with
+ * their count and first and last arrival (stage.landing_sources, a scan
+ * of each landing table shown).
+ */
+CREATE VIEW stage.sources WITH (security_barrier) AS
+SELECT p.name AS pipeline, s.source, s.role, s.rows, s.first_received_at, s.last_received_at
+  FROM stage.pipeline p
+ CROSS JOIN LATERAL stage.landing_sources(p.name) s
+ WHERE stage._may_see(p.owner);
+
+GRANT SELECT ON stage.sources TO PUBLIC;
 
 
 /*

@@ -11,7 +11,7 @@
  * landing row moves exactly once.  Dropping it also drops its batches and
  * quarantine rows; the target stays (and is truncated below).
  */
-SELECT stage.drop_pipeline('bench') FROM stage.pipeline WHERE name = 'bench';
+SELECT stage.drop_pipeline('bench', force => true) FROM stage.pipeline WHERE name = 'bench';
 /*
  * The stage contract: 8 rules (one regex) plus the implicit type check of
  * every column, 3 masks.

@@ -24,7 +24,7 @@ CREATE TABLE bench.tf_result (round int, variant text, seconds numeric, rows_in 
 /* a pipeline with the batch benchmark's contract, landed with its data */
 CREATE FUNCTION bench.tf_pipeline(pname text, target regclass) RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
-	PERFORM stage.drop_pipeline(pname) FROM stage.pipeline p WHERE p.name = pname;
+	PERFORM stage.drop_pipeline(pname, force => true) FROM stage.pipeline p WHERE p.name = pname;
 	EXECUTE format('TRUNCATE %s', target);
 	PERFORM stage.create_pipeline(pname, target, key => '{order_id}');
 	PERFORM stage.add_rule(pname, 'order_id', 'not_null', '{}', 'reject', 'order_id_required');

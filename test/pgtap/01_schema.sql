@@ -7,7 +7,7 @@
 --   pg_prove -d tap_x test/pgtap/01_schema.sql
 -- This file creates no extension itself and leaves nothing behind.
 BEGIN;
-SELECT plan(115);
+SELECT plan(116);
 
 -- ------------------------------------------------------------ schemas (2)
 SELECT has_schema('stage', 'schema stage exists');
@@ -36,7 +36,7 @@ SELECT has_view('stage', 'lineage', 'view stage.lineage exists');
 -- ------------------------------------------- API functions, exact args (26)
 SELECT has_function('stage', 'create_pipeline', ARRAY['text', 'regclass', 'text[]', 'text', 'text'],
 	'stage.create_pipeline(text, regclass, text[], text, text) exists');
-SELECT has_function('stage', 'drop_pipeline', ARRAY['text'], 'stage.drop_pipeline(text) exists');
+SELECT has_function('stage', 'drop_pipeline', ARRAY['text', 'boolean'], 'stage.drop_pipeline(text, boolean) exists');
 SELECT has_function('stage', 'pause', ARRAY['text'], 'stage.pause(text) exists');
 SELECT has_function('stage', 'resume', ARRAY['text'], 'stage.resume(text) exists');
 SELECT has_function('stage', 'add_rule', ARRAY['text', 'text', 'text', 'jsonb', 'text', 'text'],
@@ -107,7 +107,7 @@ SELECT volatility_is('stage', 'create_pipeline', ARRAY['text', 'regclass', 'text
 	'volatile', 'create_pipeline is VOLATILE');
 SELECT volatility_is('stage', 'add_rule', ARRAY['text', 'text', 'text', 'jsonb', 'text', 'text'],
 	'volatile', 'add_rule is VOLATILE');
-SELECT volatility_is('stage', 'drop_pipeline', ARRAY['text'], 'volatile', 'drop_pipeline is VOLATILE');
+SELECT volatility_is('stage', 'drop_pipeline', ARRAY['text', 'boolean'], 'volatile', 'drop_pipeline is VOLATILE');
 
 -- ------------------------------------------------------- primary keys (9)
 SELECT col_is_pk('stage', 'pipeline', ARRAY['pipeline_id'], 'stage.pipeline PK is (pipeline_id)');
@@ -155,8 +155,17 @@ SELECT cmp_ok(
 	'>=', 14, 'the SQL-level API (at least 14 plpgsql/sql functions) is covered by that check');
 SELECT is_empty(
 	$$SELECT p.oid::regprocedure::text FROM pg_catalog.pg_proc p
-	   WHERE p.pronamespace = 'stage'::regnamespace AND p.prosecdef$$,
-	'no function in schema stage is SECURITY DEFINER');
+	   WHERE p.pronamespace = 'stage'::regnamespace AND p.prosecdef
+		 AND p.prorettype <> 'pg_catalog.event_trigger'::pg_catalog.regtype$$,
+	'no function in schema stage is SECURITY DEFINER, but event trigger functions (they run as whoever ran the DDL)');
+SELECT is_empty(
+	$$SELECT p.oid::regprocedure::text FROM pg_catalog.pg_proc p
+	   WHERE p.pronamespace = 'stage'::regnamespace
+		 AND p.prorettype = 'pg_catalog.event_trigger'::pg_catalog.regtype
+		 AND (pg_catalog.has_function_privilege('public', p.oid, 'EXECUTE')
+			  OR p.proowner <> (SELECT c.relowner FROM pg_catalog.pg_class c
+								 WHERE c.oid = 'stage.pipeline'::regclass))$$,
+	'event trigger functions belong to the catalog owner and are not executable by PUBLIC');
 
 -- --------------------------------------------- extension properties (5)
 SELECT is((SELECT extrelocatable FROM pg_catalog.pg_extension WHERE extname = 'stage'), false,

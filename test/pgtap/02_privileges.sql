@@ -20,7 +20,7 @@
 -- that the read tests need is written directly by the superuser (the
 -- catalog owner), as the mover would have written it.
 BEGIN;
-SELECT plan(120);
+SELECT plan(121);
 
 SET LOCAL client_min_messages = warning;
 CREATE ROLE tap_owner NOLOGIN;
@@ -302,7 +302,7 @@ SELECT throws_ok($$SELECT * FROM stage.trace('tap_orders', 1)$$,
 SELECT throws_ok($$SELECT stage._landing_ddl((SELECT pipeline_id FROM tap_ids), true)$$,
 	'42501', 'permission denied for function _landing_ddl',
 	'stranger: cannot even call the internal C helper that drops landing tables');
-SELECT throws_ok($$SELECT stage._do_drop_pipeline('tap_orders')$$,
+SELECT throws_ok($$SELECT stage._do_drop_pipeline('tap_orders', true)$$,
 	'42501', 'permission denied for function _do_drop_pipeline',
 	'stranger: cannot call an implementation behind a gate');
 SELECT throws_ok($$SELECT * FROM stage.secret$$,
@@ -484,7 +484,9 @@ SELECT has_table('stage_landing', 'tap_orders', 'superuser: the landing table su
 
 -- ============================================================= teardown
 SET ROLE tap_owner;
-SELECT lives_ok($$SELECT stage.drop_pipeline('tap_orders')$$, 'owner: may drop its pipeline');
+SELECT throws_ok($$SELECT stage.drop_pipeline('tap_orders')$$, '55000', NULL,
+	'owner: drop_pipeline refuses while quarantine items are open');
+SELECT lives_ok($$SELECT stage.drop_pipeline('tap_orders', force => true)$$, 'owner: may drop its pipeline (forced)');
 RESET ROLE;
 SELECT hasnt_table('stage_landing', 'tap_orders', 'drop_pipeline removed the landing table');
 SELECT is((SELECT count(*)::int FROM stage.quarantine_log

@@ -469,7 +469,7 @@ SELECT stage.create_pipeline('mesc', 'mal.esc', key => '{id}');
 		'owner code: a deferred constraint trigger of the target never runs as the superuser caller');
 	server_ok('owner code: deferred trigger');
 	# out of the way of the run_all calls below
-	safe_as('mal', q{SELECT stage.drop_pipeline('mesc')});
+	safe_as('mal', q{SELECT stage.drop_pipeline('mesc', force => true)});
 }
 
 # ===================================================== 4 and 12. catalog

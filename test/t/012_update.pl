@@ -107,6 +107,11 @@ $node->safe_psql('data', q{
 	CREATE FUNCTION public.owner_hook() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETURN NULL; END$$;
 	CREATE TRIGGER owner_hook AFTER INSERT ON stage_landing.p
 		FOR EACH STATEMENT EXECUTE FUNCTION public.owner_hook();
+	-- the landing row quarantined below, and a producer the owner granted
+	-- the whole table (0.1 let it)
+	INSERT INTO stage_landing.p (id, email, note) VALUES ('1', 'zq@old.example', 'bad');
+	CREATE ROLE up_producer;
+	GRANT INSERT ON stage_landing.p TO up_producer;
 	INSERT INTO stage.batch (pipeline_id, contract_version, status, started_at)
 	SELECT pipeline_id, 1, 'done', now() FROM stage.pipeline;
 	INSERT INTO stage.quarantine_log (pipeline_id, landing_id, batch_id, contract_version,
@@ -117,6 +122,11 @@ $node->safe_psql('data', q{
 			  "sqlstate": "23514", "severity": "reject", "contract_version": 1,
 			  "message": "new row for relation \"t\" violates check constraint \"t_note_check\": Failing row contains (1, zq@old.example, bad, 1)."}]'
 	  FROM stage.pipeline;
+});
+# that row was taken by the batch above: the window starts after it
+$node->safe_psql('data', q{
+	SET session_replication_role = replica;
+	UPDATE stage.pipeline SET win_lo = pg_current_snapshot();
 });
 my ($ret, $stdout, $stderr) = $node->psql('data', q{ALTER EXTENSION stage UPDATE TO '0.2'});
 is($ret, 0, 'the update of a database with a pipeline succeeds');
@@ -149,6 +159,34 @@ is($node->safe_psql('data', q{
 		OR has_column_privilege('up_owner', 'stage.quarantine_log', 'raw_data', 'SELECT')}),
 	'f', 'the owner holds no privilege on the catalog');
 
+# every landing row records the role that landed it; rows landed under 0.1
+# carry a placeholder, and nobody may set the column
+is($node->safe_psql('data', q{
+	SELECT format_type(a.atttypid, a.atttypmod) || ' ' || a.attnotnull || ' ' || pg_get_expr(d.adbin, d.adrelid)
+	  FROM pg_attribute a JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+	 WHERE a.attrelid = 'stage_landing.p'::regclass AND a.attname = '_stage_role'}),
+	'text true CURRENT_USER', 'the landing table gains _stage_role as 0.2 creates it');
+is($node->safe_psql('data', q{SELECT _stage_role FROM stage_landing.p WHERE _stage_id = 1}),
+	'unknown (landed before 0.2)', 'a row landed under 0.1 names no role');
+is($node->safe_psql('data', q{
+	SELECT count(*) FROM pg_attribute a
+	 WHERE a.attrelid = 'stage_landing.p'::regclass AND a.attname = '_stage_role'
+	   AND a.atthasmissing}),
+	'0', 'no stored missing value (the rows were rewritten)');
+is($node->safe_psql('data', q{
+	SELECT has_column_privilege('up_owner', 'stage_landing.p', '_stage_role', 'INSERT')
+		   || ' ' || has_column_privilege('up_producer', 'stage_landing.p', '_stage_role', 'INSERT')
+		   || ' ' || has_column_privilege('up_producer', 'stage_landing.p', 'email', 'INSERT')
+		   || ' ' || has_table_privilege('up_producer', 'stage_landing.p', 'INSERT')}),
+	'false false true false',
+	'neither the owner nor a producer granted the whole table under 0.1 may set it');
+is($node->safe_psql('data', q{
+	SET ROLE up_producer;
+	INSERT INTO stage_landing.p (id, email, note) VALUES ('2', 'ok@new.example', 'fine');
+	RESET ROLE;
+	SELECT _stage_role FROM stage_landing.p WHERE _stage_id = 2}),
+	'up_producer', 'a row landed under 0.2 names its role');
+
 # 0.2 at work on the old pipeline: a mask, rows, a batch
 $node->safe_psql('data', q{
 	SET ROLE up_owner;
@@ -163,6 +201,9 @@ is($node->safe_psql('data', q{SET ROLE up_owner; SELECT rows_clean || ' ' || row
 	'1 1', 'a batch of the old pipeline runs under 0.2');
 is($node->safe_psql('data', q{SELECT email FROM public.t}), 'o***@new.example',
 	'its clean row is masked');
+is($node->safe_psql('data', q{
+	SELECT string_agg(COALESCE(role, '-'), ',' ORDER BY landing_id) FROM stage.quarantine_log}),
+	'-,up_owner', 'quarantine records who landed a row; items quarantined under 0.1 do not know');
 my $seen = $node->safe_psql('data',
 	q{SET ROLE up_analyst; SELECT string_agg(q::text, ' ') FROM stage.quarantine q});
 unlike($seen, qr/zq\@old|zq3\@new/, 'an analyst sees neither the old nor the new raw address');

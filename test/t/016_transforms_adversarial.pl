@@ -1011,7 +1011,7 @@ SELECT stage.run_batch('fx');});
 		'fixed: a producer whose role name needs quotes is granted, and gets the columns added later');
 	is(sqlstate_as('postgres', q{SELECT stage.revoke_producer('fx', '"Feed Two"')}), 'no error',
 		'fixed: ... and revoked');
-	su(q{SELECT stage.drop_pipeline('fx'); DROP TABLE public.fx; DROP ROLE "Feed Two";});
+	su(q{SELECT stage.drop_pipeline('fx', force => true); DROP TABLE public.fx; DROP ROLE "Feed Two";});
 }
 
 server_ok('the end');
