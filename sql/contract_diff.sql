@@ -261,3 +261,6 @@ DELETE FROM stage.secret WHERE name = 'cd_key';
 DROP FUNCTION cd_with_rules(jsonb);
 DROP TABLE cd_orders, cd_counts;
 DROP ROLE cd_stranger, cd_analyst;
+-- the group roles create_roles made above are cluster-wide: they go too
+DROP OWNED BY stage_producer, stage_analyst;
+DROP ROLE stage_producer, stage_analyst;

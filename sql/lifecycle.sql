@@ -219,3 +219,6 @@ SELECT stage.drop_pipeline('lc', force => true);
 DROP TABLE lc_orders, lc_events;
 DROP FUNCTION lc_books();
 DROP ROLE lc_owner, lc_other, lc_analyst;
+-- the group roles create_roles made above are cluster-wide: they go too
+DROP OWNED BY stage_producer, stage_analyst;
+DROP ROLE stage_producer, stage_analyst;
