@@ -213,3 +213,30 @@ BEGIN
 	END IF;
 END
 $$;
+
+/*
+ * A text column added to a landing table, with INSERT on it for whoever
+ * may land rows (the roles that may insert _stage_source)
+ */
+CREATE FUNCTION stage._add_landing_column(landing regclass, column_name text)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	g record;
+BEGIN
+	EXECUTE pg_catalog.format('ALTER TABLE %s ADD COLUMN %I pg_catalog.text', landing, column_name);
+	FOR g IN SELECT DISTINCT x.grantee
+			   FROM pg_catalog.pg_attribute a, pg_catalog.aclexplode(a.attacl) x
+			  WHERE a.attrelid OPERATOR(pg_catalog.=) landing
+				AND a.attname OPERATOR(pg_catalog.=) '_stage_source'
+				AND x.privilege_type OPERATOR(pg_catalog.=) 'INSERT'
+				AND x.grantee OPERATOR(pg_catalog.<>) 0
+	LOOP
+		/* regrole's text is the role's name quoted as needed */
+		EXECUTE pg_catalog.format('GRANT INSERT (%I) ON %s TO %s', column_name, landing,
+								  g.grantee::regrole::text);
+	END LOOP;
+END
+$$;

@@ -257,7 +257,6 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	p stage.pipeline := stage._pipeline(pipeline, true);
-	g record;
 BEGIN
 	IF p.format OPERATOR(pg_catalog.<>) 'columns' THEN
 		RAISE EXCEPTION 'pipeline "%" lands jsonb payloads: it has no landing columns to add', pipeline
@@ -278,19 +277,7 @@ BEGIN
 		RAISE EXCEPTION 'landing table % already has a column "%"', p.landing, column_name
 			USING ERRCODE = 'duplicate_column';
 	END IF;
-	EXECUTE pg_catalog.format('ALTER TABLE %s ADD COLUMN %I pg_catalog.text', p.landing, column_name);
-	/* whoever may land rows may fill it: the roles that may insert _stage_source */
-	FOR g IN SELECT DISTINCT x.grantee
-			   FROM pg_catalog.pg_attribute a, pg_catalog.aclexplode(a.attacl) x
-			  WHERE a.attrelid OPERATOR(pg_catalog.=) p.landing
-				AND a.attname OPERATOR(pg_catalog.=) '_stage_source'
-				AND x.privilege_type OPERATOR(pg_catalog.=) 'INSERT'
-				AND x.grantee OPERATOR(pg_catalog.<>) 0
-	LOOP
-		/* regrole's text is the role's name quoted as needed */
-		EXECUTE pg_catalog.format('GRANT INSERT (%I) ON %s TO %s', column_name, p.landing,
-								  g.grantee::regrole::text);
-	END LOOP;
+	PERFORM stage._add_landing_column(p.landing, column_name);
 END
 $$;
 

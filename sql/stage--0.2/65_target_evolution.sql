@@ -48,7 +48,6 @@ DECLARE
 	was jsonb;
 	now_cols jsonb;
 	c record;
-	g record;
 	changes text[] := '{}';
 	v integer;
 	landing_has boolean;
@@ -79,19 +78,7 @@ BEGIN
 										  AND a.attname OPERATOR(pg_catalog.=) c.new_name
 										  AND NOT a.attisdropped);
 				IF NOT landing_has THEN
-					EXECUTE pg_catalog.format('ALTER TABLE %s ADD COLUMN %I pg_catalog.text',
-											  p.landing, c.new_name);
-					/* whoever may land rows may fill it: the roles that may insert _stage_source */
-					FOR g IN SELECT DISTINCT x.grantee
-							   FROM pg_catalog.pg_attribute a, pg_catalog.aclexplode(a.attacl) x
-							  WHERE a.attrelid OPERATOR(pg_catalog.=) p.landing
-								AND a.attname OPERATOR(pg_catalog.=) '_stage_source'
-								AND x.privilege_type OPERATOR(pg_catalog.=) 'INSERT'
-								AND x.grantee OPERATOR(pg_catalog.<>) 0
-					LOOP
-						EXECUTE pg_catalog.format('GRANT INSERT (%I) ON %s TO %s', c.new_name,
-												  p.landing, g.grantee::regrole::text);
-					END LOOP;
+					PERFORM stage._add_landing_column(p.landing, c.new_name);
 				END IF;
 			END IF;
 			changes := changes OPERATOR(pg_catalog.||) pg_catalog.format('column %s added', c.new_name);
