@@ -95,6 +95,9 @@
 #                           _stage_id) order; the batches took it all the
 #                           same (placed + overwritten = taken)
 #   The target must have the lineage column _stage_id.
+# roles against a node
+#   adversary($node, $db)  as_role, safe_as, sqlstate_as, su, server_ok for
+#                           the calling test file (see below)
 # the report
 #   time_summary(@seconds)  'min .. s, median .. s, max .. s' (or 'none')
 package StageTest;
@@ -499,6 +502,73 @@ sub check_accounting
 	is($acc->{took}, $acc->{landing},
 		"$pipeline: the committed batches together took every landing row once");
 	return @$acc{qw(landing target quarantined duplicate overwritten)};
+}
+
+# ----------------------------------------------- roles against a node
+
+# StageTest::adversary($node, $db) gives the calling test file, for this
+# node and default database:
+#   as_role($role, $sql, db => ..., on_error_stop => ...)
+#                           psql connected as $role (no SET ROLE):
+#                           (ret, stdout, stderr)
+#   safe_as($role, $sql, ...) as_role, dying on error; stdout
+#   sqlstate_as($role, $sql, ...) the SQLSTATE of the first error ('no
+#                           error' if none); in list context also the
+#                           error text and stdout
+#   su($sql, db => ...)     as the superuser
+#   server_ok($what)        the server is up and no backend died of a signal
+my ($adv_node, $adv_db);
+
+sub adversary
+{
+	my $caller = caller;
+	($adv_node, $adv_db) = @_;
+	no strict 'refs';
+	*{"${caller}::$_"} = \&{"StageTest::$_"} for qw(as_role safe_as sqlstate_as su server_ok);
+	return;
+}
+
+sub as_role
+{
+	my ($role, $sql, %o) = @_;
+	my $db = $o{db} // $adv_db;
+	return $adv_node->psql(
+		$db, $sql,
+		connstr => $adv_node->connstr($db) . " user=$role",
+		on_error_stop => $o{on_error_stop} // 1);
+}
+
+sub safe_as
+{
+	my ($role, $sql, %o) = @_;
+	my ($ret, $out, $err) = as_role($role, $sql, %o);
+	die "error running as $role: $err\nSQL: $sql" if $ret != 0;
+	return $out;
+}
+
+sub sqlstate_as
+{
+	my ($role, $sql, %o) = @_;
+	my ($ret, $out, $err) = as_role($role, "\\set VERBOSITY verbose\n$sql", %o);
+	my $state = $err =~ /ERROR:\s+([0-9A-Z]{5}):/ ? $1
+	  : $ret == 0 ? 'no error' : "psql exit $ret: $err";
+	return wantarray ? ($state, $err, $out) : $state;
+}
+
+sub su
+{
+	my ($sql, %o) = @_;
+	return $adv_node->safe_psql($o{db} // $adv_db, $sql);
+}
+
+sub server_ok
+{
+	my ($what) = @_;
+	my $up = $adv_node->psql('postgres', 'SELECT 1') == 0;
+	my $log = PostgreSQL::Test::Utils::slurp_file($adv_node->logfile);
+	Test::More::ok($up && $log !~ /terminated by signal|server process .* was terminated/,
+		"$what: the server is up and no backend was terminated by a signal");
+	return;
 }
 
 # ------------------------------------------------------------ the report

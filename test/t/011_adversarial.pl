@@ -50,6 +50,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use StageTest;
 use Time::HiRes qw(usleep time);
 
 my $node = PostgreSQL::Test::Cluster->new('adversarial');
@@ -63,46 +64,10 @@ log_statement = none
 max_connections = 40
 });
 $node->start;
+# as_role, safe_as, sqlstate_as, su, server_ok: StageTest's, on this node and database adv
+StageTest::adversary($node, 'adv');
 
 # ------------------------------------------------------------ helpers
-
-# psql as a role (connects as it: no SET ROLE), in database adv unless
-# db => ...; returns (ret, stdout, stderr)
-sub as_role
-{
-	my ($role, $sql, %o) = @_;
-	my $db = $o{db} // 'adv';
-	my ($ret, $out, $err) = $node->psql(
-		$db, $sql,
-		connstr => $node->connstr($db) . " user=$role",
-		on_error_stop => $o{on_error_stop} // 1);
-	return ($ret, $out, $err);
-}
-
-# as_role, dying on error; returns stdout
-sub safe_as
-{
-	my ($role, $sql, %o) = @_;
-	my ($ret, $out, $err) = as_role($role, $sql, %o);
-	die "error running as $role: $err\nSQL: $sql" if $ret != 0;
-	return $out;
-}
-
-# the SQLSTATE of the first error $sql raises as $role ('no error' if none)
-sub sqlstate_as
-{
-	my ($role, $sql, %o) = @_;
-	my ($ret, $out, $err) = as_role($role, "\\set VERBOSITY verbose\n$sql", %o);
-	return $1 if $err =~ /ERROR:\s+([0-9A-Z]{5}):/;
-	return $ret == 0 ? 'no error' : "psql exit $ret: $err";
-}
-
-# superuser
-sub su
-{
-	my ($sql, %o) = @_;
-	return $node->safe_psql($o{db} // 'adv', $sql);
-}
 
 # the landing table of a pipeline
 sub landing
@@ -115,16 +80,6 @@ sub pipeline_id
 {
 	my ($pipeline, %o) = @_;
 	return su("SELECT pipeline_id FROM stage.pipeline WHERE name = '$pipeline'", %o);
-}
-
-# the server is up and no backend died of a signal
-sub server_ok
-{
-	my ($what) = @_;
-	my $up = $node->psql('postgres', 'SELECT 1') == 0;
-	my $log = slurp_file($node->logfile);
-	ok($up && $log !~ /terminated by signal|server process .* was terminated/,
-		"$what: the server is up and no backend was terminated by a signal");
 }
 
 # ------------------------------------------------------------ setup

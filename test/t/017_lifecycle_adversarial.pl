@@ -83,53 +83,11 @@ log_statement = none
 max_connections = 40
 });
 $node->start;
+# as_role, safe_as, sqlstate_as, su, server_ok: StageTest's, on this node and database lca
+StageTest::adversary($node, 'lca');
 my $started = $node->safe_psql('postgres', 'SELECT pg_postmaster_start_time()');
 
 # ------------------------------------------------------------ helpers
-
-sub as_role
-{
-	my ($role, $sql, %o) = @_;
-	my $db = $o{db} // 'lca';
-	my ($ret, $out, $err) = $node->psql(
-		$db, $sql,
-		connstr => $node->connstr($db) . " user=$role",
-		on_error_stop => $o{on_error_stop} // 1);
-	return ($ret, $out, $err);
-}
-
-sub safe_as
-{
-	my ($role, $sql, %o) = @_;
-	my ($ret, $out, $err) = as_role($role, $sql, %o);
-	die "error running as $role: $err\nSQL: $sql" if $ret != 0;
-	return $out;
-}
-
-# the SQLSTATE of the first error $sql raises as $role ('no error' if none)
-sub sqlstate_as
-{
-	my ($role, $sql, %o) = @_;
-	my ($ret, $out, $err) = as_role($role, "\\set VERBOSITY verbose\n$sql", %o);
-	my $state = $err =~ /ERROR:\s+([0-9A-Z]{5}):/ ? $1
-	  : $ret == 0 ? 'no error' : "psql exit $ret: $err";
-	return wantarray ? ($state, $err, $out) : $state;
-}
-
-sub su
-{
-	my ($sql, %o) = @_;
-	return $node->safe_psql($o{db} // 'lca', $sql);
-}
-
-sub server_ok
-{
-	my ($what) = @_;
-	my $up = $node->psql('postgres', 'SELECT 1') == 0;
-	my $log = slurp_file($node->logfile);
-	ok($up && $log !~ /terminated by signal|server process .* was terminated/,
-		"$what: the server is up and no backend was terminated by a signal");
-}
 
 # status of the items of a pipeline: "landing_id:status[:successor]" by id
 sub items
