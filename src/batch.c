@@ -595,6 +595,23 @@ mover_row_lane(RuleProgram *p, TupleTableSlot *slot, int64 id, int lanes)
 	return lane_end(h, lanes);
 }
 
+
+/*
+ * A text value of a row as a C string, shared with the previous row when
+ * it is the same (a piece's sources and roles are few: most rows then cost
+ * a comparison, not an allocation).
+ */
+static char *
+mover_text_shared(Datum d, char **last)
+{
+	text	   *t = DatumGetTextPP(d);
+	int			len = VARSIZE_ANY_EXHDR(t);
+
+	if (*last == NULL || strlen(*last) != (size_t) len ||
+		memcmp(*last, VARDATA_ANY(t), len) != 0)
+		*last = text_to_cstring(t);
+	return *last;
+}
 /*
  * Read the next chunk of the window into m->rows: the landing rows after
  * the cursor (cur_txid, cur_id), in (_stage_txid, _stage_id) order, whose
@@ -619,6 +636,8 @@ mover_read_chunk(Mover *m, Window *w, int64 limit)
 	ScanKeyData row[2];
 	Snapshot	snap;
 	TupleTableSlot *slot;
+	char	   *last_source = NULL;
+	char	   *last_role = NULL;
 	int			cap = (int) Min(limit, 1024);
 	int64		cur_id = w->cur_id;
 	FullTransactionId cur_txid = DatumGetFullTransactionId(w->cur_txid);
@@ -693,9 +712,9 @@ mover_read_chunk(Mover *m, Window *w, int64 limit)
 		{
 			Datum		d = slot_getattr(slot, p->l_source, &isnull);
 
-			row->source = isnull ? NULL : TextDatumGetCString(d);
+			row->source = isnull ? NULL : mover_text_shared(d, &last_source);
 			d = slot_getattr(slot, p->l_role, &isnull);
-			row->role = isnull ? NULL : TextDatumGetCString(d);
+			row->role = isnull ? NULL : mover_text_shared(d, &last_role);
 		}
 		row->received_at = slot_getattr(slot, p->l_received, &row->received_null);
 		mover_row_init(p, row);
