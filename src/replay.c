@@ -82,6 +82,34 @@ replay_row_from_json(Mover *m, MoverRow *row, Jsonb *row_data, bool check_keys)
 }
 
 /*
+ * The arguments of check_row and preview, (pipeline text, row_data jsonb):
+ * both given, the row an object (hint: an example of one); SPI connected
+ * and the pipeline found.  Returns the pipeline's name.
+ */
+static char *
+replay_row_args(FunctionCallInfo fcinfo, Jsonb **row_data, PipelineInfo *pi,
+				const char *hint)
+{
+	char	   *name;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("pipeline and row_data must not be null")));
+	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	*row_data = PG_GETARG_JSONB_P(1);
+	if (!JB_ROOT_IS_OBJECT(*row_data) || JB_ROOT_IS_SCALAR(*row_data))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("row_data must be a JSON object of column: value"),
+				 errhint("%s", hint)));
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	mover_find_pipeline(name, pi);
+	return name;
+}
+
+/*
  * The failures of one candidate row under the pipeline's current contract:
  * type checks, rules (warnings included, marked "warn"), key not null, and
  * keys of the row that are not columns.  Nothing is written; duplicates
@@ -115,21 +143,8 @@ stage_check_row(PG_FUNCTION_ARGS)
 	Oid			caller = stage_caller();
 	bool		full;
 
-	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("pipeline and row_data must not be null")));
-	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	row_data = PG_GETARG_JSONB_P(1);
-	if (!JB_ROOT_IS_OBJECT(row_data) || JB_ROOT_IS_SCALAR(row_data))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("row_data must be a JSON object of column: value"),
-				 errhint("For example '{\"order_id\": 1, \"email\": \"a@example.com\"}'.")));
-
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	mover_find_pipeline(name, &pi);
+	name = replay_row_args(fcinfo, &row_data, &pi,
+						   "For example '{\"order_id\": 1, \"email\": \"a@example.com\"}'.");
 	full = guard_owns(pi.owner);
 	if (!full && !guard_is_analyst(caller) &&
 		!(OidIsValid(pi.landing) &&
@@ -230,21 +245,8 @@ stage_preview(PG_FUNCTION_ARGS)
 	JsonbValue *res;
 	JsonbValue	k;
 
-	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("pipeline and row_data must not be null")));
-	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	row_data = PG_GETARG_JSONB_P(1);
-	if (!JB_ROOT_IS_OBJECT(row_data) || JB_ROOT_IS_SCALAR(row_data))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("row_data must be a JSON object of column: value"),
-				 errhint("For example '{\"order_id\": \"1\", \"email\": \" A@Example.com \"}'.")));
-
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	mover_find_pipeline(name, &pi);
+	name = replay_row_args(fcinfo, &row_data, &pi,
+						   "For example '{\"order_id\": \"1\", \"email\": \" A@Example.com \"}'.");
 	if (!guard_owns(pi.owner))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
