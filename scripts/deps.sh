@@ -15,6 +15,7 @@ PACKAGES=(
 	libtap-parser-sourcehandler-pgtap-perl # pg_prove
 	libipc-run-perl                        # needed by PostgreSQL::Test::Cluster
 	postgresql-15-cron                     # pg_cron, the alternative scheduler
+	postgresql-15-plproxy                  # PL/Proxy: routing producers to staging nodes by key (scale-out)
 	clang-14                               # libFuzzer harnesses (scripts/fuzz.sh)
 	libclang-rt-14-dev                     # libFuzzer and the sanitizers' runtime
 	valgrind                               # memory checking (scripts/valgrind.sh)
