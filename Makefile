@@ -5,12 +5,13 @@ EXTENSION   = stage
 MODULE_big  = stage
 OBJS        = $(patsubst %.c,%.o,$(wildcard src/*.c))
 # The install script of the current version is built from the pieces in
-# sql/stage--0.2/, in name order: one piece per area, so each area's objects
-# and grants sit together.  Released scripts (sql/stage--0.1.sql) are never
-# edited; sql/stage--A--B.sql update an installation from A to B.
-DATA_built  = stage--0.2.sql stage--0.1--0.2.sql
-DATA        = sql/stage--0.1.sql sql/stage--0.1.control
-EXTRA_CLEAN = stage--0.2.sql stage--0.1--0.2.sql
+# sql/stage--0.3/, in name order: one piece per area, so each area's objects
+# and grants sit together.  Released scripts (sql/stage--0.1.sql,
+# sql/stage--0.2.sql, sql/stage--0.1--0.2.sql) are never edited;
+# stage--A--B.sql update an installation from A to B.
+DATA_built  = stage--0.3.sql stage--0.2--0.3.sql
+DATA        = sql/stage--0.1.sql sql/stage--0.1.control sql/stage--0.2.sql sql/stage--0.1--0.2.sql
+EXTRA_CLEAN = stage--0.3.sql stage--0.2--0.3.sql
 PG_CONFIG  ?= pg_config
 
 PCRE2_CFLAGS := $(shell pkg-config --cflags libpcre2-8 2>/dev/null)
@@ -36,19 +37,20 @@ all install installcheck:
 	@echo "PGXS not found: run 'make deps' (as root) first" >&2; exit 1
 endif
 
-stage--0.2.sql: $(sort $(wildcard $(srcdir)/sql/stage--0.2/*.sql))
+stage--0.3.sql: $(sort $(wildcard $(srcdir)/sql/stage--0.3/*.sql))
 	cat $^ > $@
 
-# The update from 0.1: its own prologue and epilogue around the functions
-# and views of the 0.2 pieces (not the schemas and tables of 00 and 10),
-# created OR REPLACE.  Freeze it (as sql/stage--0.1--0.2.sql) when 0.2 is
-# released, as sql/stage--0.1.sql was.
-UPDATE_0_2_PIECES = $(filter-out %/00_schemas.sql %/10_catalog.sql,$(sort $(wildcard $(srcdir)/sql/stage--0.2/*.sql)))
-stage--0.1--0.2.sql: $(srcdir)/sql/stage--0.1--0.2/00_prologue.sql $(UPDATE_0_2_PIECES) $(srcdir)/sql/stage--0.1--0.2/99_epilogue.sql
-	{ cat $(srcdir)/sql/stage--0.1--0.2/00_prologue.sql; \
-	  cat $(UPDATE_0_2_PIECES) | sed -e 's/^CREATE FUNCTION /CREATE OR REPLACE FUNCTION /' \
-	      -e 's/^CREATE VIEW /CREATE OR REPLACE VIEW /'; \
-	  cat $(srcdir)/sql/stage--0.1--0.2/99_epilogue.sql; } > $@
+# The update from 0.2: its own prologue and epilogue around the functions,
+# views and triggers of the 0.3 pieces (not the schemas and tables of 00 and
+# 10), created OR REPLACE.  Freeze it (as sql/stage--0.2--0.3.sql) when 0.3
+# is released, as sql/stage--0.1--0.2.sql was.
+UPDATE_PIECES = $(filter-out %/00_schemas.sql %/10_catalog.sql,$(sort $(wildcard $(srcdir)/sql/stage--0.3/*.sql)))
+stage--0.2--0.3.sql: $(srcdir)/sql/stage--0.2--0.3/00_prologue.sql $(UPDATE_PIECES) $(srcdir)/sql/stage--0.2--0.3/99_epilogue.sql
+	{ cat $(srcdir)/sql/stage--0.2--0.3/00_prologue.sql; \
+	  cat $(UPDATE_PIECES) | sed -e 's/^CREATE FUNCTION /CREATE OR REPLACE FUNCTION /' \
+	      -e 's/^CREATE VIEW /CREATE OR REPLACE VIEW /' \
+	      -e 's/^CREATE TRIGGER /CREATE OR REPLACE TRIGGER /'; \
+	  cat $(srcdir)/sql/stage--0.2--0.3/99_epilogue.sql; } > $@
 
 .PHONY: deps demo test doccheck bench latency fuzz valgrind
 deps:

@@ -56,6 +56,8 @@
  *	  format.c         format checks (email, uuid, card with Luhn, iban, ...)
  *	  typecheck.c      cheap C pre-checks of text against a target type
  *	  regex.c          PCRE2 compile cache, limits, SQL regex functions
+ *	  node.c           which staging node this is (stage.node_name); the
+ *	                   lineage columns of a target
  *	  jsonarg.c        reading the jsonb arguments of rules and masks
  *	  sha256.c         HMAC-SHA256 with a precomputed key
  *
@@ -268,8 +270,10 @@ typedef struct RuleProgram
 	int		   *keycols;		/* indexes into cols */
 	bool		lineage_id;		/* target has _stage_id */
 	bool		lineage_batch;	/* target has _stage_batch */
+	bool		lineage_node;	/* target has _stage_node */
 	AttrNumber	lineage_id_attnum;
 	AttrNumber	lineage_batch_attnum;
+	AttrNumber	lineage_node_attnum;
 	bool		direct;			/* clean rows bypass the INSERT (direct.c) */
 	double		max_reject_ratio;	/* < 0: none */
 	DriftPolicy drift;

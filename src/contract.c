@@ -869,6 +869,8 @@ contract_build_insert(RuleProgram *p, const char *target, bool on_conflict)
 		appendStringInfoString(&s, ", _stage_id");
 	if (p->lineage_batch)
 		appendStringInfoString(&s, ", _stage_batch");
+	if (p->lineage_node)
+		appendStringInfoString(&s, ", _stage_node");
 	appendStringInfoString(&s, ") SELECT ");
 	for (i = 0; i < p->ncols; i++)
 		appendStringInfo(&s, "%sCAST(u.c%d AS %s)", i ? ", " : "", i, p->cols[i].cast_type);
@@ -876,6 +878,8 @@ contract_build_insert(RuleProgram *p, const char *target, bool on_conflict)
 		appendStringInfoString(&s, ", u.lid");
 	if (p->lineage_batch)
 		appendStringInfoString(&s, ", $2");
+	if (p->lineage_node)
+		appendStringInfoString(&s, ", stage.node_name()");
 	/*
 	 * unnest() in the select list runs the arrays in lock-step through a
 	 * ProjectSet node, streaming; in FROM each would be materialized.
@@ -909,6 +913,8 @@ contract_build_insert(RuleProgram *p, const char *target, bool on_conflict)
 				appendStringInfoString(&s, ", _stage_id = EXCLUDED._stage_id");
 			if (!first && p->lineage_batch)
 				appendStringInfoString(&s, ", _stage_batch = EXCLUDED._stage_batch");
+			if (!first && p->lineage_node)
+				appendStringInfoString(&s, ", _stage_node = EXCLUDED._stage_node");
 		}
 		if (first)
 			appendStringInfoString(&s, " DO NOTHING");
@@ -935,18 +941,19 @@ contract_build_expression(RuleProgram *p, StageRule *r)
 		(void) contract_colindex(p, (char *) lfirst(lc));
 }
 
-/* is att the lineage column name (bigint)? then note its flag and attnum */
+/* is att the lineage column name (of type typid)? then note its flag and attnum */
 static bool
-contract_is_lineage(Form_pg_attribute att, const char *name, bool *flag,
+contract_is_lineage(Form_pg_attribute att, const char *name, Oid typid, bool *flag,
 					AttrNumber *attnum)
 {
 	if (strcmp(NameStr(att->attname), name) != 0)
 		return false;
 	*attnum = att->attnum;
-	if (att->atttypid != INT8OID)
+	if (att->atttypid != typid)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATATYPE_MISMATCH),
-				 errmsg("lineage column \"%s\" of the target must be of type bigint", name)));
+				 errmsg("lineage column \"%s\" of the target must be of type %s",
+						name, format_type_be(typid))));
 	*flag = true;
 	return true;
 }
@@ -1024,9 +1031,12 @@ contract_build(int pipeline_id, int version)
 			if (att->attisdropped || att->attgenerated ||
 				att->attidentity == ATTRIBUTE_IDENTITY_ALWAYS)
 				continue;
-			if (contract_is_lineage(att, "_stage_id", &p->lineage_id, &p->lineage_id_attnum) ||
-				contract_is_lineage(att, "_stage_batch", &p->lineage_batch,
-									&p->lineage_batch_attnum))
+			if (contract_is_lineage(att, "_stage_id", INT8OID, &p->lineage_id,
+									&p->lineage_id_attnum) ||
+				contract_is_lineage(att, "_stage_batch", INT8OID, &p->lineage_batch,
+									&p->lineage_batch_attnum) ||
+				contract_is_lineage(att, "_stage_node", TEXTOID, &p->lineage_node,
+									&p->lineage_node_attnum))
 				continue;
 			if (!p->jsonb_format &&
 				attnameAttNum(lrel, NameStr(att->attname), false) == InvalidAttrNumber)

@@ -31,8 +31,10 @@
 #include "nodes/makefuncs.h"
 #include "utils/acl.h"
 #include "utils/rel.h"
+#include "utils/builtins.h"
 
 #include "direct.h"
+#include "node.h"
 #include "stage.h"
 
 #define DIRECT_BUFFER 1000
@@ -61,7 +63,8 @@ direct_eligible(Relation rel, RuleProgram *p)
 			return false;
 		covered++;
 	}
-	return covered == p->ncols + (p->lineage_id ? 1 : 0) + (p->lineage_batch ? 1 : 0);
+	return covered == p->ncols + (p->lineage_id ? 1 : 0) + (p->lineage_batch ? 1 : 0) +
+		(p->lineage_node ? 1 : 0);
 }
 
 /*
@@ -70,7 +73,8 @@ direct_eligible(Relation rel, RuleProgram *p)
  * NULL, holds for each such value its text datum where the column is of
  * type text and the value is the landing one (the input function would
  * only copy it: a value of 100 MB is not copied again); ids[r] its landing
- * id for the _stage_id lineage column.
+ * id for the _stage_id lineage column (_stage_batch gets batch_id,
+ * _stage_node the node's name).
  */
 void
 direct_insert(RuleProgram *p, int n, char **values, Datum *texts, int64 *ids,
@@ -85,6 +89,7 @@ direct_insert(RuleProgram *p, int n, char **values, Datum *texts, int64 *ids,
 	CommandId	cid = GetCurrentCommandId(true);
 	TupleTableSlot **slots = palloc(sizeof(TupleTableSlot *) * DIRECT_BUFFER);
 	int			nslots = Min(n, DIRECT_BUFFER);
+	Datum		node = p->lineage_node ? CStringGetTextDatum(stage_node()) : (Datum) 0;
 	int			i;
 	int			start;
 
@@ -143,6 +148,11 @@ direct_insert(RuleProgram *p, int n, char **values, Datum *texts, int64 *ids,
 			{
 				slot->tts_values[p->lineage_batch_attnum - 1] = Int64GetDatum(batch_id);
 				slot->tts_isnull[p->lineage_batch_attnum - 1] = false;
+			}
+			if (p->lineage_node)
+			{
+				slot->tts_values[p->lineage_node_attnum - 1] = node;
+				slot->tts_isnull[p->lineage_node_attnum - 1] = false;
 			}
 			ExecStoreVirtualTuple(slot);
 			if (desc->constr)

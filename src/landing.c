@@ -43,6 +43,7 @@
 
 #include "stage.h"
 #include "guard.h"
+#include "node.h"
 
 /* run one DDL statement (SPI connected) */
 static void
@@ -69,13 +70,13 @@ landing_columns(StringInfo s, Oid target, bool jsonb_format)
 
 		if (att->attisdropped || att->attgenerated ||
 			att->attidentity == ATTRIBUTE_IDENTITY_ALWAYS ||
-			strcmp(n, "_stage_id") == 0 || strcmp(n, "_stage_batch") == 0)
+			stage_is_lineage_column(n))
 			continue;
 		if (strncmp(n, "_stage_", 7) == 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_DUPLICATE_COLUMN),
 					 errmsg("column \"%s\" of the target uses a name reserved for landing metadata", n),
-					 errhint("Rename the column; names starting with _stage_ are reserved (except the lineage columns _stage_id and _stage_batch).")));
+					 errhint("Rename the column; names starting with _stage_ are reserved (except the lineage columns _stage_id, _stage_batch and _stage_node).")));
 		appendStringInfo(s, ", %s pg_catalog.text", quote_identifier(n));
 	}
 	table_close(rel, AccessShareLock);
@@ -106,7 +107,7 @@ landing_insert_columns(Oid target, bool jsonb_format)
 
 		if (att->attisdropped || att->attgenerated ||
 			att->attidentity == ATTRIBUTE_IDENTITY_ALWAYS ||
-			strcmp(n, "_stage_id") == 0 || strcmp(n, "_stage_batch") == 0)
+			stage_is_lineage_column(n))
 			continue;
 		appendStringInfo(&s, ", %s", quote_identifier(n));
 	}

@@ -21,6 +21,7 @@
 
 #include "miscadmin.h"
 
+#include "node.h"
 #include "regex.h"
 #include "stage.h"
 #include "worker.h"
@@ -188,6 +189,19 @@ _PG_init(void)
 							1000, 0, INT_MAX,
 							PGC_SIGHUP, GUC_UNIT_MS,
 							NULL, NULL, NULL);
+
+	/*
+	 * A superuser setting, so that it can be set per database (ALTER
+	 * DATABASE ... SET) when one cluster holds several staging databases,
+	 * and no pipeline owner can make its rows claim another node.
+	 */
+	DefineCustomStringVariable("stage.node_name",
+							   "The name of this staging node, as its history and lineage rows carry it.",
+							   "Unique among the nodes a warehouse subscribes to; empty: the system identifier and the database.",
+							   &stage_node_name,
+							   "",
+							   PGC_SUSET, 0,
+							   stage_node_name_check, NULL, NULL);
 
 	MarkGUCPrefixReserved("stage");
 

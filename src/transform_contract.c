@@ -39,6 +39,7 @@
 
 #include "expression.h"
 #include "guard.h"
+#include "node.h"
 #include "transform.h"
 #include "transform_contract.h"
 
@@ -230,7 +231,7 @@ tc_compile(StageTransform *st, const char *cname, const char *method, Jsonb *arg
 				 errhint("A transform sets a column of the pipeline's target table.")));
 	att = TupleDescAttr(RelationGetDescr(rel), attnum - 1);
 	if (att->attgenerated || att->attidentity == ATTRIBUTE_IDENTITY_ALWAYS ||
-		strcmp(cname, "_stage_id") == 0 || strcmp(cname, "_stage_batch") == 0)
+		stage_is_lineage_column(cname))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_COLUMN_REFERENCE),
 				 errmsg("column \"%s\" never comes from landing and cannot be transformed", cname)));

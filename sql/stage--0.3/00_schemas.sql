@@ -1,4 +1,4 @@
-/* stage--0.2.sql, built from the pieces in sql/stage--0.2/, in name order */
+/* stage--0.3.sql, built from the pieces in sql/stage--0.3/, in name order */
 
 \echo Use "CREATE EXTENSION stage" to load this file. \quit
 

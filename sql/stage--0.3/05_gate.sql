@@ -25,3 +25,13 @@ CREATE FUNCTION stage._withheld(sqlstate text) RETURNS text
 LANGUAGE c IMMUTABLE
 AS 'MODULE_PATHNAME', 'stage_withheld';
 
+
+/*
+ * the name of this staging node (stage.node_name): the node column of the
+ * history tables and a target's _stage_node lineage column
+ */
+CREATE FUNCTION stage.node_name() RETURNS text
+LANGUAGE c STABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'stage_node_name_sql';
+COMMENT ON FUNCTION stage.node_name() IS
+	'the name of this staging node: stage.node_name, or the system identifier and the database';

@@ -1013,7 +1013,7 @@ BEGIN
 			  WHERE t.attrelid OPERATOR(pg_catalog.=) p.target AND t.attnum OPERATOR(pg_catalog.>) 0
 				AND NOT t.attisdropped AND t.attgenerated OPERATOR(pg_catalog.=) ''
 				AND t.attidentity OPERATOR(pg_catalog.<>) 'a'
-				AND t.attname OPERATOR(pg_catalog.<>) ALL (ARRAY['_stage_id', '_stage_batch']::name[])
+				AND t.attname OPERATOR(pg_catalog.<>) ALL (ARRAY['_stage_id', '_stage_batch', '_stage_node']::name[])
 				AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute l
 								 WHERE l.attrelid OPERATOR(pg_catalog.=) p.landing
 								   AND l.attname OPERATOR(pg_catalog.=) t.attname

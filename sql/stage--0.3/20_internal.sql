@@ -136,7 +136,10 @@ BEGIN
 END
 $$;
 
-/* bump the contract version and record the new contract; returns it */
+/*
+ * bump the contract version and record the new contract; returns it.  A
+ * published pipeline may not gain a raw column (85_publish.sql).
+ */
 CREATE FUNCTION stage._new_version(pipeline_id integer)
 RETURNS integer
 LANGUAGE plpgsql VOLATILE
@@ -149,6 +152,7 @@ BEGIN
 	UPDATE stage.pipeline p SET contract_version = p.contract_version OPERATOR(pg_catalog.+) 1
 	 WHERE p.pipeline_id OPERATOR(pg_catalog.=) _new_version.pipeline_id
 	RETURNING p.contract_version, p.name INTO v, n;
+	PERFORM stage._check_published(_new_version.pipeline_id);
 	INSERT INTO stage.contract_history (pipeline_id, version, contract)
 	VALUES (_new_version.pipeline_id, v, stage._do_contract(n));
 	RETURN v;

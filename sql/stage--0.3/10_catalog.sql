@@ -43,7 +43,9 @@ CREATE TABLE stage.pipeline (
 	win_lanes		integer,
 	/* the target's columns as the landing table last followed them, and when they changed */
 	target_columns	jsonb,
-	target_changed_at timestamptz
+	target_changed_at timestamptz,
+	/* the staging node the row belongs to (stage.node_name): keeps the rows of several nodes apart on a warehouse */
+	node			text NOT NULL DEFAULT stage.node_name()
 );
 COMMENT ON TABLE stage.pipeline IS 'one row per pipeline: target, landing table, policies and the open snapshot window';
 
@@ -123,7 +125,9 @@ CREATE TABLE stage.batch (
 	run_by			name NOT NULL DEFAULT stage._caller()::text,
 	/* the lane of a window worked in lanes, and their number (NULL: one) */
 	lane			integer,
-	lanes			integer
+	lanes			integer,
+	/* the staging node the row belongs to (stage.node_name): keeps the rows of several nodes apart on a warehouse */
+	node			text NOT NULL DEFAULT stage.node_name()
 );
 CREATE INDEX ON stage.batch (pipeline_id, batch_id);
 
@@ -156,6 +160,8 @@ CREATE TABLE stage.batch_rule_stat (
 	severity		text NOT NULL,
 	checked			bigint NOT NULL,
 	failed			bigint NOT NULL,
+	/* the staging node the row belongs to (stage.node_name): keeps the rows of several nodes apart on a warehouse */
+	node			text NOT NULL DEFAULT stage.node_name(),
 	PRIMARY KEY (batch_id, rule_name)
 );
 
@@ -169,6 +175,8 @@ CREATE TABLE stage.batch_transform_stat (
 	changed			bigint NOT NULL,
 	nulled			bigint NOT NULL,
 	failed			bigint NOT NULL,
+	/* the staging node the row belongs to (stage.node_name): keeps the rows of several nodes apart on a warehouse */
+	node			text NOT NULL DEFAULT stage.node_name(),
 	PRIMARY KEY (batch_id, transform_name)
 );
 
@@ -205,6 +213,8 @@ CREATE TABLE stage.quarantine_log (
 	note			text,
 	/* the landing row's _stage_role: who landed it (NULL: quarantined before 0.2) */
 	role			text,
+	/* the staging node the row belongs to (stage.node_name): keeps the rows of several nodes apart on a warehouse */
+	node			text NOT NULL DEFAULT stage.node_name(),
 	PRIMARY KEY (pipeline_id, landing_id)
 );
 CREATE INDEX ON stage.quarantine_log (batch_id);
@@ -218,6 +228,8 @@ CREATE TABLE stage.duplicate_log (
 	pipeline_id		integer NOT NULL,
 	landing_id		bigint NOT NULL,
 	batch_id		bigint NOT NULL,
+	/* the staging node the row belongs to (stage.node_name): keeps the rows of several nodes apart on a warehouse */
+	node			text NOT NULL DEFAULT stage.node_name(),
 	PRIMARY KEY (pipeline_id, landing_id)
 );
 CREATE INDEX ON stage.duplicate_log (batch_id);

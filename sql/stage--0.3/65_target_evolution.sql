@@ -20,7 +20,7 @@ AS $$
 	 WHERE a.attrelid OPERATOR(pg_catalog.=) target AND a.attnum OPERATOR(pg_catalog.>) 0
 	   AND NOT a.attisdropped AND a.attgenerated OPERATOR(pg_catalog.=) ''
 	   AND a.attidentity OPERATOR(pg_catalog.<>) 'a'
-	   AND a.attname OPERATOR(pg_catalog.<>) ALL (ARRAY['_stage_id', '_stage_batch']::name[])
+	   AND a.attname OPERATOR(pg_catalog.<>) ALL (ARRAY['_stage_id', '_stage_batch', '_stage_node']::name[])
 $$;
 
 /*

@@ -67,6 +67,14 @@ BEGIN
 			USING ERRCODE = 'datatype_mismatch',
 				  HINT = 'The mover fills them with the landing row id and the batch id.';
 	END IF;
+	IF EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a
+				WHERE a.attrelid OPERATOR(pg_catalog.=) target AND NOT a.attisdropped
+				  AND a.attname OPERATOR(pg_catalog.=) '_stage_node'
+				  AND a.atttypid OPERATOR(pg_catalog.<>) 'pg_catalog.text'::pg_catalog.regtype) THEN
+		RAISE EXCEPTION 'lineage column _stage_node of % must be of type text', target
+			USING ERRCODE = 'datatype_mismatch',
+				  HINT = 'The mover fills it with the name of the staging node (stage.node_name()).';
+	END IF;
 
 	INSERT INTO stage.pipeline (name, target, format, key, on_duplicate, owner, target_columns)
 	VALUES (name, target, format, key, on_duplicate, relowner::regrole, stage._target_columns(target))
@@ -130,6 +138,13 @@ BEGIN
 		SELECT b.batch_id FROM stage.batch b
 		 WHERE b.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id);
 	DELETE FROM stage.pipeline x WHERE x.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id;
+	/* the publication stage.publish made for its target */
+	IF EXISTS (SELECT 1 FROM pg_catalog.pg_publication x
+				WHERE x.pubname OPERATOR(pg_catalog.=) stage._publication_name(name)
+				  AND x.pubowner OPERATOR(pg_catalog.=) (SELECT c.relowner FROM pg_catalog.pg_class c
+														  WHERE c.oid OPERATOR(pg_catalog.=) 'stage.pipeline'::pg_catalog.regclass)) THEN
+		EXECUTE pg_catalog.format('DROP PUBLICATION %I', stage._publication_name(name));
+	END IF;
 END
 $$;
 

@@ -1,0 +1,49 @@
+/*
+ * stage--0.2--0.3.sql: update an installation of 0.2 to 0.3.
+ *
+ * Built from sql/stage--0.2--0.3/ (this prologue and the epilogue) around
+ * the function, view and trigger definitions of the 0.3 pieces
+ * (sql/stage--0.3/05 to 90, with CREATE turned into CREATE OR REPLACE,
+ * which in an extension script only ever replaces the extension's own
+ * objects).  The test "update" checks that an updated 0.2 and a fresh 0.3
+ * have the same objects and privileges (pg_dump --schema-only compared).
+ *
+ * What changes: the history tables name the staging node their rows belong
+ * to (stage.node_name), a target may have a _stage_node lineage column,
+ * and a node publishes its targets and history for a warehouse
+ * (stage.publish, stage.publish_history; docs/scale-out.md).
+ */
+
+\echo Use "ALTER EXTENSION stage UPDATE TO '0.3'" to load this file. \quit
+
+/* the default of the node columns below (replaced by 05_gate.sql, as it is) */
+CREATE FUNCTION stage.node_name() RETURNS text
+LANGUAGE c STABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'stage_node_name_sql';
+
+/*
+ * The node column of the history tables.  The rows already there get the
+ * node's present name as the column's missing value (no table is
+ * rewritten: a quarantine or duplicate log may be large); new rows get
+ * stage.node_name() as a fresh 0.3 gives them.
+ */
+DO $$
+DECLARE
+	t regclass;
+BEGIN
+	FOREACH t IN ARRAY ARRAY['stage.pipeline', 'stage.batch', 'stage.batch_rule_stat',
+							 'stage.batch_transform_stat', 'stage.quarantine_log',
+							 'stage.duplicate_log']::regclass[]
+	LOOP
+		EXECUTE pg_catalog.format('ALTER TABLE %s ADD COLUMN node text NOT NULL DEFAULT %L',
+								  t, stage.node_name());
+		EXECUTE pg_catalog.format('ALTER TABLE %s ALTER COLUMN node SET DEFAULT stage.node_name()', t);
+	END LOOP;
+END
+$$;
+
+/* the event triggers are made again by the pieces (no CREATE OR REPLACE for them) */
+DROP EVENT TRIGGER stage_sql_drop;
+DROP EVENT TRIGGER stage_follow_target;
+
+/* ------------------------------------------- 0.3's functions and views */

@@ -1,0 +1,428 @@
+/* ------------------------------------------ publishing to a warehouse */
+
+/*
+ * A staging node fans in to a warehouse by PostgreSQL's logical
+ * replication (docs/scale-out.md): stage.publish(pipeline) publishes a
+ * pipeline's target, stage.publish_history() the node's batch, quarantine
+ * and duplicate history.  What leaves the node is masked: landing tables,
+ * stage.secret and stage.token_vault are never published; the history goes
+ * without the raw columns of the quarantine (raw_data, raw_payload,
+ * raw_reasons), the row's key (the raw value of its key columns) and the
+ * batches' and pipelines' error texts (a server message may quote a value).
+ * Both publish inserts and updates only: what a node deletes (retention,
+ * purge, drop_pipeline) stays on the warehouse.
+ *
+ * A raw column.  A target column of a masked pipeline that a transform
+ * fills from a masked column (from, concat, coalesce, or an expression that
+ * names it), directly or through another such column, without a mask of its
+ * own, holds a raw value of a masked column.  It may stay on the node, but
+ * it is never published: publish refuses it, publish_history refuses a node
+ * with one (the quarantine's row_data carries it), and once published a
+ * pipeline's contract may not gain one.
+ */
+
+/*
+ * The target columns of a pipeline that hold raw values of its masked
+ * columns, each with the masked column it comes from.
+ */
+CREATE FUNCTION stage._raw_columns(pipeline_id integer)
+RETURNS TABLE(column_name text, masked_column text)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	masked text[];
+	raw jsonb := '{}';
+	t record;
+	srcs text[];
+	s text;
+	changed boolean := true;
+BEGIN
+	SELECT pg_catalog.array_agg(m.column_name) INTO masked
+	  FROM stage.mask m WHERE m.pipeline_id OPERATOR(pg_catalog.=) _raw_columns.pipeline_id;
+	IF masked IS NULL THEN
+		RETURN;
+	END IF;
+	WHILE changed LOOP
+		changed := false;
+		FOR t IN SELECT x.column_name AS col, x.method, x.args
+				   FROM stage.transform x
+				  WHERE x.pipeline_id OPERATOR(pg_catalog.=) _raw_columns.pipeline_id
+					AND x.method OPERATOR(pg_catalog.=) ANY (ARRAY['from', 'concat', 'coalesce', 'expression'])
+					AND x.column_name OPERATOR(pg_catalog.<>) ALL (masked)
+				  ORDER BY x.position
+		LOOP
+			CONTINUE WHEN raw OPERATOR(pg_catalog.?) t.col;
+			IF t.method OPERATOR(pg_catalog.=) 'from' THEN
+				srcs := ARRAY[t.args OPERATOR(pg_catalog.->>) 'column'];
+			ELSIF t.method OPERATOR(pg_catalog.=) 'expression' THEN
+				/* every identifier the expression names: quoted as written, bare folded */
+				SELECT pg_catalog.array_agg(CASE WHEN m[1] IS NOT NULL
+												 THEN pg_catalog.replace(m[1], '""', '"')
+												 ELSE pg_catalog.lower(m[2]) END)
+				  INTO srcs
+				  FROM pg_catalog.regexp_matches(t.args OPERATOR(pg_catalog.->>) 'sql',
+												 '"((?:[^"]|"")+)"|([A-Za-z_][A-Za-z0-9_$]*)', 'g') AS m;
+			ELSIF pg_catalog.jsonb_typeof(t.args OPERATOR(pg_catalog.->) 'columns') OPERATOR(pg_catalog.=) 'array' THEN
+				srcs := ARRAY(SELECT pg_catalog.jsonb_array_elements_text(t.args OPERATOR(pg_catalog.->) 'columns'));
+			ELSE
+				srcs := NULL;		/* paths into a jsonb payload */
+			END IF;
+			FOREACH s IN ARRAY COALESCE(srcs, '{}') LOOP
+				IF s OPERATOR(pg_catalog.=) ANY (masked) OR raw OPERATOR(pg_catalog.?) s THEN
+					raw := raw OPERATOR(pg_catalog.||)
+						pg_catalog.jsonb_build_object(t.col, COALESCE(raw OPERATOR(pg_catalog.->>) s, s));
+					changed := true;
+					EXIT;
+				END IF;
+			END LOOP;
+		END LOOP;
+	END LOOP;
+	RETURN QUERY SELECT e.key, e.value FROM pg_catalog.jsonb_each_text(raw) e ORDER BY e.key;
+END
+$$;
+
+/* the publication of a pipeline's target: stage_<pipeline> */
+CREATE FUNCTION stage._publication_name(pipeline text)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT 'stage_' OPERATOR(pg_catalog.||) pipeline $$;
+
+/*
+ * The columns of a pipeline that leave the node: those the publications of
+ * its target publish, and, when the history is published, every column
+ * (the quarantine's row_data).  NULL: none.
+ */
+CREATE FUNCTION stage._published_columns(pipeline_id integer)
+RETURNS text[]
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_publication_tables t
+						  WHERE t.schemaname OPERATOR(pg_catalog.=) 'stage'
+							AND t.tablename OPERATOR(pg_catalog.=) 'quarantine_log'
+							AND 'row_data'::name OPERATOR(pg_catalog.=) ANY (t.attnames))
+			THEN (SELECT pg_catalog.array_agg(a.attname::text) FROM pg_catalog.pg_attribute a
+				   WHERE a.attrelid OPERATOR(pg_catalog.=) p.target AND a.attnum OPERATOR(pg_catalog.>) 0
+					 AND NOT a.attisdropped)
+			ELSE (SELECT pg_catalog.array_agg(DISTINCT x::text)
+					FROM pg_catalog.pg_publication_tables t, pg_catalog.unnest(t.attnames) x
+				   WHERE t.schemaname OPERATOR(pg_catalog.=) n.nspname
+					 AND t.tablename OPERATOR(pg_catalog.=) c.relname) END
+  FROM stage.pipeline p
+  JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) p.target
+  JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+ WHERE p.pipeline_id OPERATOR(pg_catalog.=) _published_columns.pipeline_id
+$$;
+
+/* error if one of the columns cols (to be published) is a raw column */
+CREATE FUNCTION stage._refuse_raw(pipeline_id integer, cols text[], history boolean)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	p stage.pipeline;
+	r record;
+BEGIN
+	SELECT * INTO p FROM stage.pipeline x WHERE x.pipeline_id OPERATOR(pg_catalog.=) _refuse_raw.pipeline_id;
+	FOR r IN SELECT c.column_name, c.masked_column FROM stage._raw_columns(p.pipeline_id) c
+			  WHERE c.column_name OPERATOR(pg_catalog.=) ANY (cols) LOOP
+		IF history THEN
+			RAISE EXCEPTION 'column "%" of pipeline "%" holds raw values of its masked column "%"',
+				r.column_name, p.name, r.masked_column
+				USING ERRCODE = 'insufficient_privilege',
+					  DETAIL = 'Its quarantined rows would carry them to the warehouse with the node''s history.',
+					  HINT = pg_catalog.format('Mask it too (stage.add_mask(%L, %L, ...)), or fill it from unmasked columns only.',
+											   p.name, r.column_name);
+		END IF;
+		RAISE EXCEPTION 'column "%" of pipeline "%" holds raw values of its masked column "%"',
+			r.column_name, p.name, r.masked_column
+			USING ERRCODE = 'insufficient_privilege',
+				  DETAIL = 'A published column leaves the node; raw values of a masked column never do.',
+				  HINT = pg_catalog.format('Mask it too (stage.add_mask(%L, %L, ...)), or publish the other columns: stage.publish(%L, columns => ARRAY[...]).',
+										   p.name, r.column_name, p.name);
+	END LOOP;
+END
+$$;
+
+/*
+ * A pipeline whose contract changes (stage._new_version calls this before
+ * it records the new version): a published column may not become raw, nor
+ * lose its mask.
+ */
+CREATE FUNCTION stage._check_published(pipeline_id integer)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	cols text[] := stage._published_columns(pipeline_id);
+	history boolean;
+	c text;
+BEGIN
+	IF cols IS NULL THEN
+		RETURN;
+	END IF;
+	history := EXISTS (SELECT 1 FROM pg_catalog.pg_publication_tables t
+						WHERE t.schemaname OPERATOR(pg_catalog.=) 'stage'
+						  AND t.tablename OPERATOR(pg_catalog.=) 'quarantine_log');
+	PERFORM stage._refuse_raw(pipeline_id, cols, history);
+	FOR c IN SELECT m OPERATOR(pg_catalog.->>) 'column'
+			   FROM stage.contract_history h,
+					pg_catalog.jsonb_array_elements(h.contract OPERATOR(pg_catalog.->) 'masks') m
+			  WHERE h.pipeline_id OPERATOR(pg_catalog.=) _check_published.pipeline_id
+				AND h.version OPERATOR(pg_catalog.=) (SELECT pg_catalog.max(x.version) FROM stage.contract_history x
+													   WHERE x.pipeline_id OPERATOR(pg_catalog.=) _check_published.pipeline_id)
+			 EXCEPT
+			 SELECT m.column_name FROM stage.mask m
+			  WHERE m.pipeline_id OPERATOR(pg_catalog.=) _check_published.pipeline_id
+	LOOP
+		IF c OPERATOR(pg_catalog.=) ANY (cols) THEN
+			RAISE EXCEPTION 'column "%" is published: its mask stays', c
+				USING ERRCODE = 'insufficient_privilege',
+					  DETAIL = CASE WHEN history THEN 'The node''s history is published: the quarantine''s rows carry every column.'
+									ELSE 'A published column leaves the node; raw values of a masked column never do.' END,
+					  HINT = 'Replace the mask with another (stage.alter_mask), or stop publishing the column first (stage.publish with columns, or stage.unpublish).';
+		END IF;
+	END LOOP;
+END
+$$;
+
+/* error unless the node's rows all carry the node's present name */
+CREATE FUNCTION stage._check_node_name()
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	other text;
+BEGIN
+	SELECT x.node INTO other FROM stage.pipeline x
+	 WHERE x.node OPERATOR(pg_catalog.<>) stage.node_name() LIMIT 1;
+	IF FOUND THEN
+		RAISE EXCEPTION 'this node is named "%", but its pipelines were made on node "%"',
+			stage.node_name(), other
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				  DETAIL = 'A warehouse tells nodes apart by the name their rows carry.',
+				  HINT = pg_catalog.format('Set stage.node_name back to %L (postgresql.conf, or ALTER DATABASE ... SET), then reconnect.', other);
+	END IF;
+END
+$$;
+
+/* a publication of stage's making may be replaced; one of somebody else's not */
+CREATE FUNCTION stage._own_publication(pubname text)
+RETURNS boolean
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	owner oid;
+BEGIN
+	SELECT x.pubowner INTO owner FROM pg_catalog.pg_publication x
+	 WHERE x.pubname OPERATOR(pg_catalog.=) _own_publication.pubname;
+	IF NOT FOUND THEN
+		RETURN false;
+	END IF;
+	IF owner OPERATOR(pg_catalog.<>) (SELECT c.relowner FROM pg_catalog.pg_class c
+									   WHERE c.oid OPERATOR(pg_catalog.=) 'stage.pipeline'::pg_catalog.regclass) THEN
+		RAISE EXCEPTION 'publication "%" exists and was not made by stage', pubname
+			USING ERRCODE = 'duplicate_object',
+				  HINT = 'Drop or rename it; stage names its publications stage_history and stage_<pipeline>.';
+	END IF;
+	RETURN true;
+END
+$$;
+
+/*
+ * Publish a pipeline's target (all its columns, or those named): a
+ * publication stage_<pipeline> of inserts and updates.  The columns must
+ * cover the target's replica identity, so that its updates can be
+ * replicated (on_duplicate 'update'); without one, only inserts can, and a
+ * pipeline that updates is refused.  Run again to change the columns or to
+ * follow a changed target.  Returns the publication's name.
+ */
+CREATE FUNCTION stage.publish(pipeline text, columns text[] DEFAULT NULL)
+RETURNS text
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'stage_api';
+COMMENT ON FUNCTION stage.publish(text, text[]) IS
+	'publish a pipeline''s target for a warehouse (logical replication); raw columns are refused';
+CREATE FUNCTION stage._do_publish(pipeline text, columns text[])
+RETURNS text
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	p stage.pipeline := stage._pipeline(pipeline, true);
+	pubname text := stage._publication_name(pipeline);
+	all_cols text[];
+	cols text[];
+	ident text[];
+	ri "char";
+	c text;
+	what text;
+BEGIN
+	PERFORM stage._check_node_name();
+	IF pg_catalog.length(pubname) OPERATOR(pg_catalog.>) 63 THEN
+		RAISE EXCEPTION 'publication name "%" is too long', pubname
+			USING ERRCODE = 'name_too_long',
+				  HINT = 'stage names the publication of a pipeline stage_<pipeline>: publish pipelines of at most 57 characters.';
+	END IF;
+	SELECT pg_catalog.array_agg(a.attname::text ORDER BY a.attnum) INTO all_cols
+	  FROM pg_catalog.pg_attribute a
+	 WHERE a.attrelid OPERATOR(pg_catalog.=) p.target AND a.attnum OPERATOR(pg_catalog.>) 0
+	   AND NOT a.attisdropped AND a.attgenerated OPERATOR(pg_catalog.=) '';
+	IF columns IS NULL THEN
+		cols := all_cols;
+	ELSE
+		IF pg_catalog.cardinality(columns) OPERATOR(pg_catalog.=) 0 OR pg_catalog.array_position(columns, NULL) IS NOT NULL THEN
+			RAISE EXCEPTION 'columns must name at least one column, and no NULL'
+				USING ERRCODE = 'invalid_parameter_value',
+					  HINT = 'Leave columns out to publish every column of the target.';
+		END IF;
+		FOREACH c IN ARRAY columns LOOP
+			IF c OPERATOR(pg_catalog.<>) ALL (all_cols) THEN
+				RAISE EXCEPTION 'column "%" is not a column of %', c, p.target
+					USING ERRCODE = 'undefined_column',
+						  HINT = pg_catalog.format('A publication of pipeline %L publishes columns of its target: %s.',
+												   pipeline, pg_catalog.array_to_string(all_cols, ', '));
+			END IF;
+		END LOOP;
+		SELECT pg_catalog.array_agg(x ORDER BY pg_catalog.array_position(all_cols, x)) INTO cols
+		  FROM (SELECT DISTINCT x FROM pg_catalog.unnest(columns) AS x) d;
+	END IF;
+	PERFORM stage._refuse_raw(p.pipeline_id, cols, false);
+
+	/* the replica identity the columns must cover for updates */
+	SELECT c2.relreplident INTO ri FROM pg_catalog.pg_class c2 WHERE c2.oid OPERATOR(pg_catalog.=) p.target;
+	IF ri OPERATOR(pg_catalog.=) 'f' THEN
+		ident := all_cols;
+	ELSIF ri OPERATOR(pg_catalog.=) ANY (ARRAY['d', 'i']) THEN
+		SELECT pg_catalog.array_agg(a.attname::text) INTO ident
+		  FROM pg_catalog.pg_index i
+		  JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) i.indrelid
+									   AND a.attnum OPERATOR(pg_catalog.=) ANY (i.indkey)
+		 WHERE i.indrelid OPERATOR(pg_catalog.=) p.target
+		   AND CASE WHEN ri OPERATOR(pg_catalog.=) 'd' THEN i.indisprimary ELSE i.indisreplident END;
+	END IF;
+	IF ident IS NULL THEN
+		IF p.on_duplicate OPERATOR(pg_catalog.=) 'update' THEN
+			RAISE EXCEPTION 'target % of pipeline "%" has no replica identity, and the pipeline updates rows', p.target, pipeline
+				USING ERRCODE = 'object_not_in_prerequisite_state',
+					  DETAIL = 'Updates of a published table without a replica identity fail, and a warehouse would miss them.',
+					  HINT = 'Give the target a primary key (or ALTER TABLE ... REPLICA IDENTITY USING INDEX).';
+		END IF;
+		what := 'insert';
+	ELSE
+		FOREACH c IN ARRAY ident LOOP
+			IF c OPERATOR(pg_catalog.<>) ALL (cols) THEN
+				RAISE EXCEPTION 'column "%" of the replica identity of % is not published', c, p.target
+					USING ERRCODE = 'invalid_parameter_value',
+						  DETAIL = 'Updates of the target would fail: a publication of updates must cover the replica identity.',
+						  HINT = pg_catalog.format('Publish it too: columns => ARRAY[%s].',
+												   pg_catalog.array_to_string(ARRAY(SELECT pg_catalog.quote_literal(x)
+																					 FROM pg_catalog.unnest(cols || c) x), ', '));
+			END IF;
+		END LOOP;
+		what := 'insert, update';
+	END IF;
+
+	IF NOT '_stage_node' OPERATOR(pg_catalog.=) ANY (cols) THEN
+		RAISE NOTICE 'the rows of pipeline "%" carry no node name', pipeline
+			USING HINT = 'On a warehouse fed by several nodes, their rows are told apart only by their keys; a _stage_node text column in the target names the node of each row.';
+	END IF;
+
+	IF stage._own_publication(pubname) THEN
+		EXECUTE pg_catalog.format('ALTER PUBLICATION %I SET TABLE %s (%s)', pubname, p.target,
+			(SELECT pg_catalog.string_agg(pg_catalog.quote_ident(x), ', ') FROM pg_catalog.unnest(cols) x));
+		EXECUTE pg_catalog.format('ALTER PUBLICATION %I SET (publish = %L, publish_via_partition_root = true)',
+								  pubname, what);
+	ELSE
+		EXECUTE pg_catalog.format('CREATE PUBLICATION %I FOR TABLE %s (%s) WITH (publish = %L, publish_via_partition_root = true)',
+			pubname, p.target,
+			(SELECT pg_catalog.string_agg(pg_catalog.quote_ident(x), ', ') FROM pg_catalog.unnest(cols) x), what);
+	END IF;
+	RETURN pubname;
+END
+$$;
+
+/* stop publishing a pipeline's target; false if it was not published */
+CREATE FUNCTION stage.unpublish(pipeline text)
+RETURNS boolean
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'stage_api';
+COMMENT ON FUNCTION stage.unpublish(text) IS
+	'drop the publication stage.publish made for a pipeline''s target';
+CREATE FUNCTION stage._do_unpublish(pipeline text)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	p stage.pipeline := stage._pipeline(pipeline, true);
+	pubname text := stage._publication_name(pipeline);
+BEGIN
+	IF NOT stage._own_publication(pubname) THEN
+		RETURN false;
+	END IF;
+	EXECUTE pg_catalog.format('DROP PUBLICATION %I', pubname);
+	RETURN true;
+END
+$$;
+
+/*
+ * Publish the node's history (stage_history): pipelines, batches, rule and
+ * transform counts, quarantine (masked) and duplicates, inserts and
+ * updates, without the raw and error columns.  Every pipeline of the node
+ * is in it: a superuser's decision.  Returns the publication's name.
+ */
+CREATE FUNCTION stage.publish_history()
+RETURNS text
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'stage_api';
+COMMENT ON FUNCTION stage.publish_history() IS
+	'publish the node''s batch, quarantine and duplicate history for a warehouse (superusers)';
+CREATE FUNCTION stage._do_publish_history()
+RETURNS text
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	p record;
+	tables text := 'stage.pipeline (pipeline_id, name, target, landing, format, key, on_duplicate, enabled, '
+		'contract_version, owner, created_at, lanes, node), '
+		'stage.batch (batch_id, pipeline_id, contract_version, status, kind, win_lo, win_hi, from_txid, '
+		'from_id, to_txid, to_id, first_id, rows_in, rows_clean, rows_quarantined, rows_duplicate, '
+		'rows_warned, rows_drift, latency_p50_ms, latency_p95_ms, latency_p99_ms, latency_max_ms, '
+		'started_at, finished_at, sqlstate, backend_pid, run_by, lane, lanes, node), '
+		'stage.batch_rule_stat, stage.batch_transform_stat, '
+		'stage.quarantine_log (pipeline_id, landing_id, batch_id, contract_version, source, received_at, '
+		'row_data, reasons, quarantined_at, status, successor_id, closed_at, closed_by, closed_batch_id, '
+		'note, role, node), '
+		'stage.duplicate_log';
+BEGIN
+	IF NOT (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.oid OPERATOR(pg_catalog.=) stage._caller()) THEN
+		RAISE EXCEPTION 'permission denied to publish the history of this node'
+			USING ERRCODE = 'insufficient_privilege',
+				  DETAIL = 'The history of every pipeline of the node leaves it.',
+				  HINT = 'A superuser runs stage.publish_history().';
+	END IF;
+	PERFORM stage._check_node_name();
+	FOR p IN SELECT x.pipeline_id,
+					(SELECT pg_catalog.array_agg(a.attname::text) FROM pg_catalog.pg_attribute a
+					  WHERE a.attrelid OPERATOR(pg_catalog.=) x.target AND a.attnum OPERATOR(pg_catalog.>) 0
+						AND NOT a.attisdropped) AS all_cols
+			   FROM stage.pipeline x ORDER BY x.pipeline_id LOOP
+		PERFORM stage._refuse_raw(p.pipeline_id, p.all_cols, true);
+	END LOOP;
+	IF stage._own_publication('stage_history') THEN
+		EXECUTE 'ALTER PUBLICATION stage_history SET TABLE ' OPERATOR(pg_catalog.||) tables;
+	ELSE
+		EXECUTE 'CREATE PUBLICATION stage_history FOR TABLE ' OPERATOR(pg_catalog.||) tables
+			OPERATOR(pg_catalog.||) ' WITH (publish = ''insert, update'')';
+	END IF;
+	RETURN 'stage_history';
+END
+$$;
