@@ -1,7 +1,7 @@
 # stage — PGXS build.  `make demo` and `make test` are the two entry points;
 # see README.md.
 
-EXTENSION   = stage
+EXTENSION   = stage stage_warehouse
 MODULE_big  = stage
 OBJS        = $(patsubst %.c,%.o,$(wildcard src/*.c))
 # The install script of the current version is built from the pieces in
@@ -10,7 +10,8 @@ OBJS        = $(patsubst %.c,%.o,$(wildcard src/*.c))
 # sql/stage--0.2.sql, sql/stage--0.1--0.2.sql) are never edited;
 # stage--A--B.sql update an installation from A to B.
 DATA_built  = stage--0.3.sql stage--0.2--0.3.sql
-DATA        = sql/stage--0.1.sql sql/stage--0.1.control sql/stage--0.2.sql sql/stage--0.1--0.2.sql
+DATA        = sql/stage--0.1.sql sql/stage--0.1.control sql/stage--0.2.sql sql/stage--0.1--0.2.sql \
+              sql/stage_warehouse--0.3.sql
 EXTRA_CLEAN = stage--0.3.sql stage--0.2--0.3.sql
 PG_CONFIG  ?= pg_config
 

@@ -42,6 +42,14 @@ BEGIN
 END
 $$;
 
+/* the replica identities with the node of the tables whose rows are updated */
+CREATE UNIQUE INDEX pipeline_node_key ON stage.pipeline (pipeline_id, node);
+ALTER TABLE stage.pipeline REPLICA IDENTITY USING INDEX pipeline_node_key;
+CREATE UNIQUE INDEX batch_node_key ON stage.batch (batch_id, node);
+ALTER TABLE stage.batch REPLICA IDENTITY USING INDEX batch_node_key;
+CREATE UNIQUE INDEX quarantine_log_node_key ON stage.quarantine_log (pipeline_id, landing_id, node);
+ALTER TABLE stage.quarantine_log REPLICA IDENTITY USING INDEX quarantine_log_node_key;
+
 /* the event triggers are made again by the pieces (no CREATE OR REPLACE for them) */
 DROP EVENT TRIGGER stage_sql_drop;
 DROP EVENT TRIGGER stage_follow_target;

@@ -48,6 +48,14 @@ CREATE TABLE stage.pipeline (
 	node			text NOT NULL DEFAULT stage.node_name()
 );
 COMMENT ON TABLE stage.pipeline IS 'one row per pipeline: target, landing table, policies and the open snapshot window';
+/*
+ * The replica identity of a table whose rows are updated, with the node:
+ * a warehouse that subscribes to several nodes keys their rows by node and
+ * id, and logical replication finds an updated row by the publisher's
+ * replica identity (85_publish.sql).
+ */
+CREATE UNIQUE INDEX pipeline_node_key ON stage.pipeline (pipeline_id, node);
+ALTER TABLE stage.pipeline REPLICA IDENTITY USING INDEX pipeline_node_key;
 
 CREATE TABLE stage.rule (
 	pipeline_id		integer NOT NULL REFERENCES stage.pipeline ON DELETE CASCADE,
@@ -130,6 +138,9 @@ CREATE TABLE stage.batch (
 	node			text NOT NULL DEFAULT stage.node_name()
 );
 CREATE INDEX ON stage.batch (pipeline_id, batch_id);
+/* the replica identity, with the node (see stage.pipeline) */
+CREATE UNIQUE INDEX batch_node_key ON stage.batch (batch_id, node);
+ALTER TABLE stage.batch REPLICA IDENTITY USING INDEX batch_node_key;
 
 /*
  * The progress of each lane of an open window worked in lanes (win_lanes
@@ -218,6 +229,9 @@ CREATE TABLE stage.quarantine_log (
 	PRIMARY KEY (pipeline_id, landing_id)
 );
 CREATE INDEX ON stage.quarantine_log (batch_id);
+/* the replica identity, with the node (see stage.pipeline) */
+CREATE UNIQUE INDEX quarantine_log_node_key ON stage.quarantine_log (pipeline_id, landing_id, node);
+ALTER TABLE stage.quarantine_log REPLICA IDENTITY USING INDEX quarantine_log_node_key;
 /* open items: the DLQ's size, supersession by key, repairs pending */
 CREATE INDEX ON stage.quarantine_log (pipeline_id, key) WHERE status OPERATOR(pg_catalog.=) 'open';
 CREATE INDEX ON stage.quarantine_log (pipeline_id, successor_id)
