@@ -1,13 +1,16 @@
-# The update from 0.1 to 0.2 (ALTER EXTENSION stage UPDATE): an updated
-# installation has the same objects and privileges as a fresh one, and a
-# pipeline made under 0.1 goes on working under 0.2's rules.
+# The updates 0.1 -> 0.2 -> 0.3 (ALTER EXTENSION stage UPDATE): an updated
+# installation has the same objects and privileges as a fresh one, from 0.1
+# (both steps) and from 0.2, and a pipeline made under 0.1 goes on working
+# under 0.2's rules and then 0.3's.
 #
-# Compared: pg_dump --schema-only --binary-upgrade of both databases.  In
+# Compared: pg_dump --schema-only --binary-upgrade of the databases.  In
 # binary-upgrade mode pg_dump lists every member of the extension (functions,
 # tables, views, triggers, privileges, initial privileges) instead of one
 # CREATE EXTENSION line; object ids, relfrozenxid values and the id list of
 # the extension's configuration tables differ between any two databases and
-# are taken out before comparing.
+# are taken out before comparing.  So is the stored missing value of the
+# node columns 0.3 adds: the update gives rows already there the node's
+# name without rewriting the tables (a fresh table has no rows to give it).
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -18,15 +21,26 @@ my $node = PostgreSQL::Test::Cluster->new('update');
 $node->init;
 $node->start;
 
+sub version_of
+{
+	my ($db) = @_;
+	return $node->safe_psql($db, q{SELECT extversion FROM pg_extension WHERE extname = 'stage'});
+}
+
 $node->safe_psql('postgres', 'CREATE DATABASE fresh');
 $node->safe_psql('postgres', 'CREATE DATABASE updated');
+$node->safe_psql('postgres', 'CREATE DATABASE updated2');
 $node->safe_psql('fresh', 'CREATE EXTENSION stage');
+is(version_of('fresh'), '0.3', 'a fresh install is 0.3');
 $node->safe_psql('updated', q{CREATE EXTENSION stage VERSION '0.1'});
-is($node->safe_psql('updated', q{SELECT extversion FROM pg_extension WHERE extname = 'stage'}),
-	'0.1', 'version 0.1 installs');
+is(version_of('updated'), '0.1', 'version 0.1 installs');
 $node->safe_psql('updated', q{ALTER EXTENSION stage UPDATE TO '0.2'});
-is($node->safe_psql('updated', q{SELECT extversion FROM pg_extension WHERE extname = 'stage'}),
-	'0.2', 'and updates to 0.2');
+is(version_of('updated'), '0.2', 'and updates to 0.2');
+$node->safe_psql('updated', q{ALTER EXTENSION stage UPDATE});
+is(version_of('updated'), '0.3', 'and then to 0.3');
+$node->safe_psql('updated2', q{CREATE EXTENSION stage VERSION '0.2'});
+$node->safe_psql('updated2', q{ALTER EXTENSION stage UPDATE});
+is(version_of('updated2'), '0.3', 'version 0.2 updates to 0.3');
 
 # the schema of a database as pg_dump --binary-upgrade shows it, without
 # what differs between any two databases
@@ -43,35 +57,42 @@ sub schema_of
 	{
 		next if $l =~ /^\\(un)?restrict /;
 		next if $l =~ /binary_upgrade_set_next_/;
-		next if $l =~ /^-- /;
+		next if $l =~ /binary_upgrade_set_missing_value\('stage\.[a-z_]+'::pg_catalog\.regclass, *'node', */;
+		next if $l =~ /^-- / || $l eq '';
 		$l =~ s/relfrozenxid = '\d+'/relfrozenxid = 'X'/;
 		$l =~ s/WHERE oid = '\d+'/WHERE oid = 'X'/;
-		$l =~ s/(binary_upgrade_create_empty_extension\('stage', 'pg_catalog', false, '0\.2', )'\{[\d,]*\}'/$1'{X}'/;
+		$l =~ s/(binary_upgrade_create_empty_extension\('stage', 'pg_catalog', false, '0\.3', )'\{[\d,]*\}'/$1'{X}'/;
 		push @lines, $l;
 	}
 	return join("\n", @lines);
 }
 
+# the first line at which two schemas differ, or ''
+sub first_difference
+{
+	my ($x, $y) = @_;
+	my @fl = split /\n/, $x;
+	my @ul = split /\n/, $y;
+	for my $i (0 .. ($#fl > $#ul ? $#fl : $#ul))
+	{
+		my ($a, $b) = ($fl[$i] // '<none>', $ul[$i] // '<none>');
+		return "first difference at line $i:\n  fresh:   $a\n  updated: $b\n" if $a ne $b;
+	}
+	return '';
+}
+
 my $fresh = schema_of('fresh');
-my $updated = schema_of('updated');
 # the comparison must see the extension's members, not one CREATE EXTENSION
 like($fresh, qr/CREATE FUNCTION stage\._do_add_rule\(/, 'the dump lists the extension\'s functions');
 like($fresh, qr/CREATE TABLE stage\.quarantine_log/, 'and its tables');
 like($fresh, qr/binary_upgrade_set_record_init_privs/, 'and their initial privileges');
+like($fresh, qr/CREATE FUNCTION stage\._do_publish\(/, 'and 0.3\'s new ones');
 my @fl = split /\n/, $fresh;
-my @ul = split /\n/, $updated;
 cmp_ok(scalar(@fl), '>', 1000, 'the schema is compared in full (' . scalar(@fl) . ' lines)');
-my $diff = '';
-for my $i (0 .. ($#fl > $#ul ? $#fl : $#ul))
-{
-	my ($a, $b) = ($fl[$i] // '<none>', $ul[$i] // '<none>');
-	if ($a ne $b)
-	{
-		$diff = "first difference at line $i:\n  fresh:   $a\n  updated: $b\n";
-		last;
-	}
-}
-is($diff, '', 'an updated 0.1 and a fresh 0.2 have the same objects and privileges');
+is(first_difference($fresh, schema_of('updated')), '',
+	'a 0.1 updated twice and a fresh 0.3 have the same objects and privileges');
+is(first_difference($fresh, schema_of('updated2')), '',
+	'an updated 0.2 and a fresh 0.3 have the same objects and privileges');
 
 # ----------------------------------------- a pipeline made under 0.1
 # The 0.2 library refuses to run 0.1's SQL (it asks for the update), so the
@@ -213,6 +234,41 @@ is($node->safe_psql('data', q{
 	SET ROLE up_owner;
 	SELECT count(*) FROM stage.quarantine_raw('p') WHERE raw_data->>'email' LIKE 'zq%'}),
 	'2', 'the owner still reads both raw rows');
+
+# ------------------------------------------------ and on to 0.3
+# the rows 0.2 wrote name the node (its name now, as the update found it),
+# new ones too, and the updated pipeline is published like a fresh one
+$node->safe_psql('data', q{ALTER DATABASE data SET stage.node_name = 'edge-1'});
+$node->safe_psql('data', q{ALTER EXTENSION stage UPDATE});
+is(version_of('data'), '0.3', 'the database with the pipeline updates to 0.3');
+is($node->safe_psql('data', q{
+	SELECT string_agg(DISTINCT node, ',') FROM (
+		SELECT node FROM stage.pipeline UNION ALL SELECT node FROM stage.batch
+		UNION ALL SELECT node FROM stage.quarantine_log) x}),
+	'edge-1', 'the pipeline, its batches and its quarantine items name the node');
+$node->safe_psql('data', q{
+	SET ROLE up_owner;
+	INSERT INTO stage_landing.p (id, email, note) VALUES ('4', 'z4@new.example', 'bad');
+	RESET ROLE;
+	SELECT stage.run_batch('p')});
+is($node->safe_psql('data', q{
+	SELECT node FROM stage.batch ORDER BY batch_id DESC LIMIT 1}),
+	'edge-1', 'a batch run after the update names it too');
+my ($ret3, $out3, $err3) = $node->psql('data', q{SELECT stage.publish_history()});
+like($err3, qr/1 quarantine items of pipeline "p" were stored before its present masks/,
+	'the history is not published while an item stored before the email mask exists');
+$node->safe_psql('data', q{
+	SELECT stage.dismiss('p', ARRAY[1]::bigint[], 'stored unmasked');
+	SELECT stage.set_retention('p', '0');
+	SELECT stage.purge();
+});
+is($node->safe_psql('data', q{SELECT stage.publish_history()}), 'stage_history',
+	'then it is');
+is($node->safe_psql('data', q{
+	SELECT (SELECT string_agg(tablename || '/' || array_length(attnames, 1), ',' ORDER BY tablename)
+						FROM pg_publication_tables WHERE pubname = 'stage_history')}),
+	'batch/30,batch_rule_stat/8,batch_transform_stat/9,duplicate_log/4,pipeline/13,quarantine_log/17',
+	'the updated node publishes its history, without the raw columns');
 
 $node->stop;
 done_testing();
