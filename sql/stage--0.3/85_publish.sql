@@ -422,7 +422,7 @@ BEGIN
 	 * present masks shows that column as it was then (stage.quarantine
 	 * masks it again at read time; a subscriber copies what is stored).
 	 */
-	FOR p IN SELECT x.name, pg_catalog.count(*) AS items, pg_catalog.min(m.column_name) AS col
+	FOR p IN SELECT x.name, pg_catalog.count(DISTINCT q.landing_id) AS items, pg_catalog.min(m.column_name) AS col
 			   FROM stage.quarantine_log q
 			   JOIN stage.pipeline x ON x.pipeline_id OPERATOR(pg_catalog.=) q.pipeline_id
 			   JOIN stage.contract_history h ON h.pipeline_id OPERATOR(pg_catalog.=) q.pipeline_id
@@ -433,9 +433,9 @@ BEGIN
 								   AND k OPERATOR(pg_catalog.->>) 'method' OPERATOR(pg_catalog.=) m.method
 								   AND k OPERATOR(pg_catalog.->) 'args' OPERATOR(pg_catalog.=) m.args)
 			  GROUP BY x.name ORDER BY x.name LIMIT 1 LOOP
-		RAISE EXCEPTION '% quarantine items of pipeline "%" were stored before its present masks', p.items, p.name
+		RAISE EXCEPTION 'quarantine items of pipeline "%" were stored before its present masks', p.name
 			USING ERRCODE = 'object_not_in_prerequisite_state',
-				  DETAIL = pg_catalog.format('Their stored rows show column %I as it was masked then (or not at all); the warehouse would copy them so.', p.col),
+				  DETAIL = pg_catalog.format('Their stored rows (%s) show column %I as it was masked then (or not at all); the warehouse would copy them so.', p.items, p.col),
 				  HINT = 'Replay, repair or dismiss them; stage.purge() removes closed items older than the pipeline''s retention (stage.set_retention).';
 	END LOOP;
 	IF stage._own_publication('stage_history') THEN
