@@ -84,8 +84,9 @@ SELECT stage.add_transform('pb_orders', 'contact', 'concat', '{"columns": ["emai
 SELECT stage.publish('pb_orders', columns => ARRAY['order_id', 'email', 'amount', '_stage_id', '_stage_node']);
 SELECT stage.add_transform('pb_orders', 'contact', 'concat', '{"columns": ["email", "amount"]}');
 SELECT stage.publish('pb_orders');
--- through another column, or named in an expression, it is raw all the same
+-- through another column, or named in an expression however it is spelled, it is raw all the same
 SELECT stage.add_transform('pb_orders', 'amount', 'expression', '{"sql": "length(EMAIL)"}');
+SELECT stage.add_transform('pb_orders', 'amount', 'expression', '{"sql": "length(U&\"\\0065mail\")"}');
 RESET ROLE;
 SELECT pipeline_id AS pb_id FROM stage.pipeline WHERE name = 'pb_orders' \gset
 SELECT * FROM stage._raw_columns(:pb_id);

@@ -7,12 +7,14 @@
  *	  runs, and planned once to refuse now what could not run.
  *
  * Touches: nothing but the parser and the planner (the caller runs it as
- * the pipeline's owner, under the guard).
+ * the pipeline's owner, under the guard); stage._expression_columns only
+ * the parser.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "access/relation.h"
 #include "catalog/pg_type.h"
 #include "common/keywords.h"
 #include "executor/spi.h"
@@ -21,6 +23,7 @@
 #include "parser/parse_relation.h"
 #include "parser/parser.h"
 #include "parser/scanner.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/rel.h"
 
@@ -252,3 +255,27 @@ expr_prepare(const char *sql, int ncols, const char *expr,
 	SPI_finish();
 }
 
+
+/*
+ * stage._expression_columns(target, sql): the columns of the target an
+ * expression reads, as the parser sees them (quoted, Unicode-escaped or
+ * bare: the names it resolves to), for publishing's check of raw columns
+ * (sql/stage--0.3/85_publish.sql).  Errors as expr_columns does.
+ */
+PG_FUNCTION_INFO_V1(stage_expression_columns);
+Datum
+stage_expression_columns(PG_FUNCTION_ARGS)
+{
+	Oid			target = PG_GETARG_OID(0);
+	char	   *sql = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	Relation	rel = relation_open(target, AccessShareLock);
+	List	   *cols = expr_columns(sql, rel, "transform");
+	Datum	   *elems = palloc(sizeof(Datum) * (list_length(cols) + 1));
+	ListCell   *lc;
+	int			n = 0;
+
+	foreach(lc, cols)
+		elems[n++] = CStringGetTextDatum((char *) lfirst(lc));
+	relation_close(rel, AccessShareLock);
+	PG_RETURN_ARRAYTYPE_P(construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT));
+}

@@ -21,6 +21,12 @@
  * pipeline's contract may not gain one.
  */
 
+/* the target columns an expression reads (the parser's view of its names) */
+CREATE FUNCTION stage._expression_columns(target regclass, sql text)
+RETURNS text[]
+LANGUAGE c STABLE STRICT
+AS 'MODULE_PATHNAME', 'stage_expression_columns';
+
 /*
  * The target columns of a pipeline that hold raw values of its masked
  * columns, each with the masked column it comes from.
@@ -37,6 +43,8 @@ DECLARE
 	srcs text[];
 	s text;
 	changed boolean := true;
+	target regclass := (SELECT p.target FROM stage.pipeline p
+						 WHERE p.pipeline_id OPERATOR(pg_catalog.=) _raw_columns.pipeline_id);
 BEGIN
 	SELECT pg_catalog.array_agg(m.column_name) INTO masked
 	  FROM stage.mask m WHERE m.pipeline_id OPERATOR(pg_catalog.=) _raw_columns.pipeline_id;
@@ -56,13 +64,12 @@ BEGIN
 			IF t.method OPERATOR(pg_catalog.=) 'from' THEN
 				srcs := ARRAY[t.args OPERATOR(pg_catalog.->>) 'column'];
 			ELSIF t.method OPERATOR(pg_catalog.=) 'expression' THEN
-				/* every identifier the expression names: quoted as written, bare folded */
-				SELECT pg_catalog.array_agg(CASE WHEN m[1] IS NOT NULL
-												 THEN pg_catalog.replace(m[1], '""', '"')
-												 ELSE pg_catalog.lower(m[2]) END)
-				  INTO srcs
-				  FROM pg_catalog.regexp_matches(t.args OPERATOR(pg_catalog.->>) 'sql',
-												 '"((?:[^"]|"")+)"|([A-Za-z_][A-Za-z0-9_$]*)', 'g') AS m;
+				/* the columns it reads, as the parser resolves their names */
+				BEGIN
+					srcs := stage._expression_columns(target, t.args OPERATOR(pg_catalog.->>) 'sql');
+				EXCEPTION WHEN OTHERS THEN
+					srcs := masked;		/* no longer parses against the target: assume the worst */
+				END;
 			ELSIF pg_catalog.jsonb_typeof(t.args OPERATOR(pg_catalog.->) 'columns') OPERATOR(pg_catalog.=) 'array' THEN
 				srcs := ARRAY(SELECT pg_catalog.jsonb_array_elements_text(t.args OPERATOR(pg_catalog.->) 'columns'));
 			ELSE
