@@ -145,6 +145,11 @@ SELECT stage.create_pipeline('pb_upd', 'pb_upd', key => '{id}', on_duplicate => 
 SELECT stage.publish('pb_upd');
 ALTER TABLE pb_upd REPLICA IDENTITY USING INDEX pb_upd_id_idx;
 SELECT stage.publish('pb_upd');
+-- updates a warehouse keyed by node can find: the node in the replica identity
+ALTER TABLE pb_upd ALTER COLUMN _stage_node SET NOT NULL;
+CREATE UNIQUE INDEX pb_upd_node ON pb_upd (id, _stage_node);
+ALTER TABLE pb_upd REPLICA IDENTITY USING INDEX pb_upd_node;
+SELECT stage.publish('pb_upd');
 SELECT stage.drop_pipeline('pb_upd');
 DROP TABLE pb_upd;
 

@@ -339,6 +339,10 @@ BEGIN
 	IF NOT '_stage_node' OPERATOR(pg_catalog.=) ANY (cols) THEN
 		RAISE NOTICE 'the rows of pipeline "%" carry no node name', pipeline
 			USING HINT = 'On a warehouse fed by several nodes, their rows are told apart only by their keys; a _stage_node text column in the target names the node of each row.';
+	ELSIF p.on_duplicate OPERATOR(pg_catalog.=) 'update'
+		  AND NOT '_stage_node' OPERATOR(pg_catalog.=) ANY (COALESCE(ident, '{}')) THEN
+		RAISE NOTICE 'the updates of pipeline "%" name no node in their replica identity', pipeline
+			USING HINT = 'A warehouse that keys the rows of several nodes by (_stage_node, key) finds an updated row only if the target''s replica identity includes _stage_node: CREATE UNIQUE INDEX ON the target (key columns, _stage_node) and ALTER TABLE ... REPLICA IDENTITY USING INDEX it.';
 	END IF;
 
 	IF stage._own_publication(pubname) THEN
