@@ -104,6 +104,31 @@ SELECT stage.add_mask('pb_orders', 'contact', 'redact', '{"pattern": "."}');
 SELECT stage.publish('pb_orders');
 SELECT attnames FROM pg_publication_tables WHERE pubname = 'stage_pb_orders';
 
+-- --------------------------------- raw through what a masked column reads
+RESET ROLE;
+-- a jsonb pipeline: another column from the masked column's path
+CREATE TABLE pb_json (id integer PRIMARY KEY, email text, contact text, note text);
+SELECT stage.create_pipeline('pb_json', 'pb_json', format => 'jsonb', key => '{id}');
+SELECT stage.add_transform('pb_json', 'email', 'from', '{"path": "customer.email"}');
+SELECT stage.add_transform('pb_json', 'contact', 'from', '{"path": ["customer", "email"]}');
+SELECT stage.add_transform('pb_json', 'note', 'from', '{"path": "customer.note"}');
+SELECT stage.add_mask('pb_json', 'email', 'email');
+SELECT stage.publish('pb_json');
+SELECT stage.publish('pb_json', columns => ARRAY['id', 'email', 'note']);
+-- a landing column that feeds the masked column and another one
+CREATE TABLE pb_extra (id integer PRIMARY KEY, email text, contact text, phone text);
+SELECT stage.create_pipeline('pb_extra', 'pb_extra', key => '{id}');
+SELECT stage.add_landing_column('pb_extra', 'mail_in');
+SELECT stage.add_transform('pb_extra', 'email', 'from', '{"column": "mail_in"}');
+SELECT stage.add_transform('pb_extra', 'contact', 'coalesce', '{"columns": ["phone", "mail_in"]}');
+SELECT stage.add_mask('pb_extra', 'email', 'email');
+SELECT stage.publish('pb_extra');
+SELECT pipeline_id AS pb_extra_id FROM stage.pipeline WHERE name = 'pb_extra' \gset
+SELECT * FROM stage._raw_columns(:pb_extra_id);
+SELECT stage.drop_pipeline(p) FROM unnest(ARRAY['pb_json', 'pb_extra']) p;
+DROP TABLE pb_json, pb_extra;
+SET ROLE pb_owner;
+
 -- ----------------------------------------------- stage.publish_history
 -- a superuser's decision
 SELECT stage.publish_history();
@@ -170,12 +195,19 @@ SET stage.node_name = 'edge-1.eu_west';
 
 -- ----------------------------------------------------------- the end
 SET ROLE pb_owner;
+-- the target leaves the publication, which stays (subscriptions name it)
 SELECT stage.unpublish('pb_orders'), stage.unpublish('pb_orders');
+SELECT p.pubname, count(r.prrelid) AS tables FROM pg_publication p
+  LEFT JOIN pg_publication_rel r ON r.prpubid = p.oid
+ WHERE p.pubname = 'stage_pb_orders' GROUP BY p.pubname;
 SELECT stage.publish('pb_orders', columns => ARRAY['order_id', 'email', 'amount', '_stage_id', '_stage_node']);
 RESET ROLE;
--- drop_pipeline drops the publication it made
+-- so does drop_pipeline
 SELECT stage.drop_pipeline('pb_orders', force => true);
-SELECT pubname FROM pg_publication WHERE pubname LIKE 'stage\_pb%';
+SELECT p.pubname, count(r.prrelid) AS tables FROM pg_publication p
+  LEFT JOIN pg_publication_rel r ON r.prpubid = p.oid
+ WHERE p.pubname LIKE 'stage\_pb%' GROUP BY p.pubname ORDER BY p.pubname;
+DROP PUBLICATION stage_pb_orders, stage_pb_upd, stage_pb_json;
 DROP PUBLICATION stage_history;
 DROP TABLE pb_orders, pb_squat;
 DROP ROLE pb_owner;

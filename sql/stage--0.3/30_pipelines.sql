@@ -138,13 +138,8 @@ BEGIN
 		SELECT b.batch_id FROM stage.batch b
 		 WHERE b.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id);
 	DELETE FROM stage.pipeline x WHERE x.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id;
-	/* the publication stage.publish made for its target */
-	IF EXISTS (SELECT 1 FROM pg_catalog.pg_publication x
-				WHERE x.pubname OPERATOR(pg_catalog.=) stage._publication_name(name)
-				  AND x.pubowner OPERATOR(pg_catalog.=) (SELECT c.relowner FROM pg_catalog.pg_class c
-														  WHERE c.oid OPERATOR(pg_catalog.=) 'stage.pipeline'::pg_catalog.regclass)) THEN
-		EXECUTE pg_catalog.format('DROP PUBLICATION %I', stage._publication_name(name));
-	END IF;
+	/* out of the publication stage.publish made for it (which stays: subscriptions name it) */
+	PERFORM stage._unpublish_target(p);
 END
 $$;
 

@@ -27,9 +27,26 @@ RETURNS text[]
 LANGUAGE c STABLE STRICT
 AS 'MODULE_PATHNAME', 'stage_expression_columns';
 
+/* a dotted path, or an array of keys, as one array of keys (jsonb text) */
+CREATE FUNCTION stage._path_key(path jsonb)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+SELECT 'path:' OPERATOR(pg_catalog.||) CASE pg_catalog.jsonb_typeof(path)
+	WHEN 'array' THEN path::text
+	ELSE pg_catalog.to_jsonb(pg_catalog.string_to_array(path OPERATOR(pg_catalog.#>>) '{}', '.'))::text END
+$$;
+
 /*
  * The target columns of a pipeline that hold raw values of its masked
- * columns, each with the masked column it comes from.
+ * columns, each with the masked column it comes from.  What a column is
+ * filled from: its own landing column (a jsonb pipeline: the payload's key
+ * of its name), or what its last structural transform reads (from, concat,
+ * coalesce: landing columns or payload paths), or the target columns its
+ * expression reads.  A column that is not masked holds raw values when it
+ * reads the one input a masked column is a copy of, reads a masked column
+ * (an expression), or reads such a column in turn.
  */
 CREATE FUNCTION stage._raw_columns(pipeline_id integer)
 RETURNS TABLE(column_name text, masked_column text)
@@ -37,48 +54,79 @@ LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+	p stage.pipeline;
 	masked text[];
+	src jsonb := '{}';		/* column -> the inputs it is filled from */
+	tainted jsonb := '{}';	/* input or 'tgt:'column -> the masked column behind it */
 	raw jsonb := '{}';
 	t record;
-	srcs text[];
-	s text;
+	c text;
+	x text;
 	changed boolean := true;
-	target regclass := (SELECT p.target FROM stage.pipeline p
-						 WHERE p.pipeline_id OPERATOR(pg_catalog.=) _raw_columns.pipeline_id);
 BEGIN
+	SELECT * INTO p FROM stage.pipeline y WHERE y.pipeline_id OPERATOR(pg_catalog.=) _raw_columns.pipeline_id;
 	SELECT pg_catalog.array_agg(m.column_name) INTO masked
 	  FROM stage.mask m WHERE m.pipeline_id OPERATOR(pg_catalog.=) _raw_columns.pipeline_id;
 	IF masked IS NULL THEN
 		RETURN;
 	END IF;
+	/* the inputs of each target column */
+	FOR c IN SELECT a.attname::text FROM pg_catalog.pg_attribute a
+			  WHERE a.attrelid OPERATOR(pg_catalog.=) p.target AND a.attnum OPERATOR(pg_catalog.>) 0
+				AND NOT a.attisdropped LOOP
+		src := src OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(c, pg_catalog.jsonb_build_array(
+			CASE WHEN p.format OPERATOR(pg_catalog.=) 'jsonb' THEN stage._path_key(pg_catalog.to_jsonb(ARRAY[c]))
+				 ELSE 'col:' OPERATOR(pg_catalog.||) c END));
+	END LOOP;
+	FOR t IN SELECT y.column_name AS col, y.method, y.args FROM stage.transform y
+			  WHERE y.pipeline_id OPERATOR(pg_catalog.=) _raw_columns.pipeline_id
+				AND y.method OPERATOR(pg_catalog.=) ANY (ARRAY['from', 'concat', 'coalesce', 'expression'])
+			  ORDER BY y.position LOOP
+		/* the last structural transform (or expression) of a column says what fills it */
+		src := src OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(t.col, (
+			SELECT COALESCE(pg_catalog.jsonb_agg(DISTINCT i), '[]') FROM (
+				SELECT 'col:' OPERATOR(pg_catalog.||) (t.args OPERATOR(pg_catalog.->>) 'column') AS i
+				 WHERE t.method OPERATOR(pg_catalog.=) 'from' AND t.args OPERATOR(pg_catalog.?) 'column'
+				UNION ALL
+				SELECT stage._path_key(t.args OPERATOR(pg_catalog.->) 'path')
+				 WHERE t.method OPERATOR(pg_catalog.=) 'from' AND t.args OPERATOR(pg_catalog.?) 'path'
+				UNION ALL
+				SELECT 'col:' OPERATOR(pg_catalog.||) e
+				  FROM pg_catalog.jsonb_array_elements_text(CASE WHEN t.method OPERATOR(pg_catalog.<>) 'expression'
+						AND pg_catalog.jsonb_typeof(t.args OPERATOR(pg_catalog.->) 'columns') OPERATOR(pg_catalog.=) 'array'
+						THEN t.args OPERATOR(pg_catalog.->) 'columns' ELSE '[]' END) e
+				UNION ALL
+				SELECT stage._path_key(e)
+				  FROM pg_catalog.jsonb_array_elements(CASE WHEN t.method OPERATOR(pg_catalog.<>) 'expression'
+						AND pg_catalog.jsonb_typeof(t.args OPERATOR(pg_catalog.->) 'paths') OPERATOR(pg_catalog.=) 'array'
+						THEN t.args OPERATOR(pg_catalog.->) 'paths' ELSE '[]' END) e
+				UNION ALL
+				SELECT 'tgt:' OPERATOR(pg_catalog.||) e
+				  FROM pg_catalog.unnest(stage._transform_reads(p.target, t.method, t.args, masked)) e) z));
+	END LOOP;
+	/*
+	 * The masked columns, and what a masked column is a copy of (its one
+	 * input: a landing column or a payload path, possibly cleaned up by
+	 * per-value transforms).  The inputs of a masked combination (a concat
+	 * of a name and an address) are not masked values each.
+	 */
+	FOREACH c IN ARRAY masked LOOP
+		tainted := tainted OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('tgt:' OPERATOR(pg_catalog.||) c, c);
+		IF pg_catalog.jsonb_array_length(COALESCE(src OPERATOR(pg_catalog.->) c, '[]')) OPERATOR(pg_catalog.=) 1
+		   AND (src OPERATOR(pg_catalog.->) c OPERATOR(pg_catalog.->>) 0) OPERATOR(pg_catalog.!~~) 'tgt:%' THEN
+			tainted := tainted OPERATOR(pg_catalog.||)
+				pg_catalog.jsonb_build_object(src OPERATOR(pg_catalog.->) c OPERATOR(pg_catalog.->>) 0, c);
+		END IF;
+	END LOOP;
 	WHILE changed LOOP
 		changed := false;
-		FOR t IN SELECT x.column_name AS col, x.method, x.args
-				   FROM stage.transform x
-				  WHERE x.pipeline_id OPERATOR(pg_catalog.=) _raw_columns.pipeline_id
-					AND x.method OPERATOR(pg_catalog.=) ANY (ARRAY['from', 'concat', 'coalesce', 'expression'])
-					AND x.column_name OPERATOR(pg_catalog.<>) ALL (masked)
-				  ORDER BY x.position
-		LOOP
-			CONTINUE WHEN raw OPERATOR(pg_catalog.?) t.col;
-			IF t.method OPERATOR(pg_catalog.=) 'from' THEN
-				srcs := ARRAY[t.args OPERATOR(pg_catalog.->>) 'column'];
-			ELSIF t.method OPERATOR(pg_catalog.=) 'expression' THEN
-				/* the columns it reads, as the parser resolves their names */
-				BEGIN
-					srcs := stage._expression_columns(target, t.args OPERATOR(pg_catalog.->>) 'sql');
-				EXCEPTION WHEN OTHERS THEN
-					srcs := masked;		/* no longer parses against the target: assume the worst */
-				END;
-			ELSIF pg_catalog.jsonb_typeof(t.args OPERATOR(pg_catalog.->) 'columns') OPERATOR(pg_catalog.=) 'array' THEN
-				srcs := ARRAY(SELECT pg_catalog.jsonb_array_elements_text(t.args OPERATOR(pg_catalog.->) 'columns'));
-			ELSE
-				srcs := NULL;		/* paths into a jsonb payload */
-			END IF;
-			FOREACH s IN ARRAY COALESCE(srcs, '{}') LOOP
-				IF s OPERATOR(pg_catalog.=) ANY (masked) OR raw OPERATOR(pg_catalog.?) s THEN
-					raw := raw OPERATOR(pg_catalog.||)
-						pg_catalog.jsonb_build_object(t.col, COALESCE(raw OPERATOR(pg_catalog.->>) s, s));
+		FOR c IN SELECT k FROM pg_catalog.jsonb_object_keys(src) k ORDER BY k LOOP
+			CONTINUE WHEN c OPERATOR(pg_catalog.=) ANY (masked) OR raw OPERATOR(pg_catalog.?) c;
+			FOR x IN SELECT pg_catalog.jsonb_array_elements_text(src OPERATOR(pg_catalog.->) c) LOOP
+				IF tainted OPERATOR(pg_catalog.?) x THEN
+					raw := raw OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(c, tainted OPERATOR(pg_catalog.->>) x);
+					tainted := tainted OPERATOR(pg_catalog.||)
+						pg_catalog.jsonb_build_object('tgt:' OPERATOR(pg_catalog.||) c, tainted OPERATOR(pg_catalog.->>) x);
 					changed := true;
 					EXIT;
 				END IF;
@@ -86,6 +134,22 @@ BEGIN
 		END LOOP;
 	END LOOP;
 	RETURN QUERY SELECT e.key, e.value FROM pg_catalog.jsonb_each_text(raw) e ORDER BY e.key;
+END
+$$;
+
+/* the target columns an expression transform reads (every masked one if it no longer parses) */
+CREATE FUNCTION stage._transform_reads(target regclass, method text, args jsonb, masked text[])
+RETURNS text[]
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF method OPERATOR(pg_catalog.<>) 'expression' THEN
+		RETURN '{}';
+	END IF;
+	RETURN stage._expression_columns(target, args OPERATOR(pg_catalog.->>) 'sql');
+EXCEPTION WHEN OTHERS THEN
+	RETURN masked;
 END
 $$;
 
@@ -359,13 +423,18 @@ BEGIN
 END
 $$;
 
-/* stop publishing a pipeline's target; false if it was not published */
+/*
+ * Stop publishing a pipeline's target; false if it was not published.  The
+ * target leaves the publication, which stays, empty: a subscription that
+ * names a publication that is gone stops applying everything of its node.
+ * Drop it (DROP PUBLICATION) once no subscription names it.
+ */
 CREATE FUNCTION stage.unpublish(pipeline text)
 RETURNS boolean
 LANGUAGE c VOLATILE
 AS 'MODULE_PATHNAME', 'stage_api';
 COMMENT ON FUNCTION stage.unpublish(text) IS
-	'drop the publication stage.publish made for a pipeline''s target';
+	'take a pipeline''s target out of the publication stage.publish made for it';
 CREATE FUNCTION stage._do_unpublish(pipeline text)
 RETURNS boolean
 LANGUAGE plpgsql VOLATILE
@@ -373,12 +442,32 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	p stage.pipeline := stage._pipeline(pipeline, true);
-	pubname text := stage._publication_name(pipeline);
 BEGIN
-	IF NOT stage._own_publication(pubname) THEN
+	IF NOT stage._own_publication(stage._publication_name(pipeline)) THEN
 		RETURN false;
 	END IF;
-	EXECUTE pg_catalog.format('DROP PUBLICATION %I', pubname);
+	RETURN stage._unpublish_target(p);
+END
+$$;
+
+/* the target out of its publication, if it is in it (drop_pipeline too) */
+CREATE FUNCTION stage._unpublish_target(p stage.pipeline)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	pub text := stage._publication_name(p.name);
+BEGIN
+	IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_publication_rel r
+					 JOIN pg_catalog.pg_publication x ON x.oid OPERATOR(pg_catalog.=) r.prpubid
+					WHERE x.pubname OPERATOR(pg_catalog.=) pub
+					  AND r.prrelid OPERATOR(pg_catalog.=) p.target
+					  AND x.pubowner OPERATOR(pg_catalog.=) (SELECT c.relowner FROM pg_catalog.pg_class c
+															  WHERE c.oid OPERATOR(pg_catalog.=) 'stage.pipeline'::pg_catalog.regclass)) THEN
+		RETURN false;
+	END IF;
+	EXECUTE pg_catalog.format('ALTER PUBLICATION %I DROP TABLE %s', pub, p.target);
 	RETURN true;
 END
 $$;
