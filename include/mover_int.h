@@ -95,6 +95,7 @@ typedef struct Mover
 	int64	   *type_failed;
 	SPIPlanPtr	insert_plan;
 	HTAB	   *written;		/* canonical keys the INSERT returned */
+	HTAB	   *sources;		/* rows by _stage_source and outcome (SourceCount) */
 	bool		check_only;		/* stage.check_row: report warnings too */
 	bool		limited;		/* check_row for a non-owner: no owner code */
 	bool		no_writes;		/* preview, dry-run replay: no new tokens in the vault */
@@ -157,6 +158,7 @@ extern void mover_write_outcomes(Mover *m);
 extern void mover_close_items(Mover *m);
 extern bool mover_has_open_items(int pipeline_id);
 extern void mover_write_stats(Mover *m);
+extern void mover_write_sources(Mover *m);
 
 /*---- transform_run.c ----*/
 extern void mover_transform(Mover *m);

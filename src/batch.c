@@ -906,27 +906,54 @@ mover_cmp_double(const void *a, const void *b)
 }
 
 /*
+ * The upper bounds of the handoff latency histogram's buckets, in seconds
+ * (a last bucket, +Inf, follows): those of stage._latency_bounds().
+ */
+static const double latency_bounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+	0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 1800, 3600};
+#define NLATENCY_BUCKETS (lengthof(latency_bounds) + 1)
+
+/*
  * Handoff latency of the batch's rows, received -> now (just before the
- * batch commits), in milliseconds: p50, p95, p99 and max, as SQL for the
- * batch record; stage.health aggregates them.
+ * batch commits), in milliseconds: p50, p95, p99 and max, and every row
+ * counted in its bucket of the histogram, with their sum, as SQL for the
+ * batch record; stage.health and the metrics read them.
  */
 static char *
 mover_latency_sql(Mover *m)
 {
 	double	   *lat = palloc(sizeof(double) * Max(m->nreceived, 1));
+	int64		buckets[NLATENCY_BUCKETS];
+	double		sum = 0;
 	int64		n = 0;
 	int64		i;
+	int			b;
 	TimestampTz now = GetCurrentTimestamp();
+	StringInfoData s;
 
+	memset(buckets, 0, sizeof(buckets));
 	for (i = 0; i < m->nreceived; i++)
-		lat[n++] = (now - m->received[i]) / 1000.0;
+	{
+		double		ms = (now - m->received[i]) / 1000.0;
+
+		lat[n++] = ms;
+		sum += ms;
+		for (b = 0; b < NLATENCY_BUCKETS - 1 && ms > latency_bounds[b] * 1000.0; b++)
+			;
+		buckets[b]++;
+	}
 	if (n == 0)
 		return "latency_p50_ms = NULL";
 	qsort(lat, n, sizeof(double), mover_cmp_double);
-	return psprintf("latency_p50_ms = %.3f, latency_p95_ms = %.3f, latency_p99_ms = %.3f,"
-					" latency_max_ms = %.3f",
-					lat[(int) (0.50 * (n - 1))], lat[(int) (0.95 * (n - 1))],
-					lat[(int) (0.99 * (n - 1))], lat[n - 1]);
+	initStringInfo(&s);
+	appendStringInfo(&s, "latency_p50_ms = %.3f, latency_p95_ms = %.3f, latency_p99_ms = %.3f,"
+					 " latency_max_ms = %.3f, latency_sum_ms = %.3f, latency_buckets = '{",
+					 lat[(int) (0.50 * (n - 1))], lat[(int) (0.95 * (n - 1))],
+					 lat[(int) (0.99 * (n - 1))], lat[n - 1], sum);
+	for (b = 0; b < NLATENCY_BUCKETS; b++)
+		appendStringInfo(&s, "%s" INT64_FORMAT, b ? "," : "", buckets[b]);
+	appendStringInfoString(&s, "}'");
+	return s.data;
 }
 
 /*
@@ -954,6 +981,7 @@ mover_advance(Mover *m, Window *w, int64 rows_in, bool window_done, int64 first_
 	vals[10] = w->hi;
 	vals[11] = Int64GetDatum(m->n_drift);
 	vals[12] = Int64GetDatum(first_id);
+	mover_write_sources(m);
 	catalog_exec(psprintf("UPDATE stage.batch SET to_txid = $2, to_id = $3, first_id = $13, rows_in = $4,"
 						  " rows_clean = $5, rows_quarantined = $6, rows_duplicate = $7,"
 						  " rows_warned = $8, rows_drift = $12, finished_at = pg_catalog.clock_timestamp(),"

@@ -25,6 +25,8 @@
 #include "catalog/pg_type.h"
 #include "mb/pg_wchar.h"
 #include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/json.h"
 
 #include "mover_int.h"
 #include "transform.h"
@@ -299,6 +301,92 @@ mover_write_clean(Mover *m)
  *		outcome records
  * ---------------------------------------------------------------- */
 
+/*
+ * Rows by source: a batch's rows counted by _stage_source (cut to 63
+ * bytes; NULL is "(none)") and outcome, for stage_source_rows_total.  At
+ * most SOURCES_PER_BATCH sources a batch; the rows of others count as
+ * "(other)" (stage._count_sources caps the sources a pipeline tracks).
+ */
+#define SOURCES_PER_BATCH 64
+#define SOURCE_LABEL_LEN 64
+typedef struct SourceCount
+{
+	char		source[SOURCE_LABEL_LEN];
+	int64		n[4];			/* taken, clean, quarantined, duplicate */
+} SourceCount;
+
+static void
+mover_count_source(Mover *m, const char *source, int outcome)
+{
+	char		key[SOURCE_LABEL_LEN];
+	SourceCount *c;
+	bool		found;
+
+	if (m->sources == NULL)
+	{
+		HASHCTL		ctl;
+
+		memset(&ctl, 0, sizeof(ctl));
+		ctl.keysize = SOURCE_LABEL_LEN;
+		ctl.entrysize = sizeof(SourceCount);
+		ctl.hcxt = m->batch_cxt ? m->batch_cxt : CurrentMemoryContext;
+		m->sources = hash_create("stage sources of a batch", 16, &ctl,
+								 HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+	}
+	memset(key, 0, sizeof(key));
+	if (source == NULL)
+		strcpy(key, "(none)");
+	else
+		memcpy(key, source, pg_mbcliplen(source, strlen(source), SOURCE_LABEL_LEN - 1));
+	c = hash_search(m->sources, key, HASH_FIND, NULL);
+	if (c == NULL)
+	{
+		if (hash_get_num_entries(m->sources) >= SOURCES_PER_BATCH - 1)
+			strcpy(key, "(other)");
+		c = hash_search(m->sources, key, HASH_ENTER, &found);
+		if (!found)
+			memset(c->n, 0, sizeof(c->n));
+	}
+	c->n[0]++;
+	if (outcome == OUT_CLEAN)
+		c->n[1]++;
+	else if (outcome == OUT_QUARANTINE)
+		c->n[2]++;
+	else if (outcome == OUT_DUPLICATE)
+		c->n[3]++;
+}
+
+/* the batch's rows by source into the counters (a done batch only) */
+void
+mover_write_sources(Mover *m)
+{
+	HASH_SEQ_STATUS seq;
+	SourceCount *c;
+	StringInfoData s;
+	Oid			types[2] = {INT4OID, TEXTOID};
+	Datum		vals[2];
+	bool		first = true;
+
+	if (m->sources == NULL || hash_get_num_entries(m->sources) == 0)
+		return;
+	initStringInfo(&s);
+	appendStringInfoChar(&s, '{');
+	hash_seq_init(&seq, m->sources);
+	while ((c = hash_seq_search(&seq)) != NULL)
+	{
+		if (!first)
+			appendStringInfoString(&s, ", ");
+		first = false;
+		escape_json(&s, c->source);
+		appendStringInfo(&s, ": [" INT64_FORMAT ", " INT64_FORMAT ", " INT64_FORMAT ", " INT64_FORMAT "]",
+						 c->n[0], c->n[1], c->n[2], c->n[3]);
+	}
+	appendStringInfoChar(&s, '}');
+	vals[0] = Int32GetDatum(m->p->pipeline_id);
+	vals[1] = CStringGetTextDatum(s.data);
+	catalog_exec("SELECT stage._count_sources($1, $2::jsonb)", 2, types, vals, NULL, SPI_OK_SELECT);
+}
+
 /* count the piece's outcomes; record its quarantined rows and its duplicates */
 void
 mover_write_outcomes(Mover *m)
@@ -329,6 +417,7 @@ mover_write_outcomes(Mover *m)
 		MoverRow   *row = &m->rows[i];
 		char	   *key;
 
+		mover_count_source(m, row->source, row->outcome);
 		switch (row->outcome)
 		{
 			case OUT_CLEAN:

@@ -50,6 +50,38 @@ ALTER TABLE stage.batch REPLICA IDENTITY USING INDEX batch_node_key;
 CREATE UNIQUE INDEX quarantine_log_node_key ON stage.quarantine_log (pipeline_id, landing_id, node);
 ALTER TABLE stage.quarantine_log REPLICA IDENTITY USING INDEX quarantine_log_node_key;
 
+/* the rows' handoff latency as a histogram */
+ALTER TABLE stage.batch ADD COLUMN latency_buckets bigint[];
+ALTER TABLE stage.batch ADD COLUMN latency_sum_ms double precision;
+CREATE INDEX ON stage.batch (finished_at);
+CREATE INDEX ON stage.quarantine_log (pipeline_id, quarantined_at) WHERE status OPERATOR(pg_catalog.=) 'open';
+
+/* Prometheus counters and the hourly volume (as 10_catalog.sql makes them) */
+CREATE TABLE stage.counter (
+	pipeline_id		integer NOT NULL REFERENCES stage.pipeline ON DELETE CASCADE,
+	metric			text NOT NULL,
+	labels			jsonb NOT NULL DEFAULT '{}',
+	value			double precision NOT NULL DEFAULT 0,
+	PRIMARY KEY (pipeline_id, metric, labels)
+);
+CREATE TABLE stage.hourly (
+	pipeline_id		integer NOT NULL REFERENCES stage.pipeline ON DELETE CASCADE,
+	hour			timestamptz NOT NULL,
+	rows_in			bigint NOT NULL DEFAULT 0,
+	rows_clean		bigint NOT NULL DEFAULT 0,
+	rows_quarantined bigint NOT NULL DEFAULT 0,
+	rows_duplicate	bigint NOT NULL DEFAULT 0,
+	batches			bigint NOT NULL DEFAULT 0,
+	failed_batches	bigint NOT NULL DEFAULT 0,
+	dlq_open		bigint,
+	closed_items	bigint NOT NULL DEFAULT 0,
+	closed_seconds	double precision NOT NULL DEFAULT 0,
+	PRIMARY KEY (pipeline_id, hour)
+);
+REVOKE ALL ON stage.counter, stage.hourly FROM PUBLIC;
+ALTER TABLE stage.counter ENABLE ROW LEVEL SECURITY;
+ALTER TABLE stage.hourly ENABLE ROW LEVEL SECURITY;
+
 /* the event triggers are made again by the pieces (no CREATE OR REPLACE for them) */
 DROP EVENT TRIGGER stage_sql_drop;
 DROP EVENT TRIGGER stage_follow_target;

@@ -135,9 +135,18 @@ CREATE TABLE stage.batch (
 	lane			integer,
 	lanes			integer,
 	/* the staging node the row belongs to (stage.node_name): keeps the rows of several nodes apart on a warehouse */
-	node			text NOT NULL DEFAULT stage.node_name()
+	node			text NOT NULL DEFAULT stage.node_name(),
+	/*
+	 * the handoff latency of every row of the batch, as the counts of a
+	 * histogram (per bucket of stage._latency_bounds(), the last one +Inf)
+	 * and their sum in milliseconds
+	 */
+	latency_buckets	bigint[],
+	latency_sum_ms	double precision
 );
 CREATE INDEX ON stage.batch (pipeline_id, batch_id);
+/* the batches of the last hour, for stage.health */
+CREATE INDEX ON stage.batch (finished_at);
 /* the replica identity, with the node (see stage.pipeline) */
 CREATE UNIQUE INDEX batch_node_key ON stage.batch (batch_id, node);
 ALTER TABLE stage.batch REPLICA IDENTITY USING INDEX batch_node_key;
@@ -234,6 +243,8 @@ CREATE UNIQUE INDEX quarantine_log_node_key ON stage.quarantine_log (pipeline_id
 ALTER TABLE stage.quarantine_log REPLICA IDENTITY USING INDEX quarantine_log_node_key;
 /* open items: the DLQ's size, supersession by key, repairs pending */
 CREATE INDEX ON stage.quarantine_log (pipeline_id, key) WHERE status OPERATOR(pg_catalog.=) 'open';
+/* the oldest open item of a pipeline, in one probe */
+CREATE INDEX ON stage.quarantine_log (pipeline_id, quarantined_at) WHERE status OPERATOR(pg_catalog.=) 'open';
 CREATE INDEX ON stage.quarantine_log (pipeline_id, successor_id)
 	WHERE status OPERATOR(pg_catalog.=) 'open' AND successor_id IS NOT NULL;
 
@@ -273,6 +284,44 @@ CREATE TABLE stage.token_vault (
 	PRIMARY KEY (secret, digest)
 );
 COMMENT ON TABLE stage.token_vault IS 'tokens of the tokenize mask and the values behind them: extension owner only';
+
+/*
+ * Prometheus counters (72_metrics.sql): per pipeline, metric and labels,
+ * the running total since the pipeline was made, added to as batches
+ * finish and quarantine items change, in the same transaction; a scrape
+ * reads them as they are, never recounts.  A few rows are gauges of state
+ * kept the same way (the quarantine's items by status, the last batch).
+ * Not dumped: a restored database starts them again (as a restarted
+ * exporter's would), the quarantine gauges from its restored items.
+ */
+CREATE TABLE stage.counter (
+	pipeline_id		integer NOT NULL REFERENCES stage.pipeline ON DELETE CASCADE,
+	metric			text NOT NULL,
+	labels			jsonb NOT NULL DEFAULT '{}',
+	value			double precision NOT NULL DEFAULT 0,
+	PRIMARY KEY (pipeline_id, metric, labels)
+);
+
+/*
+ * Per pipeline and hour: the rows batches took and placed, the batches,
+ * and the quarantine's open items at the hour's last change: the volume
+ * baseline (the same hour on earlier days) and the DLQ's growth.  Eight
+ * days are kept.
+ */
+CREATE TABLE stage.hourly (
+	pipeline_id		integer NOT NULL REFERENCES stage.pipeline ON DELETE CASCADE,
+	hour			timestamptz NOT NULL,
+	rows_in			bigint NOT NULL DEFAULT 0,
+	rows_clean		bigint NOT NULL DEFAULT 0,
+	rows_quarantined bigint NOT NULL DEFAULT 0,
+	rows_duplicate	bigint NOT NULL DEFAULT 0,
+	batches			bigint NOT NULL DEFAULT 0,
+	failed_batches	bigint NOT NULL DEFAULT 0,
+	dlq_open		bigint,
+	closed_items	bigint NOT NULL DEFAULT 0,
+	closed_seconds	double precision NOT NULL DEFAULT 0,
+	PRIMARY KEY (pipeline_id, hour)
+);
 
 /*
  * User data and configuration: pg_dump keeps them (the catalog, history

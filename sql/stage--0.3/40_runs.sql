@@ -78,12 +78,20 @@ RETURNS boolean
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+	failed_batch bigint;
 BEGIN
-	INSERT INTO stage.batch (pipeline_id, contract_version, status, started_at, error, sqlstate,
-							 run_by)
-	SELECT x.pipeline_id, x.contract_version, 'failed', pg_catalog.clock_timestamp(),
-		   _record_failure.message, _record_failure.sqlstate, _record_failure.run_by
-	  FROM stage.pipeline x WHERE x.pipeline_id OPERATOR(pg_catalog.=) _record_failure.pipeline_id;
+	/* inserted, then finished: the update counts it (stage._count_batch) */
+	WITH b AS (
+		INSERT INTO stage.batch (pipeline_id, contract_version, status, started_at, error, sqlstate,
+								 run_by)
+		SELECT x.pipeline_id, x.contract_version, 'failed', pg_catalog.clock_timestamp(),
+			   _record_failure.message, _record_failure.sqlstate, _record_failure.run_by
+		  FROM stage.pipeline x WHERE x.pipeline_id OPERATOR(pg_catalog.=) _record_failure.pipeline_id
+		RETURNING batch_id)
+	SELECT b.batch_id INTO failed_batch FROM b;
+	UPDATE stage.batch x SET finished_at = pg_catalog.clock_timestamp()
+	 WHERE x.batch_id OPERATOR(pg_catalog.=) failed_batch;
 	UPDATE stage.pipeline x
 	   SET failures = x.failures OPERATOR(pg_catalog.+) 1,
 		   retry_at = pg_catalog.now() OPERATOR(pg_catalog.+)
@@ -643,14 +651,25 @@ RETURNS bigint
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-	p stage.pipeline := stage._pipeline(pipeline, true);
-	n bigint;
+BEGIN
+	RETURN (SELECT x.pending_rows FROM stage._pending(stage._pipeline(pipeline, true)) x);
+END
+$$;
+
+/*
+ * A pipeline's landing rows not yet taken by a batch: how many, and when
+ * the oldest of them arrived (NULL: none).  No check of the caller: for
+ * the gates that made theirs.
+ */
+CREATE FUNCTION stage._pending(p stage.pipeline, OUT pending_rows bigint, OUT oldest timestamptz)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
 BEGIN
 	IF p.win_hi IS NOT NULL AND p.win_lanes OPERATOR(pg_catalog.>) 1 THEN
 		/* a window worked in lanes: a row is taken when its lane has passed it */
 		EXECUTE pg_catalog.format(
-			'SELECT pg_catalog.count(*) FROM %s l
+			'SELECT pg_catalog.count(*), pg_catalog.min(l._stage_received_at) FROM %s l
 			  WHERE l._stage_txid OPERATOR(pg_catalog.>=) pg_catalog.pg_snapshot_xmin($1)
 				AND NOT pg_catalog.pg_visible_in_snapshot(l._stage_txid, $1)
 				AND (NOT pg_catalog.pg_visible_in_snapshot(l._stage_txid, $2)
@@ -661,17 +680,16 @@ BEGIN
 						   AND (x.done OR ROW(l._stage_txid, l._stage_id)
 										  OPERATOR(pg_catalog.<=) ROW(x.cur_txid, x.cur_id))))',
 			p.landing, stage._lane_key_sql(p))
-		INTO n USING p.win_lo, p.win_hi, p.pipeline_id, p.win_lanes;
-		RETURN n;
+		INTO pending_rows, oldest USING p.win_lo, p.win_hi, p.pipeline_id, p.win_lanes;
+		RETURN;
 	END IF;
 	EXECUTE pg_catalog.format(
-		'SELECT pg_catalog.count(*) FROM %s l
+		'SELECT pg_catalog.count(*), pg_catalog.min(l._stage_received_at) FROM %s l
 		  WHERE l._stage_txid OPERATOR(pg_catalog.>=) pg_catalog.pg_snapshot_xmin($1)
 			AND NOT pg_catalog.pg_visible_in_snapshot(l._stage_txid, $1)
 			AND ($2 IS NULL OR NOT pg_catalog.pg_visible_in_snapshot(l._stage_txid, $2)
 				 OR ROW(l._stage_txid, l._stage_id) OPERATOR(pg_catalog.>) ROW($3, $4))',
 		p.landing)
-	INTO n USING p.win_lo, p.win_hi, p.cur_txid, p.cur_id;
-	RETURN n;
+	INTO pending_rows, oldest USING p.win_lo, p.win_hi, p.cur_txid, p.cur_id;
 END
 $$;

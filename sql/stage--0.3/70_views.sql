@@ -137,6 +137,50 @@ GRANT SELECT ON stage.sources TO PUBLIC;
 
 
 /*
+ * The q-quantile (seconds) of a histogram's rows, its counts per bucket of
+ * stage._latency_bounds() and a last +Inf: linear within the bucket it
+ * falls in, as Prometheus's histogram_quantile; the upper bound of the
+ * last finite bucket when it falls in +Inf.  NULL without rows.
+ */
+CREATE FUNCTION stage._quantile(buckets numeric[], q double precision)
+RETURNS double precision
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	bounds double precision[] := stage._latency_bounds();
+	total numeric := 0;
+	cum numeric := 0;
+	rank double precision;
+	lo double precision := 0;
+	i integer;
+BEGIN
+	IF buckets IS NULL THEN
+		RETURN NULL;
+	END IF;
+	SELECT pg_catalog.sum(x) INTO total FROM pg_catalog.unnest(buckets) x;
+	IF total IS NULL OR total OPERATOR(pg_catalog.=) 0 THEN
+		RETURN NULL;
+	END IF;
+	rank := q OPERATOR(pg_catalog.*) total;
+	FOR i IN 1 .. pg_catalog.array_length(buckets, 1) LOOP
+		IF cum OPERATOR(pg_catalog.+) buckets[i] OPERATOR(pg_catalog.>=) rank AND buckets[i] OPERATOR(pg_catalog.>) 0 THEN
+			IF i OPERATOR(pg_catalog.>) pg_catalog.array_length(bounds, 1) THEN
+				RETURN bounds[pg_catalog.array_length(bounds, 1)];
+			END IF;
+			RETURN lo OPERATOR(pg_catalog.+) (bounds[i] OPERATOR(pg_catalog.-) lo)
+				OPERATOR(pg_catalog.*) ((rank OPERATOR(pg_catalog.-) cum) OPERATOR(pg_catalog./) buckets[i])::double precision;
+		END IF;
+		cum := cum OPERATOR(pg_catalog.+) buckets[i];
+		IF i OPERATOR(pg_catalog.<=) pg_catalog.array_length(bounds, 1) THEN
+			lo := bounds[i];
+		END IF;
+	END LOOP;
+	RETURN bounds[pg_catalog.array_length(bounds, 1)];
+END
+$$;
+
+/*
  * The staging SLIs per pipeline, over the last hour of batches (and the
  * whole quarantine for the DLQ): what a dashboard or an alert reads.
  * Rates are fractions of the rows the batches took.  Runs as the invoker:
@@ -163,38 +207,50 @@ WITH recent AS (
 		   pg_catalog.sum(r.rows_drift) AS rows_drift,
 		   pg_catalog.sum(r.rows_in) FILTER (WHERE r.kind OPERATOR(pg_catalog.=) 'replay') AS replayed,
 		   pg_catalog.sum(r.rows_clean) FILTER (WHERE r.kind OPERATOR(pg_catalog.=) 'replay') AS replayed_clean,
-		   /* row-weighted: a fair summary of per-batch percentiles */
-		   pg_catalog.sum(r.latency_p50_ms OPERATOR(pg_catalog.*) r.rows_in)
-			 OPERATOR(pg_catalog./) NULLIF(pg_catalog.sum(r.rows_in) FILTER (WHERE r.latency_p50_ms IS NOT NULL), 0) AS latency_p50_ms,
-		   pg_catalog.max(r.latency_p95_ms) AS latency_p95_ms,
 		   pg_catalog.sum(EXTRACT(epoch FROM r.finished_at OPERATOR(pg_catalog.-) r.started_at))
 			 OPERATOR(pg_catalog./) NULLIF(pg_catalog.sum(r.rows_in), 0) AS seconds_per_row,
 		   pg_catalog.max(r.finished_at) AS last_batch_at
 	  FROM recent r
 	 GROUP BY r.pipeline_id
+), latency AS (
+	/* every row of the hour's done batches, in the buckets of the histogram */
+	SELECT x.pipeline_id, pg_catalog.array_agg(x.n ORDER BY x.i) AS buckets
+	  FROM (SELECT r.pipeline_id, u.i, pg_catalog.sum(u.v) AS n
+			  FROM recent r, pg_catalog.unnest(r.latency_buckets) WITH ORDINALITY AS u(v, i)
+			 WHERE r.status OPERATOR(pg_catalog.=) 'done' AND r.kind OPERATOR(pg_catalog.=) 'batch'
+			 GROUP BY r.pipeline_id, u.i) x
+	 GROUP BY x.pipeline_id
+), per_row AS (
+	/* time per row: each row weighs as its batch's time per row */
+	SELECT y.pipeline_id,
+		   pg_catalog.min(y.spr) FILTER (WHERE y.cum OPERATOR(pg_catalog.>=) (0.95 OPERATOR(pg_catalog.*) y.total)) AS p95
+	  FROM (SELECT r.pipeline_id,
+				   EXTRACT(epoch FROM r.finished_at OPERATOR(pg_catalog.-) r.started_at)
+					 OPERATOR(pg_catalog./) r.rows_in AS spr,
+				   pg_catalog.sum(r.rows_in) OVER (PARTITION BY r.pipeline_id ORDER BY
+					 EXTRACT(epoch FROM r.finished_at OPERATOR(pg_catalog.-) r.started_at) OPERATOR(pg_catalog./) r.rows_in,
+					 r.batch_id) AS cum,
+				   pg_catalog.sum(r.rows_in) OVER (PARTITION BY r.pipeline_id) AS total
+			  FROM recent r
+			 WHERE r.status OPERATOR(pg_catalog.=) 'done' AND r.rows_in OPERATOR(pg_catalog.>) 0) y
+	 GROUP BY y.pipeline_id
 ), type_failures AS (
 	SELECT b.pipeline_id, pg_catalog.sum(s.failed) AS failed
 	  FROM recent b JOIN stage.batch_rule_stat s USING (batch_id)
 	 WHERE s.kind OPERATOR(pg_catalog.=) 'type' AND b.kind OPERATOR(pg_catalog.=) 'batch'
 	 GROUP BY b.pipeline_id
 ), dlq AS (
-	/* the items by status; open ones by age; repairs closed in the last day */
-	SELECT q.pipeline_id, pg_catalog.count(*) AS size,
-		   pg_catalog.count(*) FILTER (WHERE q.status OPERATOR(pg_catalog.=) 'open') AS open,
-		   pg_catalog.count(*) FILTER (WHERE q.status OPERATOR(pg_catalog.=) 'open'
-			   AND q.quarantined_at OPERATOR(pg_catalog.>=) (pg_catalog.now() OPERATOR(pg_catalog.-) '1 day'::interval)) AS growth_24h,
-		   pg_catalog.count(*) FILTER (WHERE q.status OPERATOR(pg_catalog.=) 'repaired') AS repaired,
-		   pg_catalog.count(*) FILTER (WHERE q.status OPERATOR(pg_catalog.=) 'replayed') AS replayed,
-		   pg_catalog.count(*) FILTER (WHERE q.status OPERATOR(pg_catalog.=) 'superseded') AS superseded,
-		   pg_catalog.count(*) FILTER (WHERE q.status OPERATOR(pg_catalog.=) 'dismissed') AS dismissed,
-		   pg_catalog.now() OPERATOR(pg_catalog.-)
-			 pg_catalog.min(q.quarantined_at) FILTER (WHERE q.status OPERATOR(pg_catalog.=) 'open') AS oldest_open_age,
-		   pg_catalog.avg(q.closed_at OPERATOR(pg_catalog.-) q.quarantined_at)
-			 FILTER (WHERE q.status OPERATOR(pg_catalog.<>) ALL (ARRAY['open', 'dismissed'])
-					   AND q.closed_at OPERATOR(pg_catalog.>=) (pg_catalog.now() OPERATOR(pg_catalog.-) '1 day'::interval))
-			 AS mean_time_to_repair
-	  FROM stage.quarantine_log q
-	 GROUP BY q.pipeline_id
+	/* the items by status (kept as they change: stage.counter), repairs of the last day (stage.hourly) */
+	SELECT c.pipeline_id,
+		   pg_catalog.sum(c.value)::bigint AS size,
+		   pg_catalog.sum(c.value) FILTER (WHERE c.labels OPERATOR(pg_catalog.->>) 'status' OPERATOR(pg_catalog.=) 'open')::bigint AS open,
+		   pg_catalog.sum(c.value) FILTER (WHERE c.labels OPERATOR(pg_catalog.->>) 'status' OPERATOR(pg_catalog.=) 'repaired')::bigint AS repaired,
+		   pg_catalog.sum(c.value) FILTER (WHERE c.labels OPERATOR(pg_catalog.->>) 'status' OPERATOR(pg_catalog.=) 'replayed')::bigint AS replayed,
+		   pg_catalog.sum(c.value) FILTER (WHERE c.labels OPERATOR(pg_catalog.->>) 'status' OPERATOR(pg_catalog.=) 'superseded')::bigint AS superseded,
+		   pg_catalog.sum(c.value) FILTER (WHERE c.labels OPERATOR(pg_catalog.->>) 'status' OPERATOR(pg_catalog.=) 'dismissed')::bigint AS dismissed
+	  FROM stage.counter c
+	 WHERE c.metric OPERATOR(pg_catalog.=) 'stage_dlq_items'
+	 GROUP BY c.pipeline_id
 )
 SELECT p.name AS pipeline, p.enabled, p.paused_reason,
 	   COALESCE(pp.batches, 0) AS batches_1h,
@@ -209,104 +265,42 @@ SELECT p.name AS pipeline, p.enabled, p.paused_reason,
 	   (COALESCE(tf.failed, 0) OPERATOR(pg_catalog.+) COALESCE(pp.rows_drift, 0))::double precision
 		 OPERATOR(pg_catalog./) NULLIF(pp.rows_in, 0) AS schema_violation_rate,
 	   pp.replayed_clean::double precision OPERATOR(pg_catalog./) NULLIF(pp.replayed, 0) AS replay_success_rate,
-	   pp.latency_p50_ms AS handoff_latency_p50_ms,
-	   pp.latency_p95_ms AS handoff_latency_p95_ms,
+	   stage._quantile(l.buckets, 0.5) OPERATOR(pg_catalog.*) 1000 AS handoff_latency_p50_ms,
+	   stage._quantile(l.buckets, 0.95) OPERATOR(pg_catalog.*) 1000 AS handoff_latency_p95_ms,
 	   (pp.seconds_per_row OPERATOR(pg_catalog.*) 1000000)::double precision AS microseconds_per_row,
 	   COALESCE(d.size, 0) AS dlq_size,
-	   COALESCE(d.growth_24h, 0) AS dlq_growth_24h,
+	   /* the net change of the open items over 24 hours */
+	   COALESCE(d.open, 0) OPERATOR(pg_catalog.-) COALESCE((
+		   SELECT h.dlq_open FROM stage.hourly h
+			WHERE h.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id AND h.dlq_open IS NOT NULL
+			  AND h.hour OPERATOR(pg_catalog.<) pg_catalog.date_trunc('hour', pg_catalog.now() OPERATOR(pg_catalog.-) '1 day'::interval)
+			ORDER BY h.hour DESC LIMIT 1), 0) AS dlq_growth_24h,
 	   p.retention,
 	   pp.last_batch_at,
 	   COALESCE(d.open, 0) AS dlq_open,
-	   d.oldest_open_age AS dlq_oldest_open_age,
-	   d.mean_time_to_repair,
+	   pg_catalog.now() OPERATOR(pg_catalog.-)
+		 (SELECT q.quarantined_at FROM stage.quarantine_log q
+		   WHERE q.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id AND q.status OPERATOR(pg_catalog.=) 'open'
+		   ORDER BY q.quarantined_at LIMIT 1) AS dlq_oldest_open_age,
+	   (SELECT pg_catalog.make_interval(secs => pg_catalog.sum(h.closed_seconds) OPERATOR(pg_catalog./) NULLIF(pg_catalog.sum(h.closed_items), 0))
+		  FROM stage.hourly h
+		 WHERE h.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id
+		   AND h.hour OPERATOR(pg_catalog.>=) pg_catalog.date_trunc('hour', pg_catalog.now() OPERATOR(pg_catalog.-) '1 day'::interval))
+		 AS mean_time_to_repair,
 	   COALESCE(d.repaired, 0) AS dlq_repaired,
 	   COALESCE(d.replayed, 0) AS dlq_replayed,
 	   COALESCE(d.superseded, 0) AS dlq_superseded,
-	   COALESCE(d.dismissed, 0) AS dlq_dismissed
+	   COALESCE(d.dismissed, 0) AS dlq_dismissed,
+	   (pr.p95 OPERATOR(pg_catalog.*) 1000000)::double precision AS microseconds_per_row_p95
   FROM stage.pipeline p
   LEFT JOIN per_pipeline pp USING (pipeline_id)
+  LEFT JOIN latency l USING (pipeline_id)
+  LEFT JOIN per_row pr USING (pipeline_id)
   LEFT JOIN type_failures tf USING (pipeline_id)
   LEFT JOIN dlq d USING (pipeline_id)
  WHERE stage._may_see(p.owner);
 GRANT SELECT ON stage.health TO PUBLIC;
 
-
-/*
- * The SLIs in Prometheus text exposition format, for postgres_exporter's
- * custom queries or a scrape proxy: one family per metric, each with its
- * HELP and TYPE lines, one sample per pipeline.
- */
-CREATE FUNCTION stage.metrics()
-RETURNS text
-LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-	out text := '';
-	fam record;
-	h record;
-	v text;
-BEGIN
-	FOR fam IN SELECT * FROM (VALUES
-		(1, 'stage_rows_1h', 'Landing rows taken by batches in the last hour.'),
-		(2, 'stage_rows_clean_1h', 'Rows moved to the target by batches in the last hour.'),
-		(3, 'stage_rows_quarantined_1h', 'Rows quarantined by batches in the last hour (DLQ growth over the hour).'),
-		(4, 'stage_batches_1h', 'Batches attempted in the last hour.'),
-		(5, 'stage_batches_failed_1h', 'Batches that failed in the last hour.'),
-		(6, 'stage_batches_held_1h', 'Batches held (max_reject_ratio or drift) in the last hour.'),
-		(7, 'stage_validation_pass_rate', 'Share of the last hour''s rows that passed the contract.'),
-		(8, 'stage_duplicate_rate', 'Share of the last hour''s rows resolved as duplicates.'),
-		(9, 'stage_schema_violation_rate', 'Type failures and drifting payloads per row taken, last hour.'),
-		(10, 'stage_handoff_latency_p50_seconds', 'Median time from landing to the target, last hour.'),
-		(11, 'stage_handoff_latency_p95_seconds', '95th percentile time from landing to the target, last hour.'),
-		(12, 'stage_dlq_size', 'Quarantine items kept, whatever their status.'),
-		(13, 'stage_dlq_growth_24h', 'Items quarantined in the last 24 hours and still open.'),
-		(14, 'stage_pipeline_enabled', '1 when the pipeline runs, 0 when paused or held.'),
-		(15, 'stage_dlq_open', 'Open quarantine items: rows still to repair, replay or dismiss.'),
-		(16, 'stage_dlq_oldest_open_age_seconds', 'Age of the oldest open quarantine item.')
-	) AS f(n, name, help) ORDER BY n
-	LOOP
-		out := out OPERATOR(pg_catalog.||) pg_catalog.format(E'# HELP %s %s\n# TYPE %s gauge\n',
-															 fam.name, fam.help, fam.name);
-		FOR h IN SELECT * FROM stage.health ORDER BY pipeline LOOP
-			v := CASE fam.n
-				WHEN 1 THEN h.rows_1h::text
-				WHEN 2 THEN COALESCE((SELECT pg_catalog.sum(b.rows_clean) FROM stage.batches b
-									   WHERE b.pipeline OPERATOR(pg_catalog.=) h.pipeline
-										 AND b.kind OPERATOR(pg_catalog.=) 'batch'
-										 AND b.status OPERATOR(pg_catalog.=) 'done'
-										 AND b.finished_at OPERATOR(pg_catalog.>) (pg_catalog.now() OPERATOR(pg_catalog.-) '1 hour'::interval)), 0)::text
-				WHEN 3 THEN COALESCE((SELECT pg_catalog.sum(b.rows_quarantined) FROM stage.batches b
-									   WHERE b.pipeline OPERATOR(pg_catalog.=) h.pipeline
-										 AND b.kind OPERATOR(pg_catalog.=) 'batch'
-										 AND b.status OPERATOR(pg_catalog.=) 'done'
-										 AND b.finished_at OPERATOR(pg_catalog.>) (pg_catalog.now() OPERATOR(pg_catalog.-) '1 hour'::interval)), 0)::text
-				WHEN 4 THEN h.batches_1h::text
-				WHEN 5 THEN h.failed_batches_1h::text
-				WHEN 6 THEN h.held_batches_1h::text
-				WHEN 7 THEN h.validation_pass_rate::text
-				WHEN 8 THEN h.duplicate_rate::text
-				WHEN 9 THEN h.schema_violation_rate::text
-				WHEN 10 THEN (h.handoff_latency_p50_ms OPERATOR(pg_catalog./) 1000)::text
-				WHEN 11 THEN (h.handoff_latency_p95_ms OPERATOR(pg_catalog./) 1000)::text
-				WHEN 12 THEN h.dlq_size::text
-				WHEN 13 THEN h.dlq_growth_24h::text
-				WHEN 14 THEN CASE WHEN h.enabled THEN '1' ELSE '0' END
-				WHEN 15 THEN h.dlq_open::text
-				WHEN 16 THEN COALESCE(EXTRACT(epoch FROM h.dlq_oldest_open_age), 0)::text
-			END;
-			out := out OPERATOR(pg_catalog.||) pg_catalog.format(E'%s{pipeline="%s"} %s\n', fam.name,
-				pg_catalog.replace(pg_catalog.replace(h.pipeline, E'\\', E'\\\\'), '"', E'\\"'),
-				COALESCE(v, 'NaN'));
-		END LOOP;
-	END LOOP;
-	out := out OPERATOR(pg_catalog.||) E'# HELP stage_workers Running stage background workers.\n'
-		OPERATOR(pg_catalog.||) E'# TYPE stage_workers gauge\n'
-		OPERATOR(pg_catalog.||) 'stage_workers ' OPERATOR(pg_catalog.||)
-		(SELECT pg_catalog.count(*) FROM stage.workers)::text OPERATOR(pg_catalog.||) E'\n';
-	RETURN out;
-END
-$$;
 
 /*
  * The workers of the cluster: anyone may see that they run; which
