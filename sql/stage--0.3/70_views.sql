@@ -164,12 +164,12 @@ BEGIN
 	END IF;
 	rank := q OPERATOR(pg_catalog.*) total;
 	FOR i IN 1 .. pg_catalog.array_length(buckets, 1) LOOP
-		IF cum OPERATOR(pg_catalog.+) buckets[i] OPERATOR(pg_catalog.>=) rank AND buckets[i] OPERATOR(pg_catalog.>) 0 THEN
+		IF (cum OPERATOR(pg_catalog.+) buckets[i]) OPERATOR(pg_catalog.>=) rank AND buckets[i] OPERATOR(pg_catalog.>) 0 THEN
 			IF i OPERATOR(pg_catalog.>) pg_catalog.array_length(bounds, 1) THEN
 				RETURN bounds[pg_catalog.array_length(bounds, 1)];
 			END IF;
-			RETURN lo OPERATOR(pg_catalog.+) (bounds[i] OPERATOR(pg_catalog.-) lo)
-				OPERATOR(pg_catalog.*) ((rank OPERATOR(pg_catalog.-) cum) OPERATOR(pg_catalog./) buckets[i])::double precision;
+			RETURN lo OPERATOR(pg_catalog.+) ((bounds[i] OPERATOR(pg_catalog.-) lo)
+				OPERATOR(pg_catalog.*) ((rank OPERATOR(pg_catalog.-) cum) OPERATOR(pg_catalog./) buckets[i])::double precision);
 		END IF;
 		cum := cum OPERATOR(pg_catalog.+) buckets[i];
 		IF i OPERATOR(pg_catalog.<=) pg_catalog.array_length(bounds, 1) THEN

@@ -18,8 +18,10 @@
  *   stage_batches_total{kind,status}     finished batches: kind batch or
  *                                        replay, status done, held, failed
  *   stage_rule_failures_total{rule,severity}  values a rule failed in done batches
- *   stage_quarantined_total{rule}        of those, the failures of rules that
- *                                        reject (a row failing two counts twice)
+ *   stage_quarantined_total{rule,kind}   the reasons of the rows quarantined
+ *                                        (rules, type checks, the target's
+ *                                        constraints, transforms: a row with
+ *                                        two reasons counts for each)
  *   stage_transform_applied_total{transform}, ..._changed_total,
  *   ..._nulled_total, ..._failed_total   the transforms' counts
  *   stage_dlq_closed_total{how}          quarantine items closed: repaired,
@@ -117,11 +119,7 @@ BEGIN
 			SELECT pg_catalog.jsonb_build_array('stage_rule_failures_total',
 					   pg_catalog.jsonb_build_object('rule', s.rule_name, 'severity', s.severity), s.failed) AS x
 			  FROM stage.batch_rule_stat s WHERE s.batch_id OPERATOR(pg_catalog.=) b.batch_id
-			UNION ALL
-			SELECT pg_catalog.jsonb_build_array('stage_quarantined_total',
-					   pg_catalog.jsonb_build_object('rule', s.rule_name), s.failed)
-			  FROM stage.batch_rule_stat s WHERE s.batch_id OPERATOR(pg_catalog.=) b.batch_id
-			   AND s.severity OPERATOR(pg_catalog.=) 'reject'
+
 			UNION ALL
 			SELECT pg_catalog.jsonb_build_array('stage_transform_' OPERATOR(pg_catalog.||) k.k OPERATOR(pg_catalog.||) '_total',
 					   pg_catalog.jsonb_build_object('transform', t.transform_name),
@@ -219,6 +217,15 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+	/* every rejecting reason of the new items: stage_quarantined_total{rule,kind} */
+	PERFORM stage._count(x.pipeline_id, x.d)
+	   FROM (SELECT n.pipeline_id,
+					pg_catalog.jsonb_agg(pg_catalog.jsonb_build_array('stage_quarantined_total',
+						pg_catalog.jsonb_build_object('rule', COALESCE(r OPERATOR(pg_catalog.->>) 'rule', '(none)'),
+													  'kind', COALESCE(r OPERATOR(pg_catalog.->>) 'kind', '(none)')), 1)) AS d
+			   FROM new_items n, pg_catalog.jsonb_array_elements(n.reasons) r
+			  WHERE COALESCE(r OPERATOR(pg_catalog.->>) 'severity', 'reject') OPERATOR(pg_catalog.=) 'reject'
+			  GROUP BY n.pipeline_id ORDER BY n.pipeline_id) x;
 	PERFORM stage._count_item_changes(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
 		'pipeline_id', x.pipeline_id, 'status', x.status, 'delta', x.n)))
 	  FROM (SELECT n.pipeline_id, n.status, pg_catalog.count(*) AS n
@@ -295,7 +302,7 @@ SELECT pg_catalog.array_agg(x.n ORDER BY x.i)
 		  FROM pg_catalog.unnest(stage._latency_bounds()) WITH ORDINALITY AS b(le, i)
 		  LEFT JOIN stage.counter c
 			ON c.pipeline_id OPERATOR(pg_catalog.=) _cumulative.pipeline_id
-		   AND c.metric OPERATOR(pg_catalog.=) _cumulative.metric OPERATOR(pg_catalog.||) '_bucket'
+		   AND c.metric OPERATOR(pg_catalog.=) (_cumulative.metric OPERATOR(pg_catalog.||) '_bucket')
 		   AND c.labels OPERATOR(pg_catalog.=) pg_catalog.jsonb_build_object('le', b.le::text)) x
 $$;
 
@@ -435,7 +442,7 @@ AS $$
 DECLARE
 	p stage.pipeline;
 	pend record;
-	hour timestamptz := pg_catalog.date_trunc('hour', pg_catalog.now()) OPERATOR(pg_catalog.-) '1 hour'::interval;
+	prev_hour timestamptz := pg_catalog.date_trunc('hour', pg_catalog.now()) OPERATOR(pg_catalog.-) '1 hour'::interval;
 	base record;
 BEGIN
 	FOR p IN SELECT * FROM stage.pipeline x WHERE stage._may_see(x.owner) ORDER BY x.name LOOP
@@ -464,15 +471,15 @@ BEGIN
 			  ORDER BY q.quarantined_at LIMIT 1)), 0);
 		rows_last_hour := COALESCE((SELECT h.rows_in FROM stage.hourly h
 									 WHERE h.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id
-									   AND h.hour OPERATOR(pg_catalog.=) hour), 0);
+									   AND h.hour OPERATOR(pg_catalog.=) prev_hour), 0);
 		SELECT pg_catalog.avg(COALESCE(h.rows_in, 0))::double precision AS mean,
 			   pg_catalog.stddev_samp(COALESCE(h.rows_in, 0))::double precision AS sd,
 			   pg_catalog.count(*) AS days
 		  INTO base
 		  FROM pg_catalog.generate_series(1, 7) d
 		  LEFT JOIN stage.hourly h ON h.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id
-								  AND h.hour OPERATOR(pg_catalog.=) hour OPERATOR(pg_catalog.-) pg_catalog.make_interval(days => d)
-		 WHERE hour OPERATOR(pg_catalog.-) pg_catalog.make_interval(days => d) OPERATOR(pg_catalog.>=)
+								  AND h.hour OPERATOR(pg_catalog.=) (prev_hour OPERATOR(pg_catalog.-) pg_catalog.make_interval(days => d))
+		 WHERE prev_hour OPERATOR(pg_catalog.-) pg_catalog.make_interval(days => d) OPERATOR(pg_catalog.>=)
 			   pg_catalog.date_trunc('hour', p.created_at);
 		rows_baseline_hour := base.mean;
 		volume_anomaly_score := CASE WHEN base.days OPERATOR(pg_catalog.>=) 3
@@ -530,7 +537,7 @@ BEGIN
 		(2, 'stage_replayed_rows_total', 'counter', 'Rows run again by replays, by outcome.'),
 		(3, 'stage_batches_total', 'counter', 'Finished batches, by kind (batch, replay) and status (done, held, failed).'),
 		(4, 'stage_rule_failures_total', 'counter', 'Values a rule failed in done batches, by rule and severity.'),
-		(5, 'stage_quarantined_total', 'counter', 'Failures of rules that reject, by rule (a row failing two rules counts for each).'),
+		(5, 'stage_quarantined_total', 'counter', 'Reasons of the rows quarantined, by rule and kind (rule, type, target, transform, ...; a row with two reasons counts for each).'),
 		(6, 'stage_transform_applied_total', 'counter', 'Values a transform ran on.'),
 		(7, 'stage_transform_changed_total', 'counter', 'Values a transform changed.'),
 		(8, 'stage_transform_nulled_total', 'counter', 'Values a transform made NULL.'),
