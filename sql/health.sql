@@ -45,24 +45,42 @@ SELECT stage.set_contract('hl', stage.contract('hl')
 SELECT landing_id, outcome FROM stage.replay('hl') ORDER BY landing_id;
 SELECT replay_success_rate, dlq_size FROM stage.health WHERE pipeline = 'hl';
 
--- stage.metrics(): the same figures in Prometheus text format
+-- stage.metrics(): counters, histograms and gauges in Prometheus text format
+-- (times, durations and ages vary from run to run: left out here)
 SELECT line FROM regexp_split_to_table(stage.metrics(), E'\n') AS line
  WHERE line LIKE '%pipeline="hl"%'
-   AND line !~ 'latency|oldest_open_age'
+   AND line !~ 'latency|duration|timestamp|_age_'
  ORDER BY line;
+-- the counters add up to the batches' own counts
+SELECT (SELECT value FROM stage.metric_counters
+		 WHERE pipeline = 'hl' AND metric = 'stage_rows_total' AND labels->>'outcome' = 'taken')
+	   = (SELECT sum(rows_in) FROM stage.batches WHERE pipeline = 'hl' AND kind = 'batch' AND status = 'done') AS taken_adds_up,
+	   (SELECT value FROM stage.metric_counters
+		 WHERE pipeline = 'hl' AND metric = 'stage_rows_total' AND labels->>'outcome' = 'clean')
+	   = (SELECT sum(rows_clean) FROM stage.batches WHERE pipeline = 'hl' AND kind = 'batch' AND status = 'done') AS clean_adds_up,
+	   (SELECT handoff_latency_seconds_count FROM stage.metric_histograms WHERE pipeline = 'hl')
+	   = (SELECT sum(rows_in) FROM stage.batches WHERE pipeline = 'hl' AND kind = 'batch' AND status = 'done') AS every_row_timed,
+	   (SELECT handoff_latency_seconds_bucket[19] FROM stage.metric_histograms WHERE pipeline = 'hl')
+	   <= (SELECT handoff_latency_seconds_count FROM stage.metric_histograms WHERE pipeline = 'hl') AS cumulative;
+-- the handoff histogram: a bucket per bound and +Inf, a sum and a count
 SELECT count(*) AS latency_lines
   FROM regexp_split_to_table(stage.metrics(), E'\n') AS line
- WHERE line ~ '^stage_handoff_latency_p(50|95)_seconds\{pipeline="hl"\} [0-9.e-]+$';
+ WHERE line ~ '^stage_handoff_latency_seconds_(bucket|sum|count)\{pipeline="hl"(,le="[^"]+")?\} [0-9.e+-]+$';
 -- every family comes with its HELP and TYPE lines, once, before its samples
 WITH lines AS (
 	SELECT line, n FROM regexp_split_to_table(stage.metrics(), E'\n') WITH ORDINALITY AS l(line, n)
 ), samples AS (
-	SELECT DISTINCT substring(line FROM '^([a-z_0-9]+)[{ ]') AS family, min(n) OVER (PARTITION BY substring(line FROM '^([a-z_0-9]+)[{ ]')) AS first
-	  FROM lines WHERE line !~ '^#' AND line <> ''
+	SELECT DISTINCT f.family, min(l.n) OVER (PARTITION BY f.family) AS first
+	  FROM lines l,
+		   LATERAL (SELECT CASE WHEN l.line ~ '^stage_(handoff_latency|batch_duration)_seconds_(bucket|sum|count)'
+								THEN regexp_replace(substring(l.line FROM '^([a-z_0-9]+)[{ ]'), '_(bucket|sum|count)$', '')
+								ELSE substring(l.line FROM '^([a-z_0-9]+)[{ ]') END AS family) f
+	 WHERE l.line !~ '^#' AND l.line <> ''
 )
 SELECT count(*) AS families,
-	   bool_and((SELECT count(*) FROM lines l WHERE l.line = '# TYPE ' || s.family || ' gauge' AND l.n < s.first) = 1) AS each_typed,
-	   bool_and((SELECT count(*) FROM lines l WHERE l.line LIKE '# HELP ' || s.family || ' %' AND l.n < s.first) = 1) AS each_helped
+	   bool_and((SELECT count(*) FROM lines l WHERE l.line ~ ('^# TYPE ' || s.family || ' (counter|gauge|histogram)$') AND l.n < s.first) = 1) AS each_typed,
+	   bool_and((SELECT count(*) FROM lines l WHERE l.line LIKE '# HELP ' || s.family || ' %' AND l.n < s.first) = 1) AS each_helped,
+	   bool_and(s.family ~ '_total$' = EXISTS (SELECT 1 FROM lines l WHERE l.line = '# TYPE ' || s.family || ' counter')) AS counters_end_in_total
   FROM samples s;
 
 SELECT stage.drop_pipeline('hl', force => true);
