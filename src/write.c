@@ -363,8 +363,8 @@ mover_write_sources(Mover *m)
 	HASH_SEQ_STATUS seq;
 	SourceCount *c;
 	StringInfoData s;
-	Oid			types[2] = {INT4OID, TEXTOID};
-	Datum		vals[2];
+	Oid			types[3] = {INT4OID, INT8OID, TEXTOID};
+	Datum		vals[3];
 	bool		first = true;
 
 	if (m->sources == NULL || hash_get_num_entries(m->sources) == 0)
@@ -383,8 +383,9 @@ mover_write_sources(Mover *m)
 	}
 	appendStringInfoChar(&s, '}');
 	vals[0] = Int32GetDatum(m->p->pipeline_id);
-	vals[1] = CStringGetTextDatum(s.data);
-	catalog_exec("SELECT stage._count_sources($1, $2::jsonb)", 2, types, vals, NULL, SPI_OK_SELECT);
+	vals[1] = Int64GetDatum(m->batch_id);
+	vals[2] = CStringGetTextDatum(s.data);
+	catalog_exec("SELECT stage._count_sources($1, $2, $3::jsonb)", 3, types, vals, NULL, SPI_OK_SELECT);
 }
 
 /* count the piece's outcomes; record its quarantined rows and its duplicates */

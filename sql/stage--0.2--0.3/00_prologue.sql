@@ -62,7 +62,9 @@ CREATE TABLE stage.counter (
 	metric			text NOT NULL,
 	labels			jsonb NOT NULL DEFAULT '{}',
 	value			double precision NOT NULL DEFAULT 0,
-	PRIMARY KEY (pipeline_id, metric, labels)
+	/* the lane of the batch that added (0: none; 1000 and up: outside batches) */
+	shard			integer NOT NULL DEFAULT 0,
+	PRIMARY KEY (pipeline_id, metric, labels, shard)
 );
 CREATE TABLE stage.hourly (
 	pipeline_id		integer NOT NULL REFERENCES stage.pipeline ON DELETE CASCADE,
@@ -73,10 +75,11 @@ CREATE TABLE stage.hourly (
 	rows_duplicate	bigint NOT NULL DEFAULT 0,
 	batches			bigint NOT NULL DEFAULT 0,
 	failed_batches	bigint NOT NULL DEFAULT 0,
-	dlq_open		bigint,
+	closed_all		bigint NOT NULL DEFAULT 0,
 	closed_items	bigint NOT NULL DEFAULT 0,
 	closed_seconds	double precision NOT NULL DEFAULT 0,
-	PRIMARY KEY (pipeline_id, hour)
+	shard			integer NOT NULL DEFAULT 0,
+	PRIMARY KEY (pipeline_id, hour, shard)
 );
 REVOKE ALL ON stage.counter, stage.hourly FROM PUBLIC;
 ALTER TABLE stage.counter ENABLE ROW LEVEL SECURITY;

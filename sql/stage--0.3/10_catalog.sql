@@ -293,20 +293,25 @@ COMMENT ON TABLE stage.token_vault IS 'tokens of the tokenize mask and the value
  * kept the same way (the quarantine's items by status, the last batch).
  * Not dumped: a restored database starts them again (as a restarted
  * exporter's would), the quarantine gauges from its restored items.
+ * Movers working lanes of one pipeline at once each add to their own
+ * shard of a counter (its lane), so that neither waits for the other's
+ * commit; readers sum the shards.
  */
 CREATE TABLE stage.counter (
 	pipeline_id		integer NOT NULL REFERENCES stage.pipeline ON DELETE CASCADE,
 	metric			text NOT NULL,
 	labels			jsonb NOT NULL DEFAULT '{}',
 	value			double precision NOT NULL DEFAULT 0,
-	PRIMARY KEY (pipeline_id, metric, labels)
+	/* the lane of the batch that added (0: none; 1000 and up: outside batches) */
+	shard			integer NOT NULL DEFAULT 0,
+	PRIMARY KEY (pipeline_id, metric, labels, shard)
 );
 
 /*
- * Per pipeline and hour: the rows batches took and placed, the batches,
- * and the quarantine's open items at the hour's last change: the volume
- * baseline (the same hour on earlier days) and the DLQ's growth.  Eight
- * days are kept.
+ * Per pipeline and hour (and shard, as stage.counter): the rows batches
+ * took and placed, the batches, the quarantine items closed and the time
+ * the repaired ones waited: the volume baseline (the same hour on earlier
+ * days), the DLQ's growth and the mean time to repair.
  */
 CREATE TABLE stage.hourly (
 	pipeline_id		integer NOT NULL REFERENCES stage.pipeline ON DELETE CASCADE,
@@ -317,10 +322,11 @@ CREATE TABLE stage.hourly (
 	rows_duplicate	bigint NOT NULL DEFAULT 0,
 	batches			bigint NOT NULL DEFAULT 0,
 	failed_batches	bigint NOT NULL DEFAULT 0,
-	dlq_open		bigint,
+	closed_all		bigint NOT NULL DEFAULT 0,
 	closed_items	bigint NOT NULL DEFAULT 0,
 	closed_seconds	double precision NOT NULL DEFAULT 0,
-	PRIMARY KEY (pipeline_id, hour)
+	shard			integer NOT NULL DEFAULT 0,
+	PRIMARY KEY (pipeline_id, hour, shard)
 );
 
 /*
@@ -352,7 +358,8 @@ SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('st
  */
 REVOKE ALL ON stage.pipeline, stage.rule, stage.mask, stage.contract_history,
 	stage.batch, stage.batch_rule_stat, stage.quarantine_log, stage.duplicate_log,
-	stage.secret, stage.token_vault, stage.lane, stage.transform, stage.batch_transform_stat
+	stage.secret, stage.token_vault, stage.lane, stage.transform, stage.batch_transform_stat,
+	stage.counter, stage.hourly
 	FROM PUBLIC;
 /* and should one be granted by mistake, no row shows: no policy allows any */
 ALTER TABLE stage.pipeline ENABLE ROW LEVEL SECURITY;
@@ -368,3 +375,5 @@ ALTER TABLE stage.token_vault ENABLE ROW LEVEL SECURITY;
 ALTER TABLE stage.lane ENABLE ROW LEVEL SECURITY;
 ALTER TABLE stage.transform ENABLE ROW LEVEL SECURITY;
 ALTER TABLE stage.batch_transform_stat ENABLE ROW LEVEL SECURITY;
+ALTER TABLE stage.counter ENABLE ROW LEVEL SECURITY;
+ALTER TABLE stage.hourly ENABLE ROW LEVEL SECURITY;

@@ -269,12 +269,12 @@ SELECT p.name AS pipeline, p.enabled, p.paused_reason,
 	   stage._quantile(l.buckets, 0.95) OPERATOR(pg_catalog.*) 1000 AS handoff_latency_p95_ms,
 	   (pp.seconds_per_row OPERATOR(pg_catalog.*) 1000000)::double precision AS microseconds_per_row,
 	   COALESCE(d.size, 0) AS dlq_size,
-	   /* the net change of the open items over 24 hours */
-	   COALESCE(d.open, 0) OPERATOR(pg_catalog.-) COALESCE((
-		   SELECT h.dlq_open FROM stage.hourly h
-			WHERE h.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id AND h.dlq_open IS NOT NULL
-			  AND h.hour OPERATOR(pg_catalog.<) pg_catalog.date_trunc('hour', pg_catalog.now() OPERATOR(pg_catalog.-) '1 day'::interval)
-			ORDER BY h.hour DESC LIMIT 1), 0) AS dlq_growth_24h,
+	   /* the net change of the open items over 24 hours: quarantined less closed */
+	   (SELECT COALESCE(pg_catalog.sum(h.rows_quarantined), 0) OPERATOR(pg_catalog.-) COALESCE(pg_catalog.sum(h.closed_all), 0)
+		  FROM stage.hourly h
+		 WHERE h.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id
+		   AND h.hour OPERATOR(pg_catalog.>=) pg_catalog.date_trunc('hour', pg_catalog.now() OPERATOR(pg_catalog.-) '1 day'::interval))::bigint
+		 AS dlq_growth_24h,
 	   p.retention,
 	   pp.last_batch_at,
 	   COALESCE(d.open, 0) AS dlq_open,

@@ -40,16 +40,32 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT '{0.001,0.0025,0.005,0.01,0.025,0.05,0.1,0.25,0.5,1,2.5,5,10,30,60,300,900,1800,3600}'::double precision[] $$;
 
+/*
+ * The shard a transaction adds to: the lane of the batch it runs (movers
+ * of a pipeline's lanes run at once; its other batches take turns), or,
+ * outside a batch (stage.dismiss, stage.repair, stage.purge), one of
+ * sixteen by backend.
+ */
+CREATE FUNCTION stage._shard(batch_id bigint)
+RETURNS integer
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+SELECT COALESCE((SELECT COALESCE(b.lane, 0) FROM stage.batch b
+				  WHERE b.batch_id OPERATOR(pg_catalog.=) _shard.batch_id),
+				1000 OPERATOR(pg_catalog.+) pg_catalog.pg_backend_pid() OPERATOR(pg_catalog.%) 16)
+$$;
+
 /* add to counters: (metric, labels, value) rows, in one statement, locks in one order */
-CREATE FUNCTION stage._count(pipeline_id integer, deltas jsonb)
+CREATE FUNCTION stage._count(pipeline_id integer, deltas jsonb, shard integer)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-	INSERT INTO stage.counter AS c (pipeline_id, metric, labels, value)
+	INSERT INTO stage.counter AS c (pipeline_id, metric, labels, value, shard)
 	SELECT _count.pipeline_id, d OPERATOR(pg_catalog.->>) 0, d OPERATOR(pg_catalog.->) 1,
-		   pg_catalog.sum((d OPERATOR(pg_catalog.->>) 2)::double precision)
+		   pg_catalog.sum((d OPERATOR(pg_catalog.->>) 2)::double precision), _count.shard
 	  FROM pg_catalog.jsonb_array_elements(deltas) d
 	 WHERE (d OPERATOR(pg_catalog.->>) 2)::double precision OPERATOR(pg_catalog.<>) 0
 	 GROUP BY 1, 2, 3
@@ -129,22 +145,24 @@ BEGIN
 				   (VALUES ('applied'), ('changed'), ('nulled'), ('failed')) AS k(k)
 			 WHERE t.batch_id OPERATOR(pg_catalog.=) b.batch_id) y;
 	END IF;
-	PERFORM stage._count(b.pipeline_id, d);
+	PERFORM stage._count(b.pipeline_id, d, COALESCE(b.lane, 0));
 	/* the last batch, a gauge: the later of the two */
-	INSERT INTO stage.counter AS c (pipeline_id, metric, labels, value)
-	VALUES (b.pipeline_id, 'stage_last_batch_timestamp_seconds', '{}', EXTRACT(epoch FROM b.finished_at))
+	INSERT INTO stage.counter AS c (pipeline_id, metric, labels, value, shard)
+	VALUES (b.pipeline_id, 'stage_last_batch_timestamp_seconds', '{}', EXTRACT(epoch FROM b.finished_at),
+			COALESCE(b.lane, 0))
 	ON CONFLICT ON CONSTRAINT counter_pkey
 	DO UPDATE SET value = GREATEST(c.value, EXCLUDED.value);
 	/* the hour's rows and batches */
 	INSERT INTO stage.hourly AS h (pipeline_id, hour, rows_in, rows_clean, rows_quarantined,
-								   rows_duplicate, batches, failed_batches)
+								   rows_duplicate, batches, failed_batches, shard)
 	VALUES (b.pipeline_id, pg_catalog.date_trunc('hour', b.finished_at),
 			CASE WHEN done AND b.kind OPERATOR(pg_catalog.=) 'batch' THEN b.rows_in ELSE 0 END,
 			CASE WHEN done AND b.kind OPERATOR(pg_catalog.=) 'batch' THEN b.rows_clean ELSE 0 END,
 			CASE WHEN done AND b.kind OPERATOR(pg_catalog.=) 'batch' THEN b.rows_quarantined ELSE 0 END,
 			CASE WHEN done AND b.kind OPERATOR(pg_catalog.=) 'batch' THEN b.rows_duplicate ELSE 0 END,
 			CASE WHEN b.kind OPERATOR(pg_catalog.=) 'batch' THEN 1 ELSE 0 END,
-			CASE WHEN b.kind OPERATOR(pg_catalog.=) 'batch' AND b.status OPERATOR(pg_catalog.=) 'failed' THEN 1 ELSE 0 END)
+			CASE WHEN b.kind OPERATOR(pg_catalog.=) 'batch' AND b.status OPERATOR(pg_catalog.=) 'failed' THEN 1 ELSE 0 END,
+			COALESCE(b.lane, 0))
 	ON CONFLICT ON CONSTRAINT hourly_pkey
 	DO UPDATE SET rows_in = h.rows_in OPERATOR(pg_catalog.+) EXCLUDED.rows_in,
 				  rows_clean = h.rows_clean OPERATOR(pg_catalog.+) EXCLUDED.rows_clean,
@@ -167,7 +185,7 @@ CREATE TRIGGER count_batch AFTER UPDATE ON stage.batch
  * an item kept with a status (delta +1 or -1), or closed (how, the
  * seconds it waited).
  */
-CREATE FUNCTION stage._count_item_changes(changes jsonb)
+CREATE FUNCTION stage._count_item_changes(changes jsonb, shard integer)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -185,7 +203,7 @@ BEGIN
 							pg_catalog.jsonb_build_object('how', c OPERATOR(pg_catalog.->>) 'closed'),
 							c OPERATOR(pg_catalog.->) 'delta') END) AS deltas,
 			   pg_catalog.sum((c OPERATOR(pg_catalog.->>) 'delta')::bigint)
-				 FILTER (WHERE c OPERATOR(pg_catalog.->>) 'status' OPERATOR(pg_catalog.=) 'open') AS open_delta,
+				 FILTER (WHERE c OPERATOR(pg_catalog.->>) 'closed' IS NOT NULL) AS closed,
 			   pg_catalog.sum((c OPERATOR(pg_catalog.->>) 'delta')::bigint)
 				 FILTER (WHERE c OPERATOR(pg_catalog.->>) 'closed' IN ('repaired', 'replayed', 'superseded')) AS repaired,
 			   pg_catalog.sum((c OPERATOR(pg_catalog.->>) 'waited')::double precision)
@@ -193,17 +211,13 @@ BEGIN
 		  FROM pg_catalog.jsonb_array_elements(changes) c
 		 GROUP BY 1 ORDER BY 1
 	LOOP
-		PERFORM stage._count(p.pipeline_id, p.deltas);
-		IF COALESCE(p.open_delta, 0) OPERATOR(pg_catalog.<>) 0 OR COALESCE(p.repaired, 0) OPERATOR(pg_catalog.>) 0 THEN
-			INSERT INTO stage.hourly AS h (pipeline_id, hour, dlq_open, closed_items, closed_seconds)
+		PERFORM stage._count(p.pipeline_id, p.deltas, shard);
+		IF COALESCE(p.closed, 0) OPERATOR(pg_catalog.>) 0 THEN
+			INSERT INTO stage.hourly AS h (pipeline_id, hour, closed_all, closed_items, closed_seconds, shard)
 			VALUES (p.pipeline_id, pg_catalog.date_trunc('hour', pg_catalog.now()),
-					(SELECT c.value FROM stage.counter c
-					  WHERE c.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id
-						AND c.metric OPERATOR(pg_catalog.=) 'stage_dlq_items'
-						AND c.labels OPERATOR(pg_catalog.=) '{"status": "open"}'),
-					COALESCE(p.repaired, 0), COALESCE(p.waited, 0))
+					p.closed, COALESCE(p.repaired, 0), COALESCE(p.waited, 0), shard)
 			ON CONFLICT ON CONSTRAINT hourly_pkey
-			DO UPDATE SET dlq_open = EXCLUDED.dlq_open,
+			DO UPDATE SET closed_all = h.closed_all OPERATOR(pg_catalog.+) EXCLUDED.closed_all,
 						  closed_items = h.closed_items OPERATOR(pg_catalog.+) EXCLUDED.closed_items,
 						  closed_seconds = h.closed_seconds OPERATOR(pg_catalog.+) EXCLUDED.closed_seconds;
 		END IF;
@@ -218,7 +232,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
 	/* every rejecting reason of the new items: stage_quarantined_total{rule,kind} */
-	PERFORM stage._count(x.pipeline_id, x.d)
+	PERFORM stage._count(x.pipeline_id, x.d, stage._shard((SELECT pg_catalog.max(n.batch_id) FROM new_items n)))
 	   FROM (SELECT n.pipeline_id,
 					pg_catalog.jsonb_agg(pg_catalog.jsonb_build_array('stage_quarantined_total',
 						pg_catalog.jsonb_build_object('rule', COALESCE(r OPERATOR(pg_catalog.->>) 'rule', '(none)'),
@@ -227,7 +241,8 @@ BEGIN
 			  WHERE COALESCE(r OPERATOR(pg_catalog.->>) 'severity', 'reject') OPERATOR(pg_catalog.=) 'reject'
 			  GROUP BY n.pipeline_id ORDER BY n.pipeline_id) x;
 	PERFORM stage._count_item_changes(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
-		'pipeline_id', x.pipeline_id, 'status', x.status, 'delta', x.n)))
+		'pipeline_id', x.pipeline_id, 'status', x.status, 'delta', x.n)),
+		stage._shard((SELECT pg_catalog.max(n.batch_id) FROM new_items n)))
 	  FROM (SELECT n.pipeline_id, n.status, pg_catalog.count(*) AS n
 			  FROM new_items n GROUP BY 1, 2) x
 	HAVING pg_catalog.count(*) OPERATOR(pg_catalog.>) 0;
@@ -242,7 +257,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
 	PERFORM stage._count_item_changes(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
-		'pipeline_id', x.pipeline_id, 'status', x.status, 'delta', OPERATOR(pg_catalog.-) x.n)))
+		'pipeline_id', x.pipeline_id, 'status', x.status, 'delta', OPERATOR(pg_catalog.-) x.n)), stage._shard(NULL))
 	  FROM (SELECT o.pipeline_id, o.status, pg_catalog.count(*) AS n
 			  FROM old_items o GROUP BY 1, 2) x
 	HAVING pg_catalog.count(*) OPERATOR(pg_catalog.>) 0;
@@ -256,7 +271,8 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-	PERFORM stage._count_item_changes(pg_catalog.jsonb_agg(x.c))
+	PERFORM stage._count_item_changes(pg_catalog.jsonb_agg(x.c),
+		stage._shard((SELECT pg_catalog.max(n.closed_batch_id) FROM new_items n)))
 	  FROM (
 		SELECT pg_catalog.jsonb_build_object('pipeline_id', n.pipeline_id, 'status', n.status,
 											 'delta', pg_catalog.count(*)) AS c
@@ -298,12 +314,12 @@ LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 SELECT pg_catalog.array_agg(x.n ORDER BY x.i)
-  FROM (SELECT b.i, (pg_catalog.sum(COALESCE(c.value, 0)) OVER (ORDER BY b.i))::bigint AS n
-		  FROM pg_catalog.unnest(stage._latency_bounds()) WITH ORDINALITY AS b(le, i)
-		  LEFT JOIN stage.counter c
-			ON c.pipeline_id OPERATOR(pg_catalog.=) _cumulative.pipeline_id
-		   AND c.metric OPERATOR(pg_catalog.=) (_cumulative.metric OPERATOR(pg_catalog.||) '_bucket')
-		   AND c.labels OPERATOR(pg_catalog.=) pg_catalog.jsonb_build_object('le', b.le::text)) x
+  FROM (SELECT b.i, (pg_catalog.sum(COALESCE((SELECT pg_catalog.sum(c.value) FROM stage.counter c
+											  WHERE c.pipeline_id OPERATOR(pg_catalog.=) _cumulative.pipeline_id
+												AND c.metric OPERATOR(pg_catalog.=) (_cumulative.metric OPERATOR(pg_catalog.||) '_bucket')
+												AND c.labels OPERATOR(pg_catalog.=) pg_catalog.jsonb_build_object('le', b.le::text)), 0))
+						 OVER (ORDER BY b.i))::bigint AS n
+		  FROM pg_catalog.unnest(stage._latency_bounds()) WITH ORDINALITY AS b(le, i)) x
 $$;
 
 /*
@@ -313,9 +329,10 @@ $$;
  * stage.metric_gauges).
  */
 CREATE VIEW stage.metric_counters WITH (security_barrier) AS
-SELECT p.name AS pipeline, c.metric, c.labels, c.value
+SELECT p.name AS pipeline, c.metric, c.labels, pg_catalog.sum(c.value) AS value
   FROM stage.counter c JOIN stage.pipeline p USING (pipeline_id)
- WHERE c.metric OPERATOR(pg_catalog.~~) '%\_total' AND stage._may_see(p.owner);
+ WHERE c.metric OPERATOR(pg_catalog.~~) '%\_total' AND stage._may_see(p.owner)
+ GROUP BY p.name, c.metric, c.labels;
 
 /*
  * The histograms, one row per pipeline, in the shape Prometheus (and
@@ -326,18 +343,18 @@ CREATE VIEW stage.metric_histograms WITH (security_barrier) AS
 SELECT p.name AS pipeline,
 	   stage._latency_bounds() AS handoff_latency_seconds,
 	   stage._cumulative(p.pipeline_id, 'stage_handoff_latency_seconds') AS handoff_latency_seconds_bucket,
-	   COALESCE((SELECT c.value FROM stage.counter c
+	   COALESCE((SELECT pg_catalog.sum(c.value) FROM stage.counter c
 				  WHERE c.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id
 					AND c.metric OPERATOR(pg_catalog.=) 'stage_handoff_latency_seconds_sum'), 0) AS handoff_latency_seconds_sum,
-	   COALESCE((SELECT c.value FROM stage.counter c
+	   COALESCE((SELECT pg_catalog.sum(c.value) FROM stage.counter c
 				  WHERE c.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id
 					AND c.metric OPERATOR(pg_catalog.=) 'stage_handoff_latency_seconds_count'), 0)::bigint AS handoff_latency_seconds_count,
 	   stage._latency_bounds() AS batch_duration_seconds,
 	   stage._cumulative(p.pipeline_id, 'stage_batch_duration_seconds') AS batch_duration_seconds_bucket,
-	   COALESCE((SELECT c.value FROM stage.counter c
+	   COALESCE((SELECT pg_catalog.sum(c.value) FROM stage.counter c
 				  WHERE c.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id
 					AND c.metric OPERATOR(pg_catalog.=) 'stage_batch_duration_seconds_sum'), 0) AS batch_duration_seconds_sum,
-	   COALESCE((SELECT c.value FROM stage.counter c
+	   COALESCE((SELECT pg_catalog.sum(c.value) FROM stage.counter c
 				  WHERE c.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id
 					AND c.metric OPERATOR(pg_catalog.=) 'stage_batch_duration_seconds_count'), 0)::bigint AS batch_duration_seconds_count
   FROM stage.pipeline p
@@ -349,7 +366,7 @@ SELECT p.name AS pipeline,
  * outcome}.  A pipeline tracks at most 50 sources: the rows of a source
  * first seen after that count as source "(other)".
  */
-CREATE FUNCTION stage._count_sources(pipeline_id integer, counts jsonb)
+CREATE FUNCTION stage._count_sources(pipeline_id integer, batch_id bigint, counts jsonb)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -383,7 +400,7 @@ BEGIN
 				e.value OPERATOR(pg_catalog.->) i));
 		END LOOP;
 	END LOOP;
-	PERFORM stage._count(pipeline_id, d);
+	PERFORM stage._count(pipeline_id, d, stage._shard(batch_id));
 END
 $$;
 
@@ -458,10 +475,10 @@ BEGIN
 			oldest_pending_age_seconds := NULL;
 		END IF;
 		last_arrival_timestamp_seconds := EXTRACT(epoch FROM stage._last_arrival(p));
-		last_batch_timestamp_seconds := (SELECT c.value FROM stage.counter c
+		last_batch_timestamp_seconds := (SELECT pg_catalog.max(c.value) FROM stage.counter c
 										  WHERE c.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id
 											AND c.metric OPERATOR(pg_catalog.=) 'stage_last_batch_timestamp_seconds');
-		dlq_open := COALESCE((SELECT c.value FROM stage.counter c
+		dlq_open := COALESCE((SELECT pg_catalog.sum(c.value) FROM stage.counter c
 							   WHERE c.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id
 								 AND c.metric OPERATOR(pg_catalog.=) 'stage_dlq_items'
 								 AND c.labels OPERATOR(pg_catalog.=) '{"status": "open"}'), 0)::bigint;
@@ -469,18 +486,19 @@ BEGIN
 			(SELECT q.quarantined_at FROM stage.quarantine_log q
 			  WHERE q.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id AND q.status OPERATOR(pg_catalog.=) 'open'
 			  ORDER BY q.quarantined_at LIMIT 1)), 0);
-		rows_last_hour := COALESCE((SELECT h.rows_in FROM stage.hourly h
+		rows_last_hour := COALESCE((SELECT pg_catalog.sum(h.rows_in) FROM stage.hourly h
 									 WHERE h.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id
 									   AND h.hour OPERATOR(pg_catalog.=) prev_hour), 0);
-		SELECT pg_catalog.avg(COALESCE(h.rows_in, 0))::double precision AS mean,
-			   pg_catalog.stddev_samp(COALESCE(h.rows_in, 0))::double precision AS sd,
+		SELECT pg_catalog.avg(y.n)::double precision AS mean,
+			   pg_catalog.stddev_samp(y.n)::double precision AS sd,
 			   pg_catalog.count(*) AS days
 		  INTO base
-		  FROM pg_catalog.generate_series(1, 7) d
-		  LEFT JOIN stage.hourly h ON h.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id
-								  AND h.hour OPERATOR(pg_catalog.=) (prev_hour OPERATOR(pg_catalog.-) pg_catalog.make_interval(days => d))
+		  FROM (SELECT COALESCE((SELECT pg_catalog.sum(h.rows_in) FROM stage.hourly h
+								  WHERE h.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id
+									AND h.hour OPERATOR(pg_catalog.=) (prev_hour OPERATOR(pg_catalog.-) pg_catalog.make_interval(days => d))), 0) AS n
+				  FROM pg_catalog.generate_series(1, 7) d
 		 WHERE prev_hour OPERATOR(pg_catalog.-) pg_catalog.make_interval(days => d) OPERATOR(pg_catalog.>=)
-			   pg_catalog.date_trunc('hour', p.created_at);
+			   pg_catalog.date_trunc('hour', p.created_at)) y;
 		rows_baseline_hour := base.mean;
 		volume_anomaly_score := CASE WHEN base.days OPERATOR(pg_catalog.>=) 3
 			THEN (rows_last_hour OPERATOR(pg_catalog.-) base.mean) OPERATOR(pg_catalog./)
@@ -569,9 +587,10 @@ BEGIN
 		  FROM stage.metric_counters c JOIN fam f ON f.name OPERATOR(pg_catalog.=) c.metric
 		UNION ALL
 		SELECT 14, p.name, 0, pg_catalog.format('stage_dlq_items{pipeline="%s",status="%s"} %s', stage._label(p.name),
-									 c.labels OPERATOR(pg_catalog.->>) 'status', c.value)
+									 c.labels OPERATOR(pg_catalog.->>) 'status', pg_catalog.sum(c.value))
 		  FROM stage.counter c JOIN stage.pipeline p USING (pipeline_id)
 		 WHERE c.metric OPERATOR(pg_catalog.=) 'stage_dlq_items' AND stage._may_see(p.owner)
+		 GROUP BY p.name, c.labels
 		UNION ALL
 		SELECT f.n, h.pipeline, x.ord, x.line
 		  FROM stage.metric_histograms h
