@@ -104,7 +104,8 @@ SELECT e.event->>'eventType' AS type,
   FROM stage.openlineage_events(:'c0') e JOIN stage.batches b USING (batch_id), pg_extension x
  WHERE x.extname = 'stage'
  ORDER BY e.event_id;
--- the UUID is RFC 4122's version 3 (MD5, URL namespace), as uuid.uuid3 makes it
+-- the UUID is RFC 4122's version 3 (MD5, URL namespace): Python's
+-- uuid.uuid3(uuid.NAMESPACE_URL, 'http://www.example.com/') gives the same
 SELECT stage._ol_uuid('http://www.example.com/') AS uuid3;
 
 -- the facets of each event
