@@ -459,7 +459,9 @@ CREATE TRIGGER lineage_batch AFTER UPDATE ON stage.batch
  * after any row resumes right after it.  An event of a transaction still
  * running when a read took its snapshot is in a later window: delivered
  * after it commits, never skipped.  The caller's own transaction counts
- * as running (its events are not committed yet).
+ * as running (its events are not committed yet).  (The implementation's
+ * argument is named after: PL/pgSQL refuses an argument and a result
+ * column of the same name.)
  */
 CREATE FUNCTION stage.openlineage_events(cursor text DEFAULT NULL, max_events integer DEFAULT 1000)
 RETURNS TABLE(cursor text, event_id bigint, batch_id bigint, event jsonb)
