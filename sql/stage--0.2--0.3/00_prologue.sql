@@ -85,6 +85,29 @@ REVOKE ALL ON stage.counter, stage.hourly FROM PUBLIC;
 ALTER TABLE stage.counter ENABLE ROW LEVEL SECURITY;
 ALTER TABLE stage.hourly ENABLE ROW LEVEL SECURITY;
 
+/*
+ * The OpenLineage outbox (as 10_catalog.sql makes it): events written as
+ * batches finish, read in commit order with a snapshot cursor.  It starts
+ * empty: the batches before the update have no events.  The reader of 0.2
+ * (a batch id cursor, which skipped batches that committed late) goes.
+ */
+CREATE TABLE stage.lineage_event (
+	event_id		bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	txid			xid8 NOT NULL DEFAULT pg_catalog.pg_current_xact_id(),
+	pipeline_id		integer NOT NULL REFERENCES stage.pipeline ON DELETE CASCADE,
+	batch_id		bigint NOT NULL,
+	event_type		text NOT NULL
+		CHECK (event_type OPERATOR(pg_catalog.=) ANY (ARRAY['START', 'COMPLETE', 'FAIL', 'ABORT'])),
+	event			jsonb NOT NULL,
+	created_at		timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+	CONSTRAINT lineage_event_batch_type_key UNIQUE (batch_id, event_type)
+);
+CREATE INDEX ON stage.lineage_event (txid, event_id);
+REVOKE ALL ON stage.lineage_event FROM PUBLIC;
+ALTER TABLE stage.lineage_event ENABLE ROW LEVEL SECURITY;
+DROP FUNCTION stage.openlineage_events(bigint, integer);
+DROP FUNCTION stage._do_openlineage_events(bigint, integer);
+
 /* the event triggers are made again by the pieces (no CREATE OR REPLACE for them) */
 DROP EVENT TRIGGER stage_sql_drop;
 DROP EVENT TRIGGER stage_follow_target;

@@ -330,6 +330,31 @@ CREATE TABLE stage.hourly (
 );
 
 /*
+ * The OpenLineage outbox (80_lineage.sql): a START and a COMPLETE, FAIL or
+ * ABORT event per batch, written by a trigger in the transaction that
+ * finishes the batch, so an event exists exactly when its batch
+ * committed.  txid is that transaction's id: stage.openlineage_events
+ * reads the events in commit order, as the mover reads landing windows
+ * (rows visible in a newer snapshot and not in the reader's last one).
+ * Not dumped: a cursor is a snapshot of this cluster's transactions, which
+ * means nothing in a restored one (readers start again from NULL).
+ */
+CREATE TABLE stage.lineage_event (
+	event_id		bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	txid			xid8 NOT NULL DEFAULT pg_catalog.pg_current_xact_id(),
+	pipeline_id		integer NOT NULL REFERENCES stage.pipeline ON DELETE CASCADE,
+	batch_id		bigint NOT NULL,
+	event_type		text NOT NULL
+		CHECK (event_type OPERATOR(pg_catalog.=) ANY (ARRAY['START', 'COMPLETE', 'FAIL', 'ABORT'])),
+	event			jsonb NOT NULL,
+	created_at		timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+	/* a batch finishes once: one event of each type */
+	CONSTRAINT lineage_event_batch_type_key UNIQUE (batch_id, event_type)
+);
+/* the reading order: commit windows, then (txid, event_id) within one */
+CREATE INDEX ON stage.lineage_event (txid, event_id);
+
+/*
  * User data and configuration: pg_dump keeps them (the catalog, history
  * and quarantine are the users' data too).
  */
@@ -377,3 +402,6 @@ ALTER TABLE stage.transform ENABLE ROW LEVEL SECURITY;
 ALTER TABLE stage.batch_transform_stat ENABLE ROW LEVEL SECURITY;
 ALTER TABLE stage.counter ENABLE ROW LEVEL SECURITY;
 ALTER TABLE stage.hourly ENABLE ROW LEVEL SECURITY;
+/* the OpenLineage outbox: catalog owner only, like the history it is made of */
+REVOKE ALL ON stage.lineage_event FROM PUBLIC;
+ALTER TABLE stage.lineage_event ENABLE ROW LEVEL SECURITY;
