@@ -43,9 +43,13 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
 #include "access/htup_details.h"
+#include "access/table.h"
 #include "access/xact.h"
+#include "catalog/indexing.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_extension.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_proc.h"
 #include "executor/spi.h"
@@ -53,7 +57,9 @@
 #include "nodes/makefuncs.h"
 #include "parser/parse_func.h"
 #include "utils/acl.h"
+#include "commands/extension.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
@@ -354,6 +360,47 @@ api_lookup(FunctionCallInfo fcinfo)
 	return c;
 }
 
+/*
+ * The SQL objects this library serves: an installation whose SQL is older
+ * (its ALTER EXTENSION UPDATE not yet run) would call objects that are not
+ * there or misread ones that changed.  Checked once per backend, at the
+ * first gate; CREATE and ALTER EXTENSION themselves pass.
+ */
+#define STAGE_SQL_VERSION "0.3"
+
+static void
+guard_check_sql_version(void)
+{
+	static bool checked = false;
+	Relation	rel;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	char	   *version = NULL;
+
+	if (checked || creating_extension)
+		return;
+	rel = table_open(ExtensionRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber, F_NAMEEQ,
+				CStringGetDatum("stage"));
+	scan = systable_beginscan(rel, ExtensionNameIndexId, true, NULL, 1, &key);
+	tup = systable_getnext(scan);
+	if (HeapTupleIsValid(tup))
+	{
+		bool		isnull;
+		Datum		d = heap_getattr(tup, Anum_pg_extension_extversion,
+									 RelationGetDescr(rel), &isnull);
+
+		if (!isnull)
+			version = text_to_cstring(DatumGetTextPP(d));
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	if (version != NULL && strcmp(version, STAGE_SQL_VERSION) != 0)
+		guard_require_update();
+	checked = true;
+}
+
 /* the gate: every SQL API function is LANGUAGE c 'stage_api' (see above) */
 PG_FUNCTION_INFO_V1(stage_api);
 Datum
@@ -369,6 +416,7 @@ stage_api(PG_FUNCTION_ARGS)
 	Datum		result;
 	int			i;
 
+	guard_check_sql_version();
 	InitFunctionCallInfoData(*inner, &c->impl, PG_NARGS(), PG_GET_COLLATION(),
 							 fcinfo->context, fcinfo->resultinfo);
 	for (i = 0; i < PG_NARGS(); i++)

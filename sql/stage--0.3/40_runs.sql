@@ -582,6 +582,14 @@ BEGIN
 				AND stage._owns(x.owner)
 			  ORDER BY x.pipeline_id
 	LOOP
+		/* the newest arrival outlives the rows it was read from (stage_last_arrival_timestamp_seconds) */
+		INSERT INTO stage.counter AS c (pipeline_id, metric, labels, value)
+		SELECT x.pipeline_id, 'stage_last_arrival_timestamp_seconds', '{}',
+			   EXTRACT(epoch FROM stage._last_arrival(x))
+		  FROM stage.pipeline x
+		 WHERE x.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id AND stage._last_arrival(x) IS NOT NULL
+		ON CONFLICT ON CONSTRAINT counter_pkey
+		DO UPDATE SET value = GREATEST(c.value, EXCLUDED.value);
 		n := n OPERATOR(pg_catalog.+) stage._purge_landing(p.pipeline_id);
 		/* closed quarantine items go after the same retention; open ones never expire */
 		DELETE FROM stage.quarantine_log q

@@ -307,31 +307,19 @@ CREATE TRIGGER count_items_updated AFTER UPDATE ON stage.quarantine_log
 
 /* ------------------------------------------------ what a scrape reads */
 
-/* a histogram's cumulative bucket counts (without +Inf), from its counters */
-CREATE FUNCTION stage._cumulative(pipeline_id integer, metric text)
-RETURNS bigint[]
-LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-SELECT pg_catalog.array_agg(x.n ORDER BY x.i)
-  FROM (SELECT b.i, (pg_catalog.sum(COALESCE((SELECT pg_catalog.sum(c.value) FROM stage.counter c
-											  WHERE c.pipeline_id OPERATOR(pg_catalog.=) _cumulative.pipeline_id
-												AND c.metric OPERATOR(pg_catalog.=) (_cumulative.metric OPERATOR(pg_catalog.||) '_bucket')
-												AND c.labels OPERATOR(pg_catalog.=) pg_catalog.jsonb_build_object('le', b.le::text)), 0))
-						 OVER (ORDER BY b.i))::bigint AS n
-		  FROM pg_catalog.unnest(stage._latency_bounds()) WITH ORDINALITY AS b(le, i)) x
-$$;
 
 /*
  * The counters, one row per pipeline, metric and labels, for the pipelines
  * the reader may see (their owners, stage_analyst members, superusers):
- * the _total metrics above (histograms: stage.metric_histograms; gauges:
+ * the _total metrics above, and the gauge stage_dlq_items{status}
+ * (histograms: stage.metric_histograms; the other gauges:
  * stage.metric_gauges).
  */
 CREATE VIEW stage.metric_counters WITH (security_barrier) AS
 SELECT p.name AS pipeline, c.metric, c.labels, pg_catalog.sum(c.value) AS value
   FROM stage.counter c JOIN stage.pipeline p USING (pipeline_id)
- WHERE c.metric OPERATOR(pg_catalog.~~) '%\_total' AND stage._may_see(p.owner)
+ WHERE (c.metric OPERATOR(pg_catalog.~~) '%\_total' OR c.metric OPERATOR(pg_catalog.=) 'stage_dlq_items')
+   AND stage._may_see(p.owner)
  GROUP BY p.name, c.metric, c.labels;
 
 /*
@@ -342,7 +330,13 @@ SELECT p.name AS pipeline, c.metric, c.labels, pg_catalog.sum(c.value) AS value
 CREATE VIEW stage.metric_histograms WITH (security_barrier) AS
 SELECT p.name AS pipeline,
 	   stage._latency_bounds() AS handoff_latency_seconds,
-	   stage._cumulative(p.pipeline_id, 'stage_handoff_latency_seconds') AS handoff_latency_seconds_bucket,
+	   ARRAY(SELECT (pg_catalog.sum(COALESCE(b.n, 0)) OVER (ORDER BY b.i))::bigint
+			   FROM (SELECT u.i, (SELECT pg_catalog.sum(c.value) FROM stage.counter c
+								   WHERE c.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id
+									 AND c.metric OPERATOR(pg_catalog.=) 'stage_handoff_latency_seconds_bucket'
+									 AND c.labels OPERATOR(pg_catalog.=) pg_catalog.jsonb_build_object('le', u.le::text)) AS n
+					   FROM pg_catalog.unnest(stage._latency_bounds()) WITH ORDINALITY AS u(le, i)) b
+			  ORDER BY b.i) AS handoff_latency_seconds_bucket,
 	   COALESCE((SELECT pg_catalog.sum(c.value) FROM stage.counter c
 				  WHERE c.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id
 					AND c.metric OPERATOR(pg_catalog.=) 'stage_handoff_latency_seconds_sum'), 0) AS handoff_latency_seconds_sum,
@@ -350,7 +344,13 @@ SELECT p.name AS pipeline,
 				  WHERE c.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id
 					AND c.metric OPERATOR(pg_catalog.=) 'stage_handoff_latency_seconds_count'), 0)::bigint AS handoff_latency_seconds_count,
 	   stage._latency_bounds() AS batch_duration_seconds,
-	   stage._cumulative(p.pipeline_id, 'stage_batch_duration_seconds') AS batch_duration_seconds_bucket,
+	   ARRAY(SELECT (pg_catalog.sum(COALESCE(b.n, 0)) OVER (ORDER BY b.i))::bigint
+			   FROM (SELECT u.i, (SELECT pg_catalog.sum(c.value) FROM stage.counter c
+								   WHERE c.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id
+									 AND c.metric OPERATOR(pg_catalog.=) 'stage_batch_duration_seconds_bucket'
+									 AND c.labels OPERATOR(pg_catalog.=) pg_catalog.jsonb_build_object('le', u.le::text)) AS n
+					   FROM pg_catalog.unnest(stage._latency_bounds()) WITH ORDINALITY AS u(le, i)) b
+			  ORDER BY b.i) AS batch_duration_seconds_bucket,
 	   COALESCE((SELECT pg_catalog.sum(c.value) FROM stage.counter c
 				  WHERE c.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id
 					AND c.metric OPERATOR(pg_catalog.=) 'stage_batch_duration_seconds_sum'), 0) AS batch_duration_seconds_sum,
@@ -474,7 +474,10 @@ BEGIN
 			backlog_rows := NULL;
 			oldest_pending_age_seconds := NULL;
 		END IF;
-		last_arrival_timestamp_seconds := EXTRACT(epoch FROM stage._last_arrival(p));
+		last_arrival_timestamp_seconds := GREATEST(EXTRACT(epoch FROM stage._last_arrival(p)),
+			(SELECT pg_catalog.max(c.value) FROM stage.counter c
+			  WHERE c.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id
+				AND c.metric OPERATOR(pg_catalog.=) 'stage_last_arrival_timestamp_seconds'));
 		last_batch_timestamp_seconds := (SELECT pg_catalog.max(c.value) FROM stage.counter c
 										  WHERE c.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id
 											AND c.metric OPERATOR(pg_catalog.=) 'stage_last_batch_timestamp_seconds');
@@ -585,12 +588,7 @@ BEGIN
 				   FROM pg_catalog.jsonb_each_text(c.labels) k),
 				c.value)
 		  FROM stage.metric_counters c JOIN fam f ON f.name OPERATOR(pg_catalog.=) c.metric
-		UNION ALL
-		SELECT 14, p.name, 0, pg_catalog.format('stage_dlq_items{pipeline="%s",status="%s"} %s', stage._label(p.name),
-									 c.labels OPERATOR(pg_catalog.->>) 'status', pg_catalog.sum(c.value))
-		  FROM stage.counter c JOIN stage.pipeline p USING (pipeline_id)
-		 WHERE c.metric OPERATOR(pg_catalog.=) 'stage_dlq_items' AND stage._may_see(p.owner)
-		 GROUP BY p.name, c.labels
+
 		UNION ALL
 		SELECT f.n, h.pipeline, x.ord, x.line
 		  FROM stage.metric_histograms h

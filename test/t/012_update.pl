@@ -208,7 +208,15 @@ is($node->safe_psql('data', q{
 	SELECT _stage_role FROM stage_landing.p WHERE _stage_id = 2}),
 	'up_producer', 'a row landed under 0.2 names its role');
 
-# 0.2 at work on the old pipeline: a mask, rows, a batch
+# the library is 0.3's: it refuses to run 0.2's SQL, and asks for the update
+my ($r2, $o2, $e2) = $node->psql('data', q{SET ROLE up_owner; SELECT stage.add_mask('p', 'email', 'email')});
+like($e2, qr/the SQL objects of extension "stage" are older than its library.*\n.*HINT:  Run ALTER EXTENSION stage UPDATE/,
+	'0.3\'s library refuses to run 0.2\'s SQL, and says what to do');
+$node->safe_psql('data', q{ALTER DATABASE data SET stage.node_name = 'edge-1'});
+$node->safe_psql('data', q{ALTER EXTENSION stage UPDATE});
+is(version_of('data'), '0.3', 'the database with the pipeline updates on to 0.3');
+
+# at work on the old pipeline: a mask, rows, a batch
 $node->safe_psql('data', q{
 	SET ROLE up_owner;
 	SELECT stage.add_mask('p', 'email', 'email');
@@ -219,7 +227,7 @@ $node->safe_psql('data', q{
 	GRANT stage_analyst TO up_analyst;
 });
 is($node->safe_psql('data', q{SET ROLE up_owner; SELECT rows_clean || ' ' || rows_quarantined FROM stage.run_batch('p')}),
-	'1 1', 'a batch of the old pipeline runs under 0.2');
+	'1 1', 'a batch of the old pipeline runs under 0.3');
 is($node->safe_psql('data', q{SELECT email FROM public.t}), 'o***@new.example',
 	'its clean row is masked');
 is($node->safe_psql('data', q{
@@ -235,12 +243,10 @@ is($node->safe_psql('data', q{
 	SELECT count(*) FROM stage.quarantine_raw('p') WHERE raw_data->>'email' LIKE 'zq%'}),
 	'2', 'the owner still reads both raw rows');
 
-# ------------------------------------------------ and on to 0.3
-# the rows 0.2 wrote name the node (its name now, as the update found it),
-# new ones too, and the updated pipeline is published like a fresh one
-$node->safe_psql('data', q{ALTER DATABASE data SET stage.node_name = 'edge-1'});
-$node->safe_psql('data', q{ALTER EXTENSION stage UPDATE});
-is(version_of('data'), '0.3', 'the database with the pipeline updates to 0.3');
+# ------------------------------------------------ the node's name
+# the rows written before the update name the node (its name as the update
+# found it), new ones too, and the updated pipeline is published like a
+# fresh one
 is($node->safe_psql('data', q{
 	SELECT string_agg(DISTINCT node, ',') FROM (
 		SELECT node FROM stage.pipeline UNION ALL SELECT node FROM stage.batch
