@@ -242,13 +242,15 @@ SELECT is(pg_catalog.has_table_privilege('public', 'stage.batch', 'INSERT'), fal
 SELECT is(pg_catalog.has_table_privilege('public', 'stage.batch', 'SELECT'), false,
 	'PUBLIC cannot read stage.batch (history through the views only)');
 -- internal functions (name starting with _) are for the catalog owner, except
--- the few the views call in the caller's name, which check the caller
+-- the few the views call in the caller's name, which check the caller, and
+-- the pure helpers of the metrics views (they read nothing)
 SELECT is_empty(
 	$$SELECT p.oid::regprocedure::text FROM pg_catalog.pg_proc p
 	   WHERE p.pronamespace = 'stage'::regnamespace AND p.proname LIKE '\_%'
 		 AND pg_catalog.has_function_privilege('public', p.oid, 'EXECUTE')
 		 AND p.proname NOT IN ('_may_see', '_owns', '_withheld', '_quarantine',
-							   '_quarantine_count', '_workers')$$,
+							   '_quarantine_count', '_workers',
+							   '_latency_bounds', '_label', '_quantile')$$,
 	'PUBLIC cannot execute any internal function but those the views call');
 -- every gate has its implementation, and nothing else is a gate
 SELECT is_empty(
