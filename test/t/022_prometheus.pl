@@ -104,7 +104,7 @@ $node->safe_psql('shop', $sql_as_owner->(q{
 SELECT count(*) FROM stage.replay('orders', rule_name => 'qty_type');
 SELECT stage.dismiss('orders', ARRAY[(SELECT min(landing_id) FROM stage.quarantine
 										WHERE pipeline = 'orders' AND status = 'open' AND rule_name = 'amount_range')],
-					 'refund test data')}));
+					 'test data, never to load')}));
 $node->safe_psql('shop', q{
 SET ROLE producer;
 INSERT INTO stage_landing.refunds (refund_id, amount) VALUES ('1', '5'), ('2', '-5');
