@@ -20,6 +20,8 @@ PACKAGES=(
 	libclang-rt-14-dev                     # libFuzzer and the sanitizers' runtime
 	valgrind                               # memory checking (scripts/valgrind.sh)
 	libc6-dbg                              # symbols valgrind's suppressions name
+	prometheus                             # Prometheus and promtool: contrib/prometheus rules, checked and unit-tested (test/t/022_prometheus.pl)
+	prometheus-postgres-exporter           # the scrape path of contrib/prometheus/queries.yaml (test/t/022_prometheus.pl)
 )
 
 installed() {
