@@ -426,6 +426,10 @@ cmp_ok($purged, '>=', 157, "stage.purge deleted the landing rows of orders ($pur
 my $t_purge = time;
 my ($counters_after_purge) = $watcher->(q{SELECT * FROM stage.metric_counters WHERE metric LIKE '%\_total' ORDER BY 1, 2, 3});
 is($counters_after_purge, $counters_before_purge, 'stage.metric_counters is the same after the purge');
+# the counters live in a table: a restart leaves them as they are
+$node->restart;
+my ($counters_after_restart) = $watcher->(q{SELECT * FROM stage.metric_counters WHERE metric LIKE '%\_total' ORDER BY 1, 2, 3});
+is($counters_after_restart, $counters_before_purge, 'and after a restart of the server');
 ok( wait_for(
 		'a scrape after the purge', 15,
 		sub { (value_of('timestamp(stage_rows_total{pipeline="orders",outcome="taken"})') // 0) > $t_purge + 1.1 }),
