@@ -215,6 +215,14 @@ like($e2, qr/the SQL objects of extension "stage" are older than its library.*\n
 $node->safe_psql('data', q{ALTER DATABASE data SET stage.node_name = 'edge-1'});
 $node->safe_psql('data', q{ALTER EXTENSION stage UPDATE});
 is(version_of('data'), '0.3', 'the database with the pipeline updates on to 0.3');
+is($node->safe_psql('data', q{
+	SELECT (SELECT string_agg(labels->>'status' || ':' || value, ',' ORDER BY labels->>'status')
+			  FROM stage.metric_counters WHERE metric = 'stage_dlq_items')
+		   || ' ' || (SELECT string_agg(status || ':' || n, ',' ORDER BY status)
+						FROM (SELECT status, count(*) AS n FROM stage.quarantine_log GROUP BY status) q)
+		   || ' ' || (SELECT value FROM stage.metric_counters
+					   WHERE metric = 'stage_batches_total' AND labels->>'status' = 'done')}),
+	'open:1 open:1 1', 'the counters start from the history the update found (items by status, batches)');
 
 # at work on the old pipeline: a mask, rows, a batch
 $node->safe_psql('data', q{
