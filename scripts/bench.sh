@@ -35,6 +35,11 @@
 #                  transforms: test/bench/transforms_bench.sql, the batch
 #                  benchmark's contract moved as it is, with four C
 #                  transforms, and with one expression transform
+#                  scrape: test/bench/scrape_setup.sql, a pipeline with
+#                  BENCH_SCRAPE_BATCHES (100000) batches of history and
+#                  BENCH_SCRAPE_ITEMS (1000000) open quarantine items, then
+#                  test/bench/scrape_time.sql: stage.metrics(), the metric
+#                  views, stage.health (median and worst of five reads)
 #   BENCH_GROWTH   fresh: 1 also runs ten times BENCH_ROWS (default 0)
 #   BENCH_MEMORY   fresh: 1 also measures one run_batch of 10k, 100k, 1M rows
 #                  (default 1)
@@ -133,6 +138,12 @@ if [ "$BENCH_SCENARIO" = parallel ]; then
 		psql_bench -c "INSERT INTO fb.timing VALUES ($r, 'pair', $t)"
 	done
 	psql_bench -f test/bench/parallel_report.sql 2>&1 | tee "$OUT"
+elif [ "$BENCH_SCENARIO" = scrape ]; then
+	echo "bench: scrape with ${BENCH_SCRAPE_BATCHES:-100000} batches and ${BENCH_SCRAPE_ITEMS:-1000000} quarantine items, output in $OUT"
+	psql_bench -q -v batches="${BENCH_SCRAPE_BATCHES:-100000}" -v items="${BENCH_SCRAPE_ITEMS:-1000000}" \
+		-f test/bench/scrape_setup.sql 2>&1 | tee "$OUT"
+	psql_bench -q -f test/bench/scrape_time.sql 2>&1 | tee -a "$OUT"
+	exit 0
 elif [ "$BENCH_SCENARIO" = transforms ]; then
 	echo "bench: transforms, $BENCH_ROWS rows, $BENCH_REPEAT round(s), output in $OUT"
 	psql_bench -v rows="$BENCH_ROWS" -v c_rows=1 -v batch=NULL -v repeat="$BENCH_REPEAT" \

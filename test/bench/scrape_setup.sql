@@ -7,6 +7,7 @@
 -- 0.2 does.
 \set ON_ERROR_STOP 1
 CREATE EXTENSION IF NOT EXISTS stage;
+SET client_min_messages = warning;
 DROP TABLE IF EXISTS public.sc_orders;
 CREATE TABLE public.sc_orders (id bigint PRIMARY KEY, email text, amount numeric, _stage_id bigint);
 SELECT stage.create_pipeline('sc_orders', 'public.sc_orders', key => '{id}');
