@@ -653,12 +653,18 @@ mover_read_chunk(Mover *m, Window *w, int64 limit)
 	 * ROW(_stage_txid, _stage_id) > ROW(cur_txid, cur_id): a row
 	 * comparison key, so the scan starts right after the cursor (one
 	 * transaction's million rows share a txid: a key on the txid alone
-	 * would start each chunk at the first of them).
+	 * would start each chunk at the first of them).  The members of a row
+	 * comparison carry the btree's three-way comparison functions, not the
+	 * operators' (nbtree positions the scan and checks each member with
+	 * them, as the executor builds such keys): with the boolean ">" the
+	 * scan started far before the cursor and read the landing table's
+	 * index from there, each batch (the rows were right, the C test below
+	 * sees to that, but a batch's cost grew with the landing table).
 	 */
 	ScanKeyEntryInitialize(&row[0], SK_ROW_MEMBER, 1, BTGreaterStrategyNumber,
-						   XID8OID, InvalidOid, F_XID8GT, w->cur_txid);
+						   XID8OID, InvalidOid, F_XID8CMP, w->cur_txid);
 	ScanKeyEntryInitialize(&row[1], SK_ROW_MEMBER | SK_ROW_END, 2, BTGreaterStrategyNumber,
-						   INT8OID, InvalidOid, F_INT8GT, Int64GetDatum(w->cur_id));
+						   INT8OID, InvalidOid, F_BTINT8CMP, Int64GetDatum(w->cur_id));
 	ScanKeyEntryInitialize(&key, SK_ROW_HEADER, 1, BTGreaterStrategyNumber,
 						   InvalidOid, InvalidOid, InvalidOid, PointerGetDatum(row));
 	/*

@@ -506,9 +506,15 @@ mover_has_open_items(int pipeline_id)
 	Datum		val = Int32GetDatum(pipeline_id);
 	bool		isnull;
 
-	catalog_exec("SELECT EXISTS (SELECT 1 FROM stage.quarantine_log q"
-				 " WHERE q.pipeline_id OPERATOR(pg_catalog.=) $1"
-				 " AND q.status OPERATOR(pg_catalog.=) 'open')",
+	/*
+	 * The quarantine's open items, as the counters keep them (a lookup of
+	 * the counter's key): a query of the log itself was planned as a
+	 * sequential scan when other pipelines had many open items.
+	 */
+	catalog_exec("SELECT COALESCE(pg_catalog.sum(c.value), 0) OPERATOR(pg_catalog.>) 0"
+				 " FROM stage.counter c WHERE c.pipeline_id OPERATOR(pg_catalog.=) $1"
+				 " AND c.metric OPERATOR(pg_catalog.=) 'stage_dlq_items'"
+				 " AND c.labels OPERATOR(pg_catalog.=) '{\"status\": \"open\"}'",
 				 1, &type, &val, NULL, SPI_OK_SELECT);
 	return DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
 									  &isnull));

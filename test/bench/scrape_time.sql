@@ -16,7 +16,9 @@ BEGIN
 		('metric_gauges()', 'SELECT length(string_agg(x::text, '''')) FROM stage.metric_gauges() x'),
 		('health', 'SELECT length(string_agg(x::text, '''')) FROM stage.health x'),
 		('source_health', 'SELECT length(string_agg(x::text, '''')) FROM stage.source_health x'),
-		('batches, last 100', 'SELECT length(string_agg(x::text, '''')) FROM (SELECT * FROM stage.batches ORDER BY batch_id DESC LIMIT 100) x')) AS v(what, sql)
+		('batches, last 100', 'SELECT length(string_agg(x::text, '''')) FROM (SELECT * FROM stage.batches ORDER BY batch_id DESC LIMIT 100) x'),
+		-- the baseline: what a scrape read before counters, the quarantine recounted by status
+		('baseline: recount the quarantine', 'SELECT length(string_agg(x::text, '''')) FROM (SELECT pipeline_id, status, count(*) FROM stage.quarantine_log GROUP BY 1, 2) x')) AS v(what, sql)
 	LOOP
 		EXECUTE q.sql INTO d;
 		FOR i IN 1 .. 5 LOOP
@@ -28,5 +30,8 @@ BEGIN
 END
 $$;
 SELECT what, round(percentile_cont(0.5) WITHIN GROUP (ORDER BY ms)::numeric, 1) AS median_ms,
-	   round(max(ms)::numeric, 1) AS max_ms
+	   round(max(ms)::numeric, 1) AS max_ms,
+	   round((percentile_cont(0.5) WITHIN GROUP (ORDER BY ms)
+			  / (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY ms) FROM t
+				  WHERE what = 'baseline: recount the quarantine'))::numeric, 4) AS of_baseline
   FROM t GROUP BY what ORDER BY what;
