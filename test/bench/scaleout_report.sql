@@ -189,4 +189,8 @@ SELECT h.node, h.what, h.rows AS on_node,
 \pset tuples_only on
 SELECT line FROM bench.note WHERE section = 'decoding' ORDER BY at;
 \pset tuples_only off
+\echo == what a batch reads on a node after the lag part: one that moves 50 rows, then the next (empty) one, as a pass of the worker runs them
+\pset tuples_only on
+SELECT line FROM bench.note WHERE section = 'probe' ORDER BY at;
+\pset tuples_only off
 SELECT subname, apply_error_count, sync_error_count FROM pg_stat_subscription_stats ORDER BY subname;

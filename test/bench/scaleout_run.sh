@@ -124,22 +124,6 @@ so_wait_bg() {
 	SO_BG=()
 }
 
-# so_scans I: what node I has read so far, as a SQL row: landing index
-# entries of orders, quarantine_log rows read by sequential scans, and
-# both tables' scans (statistics, flushed by each backend within a second)
-so_scans() {
-	node_psql "$1" -Atc "
-		SELECT format('(%s, %s, %s, %s)',
-			(SELECT COALESCE(sum(idx_tup_read), 0) FROM pg_stat_all_indexes
-			  WHERE schemaname = 'stage_landing' AND relname = 'orders'),
-			(SELECT COALESCE(sum(idx_scan), 0) FROM pg_stat_all_indexes
-			  WHERE schemaname = 'stage_landing' AND relname = 'orders'),
-			(SELECT seq_tup_read FROM pg_stat_all_tables
-			  WHERE schemaname = 'stage' AND relname = 'quarantine_log'),
-			(SELECT seq_scan FROM pg_stat_all_tables
-			  WHERE schemaname = 'stage' AND relname = 'quarantine_log'))"
-}
-
 so_lsn() {
 	if [ "$1" = wh ]; then
 		wh_psql -Atc "SELECT pg_current_wal_lsn()"
@@ -415,11 +399,10 @@ echo "scaleout: lag, pgbench at $BENCH_LAG_RATE rows/s into each node for $BENCH
 cp test/bench/scaleout_produce.sql "$TMPD/produce.sql"
 chown postgres: "$TMPD/produce.sql"
 so_checkpoint
-declare -a b_id lwal0 scan0
+declare -a b_id lwal0
 for i in 0 1; do
 	b_id[i]=$(node_psql "$i" -Atc "SELECT COALESCE(max(_stage_id), 0) FROM stage_landing.orders")
 	lwal0[i]=$(so_lsn "$i")
-	scan0[i]=$(so_scans "$i")
 done
 lwal0_w=$(so_lsn wh)
 cpu0=$(so_cpu)
@@ -457,14 +440,6 @@ for i in 0 1; do
 				  FROM stage.batch b JOIN stage.pipeline p USING (pipeline_id)
 				 WHERE p.name = 'orders' AND b.status = 'done' AND b.started_at >= to_timestamp($lt0)) x")
 	wh_psql -c "INSERT INTO bench.lag_node VALUES $tuple"
-	sleep 1
-	wh_psql -c "INSERT INTO bench.note (section, line)
-		SELECT 'decoding', format('%s, lag part, a batch on average (%s batches): %s landing index entries read (of %s landing rows), %s quarantine_log rows read by sequential scans (of %s)',
-					  n.node, n.batches, round((e.r - s.r) / NULLIF(n.batches, 0)), $(node_psql "$i" -Atc "SELECT count(*) FROM stage_landing.orders"),
-					  round((e.q - s.q) / NULLIF(n.batches, 0)), $(node_psql "$i" -Atc "SELECT count(*) FROM stage.quarantine_log"))
-		  FROM bench.lag_node n,
-			   (VALUES ${scan0[$i]}) s(r, ri, q, qs), (VALUES $(so_scans "$i")) e(r, ri, q, qs)
-		 WHERE n.node = '${SO_NODES[$i]}'"
 	# the clean rows of the lag part: received, landing commit, target commit
 	node_psql "$i" -c "COPY (SELECT stage.node_name(), l._stage_id, l._stage_received_at,
 								   pg_xact_commit_timestamp(l.xmin), pg_xact_commit_timestamp(t.xmin)
@@ -504,6 +479,36 @@ for i in 0 1; do
 			echo "INSERT INTO bench.note (section, line) VALUES ('decoding', :'line')" | wh_psql -v line="$line"
 		done
 done
+# What a batch reads on each node now, as the worker's passes do: with the
+# worker stopped, 50 rows landed, a batch that moves them, then the next
+# (empty) one; each a transaction whose own statistics
+# (pg_stat_xact_all_tables) say what it read
+for i in 0 1; do
+	CLUSTER_PORT=${SO_PORTS[$i]} cluster_psql -d postgres -c "ALTER SYSTEM SET stage.databases = ''" \
+		-c "SELECT pg_reload_conf()" >/dev/null
+	so_until "the worker of ${SO_NODES[$i]} to stop" 30 \
+		node_psql "$i" -Atc "SELECT count(*) = 0 FROM stage.workers"
+	node_psql "$i" -U producer -c "
+		INSERT INTO stage_landing.orders (order_id, email, amount, currency, qty, code, ordered_at)
+		SELECT (3000000000000 + g)::text, 'probe' || g || '@example.com', '1', 'USD', '1', 'AB-1234', now()::text
+		  FROM generate_series(1, 50) g"
+	for _ in 1 2; do
+		node_psql "$i" -At <<-EOF
+			BEGIN;
+			SELECT rows_in, status FROM stage.run_batch('orders') \gset
+			SELECT format('%s: a batch (%s, %s rows) read %s landing index entries of %s landing rows, and %s quarantine_log rows by sequential scan of %s',
+						  stage.node_name(), :'status', :rows_in,
+						  (SELECT idx_tup_fetch FROM pg_stat_xact_all_tables WHERE relid = 'stage_landing.orders'::regclass),
+						  (SELECT count(*) FROM stage_landing.orders),
+						  (SELECT seq_tup_read FROM pg_stat_xact_all_tables WHERE relid = 'stage.quarantine_log'::regclass),
+						  (SELECT count(*) FROM stage.quarantine_log));
+			COMMIT;
+		EOF
+	done | while IFS= read -r line; do
+		echo "INSERT INTO bench.note (section, line) VALUES ('probe', :'line')" | wh_psql -v line="$line"
+	done
+done
+
 wh_psql -c "INSERT INTO bench.note (section, line)
 	SELECT 'decoding', format('warehouse: %s MB of WAL during the lag part',
 							  round(pg_wal_lsn_diff(pg_current_wal_lsn(), '$lwal0_w') / 1e6, 1))"
