@@ -189,7 +189,7 @@ SELECT h.node, h.what, h.rows AS on_node,
 \pset tuples_only on
 SELECT line FROM bench.note WHERE section = 'decoding' ORDER BY at;
 \pset tuples_only off
-\echo == what a batch reads on a node after the lag part: one that moves 50 rows, then the next (empty) one, as a pass of the worker runs them
+\echo == what a batch of 50 rows reads on a node after the lag part (the worker stopped, the batch rolled back)
 \pset tuples_only on
 SELECT line FROM bench.note WHERE section = 'probe' ORDER BY at;
 \pset tuples_only off
