@@ -40,6 +40,17 @@
 #                  BENCH_SCRAPE_ITEMS (1000000) open quarantine items, then
 #                  test/bench/scrape_time.sql: stage.metrics(), the metric
 #                  views, stage.health (median and worst of five reads)
+#                  scaleout: test/bench/scaleout_run.sh, two staging nodes
+#                  feeding a warehouse by logical replication, three
+#                  clusters on this machine (ports BENCH_PORT to
+#                  BENCH_PORT+2): BENCH_ROWS rows moved by one node alone
+#                  against half of them into each of two nodes until the
+#                  warehouse has every clean row, then the lag from a
+#                  landing commit on a node to the row on the warehouse
+#   BENCH_LAG_SECONDS scaleout: how long the lag part's producers run
+#                  (default 60)
+#   BENCH_LAG_RATE scaleout: rows a second landed into each node in the lag
+#                  part (default 5000: pgbench, transactions of 50 rows)
 #   BENCH_GROWTH   fresh: 1 also runs ten times BENCH_ROWS (default 0)
 #   BENCH_MEMORY   fresh: 1 also measures one run_batch of 10k, 100k, 1M rows
 #                  (default 1)
@@ -67,16 +78,25 @@ BENCH_SCENARIO="${BENCH_SCENARIO:-batch}"
 BENCH_GROWTH="${BENCH_GROWTH:-0}"
 BENCH_MEMORY="${BENCH_MEMORY:-1}"
 BENCH_PGLOADER="${BENCH_PGLOADER:-120}"
+BENCH_LAG_SECONDS="${BENCH_LAG_SECONDS:-60}"
+BENCH_LAG_RATE="${BENCH_LAG_RATE:-5000}"
 
 [[ "$BENCH_ROWS" =~ ^[1-9][0-9]*$ ]] || die "BENCH_ROWS must be a positive integer"
 [[ "$BENCH_C_ROWS" =~ ^[0-9]+$ ]] || die "BENCH_C_ROWS must be a non-negative integer"
 [[ -z "$BENCH_BATCH" || "$BENCH_BATCH" =~ ^[1-9][0-9]*$ ]] || die "BENCH_BATCH must be empty or a positive integer"
 [[ "$BENCH_REPEAT" =~ ^[1-9][0-9]*$ ]] || die "BENCH_REPEAT must be a positive integer"
 [[ "$BENCH_STAGE" =~ ^[01]$ ]] || die "BENCH_STAGE must be 0 or 1"
+[[ "$BENCH_LAG_SECONDS" =~ ^[1-9][0-9]*$ ]] || die "BENCH_LAG_SECONDS must be a positive integer"
+[[ "$BENCH_LAG_RATE" =~ ^[1-9][0-9]*$ ]] || die "BENCH_LAG_RATE must be a positive integer"
 if [ "$BENCH_C_ROWS" -eq 0 ] || [ "$BENCH_C_ROWS" -gt "$BENCH_ROWS" ]; then
 	BENCH_C_ROWS="$BENCH_ROWS"
 fi
 cluster_create BENCH_PORT BENCH_KEEP
+if [ "$BENCH_SCENARIO" = scaleout ]; then
+	# three clusters of its own; exits
+	# shellcheck source=test/bench/scaleout_run.sh
+	. test/bench/scaleout_run.sh
+fi
 cluster_initdb --no-sync
 
 # The same settings for every variant.  synchronous_commit = off because the
