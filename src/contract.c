@@ -879,7 +879,7 @@ contract_build_insert(RuleProgram *p, const char *target, bool on_conflict)
 	if (p->lineage_batch)
 		appendStringInfoString(&s, ", $2");
 	if (p->lineage_node)
-		appendStringInfoString(&s, ", stage.node_name()");
+		appendStringInfoString(&s, ", (SELECT stage.node_name())");	/* once a statement */
 	/*
 	 * unnest() in the select list runs the arrays in lock-step through a
 	 * ProjectSet node, streaming; in FROM each would be materialized.

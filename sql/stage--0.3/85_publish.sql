@@ -198,22 +198,19 @@ DECLARE
 	r record;
 BEGIN
 	SELECT * INTO p FROM stage.pipeline x WHERE x.pipeline_id OPERATOR(pg_catalog.=) _refuse_raw.pipeline_id;
+	/* the first raw column among them, if any: why it may not leave, and what to do */
 	FOR r IN SELECT c.column_name, c.masked_column FROM stage._raw_columns(p.pipeline_id) c
 			  WHERE c.column_name OPERATOR(pg_catalog.=) ANY (cols) LOOP
-		IF history THEN
-			RAISE EXCEPTION 'column "%" of pipeline "%" holds raw values of its masked column "%"',
-				r.column_name, p.name, r.masked_column
-				USING ERRCODE = 'insufficient_privilege',
-					  DETAIL = 'Its quarantined rows would carry them to the warehouse with the node''s history.',
-					  HINT = pg_catalog.format('Mask it too (stage.add_mask(%L, %L, ...)), or fill it from unmasked columns only.',
-											   p.name, r.column_name);
-		END IF;
 		RAISE EXCEPTION 'column "%" of pipeline "%" holds raw values of its masked column "%"',
 			r.column_name, p.name, r.masked_column
 			USING ERRCODE = 'insufficient_privilege',
-				  DETAIL = 'A published column leaves the node; raw values of a masked column never do.',
-				  HINT = pg_catalog.format('Mask it too (stage.add_mask(%L, %L, ...)), or publish the other columns: stage.publish(%L, columns => ARRAY[...]).',
-										   p.name, r.column_name, p.name);
+				  DETAIL = CASE WHEN history
+							THEN 'Its quarantined rows would carry them to the warehouse with the node''s history.'
+							ELSE 'A published column leaves the node; raw values of a masked column never do.' END,
+				  HINT = pg_catalog.format(CASE WHEN history
+							THEN 'Mask it too (stage.add_mask(%L, %L, ...)), or fill it from unmasked columns only.'
+							ELSE 'Mask it too (stage.add_mask(%L, %L, ...)), or publish the other columns: stage.publish(%1$L, columns => ARRAY[...]).' END,
+							p.name, r.column_name);
 	END LOOP;
 END
 $$;
