@@ -17,6 +17,7 @@ extern char *stage_worker_role;
 extern int	stage_max_failures;
 extern int	stage_worker_batch_timeout;
 extern int	stage_worker_lock_timeout;
+extern int	stage_retention_interval;
 
 extern void worker_init(void);
 

@@ -3,9 +3,10 @@
 -- contract again, from the raw row their quarantine record keeps: each
 -- goes to the target (once), back to quarantine with its new reasons, or
 -- to duplicates, recorded as a batch of kind 'replay'; dry_run only
--- reports.  stage.purge applies retention to landing: it deletes rows
--- older than the pipeline's retention whose batch is finished, never a
--- pending row; stage.set_retention sets it.
+-- reports.  stage.purge applies retention to landing: it drops the
+-- ranges (partitions) of the landing table finished for longer than the
+-- pipeline's retention, never one with a pending row; stage.set_retention
+-- sets it.
 --
 -- Lines marked "FIXED" assert the correct behaviour of something that was
 -- once broken; they guard against its return.
@@ -154,50 +155,78 @@ SELECT stage.set_contract('rp_events', '{"drift": "quarantine"}');
 SELECT landing_id, outcome FROM stage.replay('rp_events', dry_run => true);
 
 ----------------------------------------------------------------------------
--- 6. Retention: stage.purge deletes landing rows older than the
---    pipeline's retention whose batch is finished
+-- 6. Retention: a landing table is partitioned by ranges of transaction
+--    ids; stage.purge drops a range whole once every row of it is finished
+--    (taken by a closed batch window, no transaction left that could land
+--    more) and has been so for longer than the pipeline's retention
 ----------------------------------------------------------------------------
 CREATE TABLE rp_items (id integer, qty integer);
 SELECT stage.create_pipeline('rp_items', 'rp_items');
 SELECT retention FROM stage.pipelines WHERE pipeline = 'rp_items';
--- landing rows of the distant past (an owner may set the arrival time)
-INSERT INTO stage_landing.rp_items (id, qty, _stage_received_at) VALUES
-	('1', '1', '2000-01-01'), ('2', 'x', '2000-01-01');
--- and one of yesterday
-INSERT INTO stage_landing.rp_items (id, qty, _stage_received_at) VALUES
-	('3', '3', now() - interval '1 day');
+-- the ranges of the landing table in order: rows, finished, open-ended
+CREATE FUNCTION rp_ranges() RETURNS TABLE (range bigint, rows bigint, finished boolean, open_ended boolean)
+LANGUAGE plpgsql AS $$
+DECLARE
+	r record;
+BEGIN
+	range := 0;
+	FOR r IN SELECT lp.* FROM stage.landing_partition lp JOIN stage.pipeline p USING (pipeline_id)
+			  WHERE p.name = 'rp_items' ORDER BY lp.lo NULLS FIRST
+	LOOP
+		range := range + 1;
+		EXECUTE format('SELECT count(*) FROM %s', r.partition) INTO rows;
+		finished := r.finished_at IS NOT NULL;
+		open_ended := r.hi IS NULL;
+		RETURN NEXT;
+	END LOOP;
+END $$;
+-- use transaction ids until the present one is past the range it was in
+CREATE PROCEDURE rp_next_range() LANGUAGE plpgsql AS $$
+DECLARE
+	target xid8 := (SELECT min(lp.hi) FROM stage.landing_partition lp JOIN stage.pipeline p USING (pipeline_id)
+					 WHERE p.name = 'rp_items' AND lp.hi > pg_current_xact_id());
+BEGIN
+	COMMIT;
+	WHILE pg_current_xact_id() < target LOOP
+		COMMIT;
+	END LOOP;
+END $$;
+-- a new landing table: a range from the lowest id to a range ahead, and the open end
+SELECT * FROM rp_ranges();
+INSERT INTO stage_landing.rp_items (id, qty) VALUES ('1', '1'), ('2', 'x');
 SELECT rows_in, rows_clean, rows_quarantined, status FROM stage.run_batch('rp_items');
--- a row that is old but pending: no batch has taken it yet
-INSERT INTO stage_landing.rp_items (id, qty, _stage_received_at) VALUES ('4', '4', '2000-01-01');
-
--- 7 days: the two old rows of the finished batch go, yesterday's stays,
--- and the pending row stays however old it is
+-- the present transactions move on past the first range; a purge finds it
+-- finished (and makes the range ahead), but 7 days have not passed
+CALL rp_next_range();
+SELECT stage.purge('rp_items') AS purged;
+SELECT * FROM rp_ranges();
+-- a row of the next range, pending: no batch has taken it yet
+INSERT INTO stage_landing.rp_items (id, qty) VALUES ('4', '4');
+-- retention 0: the finished range goes, with its two rows; the pending row stays
+SELECT stage.set_retention('rp_items', '0');
+SELECT retention FROM stage.pipelines WHERE pipeline = 'rp_items';
 SELECT stage.purge('rp_items') AS purged;
 SELECT _stage_id, id FROM stage_landing.rp_items ORDER BY 1;
 -- a second purge finds nothing more
 SELECT stage.purge('rp_items') AS purged;
 
--- retention 0: every finished row goes, the pending one stays
-SELECT stage.set_retention('rp_items', '0');
-SELECT retention FROM stage.pipelines WHERE pipeline = 'rp_items';
-SELECT stage.purge('rp_items') AS purged;
-SELECT _stage_id, id FROM stage_landing.rp_items ORDER BY 1;
-
--- a held batch is not finished: its rows stay
+-- a held batch is not finished: its range stays, even past it
 SELECT stage.set_contract('rp_items', '{"max_reject_ratio": 0,
 	"rules": [{"column": "qty", "kind": "range", "args": {"min": 1}}]}');
-INSERT INTO stage_landing.rp_items (id, qty, _stage_received_at) VALUES ('5', '0', '2000-01-01');
+INSERT INTO stage_landing.rp_items (id, qty) VALUES ('5', '0');
 SET client_min_messages = error;
 SELECT rows_in, status FROM stage.run_batch('rp_items');
 RESET client_min_messages;
+CALL rp_next_range();
 SELECT stage.purge('rp_items') AS purged;
 SELECT _stage_id, id FROM stage_landing.rp_items ORDER BY 1;
--- once the batch is done, they go; purge() without a name purges every
--- pipeline the caller owns
+-- once the batch is done, the range goes; purge() without a name purges
+-- every pipeline the caller owns
 SELECT stage.set_contract('rp_items', '{}');
 SELECT rows_in, rows_clean, status FROM stage.run_batch('rp_items');
 SELECT stage.purge() >= 2 AS purged_all;
 SELECT count(*) AS landing_rows FROM stage_landing.rp_items;
+SELECT * FROM rp_ranges();
 
 -- the quarantined row's landing row is gone, but it can still be replayed
 -- from the raw row its quarantine record keeps
@@ -221,5 +250,7 @@ SELECT retention FROM stage.pipelines WHERE pipeline = 'rp_items';
 
 SELECT stage.drop_pipeline(p, force => true) FROM unnest(ARRAY['rp_orders', 'rp_events', 'rp_items']) p;
 DROP FUNCTION rp_state(text);
+DROP FUNCTION rp_ranges();
+DROP PROCEDURE rp_next_range();
 DROP VIEW rp_reasons, rp_batches;
 DROP TABLE rp_orders, rp_events, rp_items;

@@ -43,11 +43,15 @@
  */
 #include "postgres.h"
 
+#include "access/attmap.h"
 #include "access/genam.h"
 #include "access/table.h"
 #include "storage/lmgr.h"
 #include "access/tableam.h"
 #include "access/xact.h"
+#include "access/tupconvert.h"
+#include "catalog/partition.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "executor/tuptable.h"
 #include "funcapi.h"
@@ -56,6 +60,7 @@
 #include "utils/datum.h"
 #include "utils/fmgroids.h"
 #include "utils/fmgrprotos.h"
+#include "partitioning/partdesc.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 #include "utils/snapmgr.h"
@@ -613,6 +618,167 @@ mover_text_shared(Datum d, char **last)
 	return *last;
 }
 /*
+ * Reading a chunk: the cursor it starts from, the end of the window, the
+ * rows wanted, and what is shared between rows.
+ */
+typedef struct ChunkRead
+{
+	FullTransactionId cur_txid;
+	int64		cur_id;
+	FullTransactionId hi_xmax;
+	int64		limit;
+	int			cap;
+	char	   *last_source;
+	char	   *last_role;
+} ChunkRead;
+
+/*
+ * Take the landing row in slot (in the landing table's own layout) into the
+ * chunk if it is in the window and in the lane.  False once the walk must
+ * stop: the row is past the window, and so is every later one.
+ */
+static bool
+mover_take_row(Mover *m, Window *w, ChunkRead *cr, TupleTableSlot *slot)
+{
+	RuleProgram *p = m->p;
+	MoverRow   *row;
+	Datum		txid;
+	FullTransactionId ftxid;
+	int64		id;
+	bool		isnull;
+	int			c;
+
+	CHECK_FOR_INTERRUPTS();
+	txid = slot_getattr(slot, p->l_txid, &isnull);
+	ftxid = DatumGetFullTransactionId(txid);
+	if (!FullTransactionIdPrecedes(ftxid, cr->hi_xmax))
+		return false;			/* every later row is past the window */
+	id = DatumGetInt64(slot_getattr(slot, p->l_id, &isnull));
+	if (FullTransactionIdPrecedes(ftxid, cr->cur_txid) ||
+		(FullTransactionIdEquals(ftxid, cr->cur_txid) && id <= cr->cur_id))
+		return true;			/* at or before the cursor (the key sees to it) */
+	if (!mover_in_snapshot(txid, w->hi) || mover_in_snapshot(txid, w->lo))
+		return true;			/* another window's */
+	if (w->lanes > 1 && mover_row_lane(p, slot, id, w->lanes) != w->lane)
+		return true;			/* another lane's */
+
+	if (m->n == cr->cap)
+	{
+		int			newcap = (int) Min((int64) cr->cap * 2, cr->limit);
+
+		m->rows = repalloc(m->rows, sizeof(MoverRow) * newcap);
+		memset(&m->rows[cr->cap], 0, sizeof(MoverRow) * (newcap - cr->cap));
+		cr->cap = newcap;
+	}
+	row = &m->rows[m->n++];
+	row->id = id;
+	w->cur_txid = txid;		/* xid8 is by value */
+	w->cur_id = id;
+	{
+		Datum		d = slot_getattr(slot, p->l_source, &isnull);
+
+		row->source = isnull ? NULL : mover_text_shared(d, &cr->last_source);
+		d = slot_getattr(slot, p->l_role, &isnull);
+		row->role = isnull ? NULL : mover_text_shared(d, &cr->last_role);
+	}
+	row->received_at = slot_getattr(slot, p->l_received, &row->received_null);
+	mover_row_init(p, row);
+	if (p->jsonb_format)
+	{
+		Datum		d = slot_getattr(slot, p->l_payload, &isnull);
+		Jsonb	   *jb = isnull ? NULL : DatumGetJsonbPCopy(d);
+
+		row->payload = jb ? JsonbPGetDatum(jb) : (Datum) 0;
+		mover_row_from_json(p, row, jb);
+	}
+	else
+	{
+		for (c = 0; c < p->ncols; c++)
+		{
+			Datum		d = slot_getattr(slot, p->cols[c].landing_attnum, &isnull);
+
+			if (!isnull)
+				row->datums[c] = mover_text_copy(d, &row->vals[c]);
+		}
+		/* landing columns that only transforms read */
+		for (c = 0; c < p->nextra; c++)
+		{
+			Datum		d = slot_getattr(slot, p->extra_attnum[c], &isnull);
+
+			if (!isnull)
+				(void) mover_text_copy(d, &row->extra[c]);
+		}
+		/* landing columns nobody reads: a value there is drift */
+		for (c = 0; c < p->nunread && row->unread == NULL; c++)
+		{
+			(void) slot_getattr(slot, p->unread_attnum[c], &isnull);
+			if (!isnull)
+				row->unread = p->unread_name[c];
+		}
+	}
+	return true;
+}
+
+/*
+ * Walk one relation, a partition of the landing table or the table itself,
+ * through its (_stage_txid, _stage_id) index from the chunk's cursor.
+ * False once the window ends in it.
+ *
+ * ROW(_stage_txid, _stage_id) > ROW(cur_txid, cur_id) is a row comparison
+ * key, so the scan starts right after the cursor (one transaction's million
+ * rows share a txid: a key on the txid alone would start each chunk at the
+ * first of them).  The members of a row comparison carry the btree's
+ * three-way comparison functions, not the operators' (nbtree positions the
+ * scan and checks each member with them, as the executor builds such
+ * keys): with the boolean ">" the scan started far before the cursor and
+ * read the landing table's index from there, each batch (the rows were
+ * right, mover_take_row sees to that, but a batch's cost grew with the
+ * landing table).
+ */
+static bool
+mover_read_relation(Mover *m, Window *w, ChunkRead *cr, Relation landing,
+					Relation rel, Oid indexoid, Snapshot snap)
+{
+	Relation	irel = index_open(indexoid, AccessShareLock);
+	IndexScanDesc scan;
+	ScanKeyData key;
+	ScanKeyData row[2];
+	TupleTableSlot *slot;
+	TupleTableSlot *lslot = NULL;
+	AttrMap    *map = NULL;
+	bool		more = true;
+
+	ScanKeyEntryInitialize(&row[0], SK_ROW_MEMBER, 1, BTGreaterStrategyNumber,
+						   XID8OID, InvalidOid, F_XID8CMP, FullTransactionIdGetDatum(cr->cur_txid));
+	ScanKeyEntryInitialize(&row[1], SK_ROW_MEMBER | SK_ROW_END, 2, BTGreaterStrategyNumber,
+						   INT8OID, InvalidOid, F_BTINT8CMP, Int64GetDatum(cr->cur_id));
+	ScanKeyEntryInitialize(&key, SK_ROW_HEADER, 1, BTGreaterStrategyNumber,
+						   InvalidOid, InvalidOid, InvalidOid, PointerGetDatum(row));
+	scan = index_beginscan(rel, irel, snap, 1, 0);
+	index_rescan(scan, &key, 1, NULL, 0);
+	slot = table_slot_create(rel, NULL);
+	/* a partition attached with other column numbers (a table from before partitioning) */
+	if (rel != landing)
+		map = build_attrmap_by_name_if_req(RelationGetDescr(rel), RelationGetDescr(landing));
+	if (map != NULL)
+		lslot = MakeSingleTupleTableSlot(RelationGetDescr(landing), &TTSOpsVirtual);
+	while (m->n < cr->limit && index_getnext_slot(scan, ForwardScanDirection, slot))
+	{
+		if (!mover_take_row(m, w, cr, map ? execute_attr_map_slot(map, slot, lslot) : slot))
+		{
+			more = false;
+			break;
+		}
+	}
+	if (lslot != NULL)
+		ExecDropSingleTupleTableSlot(lslot);
+	ExecDropSingleTupleTableSlot(slot);
+	index_endscan(scan);
+	index_close(irel, AccessShareLock);
+	return more;
+}
+
+/*
  * Read the next chunk of the window into m->rows: the landing rows after
  * the cursor (cur_txid, cur_id), in (_stage_txid, _stage_id) order, whose
  * transaction is visible in win_hi and not in win_lo, at most limit.
@@ -620,53 +786,33 @@ mover_text_shared(Datum d, char **last)
  * Straight through the landing index from the cursor, with the window test
  * in C: the cost is that of the rows read, whatever the statistics say (a
  * query planned on an unanalysed landing table read the whole rest of the
- * window, then sorted it, for every chunk).  A row stops the walk once its
- * transaction is at or past win_hi's xmax: no later one can be in the
- * window.  Each value is copied once, detoasted, as a text whose data is
- * also the C string the checks read.
+ * window, then sorted it, for every chunk).  A landing table is partitioned
+ * by ranges of _stage_txid (41_partitions.sql), so its partitions, in the
+ * order of their bounds, are in that order too: they are read one after
+ * the other.  A row stops the walk once its transaction is at or past
+ * win_hi's xmax: no later one can be in the window.  Each value is copied
+ * once, detoasted, as a text whose data is also the C string the checks
+ * read.
  */
 static void
 mover_read_chunk(Mover *m, Window *w, int64 limit)
 {
 	RuleProgram *p = m->p;
 	Relation	lrel;
-	Relation	irel;
-	IndexScanDesc scan;
-	ScanKeyData key;
-	ScanKeyData row[2];
 	Snapshot	snap;
-	TupleTableSlot *slot;
-	char	   *last_source = NULL;
-	char	   *last_role = NULL;
-	int			cap = (int) Min(limit, 1024);
-	int64		cur_id = w->cur_id;
-	FullTransactionId cur_txid = DatumGetFullTransactionId(w->cur_txid);
-	FullTransactionId hi_xmax = DatumGetFullTransactionId(w->hi_xmax);
+	ChunkRead	cr;
 	MemoryContext old = MemoryContextSwitchTo(m->cxt);
 
+	memset(&cr, 0, sizeof(cr));
+	cr.cur_txid = DatumGetFullTransactionId(w->cur_txid);
+	cr.cur_id = w->cur_id;
+	cr.hi_xmax = DatumGetFullTransactionId(w->hi_xmax);
+	cr.limit = limit;
+	cr.cap = (int) Min(limit, 1024);
 	m->n = 0;
-	m->rows = palloc0(sizeof(MoverRow) * cap);
+	m->rows = palloc0(sizeof(MoverRow) * cr.cap);
 
 	lrel = table_open(p->landing, AccessShareLock);
-	irel = index_open(p->landing_index, AccessShareLock);
-	/*
-	 * ROW(_stage_txid, _stage_id) > ROW(cur_txid, cur_id): a row
-	 * comparison key, so the scan starts right after the cursor (one
-	 * transaction's million rows share a txid: a key on the txid alone
-	 * would start each chunk at the first of them).  The members of a row
-	 * comparison carry the btree's three-way comparison functions, not the
-	 * operators' (nbtree positions the scan and checks each member with
-	 * them, as the executor builds such keys): with the boolean ">" the
-	 * scan started far before the cursor and read the landing table's
-	 * index from there, each batch (the rows were right, the C test below
-	 * sees to that, but a batch's cost grew with the landing table).
-	 */
-	ScanKeyEntryInitialize(&row[0], SK_ROW_MEMBER, 1, BTGreaterStrategyNumber,
-						   XID8OID, InvalidOid, F_XID8CMP, w->cur_txid);
-	ScanKeyEntryInitialize(&row[1], SK_ROW_MEMBER | SK_ROW_END, 2, BTGreaterStrategyNumber,
-						   INT8OID, InvalidOid, F_BTINT8CMP, Int64GetDatum(w->cur_id));
-	ScanKeyEntryInitialize(&key, SK_ROW_HEADER, 1, BTGreaterStrategyNumber,
-						   InvalidOid, InvalidOid, InvalidOid, PointerGetDatum(row));
 	/*
 	 * A snapshot taken now: the window's upper snapshot was taken by a
 	 * query of this batch, later than the statement's own snapshot (a
@@ -674,94 +820,34 @@ mover_read_chunk(Mover *m, Window *w, int64 limit)
 	 * Rows committed in between are in the window; read with the
 	 * statement's snapshot they would not be seen, and the window would
 	 * close without them.  Whatever a newer snapshot shows beyond the
-	 * window, the window test below leaves out.
+	 * window, the window test leaves out.
 	 */
 	snap = RegisterSnapshot(GetLatestSnapshot());
-	scan = index_beginscan(lrel, irel, snap, 1, 0);
-	index_rescan(scan, &key, 1, NULL, 0);
-	slot = table_slot_create(lrel, NULL);
-	while (m->n < limit && index_getnext_slot(scan, ForwardScanDirection, slot))
+	if (lrel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE)
 	{
-		MoverRow   *row;
-		Datum		txid;
-		FullTransactionId ftxid;
-		int64		id;
-		bool		isnull;
-		int			c;
+		/*
+		 * The partitions in the order of their bounds; the ones the
+		 * maintenance drops are finished (it waits for this lock), and
+		 * one it makes ahead is empty.
+		 */
+		PartitionDesc pd = RelationGetPartitionDesc(lrel, true);
+		int			i;
 
-		CHECK_FOR_INTERRUPTS();
-		txid = slot_getattr(slot, p->l_txid, &isnull);
-		ftxid = DatumGetFullTransactionId(txid);
-		if (!FullTransactionIdPrecedes(ftxid, hi_xmax))
-			break;				/* every later row is past the window */
-		id = DatumGetInt64(slot_getattr(slot, p->l_id, &isnull));
-		if (FullTransactionIdPrecedes(ftxid, cur_txid) ||
-			(FullTransactionIdEquals(ftxid, cur_txid) && id <= cur_id))
-			continue;			/* at or before the cursor (the key sees to it) */
-		if (!mover_in_snapshot(txid, w->hi) || mover_in_snapshot(txid, w->lo))
-			continue;			/* another window's */
-		if (w->lanes > 1 && mover_row_lane(p, slot, id, w->lanes) != w->lane)
-			continue;			/* another lane's */
-
-		if (m->n == cap)
+		for (i = 0; i < pd->nparts && m->n < limit; i++)
 		{
-			int			newcap = (int) Min((int64) cap * 2, limit);
+			Relation	part = table_open(pd->oids[i], AccessShareLock);
+			bool		more;
 
-			m->rows = repalloc(m->rows, sizeof(MoverRow) * newcap);
-			memset(&m->rows[cap], 0, sizeof(MoverRow) * (newcap - cap));
-			cap = newcap;
-		}
-		row = &m->rows[m->n++];
-		row->id = id;
-		w->cur_txid = txid;		/* xid8 is by value */
-		w->cur_id = id;
-		{
-			Datum		d = slot_getattr(slot, p->l_source, &isnull);
-
-			row->source = isnull ? NULL : mover_text_shared(d, &last_source);
-			d = slot_getattr(slot, p->l_role, &isnull);
-			row->role = isnull ? NULL : mover_text_shared(d, &last_role);
-		}
-		row->received_at = slot_getattr(slot, p->l_received, &row->received_null);
-		mover_row_init(p, row);
-		if (p->jsonb_format)
-		{
-			Datum		d = slot_getattr(slot, p->l_payload, &isnull);
-			Jsonb	   *jb = isnull ? NULL : DatumGetJsonbPCopy(d);
-
-			row->payload = jb ? JsonbPGetDatum(jb) : (Datum) 0;
-			mover_row_from_json(p, row, jb);
-		}
-		else
-		{
-			for (c = 0; c < p->ncols; c++)
-			{
-				Datum		d = slot_getattr(slot, p->cols[c].landing_attnum, &isnull);
-
-				if (!isnull)
-					row->datums[c] = mover_text_copy(d, &row->vals[c]);
-			}
-			/* landing columns that only transforms read */
-			for (c = 0; c < p->nextra; c++)
-			{
-				Datum		d = slot_getattr(slot, p->extra_attnum[c], &isnull);
-
-				if (!isnull)
-					(void) mover_text_copy(d, &row->extra[c]);
-			}
-			/* landing columns nobody reads: a value there is drift */
-			for (c = 0; c < p->nunread && row->unread == NULL; c++)
-			{
-				(void) slot_getattr(slot, p->unread_attnum[c], &isnull);
-				if (!isnull)
-					row->unread = p->unread_name[c];
-			}
+			more = mover_read_relation(m, w, &cr, lrel, part,
+									   index_get_partition(part, p->landing_index), snap);
+			table_close(part, AccessShareLock);
+			if (!more)
+				break;
 		}
 	}
-	ExecDropSingleTupleTableSlot(slot);
-	index_endscan(scan);
+	else
+		(void) mover_read_relation(m, w, &cr, lrel, lrel, p->landing_index, snap);
 	UnregisterSnapshot(snap);
-	index_close(irel, AccessShareLock);
 	table_close(lrel, AccessShareLock);
 	MemoryContextSwitchTo(old);
 }

@@ -180,7 +180,7 @@ stage_landing_ddl(PG_FUNCTION_ARGS)
 							 " _stage_role pg_catalog.text NOT NULL DEFAULT CURRENT_USER",
 							 qname);
 			landing_columns(&sql, target, jsonb_format);
-			appendStringInfoChar(&sql, ')');
+			appendStringInfoString(&sql, ") PARTITION BY RANGE (_stage_txid)");
 			landing_exec(sql.data);
 
 			resetStringInfo(&sql);
@@ -244,6 +244,10 @@ stage_landing_ddl(PG_FUNCTION_ARGS)
 										  " WHERE pipeline_id OPERATOR(pg_catalog.=) $1",
 										  2, types, vals, NULL, false, 0) != SPI_OK_UPDATE)
 					elog(ERROR, "could not record the landing table");
+				/* its first ranges (41_partitions.sql) */
+				if (SPI_execute_with_args("SELECT stage._landing_partitions_init($1)",
+										  1, types, vals, NULL, false, 0) != SPI_OK_SELECT)
+					elog(ERROR, "could not make the landing table's partitions");
 			}
 		}
 	}
@@ -262,10 +266,9 @@ stage_landing_ddl(PG_FUNCTION_ARGS)
 /*
  * The append-only guard: landing rows are never updated or deleted, so any
  * finished batch can be replayed from landing.  Rows leave only through
- * retention, which sets landing_purge_allowed for its own statements.
+ * retention, which drops whole partitions (41_partitions.sql): no trigger
+ * fires for that.
  */
-static bool landing_purge_allowed = false;
-
 /* trigger stage._landing_guard: landing rows are never updated or deleted */
 PG_FUNCTION_INFO_V1(stage_landing_guard);
 Datum
@@ -275,73 +278,25 @@ stage_landing_guard(PG_FUNCTION_ARGS)
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		elog(ERROR, "stage._landing_guard called outside a trigger");
-	if (!landing_purge_allowed || TRIGGER_FIRED_BY_UPDATE(td->tg_event))
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("landing table \"%s\" is append-only",
-						RelationGetRelationName(td->tg_relation)),
-				 errdetail("Landing rows are never updated or deleted, so every batch can be replayed."),
-				 errhint("Rows leave landing through retention only, after their batch is finished.")));
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("landing table \"%s\" is append-only",
+					RelationGetRelationName(td->tg_relation)),
+			 errdetail("Landing rows are never updated or deleted, so every batch can be replayed."),
+			 errhint("Rows leave landing through retention only, after their batch is finished.")));
 	return PointerGetDatum(NULL);
 }
 
 /*
- * stage._purge_landing(pipeline_id): retention.  Deletes the landing rows
- * received more than the pipeline's retention ago whose batch is finished,
- * that is whose transaction is visible in the closed part of the window
- * (win_lo).  Rows of the open window and pending rows are never touched,
- * whatever their age.  The caller (stage.purge) has checked ownership; the
- * delete runs as the pipeline owner.  Returns the number of rows deleted.
+ * stage._purge_landing of the 0.1 and 0.2 scripts, which deleted landing
+ * rows; 0.3 drops partitions in plpgsql (41_partitions.sql).  The symbol
+ * stays so that those scripts still install (to be updated): it only
+ * asks for the update.
  */
 PG_FUNCTION_INFO_V1(stage_purge_landing);
 Datum
 stage_purge_landing(PG_FUNCTION_ARGS)
 {
-	int32		pipeline_id = PG_GETARG_INT32(0);
-	Oid			argtype = INT4OID;
-	Datum		arg = Int32GetDatum(pipeline_id);
-	bool		isnull;
-	Oid			owner;
-	char	   *landing;
-	char	   *name;
-	volatile int64 deleted = 0;
-
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	catalog_exec("SELECT owner::oid, landing::text, name"
-				 " FROM stage.pipeline WHERE pipeline_id OPERATOR(pg_catalog.=) $1",
-				 1, &argtype, &arg, NULL, SPI_OK_SELECT);
-	if (SPI_processed != 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("pipeline %d does not exist", pipeline_id)));
-	owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	landing = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
-	name = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3);
-	if (!guard_owns(owner))
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied for pipeline \"%s\"", name)));
-	guard_check_idle(pipeline_id, name);
-
-	/* landing belongs to the catalog owner: no owner code runs here */
-	landing_purge_allowed = true;
-	PG_TRY();
-	{
-		catalog_exec(psprintf("DELETE FROM %s l USING stage.pipeline p"
-							  " WHERE p.pipeline_id OPERATOR(pg_catalog.=) $1"
-							  " AND l._stage_received_at OPERATOR(pg_catalog.<)"
-							  "     (pg_catalog.now() OPERATOR(pg_catalog.-) p.retention)"
-							  " AND pg_catalog.pg_visible_in_snapshot(l._stage_txid, p.win_lo)",
-							  landing),
-					 1, &argtype, &arg, NULL, SPI_OK_DELETE);
-		deleted = SPI_processed;
-	}
-	PG_FINALLY();
-	{
-		landing_purge_allowed = false;
-	}
-	PG_END_TRY();
-	SPI_finish();
-	PG_RETURN_INT64(deleted);
+	guard_require_update();
+	PG_RETURN_INT64(0);
 }

@@ -82,6 +82,7 @@ int			stage_worker_batch_timeout = 60000;
  * backs off; 0: as long as stage.worker_batch_timeout allows.
  */
 int			stage_worker_lock_timeout = 1000;
+int			stage_retention_interval = 10000;
 
 void		_PG_init(void);
 
@@ -147,6 +148,14 @@ _PG_init(void)
 							"A commit that inserted into a landing table wakes the workers at once.",
 							&stage_naptime,
 							1000, 10, 3600000,
+							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("stage.retention_interval",
+							"How often a stage worker applies retention (stage.purge) to its pipelines.",
+							"Drops the finished landing partitions and the history past their retention, and makes the landing partitions ahead; 0 turns it off (then schedule stage.purge yourself).",
+							&stage_retention_interval,
+							10000, 0, 86400000,
 							PGC_SIGHUP, GUC_UNIT_MS,
 							NULL, NULL, NULL);
 

@@ -643,6 +643,87 @@ worker_run_one(PipelineRef *p, MemoryContext cxt)
 	return rows;
 }
 
+/* stage.purge of one pipeline in a transaction of its own; a failure is logged */
+static void
+worker_purge_one(const char *name, MemoryContext cxt)
+{
+	Oid			argtype = TEXTOID;
+	Datum		arg = CStringGetTextDatum(name);
+
+	PG_TRY();
+	{
+		SetCurrentStatementStartTimestamp();
+		StartTransactionCommand();
+		SPI_connect();
+		PushActiveSnapshot(GetTransactionSnapshot());
+		/* through the API's gate, as the worker's role (it checks ownership) */
+		if (SPI_execute_with_args("SELECT stage.purge($1)",
+								  1, &argtype, &arg, NULL, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "stage.purge failed");
+		SPI_finish();
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		EmitErrorReport();
+		FlushErrorState();
+		AbortCurrentTransaction();
+	}
+	PG_END_TRY();
+}
+
+/*
+ * Retention (stage.purge) of every pipeline whose owner the worker's role
+ * is a member of, paused or not, each in a transaction of its own: drops
+ * the finished landing partitions and the history past their retention,
+ * and makes the landing partitions ahead.  A failure is logged and the
+ * next pipeline goes on; the next round tries again.
+ */
+static void
+worker_retention(MemoryContext cxt)
+{
+	List	   *names = NIL;
+	ListCell   *lc;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, "stage: retention");
+	if (SPI_execute("SELECT 1 FROM pg_catalog.pg_extension"
+					" WHERE extname OPERATOR(pg_catalog.=) 'stage'", true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not look for the stage extension");
+	if (SPI_processed > 0)
+	{
+		Oid			argtype = OIDOID;
+		Datum		arg = ObjectIdGetDatum(GetUserId());
+		uint64		i;
+
+		catalog_exec("SELECT name FROM stage.pipeline"
+					 " WHERE pg_catalog.pg_has_role($1, owner::pg_catalog.oid, 'MEMBER')"
+					 " ORDER BY pipeline_id", 1, &argtype, &arg, NULL, SPI_OK_SELECT);
+		for (i = 0; i < SPI_processed; i++)
+		{
+			MemoryContext old = MemoryContextSwitchTo(cxt);
+
+			names = lappend(names, SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
+			MemoryContextSwitchTo(old);
+		}
+	}
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+
+	foreach(lc, names)
+	{
+		CHECK_FOR_INTERRUPTS();
+		worker_purge_one((const char *) lfirst(lc), cxt);
+	}
+	pgstat_report_activity(STATE_IDLE, NULL);
+}
+
 /*
  * One pass over the database's pipelines, in rounds: each round gives
  * every pipeline one batch, so a busy pipeline cannot starve the others;
@@ -682,6 +763,9 @@ worker_pass(MemoryContext cxt)
 			return false;
 	}
 }
+
+/* when this worker last applied retention */
+static TimestampTz last_retention = 0;
 
 void
 stage_worker_main(Datum arg)
@@ -746,6 +830,7 @@ stage_worker_main(Datum arg)
 
 	cxt = AllocSetContextCreate(TopMemoryContext, "stage worker",
 								ALLOCSET_DEFAULT_SIZES);
+	last_retention = GetCurrentTimestamp();
 	ereport(LOG,
 			(errmsg("stage worker started for database \"%s\" as role \"%s\"",
 					dbname, stage_worker_role)));
@@ -754,6 +839,7 @@ stage_worker_main(Datum arg)
 	{
 		volatile bool pending;
 		MemoryContext old;
+		long		nap = stage_naptime;
 
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
@@ -782,6 +868,14 @@ stage_worker_main(Datum arg)
 		PG_TRY();
 		{
 			pending = worker_pass(cxt);
+			if (stage_retention_interval > 0 &&
+				TimestampDifferenceExceeds(last_retention, GetCurrentTimestamp(),
+										   stage_retention_interval))
+			{
+				worker_set_state("retention", NULL, InvalidOid);
+				last_retention = GetCurrentTimestamp();
+				worker_retention(cxt);
+			}
 		}
 		PG_CATCH();
 		{
@@ -800,8 +894,19 @@ stage_worker_main(Datum arg)
 
 		if (!pending)
 		{
+			/* not past the next retention round */
+			if (stage_retention_interval > 0)
+			{
+				long		secs;
+				int			usecs;
+
+				TimestampDifference(GetCurrentTimestamp(),
+									TimestampTzPlusMilliseconds(last_retention, stage_retention_interval),
+									&secs, &usecs);
+				nap = Max(Min(nap, secs * 1000 + usecs / 1000), 10);
+			}
 			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-							 stage_naptime, PG_WAIT_EXTENSION);
+							 nap, PG_WAIT_EXTENSION);
 			ResetLatch(MyLatch);
 		}
 	}

@@ -108,6 +108,30 @@ ALTER TABLE stage.lineage_event ENABLE ROW LEVEL SECURITY;
 DROP FUNCTION stage.openlineage_events(bigint, integer);
 DROP FUNCTION stage._do_openlineage_events(bigint, integer);
 
+/*
+ * The partitions of the landing tables (as 10_catalog.sql makes them); the
+ * landing tables already there become partitioned at the end of the
+ * update (99_epilogue.sql).
+ */
+CREATE TABLE stage.landing_partition (
+	pipeline_id		integer NOT NULL REFERENCES stage.pipeline ON DELETE CASCADE,
+	part_no			bigint GENERATED ALWAYS AS IDENTITY,
+	partition		regclass NOT NULL,
+	lo				xid8,			/* NULL: from the lowest */
+	hi				xid8,			/* NULL: open-ended */
+	created_at		timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	created_xid		xid8 NOT NULL,
+	/* when every row of the range was seen finished; retention counts from there */
+	finished_at		timestamptz,
+	PRIMARY KEY (pipeline_id, part_no)
+);
+SELECT pg_catalog.pg_extension_config_dump('stage.landing_partition', '');
+SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('stage.landing_partition', 'part_no'), '');
+REVOKE ALL ON stage.landing_partition FROM PUBLIC;
+ALTER TABLE stage.landing_partition ENABLE ROW LEVEL SECURITY;
+/* now plpgsql (41_partitions.sql): it drops landing partitions */
+DROP FUNCTION stage._purge_landing(integer);
+
 /* the event triggers are made again by the pieces (no CREATE OR REPLACE for them) */
 DROP EVENT TRIGGER stage_sql_drop;
 DROP EVENT TRIGGER stage_follow_target;

@@ -355,6 +355,31 @@ CREATE TABLE stage.lineage_event (
 CREATE INDEX ON stage.lineage_event (txid, event_id);
 
 /*
+ * The partitions of the landing tables (41_partitions.sql).  A landing
+ * table is partitioned by ranges of _stage_txid, the order batches read it
+ * in: a range is finished once no transaction of it can still land a row
+ * and every row of it was taken by a finished window, and leaves whole
+ * (DROP TABLE) once finished for longer than the pipeline's retention.
+ * The last range is open-ended (hi NULL): it only fills when the ranges
+ * made ahead ran out (nobody ran stage.purge or the worker for long).
+ * created_xid (the next transaction id when the range was made) and
+ * created_at measure the rate at which the cluster uses transaction ids,
+ * which sizes the ranges made later.
+ */
+CREATE TABLE stage.landing_partition (
+	pipeline_id		integer NOT NULL REFERENCES stage.pipeline ON DELETE CASCADE,
+	part_no			bigint GENERATED ALWAYS AS IDENTITY,
+	partition		regclass NOT NULL,
+	lo				xid8,			/* NULL: from the lowest */
+	hi				xid8,			/* NULL: open-ended */
+	created_at		timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	created_xid		xid8 NOT NULL,
+	/* when every row of the range was seen finished; retention counts from there */
+	finished_at		timestamptz,
+	PRIMARY KEY (pipeline_id, part_no)
+);
+
+/*
  * User data and configuration: pg_dump keeps them (the catalog, history
  * and quarantine are the users' data too).
  */
@@ -372,6 +397,8 @@ SELECT pg_catalog.pg_extension_config_dump('stage.token_vault', '');
 SELECT pg_catalog.pg_extension_config_dump('stage.lane', '');
 SELECT pg_catalog.pg_extension_config_dump('stage.transform', '');
 SELECT pg_catalog.pg_extension_config_dump('stage.batch_transform_stat', '');
+SELECT pg_catalog.pg_extension_config_dump('stage.landing_partition', '');
+SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('stage.landing_partition', 'part_no'), '');
 SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('stage.pipeline', 'pipeline_id'), '');
 SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('stage.batch', 'batch_id'), '');
 
@@ -405,3 +432,6 @@ ALTER TABLE stage.hourly ENABLE ROW LEVEL SECURITY;
 /* the OpenLineage outbox: catalog owner only, like the history it is made of */
 REVOKE ALL ON stage.lineage_event FROM PUBLIC;
 ALTER TABLE stage.lineage_event ENABLE ROW LEVEL SECURITY;
+/* the landing partitions: catalog owner only */
+REVOKE ALL ON stage.landing_partition FROM PUBLIC;
+ALTER TABLE stage.landing_partition ENABLE ROW LEVEL SECURITY;

@@ -552,10 +552,6 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION stage._purge_landing(pipeline_id integer)
-RETURNS bigint LANGUAGE c VOLATILE STRICT
-AS 'MODULE_PATHNAME', 'stage_purge_landing';
-
 /*
  * Retention: delete landing rows older than their pipeline's retention
  * whose batch is finished, for one pipeline or every pipeline the caller

@@ -215,6 +215,45 @@ like($e2, qr/the SQL objects of extension "stage" are older than its library.*\n
 $node->safe_psql('data', q{ALTER DATABASE data SET stage.node_name = 'edge-1'});
 $node->safe_psql('data', q{ALTER EXTENSION stage UPDATE});
 is(version_of('data'), '0.3', 'the database with the pipeline updates on to 0.3');
+# the landing table becomes partitioned: the old table, with every row, is
+# its first range; the new one has the old one's columns, privileges and
+# triggers, and its ids go on from the old ones
+is($node->safe_psql('data', q{
+	SELECT c.relkind::text || ' ' || (SELECT count(*) FROM stage_landing.p)
+		   || ' ' || (SELECT string_agg(COALESCE(lo::text, 'MIN') || '-' || COALESCE(hi::text, 'MAX')
+										|| '/' || (SELECT count(*) FROM pg_inherits i WHERE i.inhrelid = lp.partition),
+										',' ORDER BY lo NULLS FIRST) ~ '^MIN-\d+/1,\d+-MAX/1$'
+		   FROM stage.landing_partition lp)
+		   || ' ' || (SELECT string_agg(tgname, ',' ORDER BY tgname) FROM pg_trigger
+					   WHERE tgrelid = 'stage_landing.p'::regclass)
+		   || ' ' || (SELECT count(*) FROM pg_depend d
+					   WHERE d.classid = 'pg_class'::regclass AND d.deptype = 'e'
+						 AND d.objid IN (SELECT oid FROM pg_class WHERE relnamespace = 'stage_landing'::regnamespace))
+	  FROM pg_class c WHERE c.oid = 'stage_landing.p'::regclass}),
+	'p 2 true stage_append_only,stage_wake 0',
+	'the landing table is partitioned, its rows in the first range, its triggers on the new table');
+is($node->safe_psql('data', q{
+	SELECT (SELECT count(*) FROM stage.landing_partition lp
+			  JOIN pg_class c ON c.oid = lp.partition
+			 WHERE NOT EXISTS (SELECT 1 FROM aclexplode(c.relacl) x WHERE x.grantee <> c.relowner)
+			   AND NOT EXISTS (SELECT 1 FROM pg_attribute a, aclexplode(a.attacl) x
+								WHERE a.attrelid = c.oid AND x.grantee <> c.relowner)
+			   AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = c.oid AND d.deptype = 'e')
+			   AND c.relowner = (SELECT relowner FROM pg_class WHERE oid = 'stage.pipeline'::regclass))
+		   || ' ' || has_table_privilege('up_owner', 'stage_landing.p', 'SELECT')
+		   || ' ' || has_column_privilege('up_producer', 'stage_landing.p', 'email', 'INSERT')
+		   || ' ' || has_column_privilege('up_producer', 'stage_landing.p', '_stage_role', 'INSERT')
+		   || ' ' || has_table_privilege('up_owner', 'stage_landing.p', 'DELETE')}),
+	'2 true true false false',
+	'its privileges moved to the new table; the partitions belong to the catalog owner and grant nothing');
+is($node->safe_psql('data', q{
+	BEGIN;
+	SET LOCAL ROLE up_producer;
+	INSERT INTO stage_landing.p (id, email, note) VALUES ('9', 'z9@new.example', 'fine');
+	RESET ROLE;
+	SELECT string_agg(_stage_id::text, ',' ORDER BY _stage_id) FROM stage_landing.p;
+	ROLLBACK}),
+	'1,2,3', 'a producer lands on, and ids go on from the old table\'s');
 is($node->safe_psql('data', q{
 	SELECT (SELECT string_agg(labels->>'status' || ':' || value, ',' ORDER BY labels->>'status')
 			  FROM stage.metric_counters WHERE metric = 'stage_dlq_items')
