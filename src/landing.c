@@ -26,6 +26,8 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "funcapi.h"
+#include "utils/timestamp.h"
 #include "access/table.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_attribute.h"
@@ -299,4 +301,119 @@ stage_purge_landing(PG_FUNCTION_ARGS)
 {
 	guard_require_update();
 	PG_RETURN_INT64(0);
+}
+
+/*
+ * What the views show of a pipeline's landing partitions and retention,
+ * for a caller who may see the pipeline (else NULL): the internal SQL
+ * functions run as the catalog owner, who may read the landing table and
+ * the catalog; the caller may not.
+ *
+ * stage._retention_state_for(pipeline_id): oldest_landing_age and
+ * retention_compliance (stage._retention_state).
+ * stage._partition_rows_for(pipeline_id, partition): the rows of one of
+ * its partitions (stage._partition_rows).
+ */
+static bool
+landing_visible(int32 pipeline_id, Oid caller)
+{
+	Oid			type = INT4OID;
+	Datum		arg = Int32GetDatum(pipeline_id);
+	bool		isnull;
+
+	if (SPI_execute_with_args("SELECT owner::pg_catalog.oid FROM stage.pipeline"
+							  " WHERE pipeline_id OPERATOR(pg_catalog.=) $1",
+							  1, &type, &arg, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "stage: could not read stage.pipeline");
+	return SPI_processed == 1 &&
+		guard_may_see_as(caller, DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
+																SPI_tuptable->tupdesc, 1, &isnull)));
+}
+
+PG_FUNCTION_INFO_V1(stage_retention_state_for);
+Datum
+stage_retention_state_for(PG_FUNCTION_ARGS)
+{
+	int32		pipeline_id = PG_GETARG_INT32(0);
+	Oid			caller = stage_caller();
+	TupleDesc	desc;
+	GuardSwitch gs;
+	Datum		values[2] = {0, 0};
+	bool		nulls[2] = {true, true};
+	volatile bool visible = false;
+
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "stage._retention_state_for must return a record");
+	desc = BlessTupleDesc(desc);
+	guard_push_catalog(&gs);
+	PG_TRY();
+	{
+		Oid			type = INT4OID;
+		Datum		arg = Int32GetDatum(pipeline_id);
+
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		if (landing_visible(pipeline_id, caller))
+		{
+			visible = true;
+			if (SPI_execute_with_args("SELECT oldest_landing_age, retention_compliance"
+									  " FROM stage._retention_state($1)",
+									  1, &type, &arg, NULL, true, 1) != SPI_OK_SELECT ||
+				SPI_processed != 1)
+				elog(ERROR, "stage: could not read the retention state");
+			values[0] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &nulls[0]);
+			values[1] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &nulls[1]);
+			/* out of SPI's memory: an interval is by reference */
+			if (!nulls[0])
+				values[0] = SPI_datumTransfer(values[0], false, sizeof(Interval));
+		}
+		SPI_finish();
+	}
+	PG_FINALLY();
+	{
+		guard_pop(&gs);
+	}
+	PG_END_TRY();
+	if (!visible)
+		PG_RETURN_NULL();
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)));
+}
+
+PG_FUNCTION_INFO_V1(stage_partition_rows_for);
+Datum
+stage_partition_rows_for(PG_FUNCTION_ARGS)
+{
+	int32		pipeline_id = PG_GETARG_INT32(0);
+	Oid			part = PG_GETARG_OID(1);
+	Oid			caller = stage_caller();
+	GuardSwitch gs;
+	volatile int64 rows = -1;
+
+	guard_push_catalog(&gs);
+	PG_TRY();
+	{
+		Oid			types[2] = {INT4OID, OIDOID};
+		Datum		args[2] = {Int32GetDatum(pipeline_id), ObjectIdGetDatum(part)};
+		bool		isnull;
+
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		/* one of the pipeline's partitions, nothing else */
+		if (landing_visible(pipeline_id, caller) &&
+			SPI_execute_with_args("SELECT stage._partition_rows(lp.partition) FROM stage.landing_partition lp"
+								  " WHERE lp.pipeline_id OPERATOR(pg_catalog.=) $1"
+								  " AND lp.partition OPERATOR(pg_catalog.=) $2::pg_catalog.regclass",
+								  2, types, args, NULL, true, 1) == SPI_OK_SELECT &&
+			SPI_processed == 1)
+			rows = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		SPI_finish();
+	}
+	PG_FINALLY();
+	{
+		guard_pop(&gs);
+	}
+	PG_END_TRY();
+	if (rows < 0)
+		PG_RETURN_NULL();
+	PG_RETURN_INT64(rows);
 }

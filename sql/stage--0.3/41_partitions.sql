@@ -270,3 +270,111 @@ BEGIN
 	RETURN n;
 END
 $$;
+
+/*
+ * Retention as stage.health shows it, for one pipeline (no check of the
+ * caller: the views call it through stage._retention_state_for, which
+ * checks that the caller may see the pipeline).
+ *
+ * oldest_landing_age: how long ago the first landing row still there (in
+ * reading order) arrived.
+ *
+ * retention_compliance (M7): of the data past its policy, the share that
+ * is gone.  Past its policy: landing ranges finished for longer than the
+ * retention, history (batches, closed quarantine items, the duplicate log,
+ * lineage events) older than the history retention, each given a grace of
+ * two rounds of stage.retention_interval (at least a minute) to go.  Gone:
+ * what retention removed over the last 24 hours (stage.hourly).  1 when
+ * nothing is past its policy.
+ */
+CREATE FUNCTION stage._retention_state(pipeline_id integer,
+									   OUT oldest_landing_age interval,
+									   OUT retention_compliance double precision)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	p stage.pipeline;
+	grace interval := GREATEST(pg_catalog.make_interval(secs => 2 OPERATOR(pg_catalog.*)
+		COALESCE(NULLIF(pg_catalog.current_setting('stage.retention_interval', true), '')::interval, '10 s'::interval)
+		OPERATOR(pg_catalog./) '1 second'::interval), '1 minute'::interval);
+	overdue bigint := 0;
+	gone bigint;
+	part regclass;
+	hcut timestamptz;
+BEGIN
+	SELECT * INTO STRICT p FROM stage.pipeline x
+	 WHERE x.pipeline_id OPERATOR(pg_catalog.=) _retention_state.pipeline_id;
+	hcut := pg_catalog.now() OPERATOR(pg_catalog.-) p.history_retention OPERATOR(pg_catalog.-) grace;
+	IF p.landing IS NOT NULL AND EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) p.landing) THEN
+		EXECUTE pg_catalog.format('SELECT pg_catalog.now() OPERATOR(pg_catalog.-) l._stage_received_at FROM %s l'
+								  ' ORDER BY l._stage_txid, l._stage_id LIMIT 1', p.landing)
+		INTO oldest_landing_age;
+	END IF;
+	FOR part IN SELECT lp.partition FROM stage.landing_partition lp
+				 WHERE lp.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id
+				   AND lp.finished_at OPERATOR(pg_catalog.<)
+					   (pg_catalog.now() OPERATOR(pg_catalog.-) p.retention OPERATOR(pg_catalog.-) grace)
+	LOOP
+		overdue := overdue OPERATOR(pg_catalog.+) stage._partition_rows(part);
+	END LOOP;
+	overdue := overdue
+		OPERATOR(pg_catalog.+) (SELECT pg_catalog.count(*) FROM stage.batch b
+								 WHERE b.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id
+								   AND b.finished_at OPERATOR(pg_catalog.<) hcut
+								   AND NOT EXISTS (SELECT 1 FROM stage.quarantine_log q
+													WHERE q.pipeline_id OPERATOR(pg_catalog.=) b.pipeline_id
+													  AND q.batch_id OPERATOR(pg_catalog.=) b.batch_id
+													  AND q.status OPERATOR(pg_catalog.=) 'open'))
+		OPERATOR(pg_catalog.+) (SELECT pg_catalog.count(*) FROM stage.quarantine_log q
+								 WHERE q.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id
+								   AND q.status OPERATOR(pg_catalog.<>) 'open'
+								   AND q.closed_at OPERATOR(pg_catalog.<) hcut)
+		OPERATOR(pg_catalog.+) (SELECT pg_catalog.count(*) FROM stage.duplicate_log d
+								  JOIN stage.batch b ON b.batch_id OPERATOR(pg_catalog.=) d.batch_id
+								 WHERE d.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id
+								   AND b.finished_at OPERATOR(pg_catalog.<) hcut)
+		OPERATOR(pg_catalog.+) (SELECT pg_catalog.count(*) FROM stage.lineage_event e
+								 WHERE e.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id
+								   AND e.created_at OPERATOR(pg_catalog.<) hcut);
+	SELECT COALESCE(pg_catalog.sum(h.rows_purged OPERATOR(pg_catalog.+) h.history_purged), 0) INTO gone
+	  FROM stage.hourly h
+	 WHERE h.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id
+	   AND h.hour OPERATOR(pg_catalog.>=) pg_catalog.date_trunc('hour', pg_catalog.now() OPERATOR(pg_catalog.-) '1 day'::interval);
+	retention_compliance := CASE WHEN overdue OPERATOR(pg_catalog.=) 0 THEN 1
+								 ELSE gone::double precision OPERATOR(pg_catalog./) (gone OPERATOR(pg_catalog.+) overdue) END;
+END
+$$;
+
+
+/* the two above for callers who may see the pipeline (src/landing.c): else NULL */
+CREATE FUNCTION stage._retention_state_for(pipeline_id integer,
+										   OUT oldest_landing_age interval,
+										   OUT retention_compliance double precision)
+LANGUAGE c STABLE STRICT
+AS 'MODULE_PATHNAME', 'stage_retention_state_for';
+CREATE FUNCTION stage._partition_rows_for(pipeline_id integer, part regclass)
+RETURNS bigint
+LANGUAGE c STABLE STRICT
+AS 'MODULE_PATHNAME', 'stage_partition_rows_for';
+
+/*
+ * The ranges (partitions) of the landing tables, for the pipelines the
+ * caller may see: their bounds, rows (an estimate: see
+ * stage._partition_rows), size, and when they were finished and will be
+ * dropped.
+ */
+CREATE VIEW stage.landing_partitions WITH (security_barrier) AS
+SELECT p.name AS pipeline,
+	   lp.partition,
+	   lp.lo,
+	   lp.hi,
+	   stage._partition_rows_for(p.pipeline_id, lp.partition) AS rows,
+	   pg_catalog.pg_total_relation_size(lp.partition) AS bytes,
+	   lp.created_at,
+	   lp.finished_at,
+	   lp.finished_at OPERATOR(pg_catalog.+) p.retention AS drop_after
+  FROM stage.landing_partition lp
+  JOIN stage.pipeline p USING (pipeline_id)
+ WHERE stage._may_see(p.owner);
+GRANT SELECT ON stage.landing_partitions TO PUBLIC;
