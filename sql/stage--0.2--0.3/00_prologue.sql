@@ -57,8 +57,16 @@ CREATE INDEX ON stage.batch (finished_at);
 CREATE INDEX ON stage.quarantine_log (pipeline_id, quarantined_at) WHERE status OPERATOR(pg_catalog.=) 'open';
 
 /* history retention (42_retention.sql): the policy and the indexes its deletes follow */
-ALTER TABLE stage.pipeline ADD COLUMN history_retention interval NOT NULL DEFAULT '30 days'
+/*
+ * Added without a default, then filled and constrained: the pipelines
+ * already there get the default as stored values, not as the column's
+ * missing value (which a fresh install does not have; the table is small)
+ */
+ALTER TABLE stage.pipeline ADD COLUMN history_retention interval
 	CHECK (history_retention OPERATOR(pg_catalog.>=) '0'::interval);
+UPDATE stage.pipeline SET history_retention = '30 days';
+ALTER TABLE stage.pipeline ALTER COLUMN history_retention SET DEFAULT '30 days';
+ALTER TABLE stage.pipeline ALTER COLUMN history_retention SET NOT NULL;
 CREATE INDEX ON stage.batch (pipeline_id, finished_at);
 CREATE INDEX ON stage.quarantine_log (pipeline_id, closed_at) WHERE status OPERATOR(pg_catalog.<>) 'open';
 /* set_retention takes the history's too */
