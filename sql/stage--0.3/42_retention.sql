@@ -57,6 +57,7 @@ DECLARE
 	p stage.pipeline;
 	cutoff timestamptz;
 	newest bigint;
+	ids bigint[];
 	n_batch bigint;
 	n_rule bigint;
 	n_transform bigint;
@@ -76,52 +77,44 @@ BEGIN
 	 WHERE b.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id;
 
 	/*
-	 * The oldest batches first; a slice ends before the batch whose
-	 * duplicate records would pass max_rows (the first batch always goes).
+	 * The oldest batches first, along the index (pipeline_id, finished_at);
+	 * a slice ends before the batch whose duplicate records would pass
+	 * max_rows (the first batch always goes).  Arrays, not joins: each
+	 * DELETE below is then an index probe per batch, whatever the size of
+	 * the tables.
 	 */
-	WITH candidate AS (
-		SELECT b.batch_id, b.finished_at, b.rows_duplicate FROM stage.batch b
+	ids := ARRAY(
+		SELECT b.batch_id FROM stage.batch b
 		 WHERE b.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id
 		   AND b.finished_at OPERATOR(pg_catalog.<) cutoff
-		   AND b.batch_id OPERATOR(pg_catalog.<) newest
-		   AND NOT EXISTS (SELECT 1 FROM stage.quarantine_log q
-							WHERE q.batch_id OPERATOR(pg_catalog.=) b.batch_id
-							  AND q.status OPERATOR(pg_catalog.=) 'open')
-		 ORDER BY b.finished_at
-		 LIMIT max_rows),
-	slice AS (
+		   AND b.batch_id OPERATOR(pg_catalog.<>) newest
+		   /* a probe of quarantine_log (batch_id) per batch, never a join of the tables */
+		   AND (SELECT q.batch_id FROM stage.quarantine_log q
+				 WHERE q.batch_id OPERATOR(pg_catalog.=) b.batch_id
+				   AND q.status OPERATOR(pg_catalog.=) 'open'
+				 LIMIT 1) IS NULL
+		 ORDER BY b.pipeline_id, b.finished_at
+		 LIMIT max_rows);
+	ids := ARRAY(
 		SELECT c.batch_id FROM (
-			SELECT c.batch_id,
+			SELECT b.batch_id,
 				   pg_catalog.row_number() OVER w AS i,
-				   pg_catalog.sum(c.rows_duplicate) OVER w AS duplicates
-			  FROM candidate c
-			WINDOW w AS (ORDER BY c.finished_at, c.batch_id ROWS UNBOUNDED PRECEDING)) c
-		 WHERE c.i OPERATOR(pg_catalog.=) 1 OR c.duplicates OPERATOR(pg_catalog.<=) max_rows),
-	gone_batch AS (
-		DELETE FROM stage.batch b USING slice s
-		 WHERE b.batch_id OPERATOR(pg_catalog.=) s.batch_id
-		RETURNING b.batch_id),
-	gone_rule AS (
-		DELETE FROM stage.batch_rule_stat x USING gone_batch g
-		 WHERE x.batch_id OPERATOR(pg_catalog.=) g.batch_id
-		RETURNING 1),
-	gone_transform AS (
-		DELETE FROM stage.batch_transform_stat x USING gone_batch g
-		 WHERE x.batch_id OPERATOR(pg_catalog.=) g.batch_id
-		RETURNING 1),
-	gone_duplicate AS (
-		DELETE FROM stage.duplicate_log x USING gone_batch g
-		 WHERE x.batch_id OPERATOR(pg_catalog.=) g.batch_id
-		   AND x.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id
-		RETURNING 1),
-	gone_lineage AS (
-		DELETE FROM stage.lineage_event x USING gone_batch g
-		 WHERE x.batch_id OPERATOR(pg_catalog.=) g.batch_id
-		RETURNING 1)
-	SELECT (SELECT pg_catalog.count(*) FROM gone_batch), (SELECT pg_catalog.count(*) FROM gone_rule),
-		   (SELECT pg_catalog.count(*) FROM gone_transform), (SELECT pg_catalog.count(*) FROM gone_duplicate),
-		   (SELECT pg_catalog.count(*) FROM gone_lineage)
-	  INTO n_batch, n_rule, n_transform, n_duplicate, n_lineage;
+				   pg_catalog.sum(b.rows_duplicate) OVER w AS duplicates
+			  FROM stage.batch b
+			 WHERE b.batch_id OPERATOR(pg_catalog.=) ANY (ids)
+			WINDOW w AS (ORDER BY b.finished_at, b.batch_id ROWS UNBOUNDED PRECEDING)) c
+		 WHERE c.i OPERATOR(pg_catalog.=) 1 OR c.duplicates OPERATOR(pg_catalog.<=) max_rows);
+
+	DELETE FROM stage.batch_rule_stat x WHERE x.batch_id OPERATOR(pg_catalog.=) ANY (ids);
+	GET DIAGNOSTICS n_rule = ROW_COUNT;
+	DELETE FROM stage.batch_transform_stat x WHERE x.batch_id OPERATOR(pg_catalog.=) ANY (ids);
+	GET DIAGNOSTICS n_transform = ROW_COUNT;
+	DELETE FROM stage.duplicate_log x WHERE x.batch_id OPERATOR(pg_catalog.=) ANY (ids);
+	GET DIAGNOSTICS n_duplicate = ROW_COUNT;
+	DELETE FROM stage.lineage_event x WHERE x.batch_id OPERATOR(pg_catalog.=) ANY (ids);
+	GET DIAGNOSTICS n_lineage = ROW_COUNT;
+	DELETE FROM stage.batch x WHERE x.batch_id OPERATOR(pg_catalog.=) ANY (ids);
+	GET DIAGNOSTICS n_batch = ROW_COUNT;
 
 	/* closed items, by when they were closed; never an open one */
 	DELETE FROM stage.quarantine_log q
