@@ -145,7 +145,7 @@ SELECT line FROM regexp_split_to_table(stage.metrics(), E'\n') AS line
 SET ROLE lc_owner;
 INSERT INTO stage_landing.lc (order_id, email, amount, currency) VALUES ('20', 'z@example.com', 'zz', 'EUR');
 SELECT rows_quarantined FROM stage.run_batch('lc');
-SELECT stage.set_retention('lc', '0 seconds');
+SELECT stage.set_retention('lc', '0 seconds', '0 seconds');
 SELECT stage.purge('lc') >= 0 AS purged;
 SELECT status, count(*) FROM stage.quarantine_all WHERE pipeline = 'lc' GROUP BY 1 ORDER BY 1;
 RESET ROLE;

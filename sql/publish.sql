@@ -138,7 +138,7 @@ SELECT q.landing_id, q.contract_version, q.row_data FROM stage.quarantine_log q 
  WHERE p.name = 'pb_orders';
 SELECT stage.publish_history();
 SELECT stage.dismiss('pb_orders', ARRAY[3]::bigint[], 'stored before the present masks');
-SELECT stage.set_retention('pb_orders', '0');
+SELECT stage.set_retention('pb_orders', '0', '0');
 SELECT pg_sleep(0.01);
 SELECT stage.purge();
 SELECT stage.publish_history();

@@ -56,6 +56,23 @@ ALTER TABLE stage.batch ADD COLUMN latency_sum_ms double precision;
 CREATE INDEX ON stage.batch (finished_at);
 CREATE INDEX ON stage.quarantine_log (pipeline_id, quarantined_at) WHERE status OPERATOR(pg_catalog.=) 'open';
 
+/* history retention (42_retention.sql): the policy and the indexes its deletes follow */
+/*
+ * Added without a default, then filled and constrained: the pipelines
+ * already there get the default as stored values, not as the column's
+ * missing value (which a fresh install does not have; the table is small)
+ */
+ALTER TABLE stage.pipeline ADD COLUMN history_retention interval
+	CHECK (history_retention OPERATOR(pg_catalog.>=) '0'::interval);
+UPDATE stage.pipeline SET history_retention = '30 days';
+ALTER TABLE stage.pipeline ALTER COLUMN history_retention SET DEFAULT '30 days';
+ALTER TABLE stage.pipeline ALTER COLUMN history_retention SET NOT NULL;
+CREATE INDEX ON stage.batch (pipeline_id, finished_at);
+CREATE INDEX ON stage.quarantine_log (pipeline_id, closed_at) WHERE status OPERATOR(pg_catalog.<>) 'open';
+/* set_retention takes the history's too */
+DROP FUNCTION stage.set_retention(text, interval);
+DROP FUNCTION stage._do_set_retention(text, interval);
+
 /* Prometheus counters and the hourly volume (as 10_catalog.sql makes them) */
 CREATE TABLE stage.counter (
 	pipeline_id		integer NOT NULL REFERENCES stage.pipeline ON DELETE CASCADE,
@@ -79,6 +96,8 @@ CREATE TABLE stage.hourly (
 	closed_items	bigint NOT NULL DEFAULT 0,
 	closed_seconds	double precision NOT NULL DEFAULT 0,
 	shard			integer NOT NULL DEFAULT 0,
+	history_purged	bigint NOT NULL DEFAULT 0,
+	rows_purged		bigint NOT NULL DEFAULT 0,
 	PRIMARY KEY (pipeline_id, hour, shard)
 );
 REVOKE ALL ON stage.counter, stage.hourly FROM PUBLIC;

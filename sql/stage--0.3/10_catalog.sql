@@ -45,7 +45,13 @@ CREATE TABLE stage.pipeline (
 	target_columns	jsonb,
 	target_changed_at timestamptz,
 	/* the staging node the row belongs to (stage.node_name): keeps the rows of several nodes apart on a warehouse */
-	node			text NOT NULL DEFAULT stage.node_name()
+	node			text NOT NULL DEFAULT stage.node_name(),
+	/*
+	 * batches, their statistics, duplicates, lineage events and closed
+	 * quarantine items older than this leave by stage.purge() (42_retention.sql)
+	 */
+	history_retention interval NOT NULL DEFAULT '30 days'
+		CHECK (history_retention OPERATOR(pg_catalog.>=) '0'::interval)
 );
 COMMENT ON TABLE stage.pipeline IS 'one row per pipeline: target, landing table, policies and the open snapshot window';
 /*
@@ -147,6 +153,8 @@ CREATE TABLE stage.batch (
 CREATE INDEX ON stage.batch (pipeline_id, batch_id);
 /* the batches of the last hour, for stage.health */
 CREATE INDEX ON stage.batch (finished_at);
+/* a pipeline's oldest batches, for history retention (stage._purge_history) */
+CREATE INDEX ON stage.batch (pipeline_id, finished_at);
 /* the replica identity, with the node (see stage.pipeline) */
 CREATE UNIQUE INDEX batch_node_key ON stage.batch (batch_id, node);
 ALTER TABLE stage.batch REPLICA IDENTITY USING INDEX batch_node_key;
@@ -247,6 +255,8 @@ CREATE INDEX ON stage.quarantine_log (pipeline_id, key) WHERE status OPERATOR(pg
 CREATE INDEX ON stage.quarantine_log (pipeline_id, quarantined_at) WHERE status OPERATOR(pg_catalog.=) 'open';
 CREATE INDEX ON stage.quarantine_log (pipeline_id, successor_id)
 	WHERE status OPERATOR(pg_catalog.=) 'open' AND successor_id IS NOT NULL;
+/* a pipeline's items closed longest ago, for history retention (stage._purge_history) */
+CREATE INDEX ON stage.quarantine_log (pipeline_id, closed_at) WHERE status OPERATOR(pg_catalog.<>) 'open';
 
 /* one row per landing row resolved as a duplicate of an earlier key */
 CREATE TABLE stage.duplicate_log (
@@ -311,7 +321,9 @@ CREATE TABLE stage.counter (
  * Per pipeline and hour (and shard, as stage.counter): the rows batches
  * took and placed, the batches, the quarantine items closed and the time
  * the repaired ones waited: the volume baseline (the same hour on earlier
- * days), the DLQ's growth and the mean time to repair.
+ * days), the DLQ's growth and the mean time to repair; and the rows
+ * retention deleted that hour: history (stage._purge_history) and landing
+ * rows (stage.purge).
  */
 CREATE TABLE stage.hourly (
 	pipeline_id		integer NOT NULL REFERENCES stage.pipeline ON DELETE CASCADE,
@@ -326,6 +338,8 @@ CREATE TABLE stage.hourly (
 	closed_items	bigint NOT NULL DEFAULT 0,
 	closed_seconds	double precision NOT NULL DEFAULT 0,
 	shard			integer NOT NULL DEFAULT 0,
+	history_purged	bigint NOT NULL DEFAULT 0,
+	rows_purged		bigint NOT NULL DEFAULT 0,
 	PRIMARY KEY (pipeline_id, hour, shard)
 );
 

@@ -587,23 +587,24 @@ BEGIN
 		ON CONFLICT ON CONSTRAINT counter_pkey
 		DO UPDATE SET value = GREATEST(c.value, EXCLUDED.value);
 		n := n OPERATOR(pg_catalog.+) stage._purge_landing(p.pipeline_id);
-		/* closed quarantine items go after the same retention; open ones never expire */
-		DELETE FROM stage.quarantine_log q
-		 USING stage.pipeline x
-		 WHERE x.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id
-		   AND q.pipeline_id OPERATOR(pg_catalog.=) x.pipeline_id
-		   AND q.status OPERATOR(pg_catalog.<>) 'open'
-		   AND q.closed_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) x.retention);
+		/* batch history and closed quarantine items (a slice); open items never expire */
+		PERFORM stage._purge_history(p.pipeline_id);
 	END LOOP;
 	RETURN n;
 END
 $$;
 
-CREATE FUNCTION stage.set_retention(pipeline text, retention interval)
+/*
+ * The retention of a pipeline's landing rows (stage._purge_landing) and of
+ * its history (stage._purge_history); NULL leaves one as it is.
+ */
+CREATE FUNCTION stage.set_retention(pipeline text, retention interval DEFAULT NULL,
+									history_retention interval DEFAULT NULL)
 RETURNS void
 LANGUAGE c VOLATILE
 AS 'MODULE_PATHNAME', 'stage_api';
-CREATE FUNCTION stage._do_set_retention(pipeline text, retention interval)
+CREATE FUNCTION stage._do_set_retention(pipeline text, retention interval,
+										history_retention interval)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -611,12 +612,24 @@ AS $$
 DECLARE
 	p stage.pipeline := stage._pipeline(pipeline, true);
 BEGIN
-	IF retention IS NULL OR retention OPERATOR(pg_catalog.<) '0'::interval THEN
+	IF retention IS NULL AND history_retention IS NULL THEN
+		RAISE EXCEPTION 'retention or history_retention must be given'
+			USING ERRCODE = 'null_value_not_allowed',
+				  HINT = 'For example stage.set_retention(''orders'', ''7 days'') for landing rows, stage.set_retention(''orders'', history_retention => ''90 days'') for the history.';
+	END IF;
+	IF retention OPERATOR(pg_catalog.<) '0'::interval THEN
 		RAISE EXCEPTION 'retention must be a non-negative interval'
 			USING ERRCODE = 'invalid_parameter_value',
 				  HINT = 'For example stage.set_retention(''orders'', ''30 days'').';
 	END IF;
-	UPDATE stage.pipeline x SET retention = _do_set_retention.retention
+	IF history_retention OPERATOR(pg_catalog.<) '0'::interval THEN
+		RAISE EXCEPTION 'history_retention must be a non-negative interval'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'For example stage.set_retention(''orders'', history_retention => ''90 days'').';
+	END IF;
+	UPDATE stage.pipeline x
+	   SET retention = COALESCE(_do_set_retention.retention, x.retention),
+		   history_retention = COALESCE(_do_set_retention.history_retention, x.history_retention)
 	 WHERE x.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id;
 END
 $$;

@@ -31,7 +31,7 @@ SELECT p.name AS pipeline, p.target, p.landing, p.format, p.key, p.on_duplicate,
 	   (SELECT pg_catalog.count(*) FROM stage.mask m
 		 WHERE m.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id) AS masks,
 	   p.win_hi IS NOT NULL AS window_open,
-	   p.created_at, p.lanes, p.target_changed_at
+	   p.created_at, p.lanes, p.target_changed_at, p.history_retention
   FROM stage.pipeline p
  WHERE stage._may_see(p.owner);
 

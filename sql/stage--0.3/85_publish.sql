@@ -533,7 +533,7 @@ BEGIN
 		RAISE EXCEPTION 'quarantine items of pipeline "%" were stored before its present masks', p.name
 			USING ERRCODE = 'object_not_in_prerequisite_state',
 				  DETAIL = pg_catalog.format('Their stored rows (%s) show column %I as it was masked then (or not at all); the warehouse would copy them so.', p.items, p.col),
-				  HINT = 'Replay, repair or dismiss them; stage.purge() removes closed items older than the pipeline''s retention (stage.set_retention).';
+				  HINT = 'Replay, repair or dismiss them; stage.purge() removes closed items older than the pipeline''s history retention (stage.set_retention).';
 	END LOOP;
 	IF stage._own_publication('stage_history') THEN
 		EXECUTE 'ALTER PUBLICATION stage_history SET TABLE ' OPERATOR(pg_catalog.||) tables;

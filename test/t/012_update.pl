@@ -312,7 +312,7 @@ like($err3, qr/quarantine items of pipeline "p" were stored before its present m
 	'the history is not published while an item stored before the email mask exists');
 $node->safe_psql('data', q{
 	SELECT stage.dismiss('p', ARRAY[1]::bigint[], 'stored unmasked');
-	SELECT stage.set_retention('p', '0');
+	SELECT stage.set_retention('p', '0', '0');
 	SELECT stage.purge();
 });
 is($node->safe_psql('data', q{SELECT stage.publish_history()}), 'stage_history',
