@@ -267,6 +267,15 @@ BEGIN
 		END;
 	END IF;
 	PERFORM pg_catalog.set_config('lock_timeout', saved, true);
+	/* counted: stage_landing_purged_rows_total, stage.hourly.rows_purged */
+	IF n OPERATOR(pg_catalog.>) 0 THEN
+		PERFORM stage._count(p.pipeline_id, pg_catalog.jsonb_build_array(
+			pg_catalog.jsonb_build_array('stage_landing_purged_rows_total', '{}'::jsonb, n)), stage._shard(NULL));
+		INSERT INTO stage.hourly AS h (pipeline_id, hour, rows_purged, shard)
+		VALUES (p.pipeline_id, pg_catalog.date_trunc('hour', pg_catalog.now()), n, stage._shard(NULL))
+		ON CONFLICT ON CONSTRAINT hourly_pkey
+		DO UPDATE SET rows_purged = h.rows_purged OPERATOR(pg_catalog.+) EXCLUDED.rows_purged;
+	END IF;
 	RETURN n;
 END
 $$;

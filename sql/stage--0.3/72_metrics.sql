@@ -30,6 +30,7 @@
  *                                        target, of done batches
  *   stage_batch_duration_seconds         histogram: every finished batch
  *   stage_history_purged_total{table}    history rows retention deleted
+ *   stage_landing_purged_rows_total      landing rows retention dropped (partitions)
  *                                        (42_retention.sql)
  * and gauges kept the same way: stage_dlq_items{status} (items kept, by
  * status), stage_last_batch_timestamp_seconds.
@@ -582,7 +583,8 @@ BEGIN
 		(24, 'stage_rows_baseline_hour', 'gauge', 'Mean rows of the same hour on up to seven earlier days.'),
 		(25, 'stage_volume_anomaly_score', 'gauge', 'How far the last hour''s rows are from the baseline, in standard deviations (see docs/observability.md).'),
 		(26, 'stage_workers', 'gauge', 'Running stage background workers of the cluster.'),
-		(27, 'stage_history_purged_total', 'counter', 'History rows deleted by retention (stage.purge), by table.')
+		(27, 'stage_history_purged_total', 'counter', 'History rows deleted by retention (stage.purge), by table.'),
+		(28, 'stage_landing_purged_rows_total', 'counter', 'Landing rows dropped by retention with their partitions (stage.purge; estimated per partition).')
 	), g AS (
 		SELECT * FROM stage.metric_gauges()
 	), samples(n, pipeline, ord, line) AS (
