@@ -51,7 +51,7 @@ VOL_MAX=$prev
 OUT="test/bench/out/volume-$(date -u +%Y%m%dT%H%M%SZ).txt"
 CSV="${OUT%.txt}.csv"
 exec > >(tee "$OUT") 2>&1
-echo "bench: volume, marks$(printf ' %s' $VOL_MARKS) (timed chunk $VOL_CHUNK rows), purge of $VOL_PURGE rows, batch size ${BENCH_BATCH:-default}"
+echo "bench: volume, marks ${VOL_MARKS# } (timed chunk $VOL_CHUNK rows), purge of $VOL_PURGE rows, batch size ${BENCH_BATCH:-default}"
 echo "bench: output in $OUT and $CSV"
 echo "date:   $(date -u '+%Y-%m-%d %H:%M UTC'), load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "stage:  $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet HEAD -- src include sql 2>/dev/null || echo ' (with uncommitted changes)')"
