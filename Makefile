@@ -53,7 +53,7 @@ stage--0.2--0.3.sql: $(srcdir)/sql/stage--0.2--0.3/00_prologue.sql $(UPDATE_PIEC
 	      -e 's/^CREATE TRIGGER /CREATE OR REPLACE TRIGGER /'; \
 	  cat $(srcdir)/sql/stage--0.2--0.3/99_epilogue.sql; } > $@
 
-.PHONY: deps demo test doccheck bench latency fuzz valgrind
+.PHONY: deps demo test doccheck bench latency soak fuzz valgrind
 deps:
 	scripts/deps.sh
 
@@ -73,6 +73,11 @@ bench:
 
 latency:
 	scripts/latency.sh
+
+# 30 minutes at 5,000 rows/s with the worker on (not part of make test);
+# SOAK_MINUTES=3 SOAK_RETENTION='30 seconds' for a quick run
+soak:
+	scripts/soak.sh
 
 # libFuzzer harnesses of the pure C parts: FUZZ_SECONDS each (make test runs 15)
 FUZZ_SECONDS ?= 60

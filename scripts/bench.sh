@@ -47,6 +47,13 @@
 #                  against half of them into each of two nodes until the
 #                  warehouse has every clean row, then the lag from a
 #                  landing commit on a node to the row on the warehouse
+#                  volume: test/bench/volume_run.sh, run_batch time per 1M
+#                  rows with 1M, 10M and 50M rows already finished in the
+#                  landing table, sizes at each mark, then stage.purge of
+#                  10M rows older than the retention against a plain DELETE
+#   BENCH_VOLUME_MAX volume: finished rows at the end (default 50000000);
+#                  BENCH_VOLUME_MARKS, BENCH_VOLUME_CHUNK,
+#                  BENCH_VOLUME_PURGE: see test/bench/volume_run.sh
 #   BENCH_LAG_SECONDS scaleout: how long the lag part's producers run
 #                  (default 60)
 #   BENCH_LAG_RATE scaleout: rows a second landed into each node in the lag
@@ -143,6 +150,10 @@ timed_drains() {
 	awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f\n", b - a }'
 }
 
+if [ "$BENCH_SCENARIO" = volume ]; then
+	# shellcheck source=test/bench/volume_run.sh
+	. test/bench/volume_run.sh
+fi
 if [ "$BENCH_SCENARIO" = parallel ]; then
 	echo "bench: parallel movers, $BENCH_ROWS rows a pipeline, output in $OUT"
 	psql_bench -v rows="$BENCH_ROWS" -v repeat="$BENCH_REPEAT" -f test/bench/parallel_setup.sql
