@@ -460,10 +460,10 @@ sub accounts
 			 WHERE b.pipeline_id = p.pipeline_id AND b.status = 'done' AND b.kind = 'batch'),
 		   (SELECT count(*) FROM (SELECT landing_id FROM placed GROUP BY landing_id
 								  HAVING count(*) > 1) x),
-		   (SELECT count(*) FROM placed
-			 WHERE landing_id IS NULL
-				OR NOT EXISTS (SELECT 1 FROM stage_landing.$pipeline l
-								WHERE l._stage_id = placed.landing_id))});
+		   (SELECT count(*) FROM placed WHERE landing_id IS NULL)
+		   + (SELECT count(*) FROM placed
+			   WHERE landing_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM stage_landing.$pipeline l
+								  WHERE l._stage_id = placed.landing_id))});
 	my %acc;
 	@acc{@names} = @values;
 	return \%acc;
