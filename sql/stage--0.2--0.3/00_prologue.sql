@@ -42,6 +42,15 @@ BEGIN
 END
 $$;
 
+/* backpressure (as 10_catalog.sql makes the columns; stage.set_backpressure) */
+ALTER TABLE stage.pipeline
+	ADD COLUMN max_backlog bigint CHECK (max_backlog OPERATOR(pg_catalog.>) 0),
+	ADD COLUMN max_backlog_age interval CHECK (max_backlog_age OPERATOR(pg_catalog.>) '0'::interval),
+	ADD COLUMN on_backlog text NOT NULL DEFAULT 'reject'
+		CHECK (on_backlog OPERATOR(pg_catalog.=) ANY (ARRAY['reject', 'wait'])),
+	ADD COLUMN backlog_wait interval NOT NULL DEFAULT '10 seconds'
+		CHECK (backlog_wait OPERATOR(pg_catalog.>=) '0'::interval);
+
 /* the replica identities with the node of the tables whose rows are updated */
 CREATE UNIQUE INDEX pipeline_node_key ON stage.pipeline (pipeline_id, node);
 ALTER TABLE stage.pipeline REPLICA IDENTITY USING INDEX pipeline_node_key;

@@ -45,7 +45,14 @@ CREATE TABLE stage.pipeline (
 	target_columns	jsonb,
 	target_changed_at timestamptz,
 	/* the staging node the row belongs to (stage.node_name): keeps the rows of several nodes apart on a warehouse */
-	node			text NOT NULL DEFAULT stage.node_name()
+	node			text NOT NULL DEFAULT stage.node_name(),
+	/* backpressure (stage.set_backpressure): producers refused or held above these (NULL: no limit) */
+	max_backlog		bigint CHECK (max_backlog OPERATOR(pg_catalog.>) 0),
+	max_backlog_age	interval CHECK (max_backlog_age OPERATOR(pg_catalog.>) '0'::interval),
+	on_backlog		text NOT NULL DEFAULT 'reject'
+		CHECK (on_backlog OPERATOR(pg_catalog.=) ANY (ARRAY['reject', 'wait'])),
+	backlog_wait	interval NOT NULL DEFAULT '10 seconds'
+		CHECK (backlog_wait OPERATOR(pg_catalog.>=) '0'::interval)
 );
 COMMENT ON TABLE stage.pipeline IS 'one row per pipeline: target, landing table, policies and the open snapshot window';
 /*

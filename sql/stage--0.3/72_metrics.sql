@@ -29,6 +29,12 @@
  *   stage_handoff_latency_seconds        histogram: every row, landing to
  *                                        target, of done batches
  *   stage_batch_duration_seconds         histogram: every finished batch
+ *   stage_backpressure_rejections_total, _waits_total, _wait_seconds_total
+ *                                        producer statements refused or held
+ *                                        by backpressure: in shared memory,
+ *                                        not stage.counter (a refused
+ *                                        statement's transaction aborts), so
+ *                                        from zero when the server starts
  * and gauges kept the same way: stage_dlq_items{status} (items kept, by
  * status), stage_last_batch_timestamp_seconds.
  */
@@ -320,7 +326,18 @@ SELECT p.name AS pipeline, c.metric, c.labels, pg_catalog.sum(c.value) AS value
   FROM stage.counter c JOIN stage.pipeline p USING (pipeline_id)
  WHERE (c.metric OPERATOR(pg_catalog.~~) '%\_total' OR c.metric OPERATOR(pg_catalog.=) 'stage_dlq_items')
    AND stage._may_see(p.owner)
- GROUP BY p.name, c.metric, c.labels;
+ GROUP BY p.name, c.metric, c.labels
+UNION ALL
+/* backpressure, counted in shared memory since the server started: pipelines with a limit, or counts */
+SELECT p.name, m.metric, '{}'::jsonb, m.value
+  FROM stage.pipeline p
+  LEFT JOIN stage._backpressure_counts() b USING (pipeline_id)
+ CROSS JOIN LATERAL (VALUES
+	('stage_backpressure_rejections_total', COALESCE(b.rejections, 0)::double precision),
+	('stage_backpressure_waits_total', COALESCE(b.waits, 0)::double precision),
+	('stage_backpressure_wait_seconds_total', COALESCE(b.wait_seconds, 0))) AS m(metric, value)
+ WHERE (p.max_backlog IS NOT NULL OR p.max_backlog_age IS NOT NULL OR b.pipeline_id IS NOT NULL)
+   AND stage._may_see(p.owner);
 
 /*
  * The histograms, one row per pipeline, in the shape Prometheus (and
@@ -579,7 +596,10 @@ BEGIN
 		(23, 'stage_rows_last_hour', 'gauge', 'Rows taken by batches in the last complete hour.'),
 		(24, 'stage_rows_baseline_hour', 'gauge', 'Mean rows of the same hour on up to seven earlier days.'),
 		(25, 'stage_volume_anomaly_score', 'gauge', 'How far the last hour''s rows are from the baseline, in standard deviations (see docs/observability.md).'),
-		(26, 'stage_workers', 'gauge', 'Running stage background workers of the cluster.')
+		(26, 'stage_workers', 'gauge', 'Running stage background workers of the cluster.'),
+		(27, 'stage_backpressure_rejections_total', 'counter', 'Producer statements refused because the backlog was over the pipeline''s limit (since the server started).'),
+		(28, 'stage_backpressure_waits_total', 'counter', 'Producer statements held by on_backlog wait, whether they then passed or were refused (since the server started).'),
+		(29, 'stage_backpressure_wait_seconds_total', 'counter', 'Time producer statements were held by on_backlog wait (since the server started).')
 	), g AS (
 		SELECT * FROM stage.metric_gauges()
 	), samples(n, pipeline, ord, line) AS (
