@@ -23,7 +23,7 @@ PG_CFLAGS   = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-ini
 SHLIB_LINK  = $(PCRE2_LIBS) -lcrypto
 
 # pg_regress suites: one topic per file, see sql/ and expected/.
-REGRESS      = pipelines rules masks mover quarantine lineage api_errors security health rule_kinds severity contracts drift regex replay_purge masking pii masking_contract masking_roles nested openlineage transform_methods transforms rule_messages alter lifecycle evolution contract_diff target_drop lineage_role publish retention
+REGRESS      = pipelines rules masks mover quarantine lineage api_errors security health rule_kinds severity contracts drift regex replay_purge masking pii masking_contract masking_roles nested openlineage transform_methods transforms rule_messages alter lifecycle evolution contract_diff target_drop lineage_role publish retention backpressure
 REGRESS_OPTS = --temp-config=$(srcdir)/test/stage.conf --load-extension=stage
 
 # The top-level targets below work before PostgreSQL's server headers are

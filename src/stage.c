@@ -21,6 +21,7 @@
 
 #include "miscadmin.h"
 
+#include "backpressure.h"
 #include "node.h"
 #include "regex.h"
 #include "stage.h"
@@ -217,4 +218,8 @@ _PG_init(void)
 	/* the worker needs shared memory: only when preloaded */
 	if (process_shared_preload_libraries_in_progress)
 		worker_init();
+
+	/* the backpressure counters too; without them limits hold uncounted */
+	if (process_shared_preload_libraries_in_progress)
+		backpressure_init();
 }

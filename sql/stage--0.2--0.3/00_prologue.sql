@@ -42,6 +42,23 @@ BEGIN
 END
 $$;
 
+/*
+ * Backpressure (as 10_catalog.sql makes the columns; stage.set_backpressure).
+ * The defaults are set after the rows are filled, so that no stored
+ * missing value tells an updated table from a fresh one.
+ */
+ALTER TABLE stage.pipeline
+	ADD COLUMN max_backlog bigint CHECK (max_backlog OPERATOR(pg_catalog.>) 0),
+	ADD COLUMN max_backlog_age interval CHECK (max_backlog_age OPERATOR(pg_catalog.>) '0'::interval),
+	ADD COLUMN on_backlog text
+		CHECK (on_backlog OPERATOR(pg_catalog.=) ANY (ARRAY['reject', 'wait'])),
+	ADD COLUMN backlog_wait interval
+		CHECK (backlog_wait OPERATOR(pg_catalog.>=) '0'::interval);
+UPDATE stage.pipeline SET on_backlog = 'reject', backlog_wait = '10 seconds';
+ALTER TABLE stage.pipeline
+	ALTER COLUMN on_backlog SET DEFAULT 'reject', ALTER COLUMN on_backlog SET NOT NULL,
+	ALTER COLUMN backlog_wait SET DEFAULT '10 seconds', ALTER COLUMN backlog_wait SET NOT NULL;
+
 /* the replica identities with the node of the tables whose rows are updated */
 CREATE UNIQUE INDEX pipeline_node_key ON stage.pipeline (pipeline_id, node);
 ALTER TABLE stage.pipeline REPLICA IDENTITY USING INDEX pipeline_node_key;

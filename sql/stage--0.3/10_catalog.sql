@@ -51,7 +51,14 @@ CREATE TABLE stage.pipeline (
 	 * quarantine items older than this leave by stage.purge() (42_retention.sql)
 	 */
 	history_retention interval NOT NULL DEFAULT '30 days'
-		CHECK (history_retention OPERATOR(pg_catalog.>=) '0'::interval)
+		CHECK (history_retention OPERATOR(pg_catalog.>=) '0'::interval),
+	/* backpressure (stage.set_backpressure): producers refused or held above these (NULL: no limit) */
+	max_backlog		bigint CHECK (max_backlog OPERATOR(pg_catalog.>) 0),
+	max_backlog_age	interval CHECK (max_backlog_age OPERATOR(pg_catalog.>) '0'::interval),
+	on_backlog		text NOT NULL DEFAULT 'reject'
+		CHECK (on_backlog OPERATOR(pg_catalog.=) ANY (ARRAY['reject', 'wait'])),
+	backlog_wait	interval NOT NULL DEFAULT '10 seconds'
+		CHECK (backlog_wait OPERATOR(pg_catalog.>=) '0'::interval)
 );
 COMMENT ON TABLE stage.pipeline IS 'one row per pipeline: target, landing table, policies and the open snapshot window';
 /*

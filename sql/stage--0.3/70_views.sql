@@ -31,7 +31,8 @@ SELECT p.name AS pipeline, p.target, p.landing, p.format, p.key, p.on_duplicate,
 	   (SELECT pg_catalog.count(*) FROM stage.mask m
 		 WHERE m.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id) AS masks,
 	   p.win_hi IS NOT NULL AS window_open,
-	   p.created_at, p.lanes, p.target_changed_at, p.history_retention
+	   p.created_at, p.lanes, p.target_changed_at, p.history_retention,
+	   p.max_backlog, p.max_backlog_age, p.on_backlog, p.backlog_wait
   FROM stage.pipeline p
  WHERE stage._may_see(p.owner);
 
@@ -291,8 +292,11 @@ SELECT p.name AS pipeline, p.enabled, p.paused_reason,
 	   COALESCE(d.replayed, 0) AS dlq_replayed,
 	   COALESCE(d.superseded, 0) AS dlq_superseded,
 	   COALESCE(d.dismissed, 0) AS dlq_dismissed,
-	   (pr.p95 OPERATOR(pg_catalog.*) 1000000)::double precision AS microseconds_per_row_p95
+	   (pr.p95 OPERATOR(pg_catalog.*) 1000000)::double precision AS microseconds_per_row_p95,
+	   /* producer statements refused by backpressure since the server started */
+	   COALESCE(bp.rejections, 0) AS backpressure_rejections
   FROM stage.pipeline p
+  LEFT JOIN stage._backpressure_counts() bp USING (pipeline_id)
   LEFT JOIN per_pipeline pp USING (pipeline_id)
   LEFT JOIN latency l USING (pipeline_id)
   LEFT JOIN per_row pr USING (pipeline_id)

@@ -32,6 +32,12 @@
  *   stage_history_purged_total{table}    history rows retention deleted
  *   stage_landing_purged_rows_total      landing rows retention dropped (partitions)
  *                                        (42_retention.sql)
+ *   stage_backpressure_rejections_total, _waits_total, _wait_seconds_total
+ *                                        producer statements refused or held
+ *                                        by backpressure: in shared memory,
+ *                                        not stage.counter (a refused
+ *                                        statement's transaction aborts), so
+ *                                        from zero when the server starts
  * and gauges kept the same way: stage_dlq_items{status} (items kept, by
  * status), stage_last_batch_timestamp_seconds.
  */
@@ -323,7 +329,18 @@ SELECT p.name AS pipeline, c.metric, c.labels, pg_catalog.sum(c.value) AS value
   FROM stage.counter c JOIN stage.pipeline p USING (pipeline_id)
  WHERE (c.metric OPERATOR(pg_catalog.~~) '%\_total' OR c.metric OPERATOR(pg_catalog.=) 'stage_dlq_items')
    AND stage._may_see(p.owner)
- GROUP BY p.name, c.metric, c.labels;
+ GROUP BY p.name, c.metric, c.labels
+UNION ALL
+/* backpressure, counted in shared memory since the server started: pipelines with a limit, or counts */
+SELECT p.name, m.metric, '{}'::jsonb, m.value
+  FROM stage.pipeline p
+  LEFT JOIN stage._backpressure_counts() b USING (pipeline_id)
+ CROSS JOIN LATERAL (VALUES
+	('stage_backpressure_rejections_total', COALESCE(b.rejections, 0)::double precision),
+	('stage_backpressure_waits_total', COALESCE(b.waits, 0)::double precision),
+	('stage_backpressure_wait_seconds_total', COALESCE(b.wait_seconds, 0))) AS m(metric, value)
+ WHERE (p.max_backlog IS NOT NULL OR p.max_backlog_age IS NOT NULL OR b.pipeline_id IS NOT NULL)
+   AND stage._may_see(p.owner);
 
 /*
  * The histograms, one row per pipeline, in the shape Prometheus (and
@@ -584,7 +601,10 @@ BEGIN
 		(25, 'stage_volume_anomaly_score', 'gauge', 'How far the last hour''s rows are from the baseline, in standard deviations (see docs/observability.md).'),
 		(26, 'stage_workers', 'gauge', 'Running stage background workers of the cluster.'),
 		(27, 'stage_history_purged_total', 'counter', 'History rows deleted by retention (stage.purge), by table.'),
-		(28, 'stage_landing_purged_rows_total', 'counter', 'Landing rows dropped by retention with their partitions (stage.purge; estimated per partition).')
+		(28, 'stage_landing_purged_rows_total', 'counter', 'Landing rows dropped by retention with their partitions (stage.purge; estimated per partition).'),
+		(29, 'stage_backpressure_rejections_total', 'counter', 'Producer statements refused because the backlog was over the pipeline''s limit (since the server started).'),
+		(30, 'stage_backpressure_waits_total', 'counter', 'Producer statements held by on_backlog wait, whether they then passed or were refused (since the server started).'),
+		(31, 'stage_backpressure_wait_seconds_total', 'counter', 'Time producer statements were held by on_backlog wait (since the server started).')
 	), g AS (
 		SELECT * FROM stage.metric_gauges()
 	), samples(n, pipeline, ord, line) AS (

@@ -43,5 +43,15 @@ is($node->safe_psql('postgres', q{SELECT count(*) FROM pg_settings WHERE name = 
 is($node->safe_psql('postgres', q{LOAD 'stage'; SHOW stage.batch_size}), '10000',
 	'the other stage settings are defined once the library is loaded');
 
+# backpressure holds without the shared counters: refused, counted nowhere
+$node->safe_psql('postgres', q{SELECT stage.set_backpressure('p', max_backlog => 1)});
+$node->safe_psql('postgres', q{INSERT INTO stage_landing.p (id, amount) VALUES ('4', '1'), ('5', '1')});
+($ret, $out, $err) = $node->psql('postgres',
+	q{INSERT INTO stage_landing.p (id, amount) VALUES ('6', '1')}, extra_params => ['-v', 'VERBOSITY=verbose']);
+isnt($ret, 0, 'backpressure refuses an insert without preloading');
+like($err, qr/53400: pipeline "p" is 2 rows behind/, 'with its SQLSTATE and message');
+is($node->safe_psql('postgres', q{SELECT backpressure_rejections FROM stage.health WHERE pipeline = 'p'}),
+	'0', 'and counts nothing: there is no shared memory');
+
 $node->stop;
 done_testing();
