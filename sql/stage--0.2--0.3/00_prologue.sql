@@ -108,6 +108,10 @@ ALTER TABLE stage.lineage_event ENABLE ROW LEVEL SECURITY;
 DROP FUNCTION stage.openlineage_events(bigint, integer);
 DROP FUNCTION stage._do_openlineage_events(bigint, integer);
 
+/* the open items newest first, for stage.quarantine (as 10_catalog.sql makes it) */
+CREATE INDEX quarantine_log_open_newest ON stage.quarantine_log (quarantined_at DESC, landing_id, pipeline_id)
+	WHERE status OPERATOR(pg_catalog.=) 'open';
+
 /* the event triggers are made again by the pieces (no CREATE OR REPLACE for them) */
 DROP EVENT TRIGGER stage_sql_drop;
 DROP EVENT TRIGGER stage_follow_target;
