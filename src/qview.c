@@ -1,10 +1,13 @@
 /*-------------------------------------------------------------------------
  *
  * qview.c
- *	  Quarantine as people may see it: stage._quarantine(pipeline_id), the
- *	  rows behind the views stage.quarantine and stage.dlq_summary, masked
- *	  with the columns' current masks, and stage.quarantine_raw(pipeline),
- *	  the rows as they landed, for the pipeline's owner only.
+ *	  Quarantine as people may see it: the masked columns of the views
+ *	  stage.quarantine and stage.quarantine_all, one row at a time
+ *	  (stage._quarantine_row_data, stage._quarantine_reasons), and
+ *	  stage._quarantine(pipeline_id), every item of a pipeline at once (what
+ *	  the views read before; kept for callers and the benchmark), all masked
+ *	  with the columns' current masks; stage.quarantine_raw(pipeline), the
+ *	  rows as they landed, for the pipeline's owner only.
  *
  * Who sees what.  stage.quarantine_log keeps each quarantined row twice:
  * row_data and reasons, masked when the row was written, and raw_data

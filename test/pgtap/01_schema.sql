@@ -249,6 +249,7 @@ SELECT is_empty(
 	   WHERE p.pronamespace = 'stage'::regnamespace AND p.proname LIKE '\_%'
 		 AND pg_catalog.has_function_privilege('public', p.oid, 'EXECUTE')
 		 AND p.proname NOT IN ('_may_see', '_owns', '_withheld', '_quarantine',
+							   '_quarantine_row_data', '_quarantine_reasons',
 							   '_quarantine_count', '_workers',
 							   '_latency_bounds', '_label', '_quantile')$$,
 	'PUBLIC cannot execute any internal function but those the views call');
