@@ -140,6 +140,9 @@ SELECT pg_temp.plan($$SELECT * FROM stage.quarantine WHERE pipeline = 'qu_orders
 					  ORDER BY quarantined_at DESC LIMIT 10$$) ~ 'quarantine_log_open_newest' AS newest_by_index,
 	   pg_temp.plan($$SELECT * FROM stage.quarantine WHERE pipeline = 'qu_orders'
 					  ORDER BY quarantined_at DESC LIMIT 10$$) !~ 'Sort' AS newest_unsorted;
+-- and stage.batches gives its newest batches from the batch key, unsorted
+SELECT pg_temp.plan($$SELECT * FROM stage.batches WHERE pipeline = 'qu_orders'
+					  ORDER BY batch_id DESC LIMIT 10$$) !~ 'Sort' AS newest_batches_unsorted;
 RESET enable_seqscan;
 RESET enable_sort;
 

@@ -35,6 +35,12 @@ SELECT p.name AS pipeline, p.target, p.landing, p.format, p.key, p.on_duplicate,
   FROM stage.pipeline p
  WHERE stage._may_see(p.owner);
 
+/*
+ * stage.batches lists the newest batches first: read in that order from
+ * the batch key, "the last 100 batches" reads 100 rows, not the history
+ * (the view is a security barrier, so the caller's ORDER BY and LIMIT
+ * cannot reach inside it; its own order can).
+ */
 CREATE VIEW stage.batches WITH (security_barrier) AS
 SELECT b.batch_id, p.name AS pipeline, b.kind, b.contract_version, b.status,
 	   b.rows_in, b.rows_clean, b.rows_quarantined, b.rows_duplicate, b.rows_warned,
@@ -48,7 +54,8 @@ SELECT b.batch_id, p.name AS pipeline, b.kind, b.contract_version, b.status,
 	   b.sqlstate, b.backend_pid, b.run_by,
 	   b.win_lo, b.win_hi, b.from_id, b.to_id, b.lane
   FROM stage.batch b JOIN stage.pipeline p USING (pipeline_id)
- WHERE stage._may_see(p.owner);
+ WHERE stage._may_see(p.owner)
+ ORDER BY b.batch_id DESC;
 
 CREATE VIEW stage.rule_stats WITH (security_barrier) AS
 SELECT p.name AS pipeline, s.batch_id, s.rule_name, s.column_name, s.kind, s.severity,
