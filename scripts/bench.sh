@@ -54,6 +54,12 @@
 #   BENCH_VOLUME_MAX volume: finished rows at the end (default 50000000);
 #                  BENCH_VOLUME_MARKS, BENCH_VOLUME_CHUNK,
 #                  BENCH_VOLUME_PURGE: see test/bench/volume_run.sh
+#                  views: scrape_setup.sql's history, then
+#                  test/bench/views_time.sql: the typical reads of
+#                  stage.quarantine (newest 100, one landing_id, count, by
+#                  rule), dlq_summary, stage.batches and stage.health as a
+#                  stage_analyst member, against the same reads of the raw
+#                  tables and the quarantine view as it was before
 #   BENCH_LAG_SECONDS scaleout: how long the lag part's producers run
 #                  (default 60)
 #   BENCH_LAG_RATE scaleout: rows a second landed into each node in the lag
@@ -169,6 +175,12 @@ if [ "$BENCH_SCENARIO" = parallel ]; then
 		psql_bench -c "INSERT INTO fb.timing VALUES ($r, 'pair', $t)"
 	done
 	psql_bench -f test/bench/parallel_report.sql 2>&1 | tee "$OUT"
+elif [ "$BENCH_SCENARIO" = views ]; then
+	echo "bench: catalog views with ${BENCH_SCRAPE_BATCHES:-100000} batches and ${BENCH_SCRAPE_ITEMS:-1000000} quarantine items, output in $OUT"
+	psql_bench -q -v batches="${BENCH_SCRAPE_BATCHES:-100000}" -v items="${BENCH_SCRAPE_ITEMS:-1000000}" \
+		-f test/bench/scrape_setup.sql 2>&1 | tee "$OUT"
+	psql_bench -q -f test/bench/views_time.sql 2>&1 | tee -a "$OUT"
+	exit 0
 elif [ "$BENCH_SCENARIO" = scrape ]; then
 	echo "bench: scrape with ${BENCH_SCRAPE_BATCHES:-100000} batches and ${BENCH_SCRAPE_ITEMS:-1000000} quarantine items, output in $OUT"
 	psql_bench -q -v batches="${BENCH_SCRAPE_BATCHES:-100000}" -v items="${BENCH_SCRAPE_ITEMS:-1000000}" \

@@ -117,6 +117,35 @@ SELECT b.rows_quarantined,
 SELECT count(*) AS landing_rows FROM stage_landing.qu_orders;
 SELECT id FROM qu_orders ORDER BY id;
 
+-- the quarantine views are plain views over the log: a lookup by pipeline
+-- and landing_id reaches the key's index, and the newest open items are
+-- read in order from an index, never sorted from the whole quarantine (with
+-- sequential scans and sorts made dear, a view that lost either would show)
+CREATE FUNCTION pg_temp.plan(q text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+	l text;
+	r text := '';
+BEGIN
+	FOR l IN EXECUTE 'EXPLAIN (COSTS OFF) ' || q LOOP
+		r := r || l || E'\n';
+	END LOOP;
+	RETURN r;
+END
+$$;
+SET enable_seqscan = off;
+SELECT pg_temp.plan($$SELECT * FROM stage.quarantine WHERE pipeline = 'qu_orders' AND landing_id = 2$$)
+	   ~ 'Index Cond: [^\n]*landing_id = 2' AS lookup_by_index;
+SET enable_sort = off;
+SELECT pg_temp.plan($$SELECT * FROM stage.quarantine WHERE pipeline = 'qu_orders'
+					  ORDER BY quarantined_at DESC LIMIT 10$$) ~ 'quarantine_log_open_newest' AS newest_by_index,
+	   pg_temp.plan($$SELECT * FROM stage.quarantine WHERE pipeline = 'qu_orders'
+					  ORDER BY quarantined_at DESC LIMIT 10$$) !~ 'Sort' AS newest_unsorted;
+-- and stage.batches gives its newest batches from the batch key, unsorted
+SELECT pg_temp.plan($$SELECT * FROM stage.batches WHERE pipeline = 'qu_orders'
+					  ORDER BY batch_id DESC LIMIT 10$$) !~ 'Sort' AS newest_batches_unsorted;
+RESET enable_seqscan;
+RESET enable_sort;
+
 -- drop_pipeline refuses while quarantine items are open (55000, with the
 -- count); forced, it removes the pipeline's quarantine and batches
 SELECT stage.drop_pipeline('qu_orders');

@@ -1,10 +1,13 @@
 /*-------------------------------------------------------------------------
  *
  * qview.c
- *	  Quarantine as people may see it: stage._quarantine(pipeline_id), the
- *	  rows behind the views stage.quarantine and stage.dlq_summary, masked
- *	  with the columns' current masks, and stage.quarantine_raw(pipeline),
- *	  the rows as they landed, for the pipeline's owner only.
+ *	  Quarantine as people may see it: the masked columns of the views
+ *	  stage.quarantine and stage.quarantine_all, one row at a time
+ *	  (stage._quarantine_row_data, stage._quarantine_reasons), and
+ *	  stage._quarantine(pipeline_id), every item of a pipeline at once (what
+ *	  the views read before; kept for callers and the benchmark), all masked
+ *	  with the columns' current masks; stage.quarantine_raw(pipeline), the
+ *	  rows as they landed, for the pipeline's owner only.
  *
  * Who sees what.  stage.quarantine_log keeps each quarantined row twice:
  * row_data and reasons, masked when the row was written, and raw_data
@@ -543,10 +546,11 @@ qv_version(QvVersion *versions, int n, int version)
 
 /*
  * Tokenize masks read the vault once per chunk: look up the raw values of
- * the stale rows of this chunk for every usable tokenize mask of set.
+ * raws[0..nrows) (NULL: a row that needs none) for every usable tokenize
+ * mask of set.
  */
 static void
-qv_prepare_tokens(QvMaskSet *set, SPITupleTable *tt, uint64 nrows, int rawcol)
+qv_prepare_tokens(QvMaskSet *set, Jsonb **raws, uint64 nrows)
 {
 	int			k;
 
@@ -562,19 +566,34 @@ qv_prepare_tokens(QvMaskSet *set, SPITupleTable *tt, uint64 nrows, int rawcol)
 		vals = palloc(sizeof(char *) * Max(nrows, 1));
 		for (j = 0; j < nrows; j++)
 		{
-			bool		isnull;
-			Datum		d = SPI_getbinval(tt->vals[j], tt->tupdesc, rawcol, &isnull);
 			JsonbValue	v;
 
-			if (isnull)
+			if (raws[j] == NULL)
 				continue;
-			if (getKeyJsonValueFromContainer(&DatumGetJsonbP(d)->root, q->column,
+			if (getKeyJsonValueFromContainer(&raws[j]->root, q->column,
 											 strlen(q->column), &v) != NULL &&
 				v.type == jbvString)
 				vals[nv++] = pnstrdup(v.val.string.val, v.val.string.len);
 		}
 		mask_resolve_tokens(q->mask, vals, nv, false);
 	}
+}
+
+/* the raw_data column of a chunk's rows, for qv_prepare_tokens */
+static Jsonb **
+qv_chunk_raws(SPITupleTable *tt, uint64 nrows, int rawcol)
+{
+	Jsonb	  **raws = palloc0(sizeof(Jsonb *) * Max(nrows, 1));
+	uint64		j;
+
+	for (j = 0; j < nrows; j++)
+	{
+		bool		isnull;
+		Datum		d = SPI_getbinval(tt->vals[j], tt->tupdesc, rawcol, &isnull);
+
+		raws[j] = isnull ? NULL : DatumGetJsonbP(d);
+	}
+	return raws;
 }
 
 /*
@@ -653,6 +672,7 @@ stage_quarantine_rows(PG_FUNCTION_ARGS)
 			for (;;)
 			{
 				SPITupleTable *tt;
+				Jsonb	  **raws;
 				uint64		j;
 
 				SPI_cursor_fetch(portal, true, QV_CHUNK);
@@ -662,10 +682,11 @@ stage_quarantine_rows(PG_FUNCTION_ARGS)
 				MemoryContextReset(rowcxt);
 				old = MemoryContextSwitchTo(rowcxt);
 				/* the vault, once per chunk and mask */
-				qv_prepare_tokens(cur, tt, SPI_processed, QV_RAW_COL);
+				raws = qv_chunk_raws(tt, SPI_processed, QV_RAW_COL);
+				qv_prepare_tokens(cur, raws, SPI_processed);
 				for (i = 0; i < nstale; i++)
 					if (stale[i].set != NULL)
-						qv_prepare_tokens(stale[i].set, tt, SPI_processed, QV_RAW_COL);
+						qv_prepare_tokens(stale[i].set, raws, SPI_processed);
 				for (j = 0; j < SPI_processed; j++)
 				{
 					Datum		values[QV_RAW_COL - 1];
@@ -692,7 +713,7 @@ stage_quarantine_rows(PG_FUNCTION_ARGS)
 							ver->set = qv_parse_masks(ver->masks_json, owner);
 							MemoryContextSwitchTo(o2);
 							/* this chunk's tokens for the newly parsed masks */
-							qv_prepare_tokens(ver->set, tt, SPI_processed, QV_RAW_COL);
+							qv_prepare_tokens(ver->set, raws, SPI_processed);
 						}
 						values[5] = qv_row_data(cols, ncols, cur);
 						nulls[5] = false;
@@ -716,6 +737,249 @@ stage_quarantine_rows(PG_FUNCTION_ARGS)
 	PG_END_TRY();
 	MemoryContextDelete(cxt);
 	return (Datum) 0;
+}
+
+/*
+ * One row at a time: stage._quarantine_row_data and stage._quarantine_reasons
+ * compute, in the views' target lists, the two masked columns of the
+ * quarantine row (pipeline_id, landing_id), so only the rows a query
+ * returns pay (a count or a LIMIT never masks the rest).
+ *
+ * The caller passes the stored column: it is returned as it is when the
+ * row's contract version masks as the current masks do (the common case:
+ * no read).  Otherwise the row is read by its key, as the catalog owner,
+ * and masked again from its raw_data with the current masks; what the
+ * caller passed is ignored, so nothing but the row's own values is ever
+ * masked (no way to have a value of one's choosing hashed or looked up in
+ * the vault).  NULL for a pipeline the caller may not see, and for a row
+ * that is not there.
+ *
+ * Each call site keeps, in fn_extra for the query, the pipelines it met:
+ * owner, visibility, current masks and the versions whose masks differ,
+ * read once per query (so a change of masks shows from the next query).
+ */
+typedef struct QvPipeline
+{
+	int32		pipeline_id;
+	Oid			owner;
+	bool		visible;
+	QvMaskSet  *cur;
+	QvVersion  *stale;
+	int			nstale;
+} QvPipeline;
+
+typedef struct QvRowCache
+{
+	int			n;
+	int			cap;
+	QvPipeline *pipelines;
+} QvRowCache;
+
+/* the read of one row by its key, prepared once per backend */
+static SPIPlanPtr qv_row_plan = NULL;
+
+/* a pipeline's masks and the caller's right to see it; runs inside SPI */
+static void
+qv_load_pipeline(QvPipeline *p, MemoryContext cxt)
+{
+	Oid			argtype = INT4OID;
+	Datum		arg = Int32GetDatum(p->pipeline_id);
+	Oid			caller = stage_caller();
+	bool		isnull;
+	GuardSwitch gs;
+
+	guard_push_catalog(&gs);
+	PG_TRY();
+	{
+		if (SPI_execute_with_args("SELECT owner::pg_catalog.oid FROM stage.pipeline"
+								  " WHERE pipeline_id OPERATOR(pg_catalog.=) $1",
+								  1, &argtype, &arg, NULL, true, 1) != SPI_OK_SELECT)
+			elog(ERROR, "stage: could not read stage.pipeline");
+		if (SPI_processed == 1)
+			p->owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
+													  SPI_tuptable->tupdesc, 1, &isnull));
+		p->visible = OidIsValid(p->owner) && guard_may_see_as(caller, p->owner);
+		if (p->visible)
+		{
+			p->cur = qv_current_masks(p->pipeline_id, p->owner, cxt);
+			p->nstale = qv_stale_versions(p->pipeline_id, &p->stale, cxt);
+		}
+	}
+	PG_FINALLY();
+	{
+		guard_pop(&gs);
+	}
+	PG_END_TRY();
+}
+
+/* the entry of a pipeline in the call site's cache, loaded on first use */
+static QvPipeline *
+qv_row_pipeline(FunctionCallInfo fcinfo, int32 pipeline_id)
+{
+	QvRowCache *c = (QvRowCache *) fcinfo->flinfo->fn_extra;
+	MemoryContext cxt = fcinfo->flinfo->fn_mcxt;
+	QvPipeline *p;
+	int			i;
+
+	if (c == NULL)
+	{
+		c = MemoryContextAllocZero(cxt, sizeof(QvRowCache));
+		fcinfo->flinfo->fn_extra = c;
+	}
+	for (i = 0; i < c->n; i++)
+		if (c->pipelines[i].pipeline_id == pipeline_id)
+			return &c->pipelines[i];
+	if (c->n == c->cap)
+	{
+		c->cap = Max(4, c->cap * 2);
+		c->pipelines = c->pipelines == NULL
+			? MemoryContextAllocZero(cxt, sizeof(QvPipeline) * c->cap)
+			: repalloc(c->pipelines, sizeof(QvPipeline) * c->cap);
+	}
+	p = &c->pipelines[c->n];
+	memset(p, 0, sizeof(QvPipeline));
+	p->pipeline_id = pipeline_id;
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	qv_load_pipeline(p, cxt);
+	SPI_finish();
+	c->n++;
+	return p;
+}
+
+/*
+ * The row (pipeline_id, landing_id) masked again with the current masks:
+ * its row_data (reasons false) or its reasons; NULL if it is not there.
+ * Runs inside SPI; the result is in the SPI context.
+ */
+static Datum
+qv_row_remask(FunctionCallInfo fcinfo, QvPipeline *p, int64 landing_id, bool reasons,
+			  bool *isnull)
+{
+	Oid			argtypes[2] = {INT4OID, INT8OID};
+	Datum		args[2];
+	Datum volatile result = (Datum) 0;
+	GuardSwitch gs;
+
+	*isnull = true;
+	guard_push_catalog(&gs);
+	PG_TRY();
+	{
+		if (qv_row_plan == NULL)
+		{
+			SPIPlanPtr	plan = SPI_prepare("SELECT contract_version, raw_data, row_data, reasons"
+										   " FROM stage.quarantine_log"
+										   " WHERE pipeline_id OPERATOR(pg_catalog.=) $1"
+										   " AND landing_id OPERATOR(pg_catalog.=) $2",
+										   2, argtypes);
+
+			if (plan == NULL || SPI_keepplan(plan) != 0)
+				elog(ERROR, "stage: could not prepare the quarantine row query");
+			qv_row_plan = plan;
+		}
+		args[0] = Int32GetDatum(p->pipeline_id);
+		args[1] = Int64GetDatum(landing_id);
+		if (SPI_execute_plan(qv_row_plan, args, NULL, true, 1) != SPI_OK_SELECT)
+			elog(ERROR, "stage: could not read stage.quarantine_log");
+		if (SPI_processed == 1)
+		{
+			HeapTuple	tup = SPI_tuptable->vals[0];
+			TupleDesc	desc = SPI_tuptable->tupdesc;
+			bool		null;
+			int32		version = DatumGetInt32(SPI_getbinval(tup, desc, 1, &null));
+			QvVersion  *ver = qv_version(p->stale, p->nstale, version);
+
+			if (ver == NULL)
+			{
+				/* masked as the current masks do: as stored */
+				result = SPI_getbinval(tup, desc, reasons ? 4 : 3, isnull);
+			}
+			else
+			{
+				Jsonb	   *raw = DatumGetJsonbP(SPI_getbinval(tup, desc, 2, &null));
+				QvCol	   *cols;
+				int			ncols = qv_raw_columns(raw, &cols);
+
+				if (ver->set == NULL)
+				{
+					MemoryContext o = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
+
+					ver->set = qv_parse_masks(ver->masks_json, p->owner);
+					MemoryContextSwitchTo(o);
+				}
+				/* the vault, for this row's values */
+				qv_prepare_tokens(p->cur, &raw, 1);
+				qv_prepare_tokens(ver->set, &raw, 1);
+				if (reasons)
+					result = qv_reasons(DatumGetJsonbP(SPI_getbinval(tup, desc, 4, &null)),
+										cols, ncols, p->cur, ver->set);
+				else
+					result = qv_row_data(cols, ncols, p->cur);
+				*isnull = false;
+			}
+		}
+	}
+	PG_FINALLY();
+	{
+		guard_pop(&gs);
+	}
+	PG_END_TRY();
+	return result;
+}
+
+/* row_data (reasons false) or reasons of a quarantine row, as shown */
+static Datum
+qv_row_shown(FunctionCallInfo fcinfo, bool reasons)
+{
+	int32		pipeline_id = PG_GETARG_INT32(0);
+	int64		landing_id = PG_GETARG_INT64(1);
+	int32		version = PG_GETARG_INT32(2);
+	QvPipeline *p = qv_row_pipeline(fcinfo, pipeline_id);
+	MemoryContext callercxt = CurrentMemoryContext;
+	Datum		result;
+	bool		isnull;
+
+	if (!p->visible)
+		PG_RETURN_NULL();
+	if (qv_version(p->stale, p->nstale, version) == NULL)
+		PG_RETURN_DATUM(PG_GETARG_DATUM(3));
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	result = qv_row_remask(fcinfo, p, landing_id, reasons, &isnull);
+	if (!isnull)
+	{
+		MemoryContext o = MemoryContextSwitchTo(callercxt);
+
+		result = PointerGetDatum(PG_DETOAST_DATUM_COPY(result));
+		MemoryContextSwitchTo(o);
+	}
+	SPI_finish();
+	if (isnull)
+		PG_RETURN_NULL();
+	PG_RETURN_DATUM(result);
+}
+
+/*
+ * stage._quarantine_row_data(pipeline_id integer, landing_id bigint,
+ *   contract_version integer, row_data jsonb) RETURNS jsonb
+ */
+PG_FUNCTION_INFO_V1(stage_quarantine_row_data);
+Datum
+stage_quarantine_row_data(PG_FUNCTION_ARGS)
+{
+	return qv_row_shown(fcinfo, false);
+}
+
+/*
+ * stage._quarantine_reasons(pipeline_id integer, landing_id bigint,
+ *   contract_version integer, reasons jsonb) RETURNS jsonb
+ */
+PG_FUNCTION_INFO_V1(stage_quarantine_reasons);
+Datum
+stage_quarantine_reasons(PG_FUNCTION_ARGS)
+{
+	return qv_row_shown(fcinfo, true);
 }
 
 /*

@@ -167,6 +167,9 @@ REVOKE ALL ON stage.landing_partition FROM PUBLIC;
 ALTER TABLE stage.landing_partition ENABLE ROW LEVEL SECURITY;
 /* now plpgsql (41_partitions.sql): it drops landing partitions */
 DROP FUNCTION stage._purge_landing(integer);
+/* the open items newest first, for stage.quarantine (as 10_catalog.sql makes it) */
+CREATE INDEX quarantine_log_open_newest ON stage.quarantine_log (quarantined_at DESC, landing_id, pipeline_id)
+	WHERE status OPERATOR(pg_catalog.=) 'open';
 
 /* the event triggers are made again by the pieces (no CREATE OR REPLACE for them) */
 DROP EVENT TRIGGER stage_sql_drop;

@@ -260,6 +260,9 @@ ALTER TABLE stage.quarantine_log REPLICA IDENTITY USING INDEX quarantine_log_nod
 CREATE INDEX ON stage.quarantine_log (pipeline_id, key) WHERE status OPERATOR(pg_catalog.=) 'open';
 /* the oldest open item of a pipeline, in one probe */
 CREATE INDEX ON stage.quarantine_log (pipeline_id, quarantined_at) WHERE status OPERATOR(pg_catalog.=) 'open';
+/* the open items newest first, as stage.quarantine is ordered (its LIMIT reads only what it shows) */
+CREATE INDEX quarantine_log_open_newest ON stage.quarantine_log (quarantined_at DESC, landing_id, pipeline_id)
+	WHERE status OPERATOR(pg_catalog.=) 'open';
 CREATE INDEX ON stage.quarantine_log (pipeline_id, successor_id)
 	WHERE status OPERATOR(pg_catalog.=) 'open' AND successor_id IS NOT NULL;
 /* a pipeline's items closed longest ago, for history retention (stage._purge_history) */

@@ -361,6 +361,29 @@ AS 'MODULE_PATHNAME', 'stage_quarantine_rows';
 COMMENT ON FUNCTION stage._quarantine(integer) IS
 	'a pipeline''s quarantine items (every status) for its owner and stage_analyst members, masked with the current masks';
 
+/*
+ * The two masked columns of one quarantine row, for the views' target
+ * lists: the stored value when the row's contract version masks as the
+ * current masks do, else the row read by its key and masked again (the
+ * value passed is then ignored); NULL for a pipeline the caller may not
+ * see.  Per row, so only the rows a query returns are masked.
+ */
+CREATE FUNCTION stage._quarantine_row_data(pipeline_id integer, landing_id bigint,
+										   contract_version integer, row_data jsonb)
+RETURNS jsonb
+LANGUAGE c STABLE STRICT
+AS 'MODULE_PATHNAME', 'stage_quarantine_row_data';
+COMMENT ON FUNCTION stage._quarantine_row_data(integer, bigint, integer, jsonb) IS
+	'a quarantine row''s row_data as the caller may see it: masked with the current masks';
+
+CREATE FUNCTION stage._quarantine_reasons(pipeline_id integer, landing_id bigint,
+										  contract_version integer, reasons jsonb)
+RETURNS jsonb
+LANGUAGE c STABLE STRICT
+AS 'MODULE_PATHNAME', 'stage_quarantine_reasons';
+COMMENT ON FUNCTION stage._quarantine_reasons(integer, bigint, integer, jsonb) IS
+	'a quarantine row''s reasons as the caller may see them: values and messages masked with the current masks';
+
 CREATE FUNCTION stage.quarantine_raw(pipeline text)
 RETURNS TABLE(landing_id bigint, batch_id bigint, contract_version integer, raw_data jsonb,
 			  reasons jsonb, quarantined_at timestamptz)

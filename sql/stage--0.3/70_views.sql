@@ -36,6 +36,12 @@ SELECT p.name AS pipeline, p.target, p.landing, p.format, p.key, p.on_duplicate,
   FROM stage.pipeline p
  WHERE stage._may_see(p.owner);
 
+/*
+ * stage.batches lists the newest batches first: read in that order from
+ * the batch key, "the last 100 batches" reads 100 rows, not the history
+ * (the view is a security barrier, so the caller's ORDER BY and LIMIT
+ * cannot reach inside it; its own order can).
+ */
 CREATE VIEW stage.batches WITH (security_barrier) AS
 SELECT b.batch_id, p.name AS pipeline, b.kind, b.contract_version, b.status,
 	   b.rows_in, b.rows_clean, b.rows_quarantined, b.rows_duplicate, b.rows_warned,
@@ -49,7 +55,8 @@ SELECT b.batch_id, p.name AS pipeline, b.kind, b.contract_version, b.status,
 	   b.sqlstate, b.backend_pid, b.run_by,
 	   b.win_lo, b.win_hi, b.from_id, b.to_id, b.lane
   FROM stage.batch b JOIN stage.pipeline p USING (pipeline_id)
- WHERE stage._may_see(p.owner);
+ WHERE stage._may_see(p.owner)
+ ORDER BY b.batch_id DESC;
 
 CREATE VIEW stage.rule_stats WITH (security_barrier) AS
 SELECT p.name AS pipeline, s.batch_id, s.rule_name, s.column_name, s.kind, s.severity,
@@ -87,25 +94,53 @@ GRANT SELECT ON stage.pipelines, stage.batches, stage.rule_stats, stage.transfor
  * show masked with their current mask, also on rows quarantined before it
  * was set.  stage.quarantine shows the open items, the work still to do;
  * stage.quarantine_all every item whatever its status.
+ *
+ * Plain views over stage.quarantine_log, so that a caller's conditions on
+ * the pipeline, landing_id or status reach its indexes: the masked columns
+ * (reasons, row_data, and value and message taken from the reasons) are
+ * computed per row in the target list, so only the rows a query returns
+ * are masked (a count or a LIMIT masks no other row).  rule_name, kind and
+ * column_name come from the stored reasons: masking never changes them.
+ * stage.quarantine is ordered newest first (ties by landing_id), the way
+ * the work queue is read: with the pipeline's open items read in that
+ * order from an index, "the newest 100" reads 100 rows.
  */
 CREATE VIEW stage.quarantine_all WITH (security_barrier) AS
 SELECT p.name AS pipeline, q.batch_id, q.landing_id, q.contract_version,
 	   q.reasons OPERATOR(pg_catalog.->) 0 OPERATOR(pg_catalog.->>) 'rule' AS rule_name,
 	   q.reasons OPERATOR(pg_catalog.->) 0 OPERATOR(pg_catalog.->>) 'kind' AS kind,
 	   q.reasons OPERATOR(pg_catalog.->) 0 OPERATOR(pg_catalog.->>) 'column' AS column_name,
-	   q.reasons OPERATOR(pg_catalog.->) 0 OPERATOR(pg_catalog.->>) 'value' AS value,
-	   q.reasons OPERATOR(pg_catalog.->) 0 OPERATOR(pg_catalog.->>) 'message' AS message,
-	   q.reasons, q.row_data, q.source, q.role::pg_catalog.name AS role, q.received_at, q.quarantined_at,
+	   stage._quarantine_reasons(q.pipeline_id, q.landing_id, q.contract_version, q.reasons)
+		 OPERATOR(pg_catalog.->) 0 OPERATOR(pg_catalog.->>) 'value' AS value,
+	   stage._quarantine_reasons(q.pipeline_id, q.landing_id, q.contract_version, q.reasons)
+		 OPERATOR(pg_catalog.->) 0 OPERATOR(pg_catalog.->>) 'message' AS message,
+	   stage._quarantine_reasons(q.pipeline_id, q.landing_id, q.contract_version, q.reasons) AS reasons,
+	   stage._quarantine_row_data(q.pipeline_id, q.landing_id, q.contract_version, q.row_data) AS row_data,
+	   q.source, q.role::pg_catalog.name AS role, q.received_at, q.quarantined_at,
 	   q.status, q.successor_id, q.closed_at, q.closed_by, q.note
   FROM stage.pipeline p
- CROSS JOIN LATERAL stage._quarantine(p.pipeline_id) q
+  JOIN stage.quarantine_log q ON q.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id
  WHERE stage._may_see(p.owner);
 
 CREATE VIEW stage.quarantine WITH (security_barrier) AS
-SELECT x.* FROM stage.quarantine_all x
-  JOIN stage.pipeline p ON p.name OPERATOR(pg_catalog.=) x.pipeline
- WHERE x.status OPERATOR(pg_catalog.=) 'open' AND stage._may_see(p.owner);
+SELECT p.name AS pipeline, q.batch_id, q.landing_id, q.contract_version,
+	   q.reasons OPERATOR(pg_catalog.->) 0 OPERATOR(pg_catalog.->>) 'rule' AS rule_name,
+	   q.reasons OPERATOR(pg_catalog.->) 0 OPERATOR(pg_catalog.->>) 'kind' AS kind,
+	   q.reasons OPERATOR(pg_catalog.->) 0 OPERATOR(pg_catalog.->>) 'column' AS column_name,
+	   stage._quarantine_reasons(q.pipeline_id, q.landing_id, q.contract_version, q.reasons)
+		 OPERATOR(pg_catalog.->) 0 OPERATOR(pg_catalog.->>) 'value' AS value,
+	   stage._quarantine_reasons(q.pipeline_id, q.landing_id, q.contract_version, q.reasons)
+		 OPERATOR(pg_catalog.->) 0 OPERATOR(pg_catalog.->>) 'message' AS message,
+	   stage._quarantine_reasons(q.pipeline_id, q.landing_id, q.contract_version, q.reasons) AS reasons,
+	   stage._quarantine_row_data(q.pipeline_id, q.landing_id, q.contract_version, q.row_data) AS row_data,
+	   q.source, q.role::pg_catalog.name AS role, q.received_at, q.quarantined_at,
+	   q.status, q.successor_id, q.closed_at, q.closed_by, q.note
+  FROM stage.pipeline p
+  JOIN stage.quarantine_log q ON q.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id
+ WHERE q.status OPERATOR(pg_catalog.=) 'open' AND stage._may_see(p.owner)
+ ORDER BY q.quarantined_at DESC, q.landing_id;
 
+/* rule, kind and column of each reason: never masked, read as stored */
 CREATE VIEW stage.dlq_summary WITH (security_barrier) AS
 SELECT p.name AS pipeline, r.value OPERATOR(pg_catalog.->>) 'rule' AS rule_name,
 	   r.value OPERATOR(pg_catalog.->>) 'kind' AS kind,
@@ -116,7 +151,7 @@ SELECT p.name AS pipeline, r.value OPERATOR(pg_catalog.->>) 'rule' AS rule_name,
 	   pg_catalog.count(DISTINCT q.landing_id) FILTER (WHERE q.status OPERATOR(pg_catalog.=) 'open') AS open_rows,
 	   pg_catalog.count(DISTINCT q.landing_id) FILTER (WHERE q.status OPERATOR(pg_catalog.<>) 'open') AS closed_rows
   FROM stage.pipeline p
- CROSS JOIN LATERAL stage._quarantine(p.pipeline_id) q
+  JOIN stage.quarantine_log q ON q.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id
  CROSS JOIN LATERAL pg_catalog.jsonb_array_elements(q.reasons) r
  WHERE stage._may_see(p.owner)
  GROUP BY 1, 2, 3, 4, 5;

@@ -249,7 +249,9 @@ SELECT is_empty(
 	   WHERE p.pronamespace = 'stage'::regnamespace AND p.proname LIKE '\_%'
 		 AND pg_catalog.has_function_privilege('public', p.oid, 'EXECUTE')
 		 AND p.proname NOT IN ('_may_see', '_owns', '_withheld', '_quarantine',
+							   '_quarantine_row_data', '_quarantine_reasons',
 							   '_quarantine_count', '_workers', '_backpressure_counts',
+							   '_retention_state_for', '_partition_rows_for',
 							   '_latency_bounds', '_label', '_quantile')$$,
 	'PUBLIC cannot execute any internal function but those the views call');
 -- every gate has its implementation, and nothing else is a gate
