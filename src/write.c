@@ -526,7 +526,11 @@ mover_has_open_items(int pipeline_id)
  * repaired; an open item of a key that a later landing row (a higher
  * landing id) moved clean with is superseded by that row.  Nothing to do
  * while the pipeline has no open item (m->open_items, read when the batch
- * began and set when a piece quarantines a row).
+ * began and set when a piece quarantines a row).  The keys are looked up
+ * in the open items' key index (key = ANY): the items read are those of
+ * the piece's keys, however many others are open (joined on the key
+ * alone, the update was planned as a walk of every open item of the
+ * pipeline, in key order, each piece).
  */
 void
 mover_close_items(Mover *m)
@@ -580,6 +584,7 @@ mover_close_items(Mover *m)
 				 " WHERE u.k IS NOT NULL GROUP BY u.k) AS c"
 				 " WHERE q.pipeline_id OPERATOR(pg_catalog.=) $1"
 				 " AND q.status OPERATOR(pg_catalog.=) 'open'"
+				 " AND q.key OPERATOR(pg_catalog.=) ANY ($4)"
 				 " AND q.key OPERATOR(pg_catalog.=) c.k"
 				 " AND q.landing_id OPERATOR(pg_catalog.<) c.id",
 				 4, types, vals, NULL, SPI_OK_UPDATE);

@@ -143,7 +143,10 @@ BEGIN
 		'SELECT (SELECT l._stage_id FROM %1$s l ORDER BY l._stage_txid, l._stage_id LIMIT 1),
 				(SELECT l._stage_id FROM %1$s l ORDER BY l._stage_txid DESC, l._stage_id DESC LIMIT 1)', part)
 	INTO first_id, last_id;
-	RETURN COALESCE(GREATEST(last_id OPERATOR(pg_catalog.-) first_id OPERATOR(pg_catalog.+) 1, 1), 0);
+	IF first_id IS NULL THEN
+		RETURN 0;
+	END IF;
+	RETURN GREATEST(last_id OPERATOR(pg_catalog.-) first_id OPERATOR(pg_catalog.+) 1, 1);
 END
 $$;
 
@@ -304,9 +307,9 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	p stage.pipeline;
-	grace interval := GREATEST(pg_catalog.make_interval(secs => 2 OPERATOR(pg_catalog.*)
-		COALESCE(NULLIF(pg_catalog.current_setting('stage.retention_interval', true), '')::interval, '10 s'::interval)
-		OPERATOR(pg_catalog./) '1 second'::interval), '1 minute'::interval);
+	grace interval := GREATEST(2 OPERATOR(pg_catalog.*)
+		COALESCE(NULLIF(pg_catalog.current_setting('stage.retention_interval', true), '')::interval, '10 s'::interval),
+		'1 minute'::interval);
 	overdue bigint := 0;
 	gone bigint;
 	part regclass;

@@ -329,8 +329,12 @@ SELECT p.name AS pipeline, p.enabled, p.paused_reason,
 	   COALESCE(d.dismissed, 0) AS dlq_dismissed,
 	   (pr.p95 OPERATOR(pg_catalog.*) 1000000)::double precision AS microseconds_per_row_p95,
 	   /* producer statements refused by backpressure since the server started */
-	   COALESCE(bp.rejections, 0) AS backpressure_rejections
+	   COALESCE(bp.rejections, 0) AS backpressure_rejections,
+	   /* retention (41_partitions.sql): the oldest landing row's age, M7 */
+	   rs.oldest_landing_age,
+	   rs.retention_compliance
   FROM stage.pipeline p
+  LEFT JOIN LATERAL stage._retention_state_for(p.pipeline_id) rs ON true
   LEFT JOIN stage._backpressure_counts() bp USING (pipeline_id)
   LEFT JOIN per_pipeline pp USING (pipeline_id)
   LEFT JOIN latency l USING (pipeline_id)

@@ -274,10 +274,16 @@ BEGIN
 END
 $$;
 
+/*
+ * (The transition tables are joined by hash: a nested loop, planned once
+ * for a few items and kept by the plan cache, read the spilled tuplestore
+ * once per item: a batch that superseded 10,000 items took 34 s.)
+ */
 CREATE FUNCTION stage._count_items_updated()
 RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
+SET enable_nestloop = off
 AS $$
 BEGIN
 	PERFORM stage._count_item_changes(pg_catalog.jsonb_agg(x.c),
