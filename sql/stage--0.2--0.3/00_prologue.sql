@@ -84,6 +84,10 @@ ALTER TABLE stage.pipeline ADD COLUMN history_retention interval
 UPDATE stage.pipeline SET history_retention = '30 days';
 ALTER TABLE stage.pipeline ALTER COLUMN history_retention SET DEFAULT '30 days';
 ALTER TABLE stage.pipeline ALTER COLUMN history_retention SET NOT NULL;
+/* the landing partitions' interval (NULL: from the retention) */
+ALTER TABLE stage.pipeline ADD COLUMN partition_interval interval
+	CHECK (partition_interval OPERATOR(pg_catalog.>=) '1 second'::interval
+		   AND partition_interval OPERATOR(pg_catalog.<=) '7 days'::interval);
 CREATE INDEX ON stage.batch (pipeline_id, finished_at);
 CREATE INDEX ON stage.quarantine_log (pipeline_id, closed_at) WHERE status OPERATOR(pg_catalog.<>) 'open';
 /* set_retention takes the history's too */

@@ -46,19 +46,23 @@ CREATE TABLE stage.pipeline (
 	target_changed_at timestamptz,
 	/* the staging node the row belongs to (stage.node_name): keeps the rows of several nodes apart on a warehouse */
 	node			text NOT NULL DEFAULT stage.node_name(),
-	/*
-	 * batches, their statistics, duplicates, lineage events and closed
-	 * quarantine items older than this leave by stage.purge() (42_retention.sql)
-	 */
-	history_retention interval NOT NULL DEFAULT '30 days'
-		CHECK (history_retention OPERATOR(pg_catalog.>=) '0'::interval),
 	/* backpressure (stage.set_backpressure): producers refused or held above these (NULL: no limit) */
 	max_backlog		bigint CHECK (max_backlog OPERATOR(pg_catalog.>) 0),
 	max_backlog_age	interval CHECK (max_backlog_age OPERATOR(pg_catalog.>) '0'::interval),
 	on_backlog		text NOT NULL DEFAULT 'reject'
 		CHECK (on_backlog OPERATOR(pg_catalog.=) ANY (ARRAY['reject', 'wait'])),
 	backlog_wait	interval NOT NULL DEFAULT '10 seconds'
-		CHECK (backlog_wait OPERATOR(pg_catalog.>=) '0'::interval)
+		CHECK (backlog_wait OPERATOR(pg_catalog.>=) '0'::interval),
+	/*
+	 * batches, their statistics, duplicates, lineage events and closed
+	 * quarantine items older than this leave by stage.purge() (42_retention.sql)
+	 */
+	history_retention interval NOT NULL DEFAULT '30 days'
+		CHECK (history_retention OPERATOR(pg_catalog.>=) '0'::interval),
+	/* how long one landing partition lasts (41_partitions.sql); NULL: a quarter of the retention, 10 s to 1 day */
+	partition_interval interval
+		CHECK (partition_interval OPERATOR(pg_catalog.>=) '1 second'::interval
+			   AND partition_interval OPERATOR(pg_catalog.<=) '7 days'::interval)
 );
 COMMENT ON TABLE stage.pipeline IS 'one row per pipeline: target, landing table, policies and the open snapshot window';
 /*

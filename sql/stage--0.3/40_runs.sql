@@ -599,12 +599,13 @@ $$;
  * its history (stage._purge_history); NULL leaves one as it is.
  */
 CREATE FUNCTION stage.set_retention(pipeline text, retention interval DEFAULT NULL,
-									history_retention interval DEFAULT NULL)
+									history_retention interval DEFAULT NULL,
+									partition_interval interval DEFAULT NULL)
 RETURNS void
 LANGUAGE c VOLATILE
 AS 'MODULE_PATHNAME', 'stage_api';
 CREATE FUNCTION stage._do_set_retention(pipeline text, retention interval,
-										history_retention interval)
+										history_retention interval, partition_interval interval)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -612,8 +613,8 @@ AS $$
 DECLARE
 	p stage.pipeline := stage._pipeline(pipeline, true);
 BEGIN
-	IF retention IS NULL AND history_retention IS NULL THEN
-		RAISE EXCEPTION 'retention or history_retention must be given'
+	IF retention IS NULL AND history_retention IS NULL AND partition_interval IS NULL THEN
+		RAISE EXCEPTION 'retention, history_retention or partition_interval must be given'
 			USING ERRCODE = 'null_value_not_allowed',
 				  HINT = 'For example stage.set_retention(''orders'', ''7 days'') for landing rows, stage.set_retention(''orders'', history_retention => ''90 days'') for the history.';
 	END IF;
@@ -627,9 +628,19 @@ BEGIN
 			USING ERRCODE = 'invalid_parameter_value',
 				  HINT = 'For example stage.set_retention(''orders'', history_retention => ''90 days'').';
 	END IF;
+	IF partition_interval OPERATOR(pg_catalog.<>) '0'::interval
+	   AND (partition_interval OPERATOR(pg_catalog.<) '1 second'::interval
+			OR partition_interval OPERATOR(pg_catalog.>) '7 days'::interval) THEN
+		RAISE EXCEPTION 'partition_interval must be between 1 second and 7 days, or 0 for a quarter of the retention'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'For example stage.set_retention(''orders'', partition_interval => ''1 hour'').';
+	END IF;
 	UPDATE stage.pipeline x
 	   SET retention = COALESCE(_do_set_retention.retention, x.retention),
-		   history_retention = COALESCE(_do_set_retention.history_retention, x.history_retention)
+		   history_retention = COALESCE(_do_set_retention.history_retention, x.history_retention),
+		   partition_interval = CASE WHEN _do_set_retention.partition_interval IS NULL THEN x.partition_interval
+									 WHEN _do_set_retention.partition_interval OPERATOR(pg_catalog.=) '0'::interval THEN NULL
+									 ELSE _do_set_retention.partition_interval END
 	 WHERE x.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id;
 END
 $$;

@@ -24,13 +24,17 @@
  * at the next pass when a batch or a long COPY holds it.
  */
 
-/* how long one range of a pipeline's landing lasts: a quarter of the retention, 10 s to 1 day */
-CREATE FUNCTION stage._partition_interval(retention interval)
+/*
+ * How long one range of a pipeline's landing lasts: its partition_interval
+ * (stage.set_retention), else a quarter of the retention, 10 s to 1 day.
+ */
+CREATE FUNCTION stage._partition_interval(retention interval, partition_interval interval)
 RETURNS interval
 LANGUAGE sql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-SELECT LEAST(GREATEST(retention OPERATOR(pg_catalog./) 4, '10 seconds'::interval), '1 day'::interval)
+SELECT COALESCE(partition_interval,
+				LEAST(GREATEST(retention OPERATOR(pg_catalog./) 4, '10 seconds'::interval), '1 day'::interval))
 $$;
 
 /*
@@ -54,7 +58,7 @@ BEGIN
 	  FROM stage.landing_partition lp
 	 WHERE lp.pipeline_id OPERATOR(pg_catalog.=) _partition_width.pipeline_id
 	 ORDER BY lp.created_at LIMIT 1;
-	SELECT EXTRACT(epoch FROM stage._partition_interval(p.retention)) INTO span
+	SELECT EXTRACT(epoch FROM stage._partition_interval(p.retention, p.partition_interval)) INTO span
 	  FROM stage.pipeline p WHERE p.pipeline_id OPERATOR(pg_catalog.=) _partition_width.pipeline_id;
 	secs := EXTRACT(epoch FROM pg_catalog.now() OPERATOR(pg_catalog.-) since);
 	IF since IS NULL OR secs OPERATOR(pg_catalog.<) 1 THEN

@@ -32,7 +32,10 @@ SELECT p.name AS pipeline, p.target, p.landing, p.format, p.key, p.on_duplicate,
 		 WHERE m.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id) AS masks,
 	   p.win_hi IS NOT NULL AS window_open,
 	   p.created_at, p.lanes, p.target_changed_at, p.history_retention,
-	   p.max_backlog, p.max_backlog_age, p.on_backlog, p.backlog_wait
+	   p.max_backlog, p.max_backlog_age, p.on_backlog, p.backlog_wait,
+	   COALESCE(p.partition_interval,
+				LEAST(GREATEST(p.retention OPERATOR(pg_catalog./) 4, '10 seconds'::interval), '1 day'::interval))
+		 AS partition_interval
   FROM stage.pipeline p
  WHERE stage._may_see(p.owner);
 

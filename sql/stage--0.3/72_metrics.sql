@@ -467,17 +467,19 @@ RETURNS TABLE(pipeline text, paused integer, held integer, backlog_rows bigint,
 			  oldest_pending_age_seconds double precision, last_arrival_timestamp_seconds double precision,
 			  last_batch_timestamp_seconds double precision, dlq_open bigint,
 			  dlq_oldest_open_age_seconds double precision, rows_last_hour bigint,
-			  rows_baseline_hour double precision, volume_anomaly_score double precision)
+			  rows_baseline_hour double precision, volume_anomaly_score double precision,
+			  oldest_landing_age_seconds double precision, retention_compliance double precision)
 LANGUAGE c STABLE
 AS 'MODULE_PATHNAME', 'stage_api';
 COMMENT ON FUNCTION stage.metric_gauges() IS
-	'the state of each pipeline as Prometheus gauges: backlog, freshness, open quarantine, volume';
+	'the state of each pipeline as Prometheus gauges: backlog, freshness, open quarantine, volume, retention';
 CREATE FUNCTION stage._do_metric_gauges()
 RETURNS TABLE(pipeline text, paused integer, held integer, backlog_rows bigint,
 			  oldest_pending_age_seconds double precision, last_arrival_timestamp_seconds double precision,
 			  last_batch_timestamp_seconds double precision, dlq_open bigint,
 			  dlq_oldest_open_age_seconds double precision, rows_last_hour bigint,
-			  rows_baseline_hour double precision, volume_anomaly_score double precision)
+			  rows_baseline_hour double precision, volume_anomaly_score double precision,
+			  oldest_landing_age_seconds double precision, retention_compliance double precision)
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -532,6 +534,10 @@ BEGIN
 		volume_anomaly_score := CASE WHEN base.days OPERATOR(pg_catalog.>=) 3
 			THEN (rows_last_hour OPERATOR(pg_catalog.-) base.mean) OPERATOR(pg_catalog./)
 				 GREATEST(base.sd, pg_catalog.sqrt(GREATEST(base.mean, 1))) END;
+		/* retention (41_partitions.sql); no landing row: NULL */
+		SELECT EXTRACT(epoch FROM r.oldest_landing_age), r.retention_compliance
+		  INTO oldest_landing_age_seconds, retention_compliance
+		  FROM stage._retention_state(p.pipeline_id) r;
 		RETURN NEXT;
 	END LOOP;
 END
@@ -610,7 +616,9 @@ BEGIN
 		(28, 'stage_landing_purged_rows_total', 'counter', 'Landing rows dropped by retention with their partitions (stage.purge; estimated per partition).'),
 		(29, 'stage_backpressure_rejections_total', 'counter', 'Producer statements refused because the backlog was over the pipeline''s limit (since the server started).'),
 		(30, 'stage_backpressure_waits_total', 'counter', 'Producer statements held by on_backlog wait, whether they then passed or were refused (since the server started).'),
-		(31, 'stage_backpressure_wait_seconds_total', 'counter', 'Time producer statements were held by on_backlog wait (since the server started).')
+		(31, 'stage_backpressure_wait_seconds_total', 'counter', 'Time producer statements were held by on_backlog wait (since the server started).'),
+		(32, 'stage_oldest_landing_age_seconds', 'gauge', 'Age of the oldest landing row still kept, taken or not (retention).'),
+		(33, 'stage_retention_compliance', 'gauge', 'Share of the data past its retention policy that is gone (1: nothing overdue).')
 	), g AS (
 		SELECT * FROM stage.metric_gauges()
 	), samples(n, pipeline, ord, line) AS (
@@ -644,7 +652,8 @@ BEGIN
 			(15, g.paused::double precision), (16, g.held), (17, g.backlog_rows),
 			(18, g.oldest_pending_age_seconds), (19, g.last_arrival_timestamp_seconds),
 			(20, g.last_batch_timestamp_seconds), (21, g.dlq_open), (22, g.dlq_oldest_open_age_seconds),
-			(23, g.rows_last_hour), (24, g.rows_baseline_hour), (25, g.volume_anomaly_score)) AS v(n, v)
+			(23, g.rows_last_hour), (24, g.rows_baseline_hour), (25, g.volume_anomaly_score),
+			(32, g.oldest_landing_age_seconds), (33, g.retention_compliance)) AS v(n, v)
 		  JOIN fam f ON f.n OPERATOR(pg_catalog.=) v.n
 		 WHERE v.v IS NOT NULL
 		UNION ALL

@@ -11,6 +11,9 @@
 # are filler, landed and moved untimed.  After the last mark: purge of the
 # first BENCH_VOLUME_PURGE rows (older than the retention set just before),
 # against a plain DELETE of the same rows from a copy of the landing table.
+# stage.purge drops whole partitions: the rows it drops are those of the
+# partitions that hold only rows of the first BENCH_VOLUME_PURGE (each
+# million landed is one transaction, so one partition's).
 #
 #   BENCH_VOLUME_MAX    finished rows at the end (default 50000000)
 #   BENCH_VOLUME_MARKS  the marks (default: 1M, 10M, 50M, those below MAX, and MAX)
@@ -111,10 +114,18 @@ psql_bench -v ON_ERROR_STOP=1 <<-'EOF'
 	VACUUM vol.landing_copy;
 	SELECT extract(epoch FROM clock_timestamp() - :'t0'::timestamptz) AS s \gset
 	INSERT INTO vol.purge SELECT 'baseline: the VACUUM after it', NULL, :s, :b0, pg_total_relation_size('vol.landing_copy');
-	-- stage.purge: the retention set so that exactly those rows are older
+	-- stage.purge: the retention set so that the partitions holding only
+	-- those rows (ids up to the boundary's) are past it: they were
+	-- finished (seen so by a purge) before the later ones
 	SELECT vol.landing_bytes('stage_landing.vol') AS b0 \gset
+	SELECT stage.purge('vol') AS ignored \gset
+	SELECT max(_stage_id) AS last_id FROM stage_landing.vol WHERE _stage_received_at < (SELECT at FROM vol.boundary) \gset
+	SELECT max(lp.finished_at) AS due FROM stage.landing_partition lp
+	 WHERE lp.pipeline_id = (SELECT pipeline_id FROM stage.pipeline WHERE name = 'vol')
+	   AND lp.finished_at IS NOT NULL
+	   AND vol.last_id(lp.partition) <= :last_id \gset
 	CHECKPOINT;
-	SELECT stage.set_retention('vol', now() - (SELECT at FROM vol.boundary)) AS ignored \gset
+	SELECT stage.set_retention('vol', now() - :'due'::timestamptz) AS ignored \gset
 	SELECT clock_timestamp() AS t0 \gset
 	SELECT stage.purge('vol') AS n \gset
 	SELECT extract(epoch FROM clock_timestamp() - :'t0'::timestamptz) AS s \gset

@@ -32,6 +32,14 @@ CREATE TABLE vol.orders (
 SELECT stage.create_pipeline('vol', 'vol.orders', key => '{order_id}', on_duplicate => 'skip');
 SELECT stage.add_rule('vol', 'amount', 'range', '{"min": 0, "max": 100000}');
 SELECT stage.add_rule('vol', 'currency', 'enum', '{"values": ["USD", "EUR", "GBP"]}');
+/*
+ * The retention stays 7 days (finished rows stay); landing partitions of
+ * 10 seconds of the cluster's transactions, so that the first purge rows
+ * fill whole partitions of their own.  stage.purge() runs as the worker
+ * runs it, every 10 s (here: after each landed million, and every 10 s of
+ * a move): it marks the finished partitions and makes the ones ahead.
+ */
+SELECT stage.set_retention('vol', partition_interval => '10 seconds');
 
 /* rows lo..hi; 4% bad: every 50th amount negative, every 50th currency unknown */
 CREATE PROCEDURE vol.land(lo bigint, hi bigint) LANGUAGE plpgsql AS $$
@@ -49,6 +57,8 @@ BEGIN
 			   (timestamptz '2026-01-01' + g * interval '1 second')::text,
 			   'order note ' || md5(g::text)
 		  FROM generate_series(a, b) g;
+		COMMIT;
+		PERFORM stage.purge('vol');
 		COMMIT;
 		a := b + 1;
 	END LOOP;
@@ -71,6 +81,15 @@ CREATE TABLE vol.mark (
 	quarantine_items bigint,
 	batch_rows		bigint
 );
+
+/* the last landing id of a partition (its index, from the end) */
+CREATE FUNCTION vol.last_id(part regclass) RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+	r bigint;
+BEGIN
+	EXECUTE format('SELECT _stage_id FROM %s ORDER BY _stage_txid DESC, _stage_id DESC LIMIT 1', part) INTO r;
+	RETURN COALESCE(r, 0);
+END $$;
 
 /* the landing table with all its partitions (pg_partition_tree gives a plain table itself) */
 CREATE FUNCTION vol.landing_bytes(t regclass) RETURNS bigint LANGUAGE sql AS $$
@@ -104,10 +123,17 @@ DECLARE
 	s double precision;
 	n bigint := 0;
 	nb bigint := 0;
+	maintained timestamptz := clock_timestamp();
 BEGIN
 	LOOP
 		SELECT * INTO r FROM stage.run_batch('vol', max_rows);
 		COMMIT;
+		/* retention's round, as the worker runs it (part of the time measured) */
+		IF clock_timestamp() - maintained > interval '10 seconds' THEN
+			PERFORM stage.purge('vol');
+			COMMIT;
+			maintained := clock_timestamp();
+		END IF;
 		EXIT WHEN r.status IS DISTINCT FROM 'done' OR r.rows_in = 0;
 		n := n + r.rows_in;
 		nb := nb + 1;
