@@ -229,15 +229,11 @@ stage_landing_ddl(PG_FUNCTION_ARGS)
 			/*
 			 * The txid places the row in a batch window; a row carrying
 			 * any other value than its own transaction's could be skipped
-			 * forever.  NOT VALID: enforced on every insert, and dumped
-			 * after the data, so a restore does not trip over it.
+			 * forever.  The check (stage_txid_is_own, NOT VALID: enforced
+			 * on every insert, and dumped after the data, so a restore
+			 * does not trip over it) is on each partition, made by
+			 * stage._landing_partition_add.
 			 */
-			resetStringInfo(&sql);
-			appendStringInfo(&sql,
-							 "ALTER TABLE %s ADD CONSTRAINT stage_txid_is_own"
-							 " CHECK (_stage_txid OPERATOR(pg_catalog.=) pg_catalog.pg_current_xact_id()) NOT VALID",
-							 qname);
-			landing_exec(sql.data);
 			{
 				Oid			types[2] = {INT4OID, OIDOID};
 				Datum		vals[2] = {Int32GetDatum(pipeline_id), ObjectIdGetDatum(result)};

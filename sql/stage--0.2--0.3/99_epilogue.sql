@@ -80,8 +80,6 @@ BEGIN
 		EXECUTE pg_catalog.format('ALTER TABLE stage_landing.%I ALTER COLUMN _stage_id DROP IDENTITY', part);
 		EXECUTE pg_catalog.format('CREATE INDEX ON %s (_stage_txid, _stage_id)', new);
 		EXECUTE pg_catalog.format('CREATE INDEX ON %s USING brin (_stage_id) WITH (autosummarize = on)', new);
-		EXECUTE pg_catalog.format('ALTER TABLE %s ADD CONSTRAINT stage_txid_is_own'
-								  ' CHECK (_stage_txid OPERATOR(pg_catalog.=) pg_catalog.pg_current_xact_id()) NOT VALID', new);
 		/* (a landing table made under 0.1 may lack it) */
 		IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k
 						WHERE k.conrelid OPERATOR(pg_catalog.=) old

@@ -40,7 +40,7 @@ $$;
 /*
  * The transaction ids a new range of the pipeline spans: the rate at which
  * the cluster used them since the pipeline's oldest range was made, times
- * the partition interval; at least 1,000.
+ * the partition interval; at least 100 (1,000 before there is a rate).
  */
 CREATE FUNCTION stage._partition_width(pipeline_id integer)
 RETURNS bigint
@@ -64,7 +64,7 @@ BEGIN
 	IF since IS NULL OR secs OPERATOR(pg_catalog.<) 1 THEN
 		RETURN 1000;
 	END IF;
-	RETURN LEAST(GREATEST(1000, pg_catalog.ceil((next OPERATOR(pg_catalog.-) since_xid)
+	RETURN LEAST(GREATEST(100, pg_catalog.ceil((next OPERATOR(pg_catalog.-) since_xid)
 												 OPERATOR(pg_catalog./) secs OPERATOR(pg_catalog.*) span)),
 				 1000000000000)::bigint;
 END
@@ -98,6 +98,14 @@ BEGIN
 							  part, p.landing,
 							  COALESCE(pg_catalog.quote_literal(lo::text), 'MINVALUE'),
 							  COALESCE(pg_catalog.quote_literal(hi::text), 'MAXVALUE'));
+	/*
+	 * The txid check, NOT VALID, on each partition (not on the parent: a
+	 * partition gets a parent's check as valid, and pg_dump would then
+	 * restore it before the rows, which fail it).
+	 */
+	EXECUTE pg_catalog.format('ALTER TABLE stage_landing.%I ADD CONSTRAINT stage_txid_is_own'
+							  ' CHECK (_stage_txid OPERATOR(pg_catalog.=) pg_catalog.pg_current_xact_id()) NOT VALID',
+							  part);
 	/* the landing table's owner (the catalog owner), whoever runs this */
 	EXECUTE pg_catalog.format('ALTER TABLE stage_landing.%I OWNER TO %I', part,
 							  (SELECT pg_catalog.pg_get_userbyid(c.relowner) FROM pg_catalog.pg_class c
@@ -186,6 +194,8 @@ BEGIN
 	   OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) p.landing) THEN
 		RETURN 0;
 	END IF;
+	/* not from inside a batch of the pipeline (owner code it runs): 55006 */
+	PERFORM stage._check_idle(p.pipeline_id, p.name);
 	/* one maintenance of a pipeline at a time (the worker and a pg_cron purge) */
 	IF NOT pg_catalog.pg_try_advisory_xact_lock(1937006949, p.pipeline_id) THEN
 		RETURN 0;

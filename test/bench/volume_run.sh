@@ -120,7 +120,7 @@ psql_bench -v ON_ERROR_STOP=1 <<-'EOF'
 	SELECT vol.landing_bytes('stage_landing.vol') AS b0 \gset
 	SELECT stage.purge('vol') AS ignored \gset
 	SELECT max(_stage_id) AS last_id FROM stage_landing.vol WHERE _stage_received_at < (SELECT at FROM vol.boundary) \gset
-	SELECT max(lp.finished_at) AS due FROM stage.landing_partition lp
+	SELECT COALESCE(max(lp.finished_at), now()) AS due FROM stage.landing_partition lp
 	 WHERE lp.pipeline_id = (SELECT pipeline_id FROM stage.pipeline WHERE name = 'vol')
 	   AND lp.finished_at IS NOT NULL
 	   AND vol.last_id(lp.partition) <= :last_id \gset
