@@ -21,7 +21,11 @@
  *	  outcome.c        a row's masked values and reasons; bisection and
  *	                   sweep in subtransactions; reasons and rows as jsonb
  *	  moverutil.c      SPI arrays and statements, hash sets of strings
- *	  landing.c        landing table DDL and the append-only guard
+ *	  landing.c        landing table DDL (partitioned by _stage_txid) and
+ *	                   the append-only guard; the retention state the views
+ *	                   read as the catalog owner
+ *	  backpressure.c   the producers' statement trigger: refuse or wait
+ *	                   while a pipeline's backlog is over its limit
  *	  lane.c           the lane of a landing row, for parallel movers
  *	  qview.c          quarantine as people may see it: masked at read time
  *	  reason.c         which errors are a row's fault; messages withheld

@@ -244,6 +244,47 @@ SELECT stage._purge_history(1);
 \echo :LAST_ERROR_SQLSTATE
 RESET ROLE;
 
+-- M7, retention compliance: batches past their history retention that a
+-- purge has not removed yet count against it, once past the grace (two
+-- rounds of stage.retention_interval, at least a minute); what retention
+-- removed in the last 24 hours counts for it
+SELECT stage.set_retention('rt_orders', history_retention => '1 day');
+SET session_replication_role = replica;
+UPDATE stage.batch b SET finished_at = now() - interval '3 days'
+  FROM rt_batch r WHERE r.batch_id = b.batch_id AND r.n = 9;
+RESET session_replication_role;
+INSERT INTO stage_landing.rt_orders (id) VALUES ('100');
+SELECT rows_in FROM stage.run_batch('rt_orders');
+SELECT retention_compliance < 1 AS behind, retention_compliance > 0 AS some_removed
+  FROM stage.health WHERE pipeline = 'rt_orders';
+SELECT stage.purge('rt_orders') >= 0 AS purged;
+SELECT retention_compliance FROM stage.health WHERE pipeline = 'rt_orders';
+SELECT (SELECT value FROM stage.metric_counters
+		 WHERE pipeline = 'rt_orders' AND metric = 'stage_history_purged_total'
+		   AND labels = '{"table": "batch"}') > 0 AS counted;
+-- and in the Prometheus text
+SELECT line FROM regexp_split_to_table(stage.metrics(), E'\n') AS line
+ WHERE line LIKE 'stage_retention_compliance{pipeline="rt_orders"}%';
+-- an analyst who may not see the pipeline reads no figure of it
+SELECT pipeline_id AS rt_id FROM stage.pipeline WHERE name = 'rt_orders' \gset
+SELECT oldest_landing_age IS NOT NULL AS has_age, retention_compliance FROM stage._retention_state_for(:rt_id);
+SET ROLE rt_other;
+SELECT * FROM stage._retention_state_for(:rt_id);
+RESET ROLE;
+
+-- partition_interval: how long a landing partition lasts (default: a
+-- quarter of the retention, 10 s to 1 day); 0 goes back to the default
+SELECT stage.set_retention('rt_orders', '8 hours');
+SELECT partition_interval FROM stage.pipelines WHERE pipeline = 'rt_orders';
+SELECT stage.set_retention('rt_orders', partition_interval => '15 minutes');
+SELECT partition_interval FROM stage.pipelines WHERE pipeline = 'rt_orders';
+SELECT stage.set_retention('rt_orders', partition_interval => '0');
+SELECT partition_interval FROM stage.pipelines WHERE pipeline = 'rt_orders';
+SELECT stage.set_retention('rt_orders', partition_interval => '10 days');
+\echo :LAST_ERROR_SQLSTATE
+SELECT stage.set_retention('rt_orders', partition_interval => '10 ms');
+\echo :LAST_ERROR_SQLSTATE
+
 SELECT stage.drop_pipeline('rt_orders', force => true);
 DROP TABLE rt_orders, rt_batch, rt_counters_before;
 DROP FUNCTION rt_history(text);

@@ -331,7 +331,9 @@ DECLARE
 BEGIN
 	SELECT * INTO STRICT p FROM stage.pipeline x
 	 WHERE x.pipeline_id OPERATOR(pg_catalog.=) _retention_state.pipeline_id;
-	hcut := pg_catalog.now() OPERATOR(pg_catalog.-) p.history_retention OPERATOR(pg_catalog.-) grace;
+	/* as stage._purge_history: never before the landing retention */
+	hcut := pg_catalog.now() OPERATOR(pg_catalog.-) GREATEST(p.history_retention, p.retention)
+			OPERATOR(pg_catalog.-) grace;
 	IF p.landing IS NOT NULL AND EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) p.landing) THEN
 		EXECUTE pg_catalog.format('SELECT pg_catalog.now() OPERATOR(pg_catalog.-) l._stage_received_at FROM %s l'
 								  ' ORDER BY l._stage_txid, l._stage_id LIMIT 1', p.landing)
@@ -348,6 +350,9 @@ BEGIN
 		OPERATOR(pg_catalog.+) (SELECT pg_catalog.count(*) FROM stage.batch b
 								 WHERE b.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id
 								   AND b.finished_at OPERATOR(pg_catalog.<) hcut
+								   /* the newest batch stays (stage._purge_history) */
+								   AND b.batch_id OPERATOR(pg_catalog.<) (SELECT pg_catalog.max(x.batch_id) FROM stage.batch x
+																			 WHERE x.pipeline_id OPERATOR(pg_catalog.=) p.pipeline_id)
 								   AND NOT EXISTS (SELECT 1 FROM stage.quarantine_log q
 													WHERE q.pipeline_id OPERATOR(pg_catalog.=) b.pipeline_id
 													  AND q.batch_id OPERATOR(pg_catalog.=) b.batch_id
