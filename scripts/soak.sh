@@ -31,6 +31,10 @@
 #   SOAK_SAMPLE     seconds between samples (default 30)
 #   SOAK_PURGE      1: the sampler calls stage.purge() before each sample, as a
 #                   cron job would; 0 (default): retention is the worker's
+#   SOAK_WORK_DLQ   1 (default): the sampler dismisses, before each sample,
+#                   the open quarantine items older than SOAK_RETENTION, as an
+#                   on-call works the quarantine off (open items never
+#                   expire: without it they grow with the bad rows); 0: not
 #   SOAK_TOLERANCE  allowed growth from half time to the end (default 0.2)
 #   SOAK_PORT       server port (default 54353)
 #   SOAK_KEEP       1 keeps the temp dir (data directory and server log)
@@ -54,6 +58,7 @@ SOAK_CLIENTS="${SOAK_CLIENTS:-4}"
 SOAK_RETENTION="${SOAK_RETENTION:-2 minutes}"
 SOAK_SAMPLE="${SOAK_SAMPLE:-30}"
 SOAK_PURGE="${SOAK_PURGE:-0}"
+SOAK_WORK_DLQ="${SOAK_WORK_DLQ:-1}"
 SOAK_TOLERANCE="${SOAK_TOLERANCE:-0.2}"
 SOAK_PORT="${SOAK_PORT:-54353}"
 SOAK_KEEP="${SOAK_KEEP:-0}"
@@ -63,6 +68,7 @@ for v in SOAK_MINUTES SOAK_RATE SOAK_ROWS SOAK_CLIENTS SOAK_SAMPLE SOAK_PORT; do
 	[[ "${!v}" =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer"
 done
 [[ "$SOAK_PURGE" =~ ^[01]$ ]] || die "SOAK_PURGE must be 0 or 1"
+[[ "$SOAK_WORK_DLQ" =~ ^[01]$ ]] || die "SOAK_WORK_DLQ must be 0 or 1"
 [[ "$SOAK_TOLERANCE" =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "SOAK_TOLERANCE must be a number like 0.2"
 [ "$((SOAK_RATE % SOAK_ROWS))" = 0 ] || die "SOAK_RATE must be a multiple of SOAK_ROWS"
 SOAK_TPS=$((SOAK_RATE / SOAK_ROWS))
@@ -118,7 +124,8 @@ done
 
 T0=$(cluster_psql -d postgres -Atc "SELECT clock_timestamp()")
 purge=$([ "$SOAK_PURGE" = 1 ] && echo true || echo false)
-cluster_psql -d postgres -c "CALL soak.run('$T0', $SECONDS_RUN, $SOAK_SAMPLE, $purge)" &
+dlq=$([ "$SOAK_WORK_DLQ" = 1 ] && echo "'$SOAK_RETENTION'::interval" || echo NULL)
+cluster_psql -d postgres -c "CALL soak.run('$T0', $SECONDS_RUN, $SOAK_SAMPLE, $purge, $dlq)" &
 SAMPLER=$!
 
 echo

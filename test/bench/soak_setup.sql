@@ -59,7 +59,8 @@ CREATE TABLE soak.sample (
  * first at 0), each in its own transaction; with purge, calls
  * stage.purge('events') before each sample, as a cron job would.
  */
-CREATE PROCEDURE soak.run(t0 timestamptz, seconds integer, every integer, purge boolean)
+CREATE PROCEDURE soak.run(t0 timestamptz, seconds integer, every integer, purge boolean,
+						  dlq_age interval)
 LANGUAGE plpgsql AS $$
 DECLARE
 	i integer := 0;
@@ -70,6 +71,20 @@ BEGIN
 		n := NULL;
 		IF purge THEN
 			n := stage.purge('events');
+			COMMIT;
+		END IF;
+		/*
+		 * The on-call works the quarantine off: items older than dlq_age
+		 * are dismissed (closed items then expire with the history).
+		 * Without it, open items (which never expire) grow with the 4%
+		 * bad rows, and so would history.
+		 */
+		IF dlq_age IS NOT NULL THEN
+			PERFORM stage.dismiss('events',
+				ARRAY(SELECT q.landing_id FROM stage.quarantine_log q JOIN stage.pipeline p USING (pipeline_id)
+					   WHERE p.name = 'events' AND q.status = 'open'
+						 AND q.quarantined_at < clock_timestamp() - dlq_age),
+				'soak: the on-call dismisses what is older than the retention');
 			COMMIT;
 		END IF;
 		SELECT extract(epoch FROM clock_timestamp() - t0),
