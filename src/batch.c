@@ -60,6 +60,7 @@
 #include "utils/datum.h"
 #include "utils/fmgroids.h"
 #include "utils/fmgrprotos.h"
+#include "partitioning/partbounds.h"
 #include "partitioning/partdesc.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
@@ -831,12 +832,36 @@ mover_read_chunk(Mover *m, Window *w, int64 limit)
 		 * one it makes ahead is empty.
 		 */
 		PartitionDesc pd = RelationGetPartitionDesc(lrel, true);
+		PartitionBoundInfo bi = pd->boundinfo;
+		FullTransactionId *upper = palloc0(sizeof(FullTransactionId) * Max(pd->nparts, 1));
+		bool	   *bounded = palloc0(sizeof(bool) * Max(pd->nparts, 1));
 		int			i;
 
+		/*
+		 * Each partition's upper bound: the range bound datum whose index
+		 * entry names it (partbounds.h).  A partition whose upper bound is
+		 * at or before the cursor holds nothing after it: not read.
+		 */
+		for (i = 0; i < bi->ndatums; i++)
+		{
+			int			k = bi->indexes[i];
+
+			if (k < 0 || k >= pd->nparts)
+				continue;
+			if (bi->kind[i][0] == PARTITION_RANGE_DATUM_VALUE)
+			{
+				upper[k] = DatumGetFullTransactionId(bi->datums[i][0]);
+				bounded[k] = true;
+			}
+		}
 		for (i = 0; i < pd->nparts && m->n < limit; i++)
 		{
-			Relation	part = table_open(pd->oids[i], AccessShareLock);
+			Relation	part;
 			bool		more;
+
+			if (bounded[i] && FullTransactionIdPrecedesOrEquals(upper[i], cr.cur_txid))
+				continue;
+			part = table_open(pd->oids[i], AccessShareLock);
 
 			more = mover_read_relation(m, w, &cr, lrel, part,
 									   index_get_partition(part, p->landing_index), snap);
