@@ -431,6 +431,33 @@ typedef struct PipelineRef
 } PipelineRef;
 
 /*
+ * A short transaction of the worker's own, SPI connected, reporting what it
+ * does; true when the extension is installed in the database (the catalog
+ * may be read).  worker_end closes it.
+ */
+static bool
+worker_begin(const char *activity)
+{
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, activity);
+	if (SPI_execute("SELECT 1 FROM pg_catalog.pg_extension"
+					" WHERE extname OPERATOR(pg_catalog.=) 'stage'", true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not look for the stage extension");
+	return SPI_processed > 0;
+}
+
+static void
+worker_end(void)
+{
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+}
+
+/*
  * The enabled pipelines not backing off, in a short transaction; NIL when
  * the extension is not (yet) installed in this database.
  */
@@ -440,19 +467,9 @@ worker_pipelines(MemoryContext cxt)
 	List	   *result = NIL;
 	uint64		i;
 
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	SPI_connect();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	pgstat_report_activity(STATE_RUNNING, "stage: listing pipelines");
-	if (SPI_execute("SELECT 1 FROM pg_catalog.pg_extension"
-					" WHERE extname OPERATOR(pg_catalog.=) 'stage'", true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not look for the stage extension");
-	if (SPI_processed == 0)
+	if (!worker_begin("stage: listing pipelines"))
 	{
-		SPI_finish();
-		PopActiveSnapshot();
-		CommitTransactionCommand();
+		worker_end();
 		return NIL;
 	}
 	{
@@ -479,9 +496,7 @@ worker_pipelines(MemoryContext cxt)
 		result = lappend(result, p);
 		MemoryContextSwitchTo(old);
 	}
-	SPI_finish();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
+	worker_end();
 	return result;
 }
 
@@ -687,15 +702,7 @@ worker_retention(MemoryContext cxt)
 	List	   *names = NIL;
 	ListCell   *lc;
 
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	SPI_connect();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	pgstat_report_activity(STATE_RUNNING, "stage: retention");
-	if (SPI_execute("SELECT 1 FROM pg_catalog.pg_extension"
-					" WHERE extname OPERATOR(pg_catalog.=) 'stage'", true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not look for the stage extension");
-	if (SPI_processed > 0)
+	if (worker_begin("stage: retention"))
 	{
 		Oid			argtype = OIDOID;
 		Datum		arg = ObjectIdGetDatum(GetUserId());
@@ -712,9 +719,7 @@ worker_retention(MemoryContext cxt)
 			MemoryContextSwitchTo(old);
 		}
 	}
-	SPI_finish();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
+	worker_end();
 
 	foreach(lc, names)
 	{
