@@ -228,6 +228,20 @@ SELECT stage.purge() >= 2 AS purged_all;
 SELECT count(*) AS landing_rows FROM stage_landing.rp_items;
 SELECT * FROM rp_ranges();
 
+-- nobody applied retention for long: the cluster's transactions ran past
+-- every range made ahead, and rows land in the open-ended one; the next
+-- round cuts it a range beyond the present transaction (its rows stay, in
+-- a range of their own) and makes a new open end
+CALL rp_next_range();
+CALL rp_next_range();
+CALL rp_next_range();
+INSERT INTO stage_landing.rp_items (id, qty) VALUES ('6', '6'), ('7', '7');
+SELECT * FROM rp_ranges();
+SELECT stage.purge('rp_items') AS purged;
+SELECT * FROM rp_ranges();
+SELECT rows_in, rows_clean, status FROM stage.run_batch('rp_items');
+SELECT count(*) AS moved FROM rp_items WHERE id IN (6, 7);
+
 -- the quarantined row's landing row is gone, but it can still be replayed
 -- from the raw row its quarantine record keeps
 SELECT landing_id, outcome, reasons->0->>'rule' AS rule
