@@ -162,6 +162,9 @@ SELECT landing_id, outcome FROM stage.replay('rp_events', dry_run => true);
 ----------------------------------------------------------------------------
 CREATE TABLE rp_items (id integer, qty integer);
 SELECT stage.create_pipeline('rp_items', 'rp_items');
+-- partitions of a second of the cluster's transactions (the default, a
+-- quarter of the retention, would make the ranges ahead a day's worth)
+SELECT stage.set_retention('rp_items', partition_interval => '1 second');
 SELECT retention FROM stage.pipelines WHERE pipeline = 'rp_items';
 -- the ranges of the landing table in order: rows, finished, open-ended
 CREATE FUNCTION rp_ranges() RETURNS TABLE (range bigint, rows bigint, finished boolean, open_ended boolean)
