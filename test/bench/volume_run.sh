@@ -79,7 +79,8 @@ vol_advance() {
 		VOL_BOUNDARY=1
 	fi
 	if [ "$timed" = 1 ]; then
-		psql_bench -c "ANALYZE stage_landing.vol" -c "ANALYZE vol.orders" -c CHECKPOINT
+		# the statistics autovacuum keeps (off in the benchmark cluster)
+		psql_bench -c "ANALYZE stage_landing.vol" -c "ANALYZE vol.orders" -c "ANALYZE stage.quarantine_log" -c CHECKPOINT
 		psql_bench -c "CALL vol.move($to, true, $VOL_BATCH)"
 		psql_bench -Atc "SELECT format('mark %s: %s rows moved in %s s (%s finished before)', mark, rows_in,
 				round(seconds::numeric, 2), mark - rows_in) FROM vol.mark WHERE mark = $to"
